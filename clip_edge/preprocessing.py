@@ -1,0 +1,342 @@
+"""CLIP image preprocessing as a TensorFlow graph, equal to transformers' CLIPImageProcessor (PIL backend).
+
+Steps, as OpenAI's CLIP and CLIPImageProcessor do them:
+  decode (JPEG, PNG, GIF first frame, BMP) -> RGB (grey replicated, alpha composited onto white)
+  -> bicubic resize of the shortest side to R (PIL's filter, antialiased when shrinking) -> centre crop R x R
+  -> x / 255 -> (x - OPENAI_MEAN) / OPENAI_STD.
+
+Everything is tf ops so it lives inside a SavedModel. The resize is two matrix products with resampling matrices
+computed from the input size, so with a fixed input size it converts to TFLite builtins (FULLY_CONNECTED), unlike
+tf.image.resize(antialias=True), which needs Flex ops and differs from PIL by up to 5 levels.
+"""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+
+MAX_PIXELS = 100_000_000
+# The resampling matrices are dense ([R, side] each), so a side is capped as well as the area; JPEG and WebP
+# cannot exceed this side length either.
+MAX_SIDE = 65_535
+
+# Pillow's resampler rounds its normalised filter weights to fixed point with this many fractional bits
+# (PRECISION_BITS = 32 - 8 - 2 in Pillow's libImaging/Resample.c); we use the same rounded weights.
+_PIL_WEIGHT_BITS = 22
+
+_SIGNATURES = {  # first bytes of each supported format
+    "jpeg": b"\xff\xd8\xff",
+    "png": b"\x89PNG\r\n\x1a\n",
+    "gif": b"GIF8",
+    "bmp": b"BM",
+}
+_JPEG, _PNG, _GIF, _BMP, _UNKNOWN = range(5)
+
+
+def _pil_bicubic(x):
+    """Pillow's bicubic kernel (Keys, a = -0.5), zero outside [-2, 2]."""
+    a = -0.5
+    x = tf.abs(x)
+    near = ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+    far = (((x - 5.0) * x + 8.0) * x - 4.0) * a
+    return tf.where(x < 1.0, near, tf.where(x < 2.0, far, tf.zeros_like(x)))
+
+
+def _resampling_matrix(in_size, out_size, first, count):
+    """float32 [count, in_size]: rows first..first+count-1 of PIL's bicubic resampling from in_size to out_size.
+
+    As in Pillow: output pixel o is centred at (o + 0.5) * scale in input coordinates; when shrinking the kernel
+    is stretched by the scale (antialiasing); each row is normalised to sum 1, then rounded to 22 fractional bits
+    (half away from zero). Pillow evaluates the kernel only inside a window around the centre; the window holds
+    exactly the inputs where the kernel is non-zero, so evaluating it everywhere and clipping to the image
+    (columns 0..in_size-1) gives the same weights. Built in float64 so centres stay exact for large images.
+    """
+    in_size = tf.cast(in_size, tf.float64)
+    scale = in_size / tf.cast(out_size, tf.float64)
+    inverse_filter_scale = 1.0 / tf.maximum(scale, 1.0)
+    centres = (tf.cast(first + tf.range(count, dtype=first.dtype), tf.float64) + 0.5) * scale
+    inputs = tf.range(in_size, dtype=tf.float64)
+    weights = _pil_bicubic((inputs[None, :] - centres[:, None] + 0.5) * inverse_filter_scale)
+    total = tf.reduce_sum(weights, axis=1, keepdims=True)
+    weights = tf.math.divide_no_nan(weights, total)
+    one = float(1 << _PIL_WEIGHT_BITS)
+    weights = tf.sign(weights) * tf.floor(tf.abs(weights) * one + 0.5) / one
+    return tf.cast(weights, tf.float32)  # k / 2**22 with |k| < 2**23: exact in float32
+
+
+def _round_to_levels(values):
+    """Round half up and clip to 0..255, as Pillow's fixed-point resampler stores each pass in 8 bits."""
+    return tf.clip_by_value(tf.floor(values + 0.5), 0.0, 255.0)
+
+
+def _resized_size(height, width, resolution):
+    """(new_height, new_width) with the shortest side = resolution, as transformers' get_resize_output_image_size.
+
+    transformers computes int(resolution * long / short) in floating point; the floor of the exact quotient is the
+    same integer (the quotient is at least 1/short away from the next integer, far more than double rounding).
+    """
+    height, width = tf.cast(height, tf.int64), tf.cast(width, tf.int64)
+    short = tf.maximum(tf.minimum(height, width), 1)
+    resolution = tf.constant(resolution, tf.int64)
+    new_height = tf.where(height <= width, resolution, resolution * height // short)
+    new_width = tf.where(height <= width, resolution * width // short, resolution)
+    return new_height, new_width
+
+
+def _check_size(height, width, label, batch=1):
+    """Graph assertions for the size limits; `label` (string tensor) names the image in the message.
+
+    An empty batch (batch = 0) passes whatever its height and width: it gives an empty result.
+    """
+    height, width = tf.cast(height, tf.int64), tf.cast(width, tf.int64)
+    empty = tf.equal(batch, 0)
+    return [
+        tf.debugging.Assert(
+            empty | ((height > 0) & (width > 0)),
+            [label, "has no pixels: height", height, "width", width],
+        ),
+        tf.debugging.Assert(
+            empty | (height * width <= MAX_PIXELS),
+            [label, f"is larger than {MAX_PIXELS // 1_000_000} megapixels: height", height, "width", width],
+        ),
+        tf.debugging.Assert(
+            empty | (tf.maximum(height, width) <= MAX_SIDE),
+            [label, f"has a side longer than {MAX_SIDE} pixels: height", height, "width", width],
+        ),
+    ]
+
+
+def _to_rgb(pixels):
+    """uint8 [H, W, C] with C in 1..4 -> [H, W, 3]: grey replicated, alpha composited onto white.
+
+    Compositing onto white is what CLIPImageProcessor's convert_to_rgb does; PIL's plain convert("RGB") and
+    tf.image decoders with channels=3 would instead drop the alpha and keep whatever colour hides under it.
+    """
+    channels = tf.shape(pixels)[-1]
+    colour = tf.cond(
+        channels < 3,
+        lambda: tf.repeat(pixels[..., :1], 3, axis=-1),
+        lambda: pixels[..., :3],
+    )
+
+    def composite():
+        alpha = tf.cast(pixels[..., -1:], tf.float32) / 255.0
+        blended = tf.cast(colour, tf.float32) * alpha + 255.0 * (1.0 - alpha)
+        return tf.cast(tf.round(blended), tf.uint8)
+
+    has_alpha = tf.logical_or(tf.equal(channels, 2), tf.equal(channels, 4))
+    rgb = tf.cond(has_alpha, composite, lambda: colour)
+    return tf.ensure_shape(rgb, [None, None, 3])
+
+
+def _image_format(encoded):
+    """int32 scalar: _JPEG, _PNG, _GIF, _BMP or _UNKNOWN, from the file signature."""
+    found = tf.constant(_UNKNOWN)
+    for index, signature in reversed(list(enumerate(_SIGNATURES.values()))):
+        starts = tf.equal(tf.strings.substr(encoded, 0, len(signature)), signature)
+        found = tf.where(starts, index, found)
+    return found
+
+
+def _header_size(encoded, image_format):
+    """(height, width) int64 read from the file header, so oversized images are refused before decoding."""
+    # Zero padding makes every header field readable even from truncated files (they then fail in the decoder).
+    header = tf.io.decode_raw(tf.strings.substr(tf.strings.join([encoded, b"\0" * 32]), 0, 32), tf.uint8)
+    header = tf.cast(header, tf.int64)
+
+    def big_endian(start, length):
+        return sum(header[start + i] * (1 << (8 * (length - 1 - i))) for i in range(length))
+
+    def little_endian(start, length):
+        return sum(header[start + i] * (1 << (8 * i)) for i in range(length))
+
+    def signed32(value):
+        return tf.where(value >= 1 << 31, value - (1 << 32), value)
+
+    def bmp():
+        # The old 12-byte BITMAPCOREHEADER stores 16-bit sizes, later headers 32-bit signed ones (negative
+        # height = rows stored top-down).
+        core = tf.equal(little_endian(14, 4), 12)
+        width = tf.where(core, little_endian(18, 2), signed32(little_endian(18, 4)))
+        height = tf.where(core, little_endian(20, 2), tf.abs(signed32(little_endian(22, 4))))
+        return height, width
+
+    return tf.switch_case(
+        image_format,
+        branch_fns=[
+            lambda: tuple(tf.unstack(tf.cast(tf.image.extract_jpeg_shape(encoded)[:2], tf.int64))),
+            lambda: (big_endian(20, 4), big_endian(16, 4)),
+            lambda: (little_endian(8, 2), little_endian(6, 2)),
+            bmp,
+        ],
+        default=lambda: (tf.constant(0, tf.int64), tf.constant(0, tf.int64)),
+    )
+
+
+def _decode(encoded, label):
+    """tf.string scalar -> uint8 [H, W, 3]; `label` (string tensor) names the image in error messages."""
+    length = tf.strings.length(encoded)
+    image_format = _image_format(encoded)
+    checks = [
+        tf.debugging.Assert(length > 0, [label, "is empty (0 bytes)"]),
+        tf.debugging.Assert(
+            tf.not_equal(image_format, _UNKNOWN),
+            [label, "is not a JPEG, PNG, GIF or BMP file; it starts with", tf.strings.substr(encoded, 0, 8)],
+        ),
+    ]
+    with tf.control_dependencies(checks):
+        height, width = _header_size(encoded, image_format)
+    with tf.control_dependencies(_check_size(height, width, label)):
+        return tf.cond(
+            tf.equal(image_format, _JPEG),
+            # INTEGER_ACCURATE is libjpeg's islow IDCT, the one PIL uses: the pixels come out identical.
+            lambda: tf.io.decode_jpeg(encoded, channels=3, dct_method="INTEGER_ACCURATE"),
+            # expand_animations=False keeps only the first GIF frame, as PIL shows it when opened.
+            lambda: _to_rgb(tf.io.decode_image(encoded, channels=0, expand_animations=False)),
+        )
+
+
+class ImagePreprocessor(tf.Module):
+    """CLIP's image preprocessing in TensorFlow; see the module docstring for the steps."""
+
+    def __init__(self, input_resolution=224):
+        super().__init__(name="image_preprocessor")
+        self.input_resolution = int(input_resolution)
+        if self.input_resolution <= 0:
+            raise ValueError(f"input_resolution must be positive, got {input_resolution}")
+        self._mean = tf.constant(OPENAI_MEAN, tf.float32)
+        self._std = tf.constant(OPENAI_STD, tf.float32)
+        # Per-item graphs for load(): images of different sizes reuse one trace.
+        self._encoded_to_pixels = tf.function(
+            lambda encoded, label: self._resize_and_crop_batch(_decode(encoded, label)[None], label)[0],
+            input_signature=[tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.string)],
+        )
+        self._array_to_pixels = tf.function(
+            lambda pixels, label: self._resize_and_crop_batch(_to_rgb(pixels)[None], label)[0],
+            input_signature=[tf.TensorSpec([None, None, None], tf.uint8), tf.TensorSpec([], tf.string)],
+        )
+
+    def decode(self, encoded):
+        """tf.string scalar (JPEG/PNG/GIF/BMP bytes) -> uint8 [H, W, 3]."""
+        return _decode(encoded, tf.constant("image"))
+
+    def resize_and_crop(self, pixels):
+        """uint8 [H, W, 3] (or a batch [N, H, W, 3] of one size) -> uint8 [R, R, 3] (or [N, R, R, 3]).
+
+        Bicubic resize of the shortest side to R exactly as PIL does it (within one level: float32 sums instead
+        of Pillow's 32-bit integers), then the centre crop of CLIPImageProcessor.
+        """
+        pixels = tf.convert_to_tensor(pixels, tf.uint8)
+        if pixels.shape.rank == 3:
+            return self._resize_and_crop_batch(pixels[None], tf.constant("image"))[0]
+        return self._resize_and_crop_batch(pixels, tf.constant("pixels"))
+
+    def normalize(self, pixels):
+        """uint8/float [..., R, R, 3] in 0..255 -> float32 (x / 255 - OPENAI_MEAN) / OPENAI_STD."""
+        return (tf.cast(pixels, tf.float32) / 255.0 - self._mean) / self._std
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def from_encoded(self, images):
+        """tf.string [N] of JPEG/PNG/GIF/BMP bytes -> float32 [N, R, R, 3]; N = 0 gives [0, R, R, 3]."""
+        resolution = self.input_resolution
+
+        def one(args):
+            encoded, index = args
+            label = tf.strings.join(["image ", tf.strings.as_string(index)])
+            return self._resize_and_crop_batch(_decode(encoded, label)[None], label)[0]
+
+        pixels = tf.map_fn(
+            one,
+            (images, tf.range(tf.size(images))),
+            fn_output_signature=tf.TensorSpec([resolution, resolution, 3], tf.uint8),
+        )
+        return self.normalize(pixels)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
+    def from_pixels(self, pixels):
+        """uint8 [N, H, W, 3] -> float32 [N, R, R, 3]; N = 0 gives [0, R, R, 3]."""
+        return self.normalize(self._resize_and_crop_batch(pixels, tf.constant("pixels")))
+
+    def _resize_and_crop_batch(self, pixels, label):
+        """uint8 [N, H, W, 3] -> uint8 [N, R, R, 3]; only the rows and columns kept by the crop are computed."""
+        resolution = self.input_resolution
+        shape = tf.shape(pixels)
+        batch, height, width = shape[0], shape[1], shape[2]
+        with tf.control_dependencies(_check_size(height, width, label, batch)):
+            new_height, new_width = _resized_size(height, width, resolution)
+        # transformers' center_crop offset: (size - crop) // 2; no padding is ever needed as both sides >= R.
+        top, left = (new_height - resolution) // 2, (new_width - resolution) // 2
+        rows = _resampling_matrix(height, new_height, top, resolution)  # [R, H]
+        columns = _resampling_matrix(width, new_width, left, resolution)  # [R, W]
+
+        # Horizontal pass first, rounded to 8 bits, then vertical: Pillow's order, and its intermediate rounding.
+        values = tf.transpose(tf.cast(pixels, tf.float32), [0, 1, 3, 2])  # [N, H, 3, W]
+        values = tf.matmul(tf.reshape(values, [-1, width]), columns, transpose_b=True)  # [N*H*3, R]
+        values = _round_to_levels(values)
+        values = tf.transpose(tf.reshape(values, [batch, height, 3, resolution]), [0, 2, 3, 1])  # [N, 3, R, H]
+        values = tf.matmul(tf.reshape(values, [-1, height]), rows, transpose_b=True)  # [N*3*R, R]
+        values = _round_to_levels(values)
+        values = tf.transpose(tf.reshape(values, [batch, 3, resolution, resolution]), [0, 3, 2, 1])
+        return tf.cast(values, tf.uint8)  # [N, R (rows), R (columns), 3]
+
+    def load(self, items):
+        """Eager helper: list of paths / encoded bytes / uint8 numpy arrays -> float32 numpy [N, R, R, 3].
+
+        Arrays may be [H, W] grey or [H, W, C] with C = 1 (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA).
+        Each item is checked and any problem raises FileNotFoundError / ValueError / TypeError naming the
+        item's index (and path); an empty list gives an empty [0, R, R, 3] array.
+        """
+        resolution = self.input_resolution
+        if isinstance(items, (str, bytes, os.PathLike, np.ndarray)):
+            raise TypeError(f"load() takes a list of images, got a single {type(items).__name__}")
+        pixels = [self._load_one(index, item) for index, item in enumerate(items)]
+        if not pixels:
+            return np.zeros([0, resolution, resolution, 3], np.float32)
+        return self.normalize(tf.stack(pixels)).numpy()
+
+    def _load_one(self, index, item):
+        if isinstance(item, (str, os.PathLike)):
+            path = os.fspath(item)
+            label = f"image {index} ({path})"
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"{label}: no such file")
+            with open(path, "rb") as file:
+                item = file.read()
+        else:
+            label = f"image {index}"
+
+        if isinstance(item, (bytes, bytearray, memoryview)):
+            if len(item) == 0:
+                raise ValueError(f"{label}: empty image bytes")
+            run, argument = self._encoded_to_pixels, tf.constant(bytes(item))
+        elif isinstance(item, np.ndarray):
+            run, argument = self._array_to_pixels, tf.constant(self._checked_array(item, label))
+        else:
+            raise TypeError(
+                f"{label}: expected a path, encoded image bytes or a uint8 numpy array, got {type(item).__name__}"
+            )
+        try:
+            return run(argument, tf.constant(label))
+        except tf.errors.InvalidArgumentError as error:
+            raise ValueError(f"{label}: {_first_line(error.message)}") from None
+
+    @staticmethod
+    def _checked_array(pixels, label):
+        if pixels.dtype != np.uint8:
+            raise ValueError(f"{label}: pixels must be uint8 (0..255), got {pixels.dtype}")
+        if pixels.ndim == 2:
+            pixels = pixels[..., None]
+        if pixels.ndim != 3 or not 1 <= pixels.shape[-1] <= 4:
+            raise ValueError(f"{label}: pixels must be [H, W] or [H, W, 1..4 channels], got shape {pixels.shape}")
+        height, width = pixels.shape[:2]
+        if height * width > MAX_PIXELS:
+            raise ValueError(f"{label}: {height} x {width} is larger than {MAX_PIXELS // 1_000_000} megapixels")
+        return pixels
+
+
+def _first_line(message):
+    """TensorFlow appends graph node traces after the first line; the first line says what went wrong."""
+    return message.strip().splitlines()[0] if message.strip() else message

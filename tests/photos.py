@@ -1,0 +1,100 @@
+"""Real photographs for tests, from scikit-image's bundled sample data (no downloads).
+
+Suites use these instead of random noise because resampling, decoding and model outputs behave differently on
+natural images (smooth regions, edges, saturated highlights) than on noise.
+
+    sample_photos()            -> {name: uint8 [H, W, 3]}   every photo, including odd sizes
+    photo(name)                -> uint8 [H, W, 3]
+    encoded(name, fmt, mode)   -> bytes written by PIL (fmt: JPEG, PNG, GIF, BMP; mode: RGB, L, RGBA, LA)
+    animated_gif(names)        -> bytes of a GIF with one frame per photo (all resized to the first's size)
+"""
+
+import functools
+import io
+
+import numpy as np
+from PIL import Image
+import skimage.data
+
+# Full-size photos straight from scikit-image.
+_SKIMAGE_PHOTOS = {
+    "astronaut": skimage.data.astronaut,  # 512 x 512, square
+    "coffee": skimage.data.coffee,  # 400 x 600, landscape
+    "chelsea": skimage.data.chelsea,  # 300 x 451, odd width
+    "rocket": skimage.data.rocket,  # 427 x 640, odd height
+    "hubble": skimage.data.hubble_deep_field,  # 872 x 1000, larger than most
+}
+
+FORMATS = ("JPEG", "PNG", "GIF", "BMP")
+
+
+def _derived_photos(full):
+    """Odd shapes cut or shrunk from the full photos: the cases where resizing and cropping go wrong."""
+    astronaut, rocket, chelsea, coffee = full["astronaut"], full["rocket"], full["chelsea"], full["coffee"]
+
+    def shrink(pixels, width, height):
+        return np.asarray(Image.fromarray(pixels).resize((width, height), Image.Resampling.LANCZOS))
+
+    return {
+        "tall": astronaut[:, 150:311],  # 512 x 161: portrait, long side odd
+        "wide_strip": coffee[180:243, :],  # 63 x 600: shortest side below the crop, extreme aspect
+        "small": chelsea[100:201, 150:287],  # 101 x 137: smaller than the crop on both sides, upsampled
+        "tiny": shrink(rocket, 13, 9),  # 9 x 13
+        "one_pixel_high": coffee[200:201, 100:357],  # 1 x 257
+        "exact": shrink(astronaut, 224, 224),  # already the crop size: resampling must be the identity
+    }
+
+
+@functools.lru_cache(maxsize=1)
+def _all_photos():
+    full = {name: load() for name, load in _SKIMAGE_PHOTOS.items()}
+    photos = {**full, **_derived_photos(full)}
+    for pixels in photos.values():
+        pixels.setflags(write=False)  # shared between tests through the cache
+    return photos
+
+
+def sample_photos():
+    """{name: read-only uint8 [H, W, 3]} for every photo, full-size and odd-shaped."""
+    return dict(_all_photos())
+
+
+def photo(name):
+    return _all_photos()[name]
+
+
+def pil_image(name, mode="RGB"):
+    """The photo as a PIL image in `mode`; RGBA/LA get a real, varying alpha (a radial fade to transparent)."""
+    pixels = photo(name)
+    image = Image.fromarray(np.ascontiguousarray(pixels))
+    if mode in ("RGB", "L"):
+        return image.convert(mode)
+    if mode not in ("RGBA", "LA"):
+        raise ValueError(f"unsupported mode {mode!r}: use RGB, L, RGBA or LA")
+    height, width = pixels.shape[:2]
+    rows, cols = np.mgrid[0:height, 0:width]
+    distance = np.hypot((rows - height / 2) / max(height, 1), (cols - width / 2) / max(width, 1))
+    alpha = np.clip(255 * (1.2 - 2 * distance), 0, 255).astype(np.uint8)
+    with_alpha = image.convert(mode[:-1])
+    with_alpha.putalpha(Image.fromarray(alpha))
+    return with_alpha
+
+
+def encoded(name, fmt, mode="RGB"):
+    """The photo encoded by PIL as `fmt` (JPEG, PNG, GIF, BMP) in colour `mode` (RGB, L, RGBA, LA)."""
+    fmt = fmt.upper()
+    if fmt not in FORMATS:
+        raise ValueError(f"unsupported format {fmt!r}: use one of {FORMATS}")
+    buffer = io.BytesIO()
+    pil_image(name, mode).save(buffer, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+    return buffer.getvalue()
+
+
+def animated_gif(names):
+    """A GIF with one frame per photo; every frame is resized to the first photo's size."""
+    frames = [pil_image(name) for name in names]
+    size = frames[0].size
+    frames = [frame.resize(size) for frame in frames]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return buffer.getvalue()
