@@ -1,0 +1,322 @@
+"""Checkpoints: read Hugging Face and OpenAI CLIP weights, map their names onto clip_edge.CLIP, check shapes.
+
+Everything is read and checked before any variable changes, so a bad checkpoint leaves the model as it was.
+Tensors are handled under Hugging Face's names; OpenAI's layout is renamed on read (its fused attention
+in_proj is split into q, k, v, and its [in, out] projections transposed to Hugging Face's [out, in]).
+"""
+
+import json
+import os
+import re
+
+import numpy as np
+
+from clip_edge import presets
+from clip_edge.torch_files import read_torch_state_dict
+
+# Buffers and scalars some checkpoints carry that are not weights.
+_IGNORED = re.compile(r"(.*\.position_ids|input_resolution|context_length|vocab_size)$")
+
+_HF_FILES = ("model.safetensors.index.json", "model.safetensors", "pytorch_model.bin")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded; the message names the file and the tensor."""
+
+
+# -- reading files -----------------------------------------------------------------------------------------------
+
+
+def _read_safetensors(path):
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{path}: unreadable safetensors file ({error})") from error
+
+
+def _read_sharded(index_path):
+    with open(index_path) as file:
+        weight_map = json.load(file).get("weight_map")
+    if not isinstance(weight_map, dict):
+        raise CheckpointError(f"{index_path}: no weight_map")
+    tensors = {}
+    folder = os.path.dirname(index_path)
+    for shard in sorted(set(weight_map.values())):
+        shard_path = os.path.join(folder, shard)
+        if not os.path.exists(shard_path):
+            raise CheckpointError(f"{index_path}: shard {shard} is missing")
+        tensors.update(_read_safetensors(shard_path))
+    absent = sorted(set(weight_map) - set(tensors))
+    if absent:
+        raise CheckpointError(f"{index_path}: tensor {absent[0]} is listed in the index but in no shard")
+    return tensors
+
+
+def _read_tensor_file(path):
+    if path.endswith(".safetensors"):
+        return _read_safetensors(path)
+    if path.endswith(".json"):
+        return _read_sharded(path)
+    try:
+        return read_torch_state_dict(path)
+    except ValueError as error:
+        raise CheckpointError(str(error)) from error
+
+
+def _locate(path):
+    """(tensor file, config.json or None) for a checkpoint directory or file."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise CheckpointError(f"{path}: no such checkpoint file or directory")
+    if os.path.isdir(path):
+        for name in _HF_FILES:
+            if os.path.exists(os.path.join(path, name)):
+                config = os.path.join(path, "config.json")
+                return os.path.join(path, name), config if os.path.exists(config) else None
+        raise CheckpointError(f"{path}: directory has none of {', '.join(_HF_FILES)}")
+    sibling_config = os.path.join(os.path.dirname(path), "config.json")
+    return path, sibling_config if os.path.exists(sibling_config) else None
+
+
+# -- OpenAI names to Hugging Face names --------------------------------------------------------------------------
+
+_OPENAI_BLOCK_PARTS = {"ln_1": "layer_norm1", "ln_2": "layer_norm2", "mlp.c_fc": "mlp.fc1",
+                       "mlp.c_proj": "mlp.fc2", "attn.out_proj": "self_attn.out_proj"}
+_OPENAI_NAMES = {
+    "visual.conv1.weight": "vision_model.embeddings.patch_embedding.weight",
+    "visual.class_embedding": "vision_model.embeddings.class_embedding",
+    "visual.positional_embedding": "vision_model.embeddings.position_embedding.weight",
+    "visual.ln_pre.weight": "vision_model.pre_layrnorm.weight",
+    "visual.ln_pre.bias": "vision_model.pre_layrnorm.bias",
+    "visual.ln_post.weight": "vision_model.post_layernorm.weight",
+    "visual.ln_post.bias": "vision_model.post_layernorm.bias",
+    "token_embedding.weight": "text_model.embeddings.token_embedding.weight",
+    "positional_embedding": "text_model.embeddings.position_embedding.weight",
+    "ln_final.weight": "text_model.final_layer_norm.weight",
+    "ln_final.bias": "text_model.final_layer_norm.bias",
+    "logit_scale": "logit_scale",
+}
+
+
+def openai_to_hf(tensors, source):
+    """Rename an OpenAI-layout state dict (clip/model.py names) to Hugging Face's CLIPModel names."""
+    if any(name.startswith("visual.layer1.") for name in tensors):
+        raise CheckpointError(f"{source}: OpenAI ResNet CLIP checkpoints are not supported (ViT models only)")
+    renamed = {}
+    for name, value in tensors.items():
+        block = re.match(r"(visual\.)?transformer\.resblocks\.(\d+)\.(.+)\.(weight|bias)$", name)
+        if block:
+            tower = "vision_model" if block.group(1) else "text_model"
+            prefix = f"{tower}.encoder.layers.{block.group(2)}"
+            part, kind = block.group(3), block.group(4)
+            if part == "attn.in_proj":
+                if value.shape[0] % 3:
+                    raise CheckpointError(f"{source}: {name} has shape {value.shape}; its first axis must be 3 x width")
+                for projection, piece in zip("qkv", np.split(value, 3, axis=0)):
+                    renamed[f"{prefix}.self_attn.{projection}_proj.{kind}"] = piece
+            elif part in _OPENAI_BLOCK_PARTS:
+                renamed[f"{prefix}.{_OPENAI_BLOCK_PARTS[part]}.{kind}"] = value
+            else:
+                renamed[name] = value  # reported as unexpected by assign()
+        elif name == "visual.proj":
+            renamed["visual_projection.weight"] = value.T
+        elif name == "text_projection":
+            renamed["text_projection.weight"] = value.T
+        else:
+            renamed[_OPENAI_NAMES.get(name, name)] = value
+    return renamed
+
+
+# -- architecture ------------------------------------------------------------------------------------------------
+
+
+def _count_layers(tensors, tower):
+    pattern = re.compile(rf"{tower}\.encoder\.layers\.(\d+)\.")
+    indices = {int(m.group(1)) for m in map(pattern.match, tensors) if m}
+    return max(indices) + 1 if indices else 0
+
+
+def _require(tensors, name, source):
+    if name not in tensors:
+        raise CheckpointError(f"{source}: tensor {name} is missing")
+    return tensors[name]
+
+
+def infer_config(tensors, source, hf_config=None):
+    """clip_edge.CLIP constructor arguments from tensor shapes (heads = width // 64 as OpenAI infers them,
+    unless a Hugging Face config.json says otherwise)."""
+    patch = _require(tensors, "vision_model.embeddings.patch_embedding.weight", source)
+    vision_positions = _require(tensors, "vision_model.embeddings.position_embedding.weight", source)
+    tokens = _require(tensors, "text_model.embeddings.token_embedding.weight", source)
+    text_positions = _require(tensors, "text_model.embeddings.position_embedding.weight", source)
+    projection = _require(tensors, "text_projection.weight", source)
+    grid = int(round((vision_positions.shape[0] - 1) ** 0.5))
+    if grid * grid + 1 != vision_positions.shape[0]:
+        raise CheckpointError(f"{source}: vision position embedding has {vision_positions.shape[0]} rows, "
+                              "not a square grid plus a class token")
+    vision_width, text_width = patch.shape[0], tokens.shape[1]
+    config = dict(embed_dim=projection.shape[0], image_resolution=grid * patch.shape[-1],
+                  vision_layers=_count_layers(tensors, "vision_model"), vision_width=vision_width,
+                  vision_patch_size=patch.shape[-1], context_length=text_positions.shape[0],
+                  vocab_size=tokens.shape[0], transformer_width=text_width,
+                  transformer_heads=max(text_width // 64, 1), transformer_layers=_count_layers(tensors, "text_model"),
+                  vision_heads=max(vision_width // 64, 1))
+    if hf_config:
+        _check_hf_config(hf_config, source)
+        config["transformer_heads"] = hf_config.get("text_config", {}).get("num_attention_heads",
+                                                                            config["transformer_heads"])
+        config["vision_heads"] = hf_config.get("vision_config", {}).get("num_attention_heads", config["vision_heads"])
+    return {key: int(value) for key, value in config.items()}
+
+
+def _check_hf_config(hf_config, source):
+    """Refuse Hugging Face CLIP variants whose numerics this implementation does not reproduce."""
+    for tower in ("text_config", "vision_config"):
+        sub = hf_config.get(tower, {})
+        act = sub.get("hidden_act", "quick_gelu")
+        if act != "quick_gelu":
+            raise CheckpointError(f"{source}: {tower}.hidden_act is {act!r}; clip_edge implements quick_gelu only")
+        eps = sub.get("layer_norm_eps", 1e-5)
+        if abs(eps - 1e-5) > 1e-12:
+            raise CheckpointError(f"{source}: {tower}.layer_norm_eps is {eps}; clip_edge uses OpenAI's 1e-5")
+        width, inner = sub.get("hidden_size"), sub.get("intermediate_size")
+        if width and inner and inner != 4 * width:
+            raise CheckpointError(f"{source}: {tower}.intermediate_size {inner} is not 4 x hidden_size {width}")
+
+
+def read_checkpoint(path):
+    """(tensors under Hugging Face names as float32 numpy, CLIP constructor config) for a checkpoint path."""
+    tensor_path, config_path = _locate(path)
+    tensors = _read_tensor_file(tensor_path)
+    tensors = {name: value for name, value in tensors.items() if not _IGNORED.match(name)}
+    if "visual.conv1.weight" in tensors:
+        tensors = openai_to_hf(tensors, tensor_path)
+    tensors = {name.removeprefix("model."): value for name, value in tensors.items()}
+    hf_config = None
+    if config_path:
+        with open(config_path) as file:
+            hf_config = json.load(file)
+    return tensors, infer_config(tensors, tensor_path, hf_config)
+
+
+# -- assignment --------------------------------------------------------------------------------------------------
+
+# How a Hugging Face tensor becomes our variable's value.
+def _LINEAR(weight):
+    return weight.T  # torch Linear [out, in] -> our kernel [in, out]
+
+
+def _SAME(weight):
+    return weight
+
+
+def _CONV(weight):
+    return weight.transpose(2, 3, 1, 0)  # torch [out, in, kh, kw] -> TF [kh, kw, in, out]
+
+
+def _block_targets(prefix, encoder):
+    for index, block in enumerate(encoder.resblocks):
+        name = f"{prefix}.{index}"
+        yield f"{name}.layer_norm1.weight", block.ln_1.gamma, _SAME
+        yield f"{name}.layer_norm1.bias", block.ln_1.beta, _SAME
+        yield f"{name}.layer_norm2.weight", block.ln_2.gamma, _SAME
+        yield f"{name}.layer_norm2.bias", block.ln_2.beta, _SAME
+        for hf_name, dense in (("self_attn.q_proj", block.attn.q_proj), ("self_attn.k_proj", block.attn.k_proj),
+                               ("self_attn.v_proj", block.attn.v_proj), ("self_attn.out_proj", block.attn.out_proj),
+                               ("mlp.fc1", block.c_fc), ("mlp.fc2", block.c_proj)):
+            yield f"{name}.{hf_name}.weight", dense.kernel, _LINEAR
+            yield f"{name}.{hf_name}.bias", dense.bias, _SAME
+
+
+def variable_targets(model):
+    """[(Hugging Face tensor name, our tf.Variable, transform)] covering every variable of a clip_edge.CLIP."""
+    image, text = model.image_encoder, model.text_encoder
+    targets = [
+        ("vision_model.embeddings.patch_embedding.weight", image.patch_kernel, _CONV),
+        ("vision_model.embeddings.class_embedding", image.class_embedding, _SAME),
+        ("vision_model.embeddings.position_embedding.weight", image.positional_embedding, _SAME),
+        ("vision_model.pre_layrnorm.weight", image.ln_pre.gamma, _SAME),
+        ("vision_model.pre_layrnorm.bias", image.ln_pre.beta, _SAME),
+        ("vision_model.post_layernorm.weight", image.ln_post.gamma, _SAME),
+        ("vision_model.post_layernorm.bias", image.ln_post.beta, _SAME),
+        ("visual_projection.weight", image.proj, _LINEAR),
+        ("text_model.embeddings.token_embedding.weight", text.token_embedding, _SAME),
+        ("text_model.embeddings.position_embedding.weight", text.positional_embedding, _SAME),
+        ("text_model.final_layer_norm.weight", text.ln_final.gamma, _SAME),
+        ("text_model.final_layer_norm.bias", text.ln_final.beta, _SAME),
+        ("text_projection.weight", text.text_projection, _LINEAR),
+        ("logit_scale", model.logit_scale, _SAME),
+    ]
+    targets += _block_targets("vision_model.encoder.layers", image.transformer)
+    targets += _block_targets("text_model.encoder.layers", text.transformer)
+    return targets
+
+
+def assign(model, tensors, source):
+    """Check every tensor against the model, then assign them all; on any problem raise before assigning."""
+    staged = []
+    expected_names = set()
+    for name, variable, transform in variable_targets(model):
+        expected_names.add(name)
+        if name not in tensors:
+            raise CheckpointError(f"{source}: tensor {name} is missing (expected shape "
+                                  f"{_reference_shape(variable, transform)})")
+        value = transform(np.asarray(tensors[name]))
+        if tuple(value.shape) != tuple(variable.shape):
+            raise CheckpointError(f"{source}: tensor {name} has shape {tuple(tensors[name].shape)}, expected "
+                                  f"{_reference_shape(variable, transform)}")
+        if not np.all(np.isfinite(value)):
+            raise CheckpointError(f"{source}: tensor {name} contains NaN or infinite values")
+        staged.append((variable, value.astype(np.float32)))
+    unexpected = sorted(set(tensors) - expected_names)
+    if unexpected:
+        raise CheckpointError(f"{source}: unexpected tensor {unexpected[0]} with shape "
+                              f"{tuple(tensors[unexpected[0]].shape)} ({len(unexpected)} unexpected in all)")
+    for variable, value in staged:
+        variable.assign(value)
+
+
+def _reference_shape(variable, transform):
+    """The variable's shape as the checkpoint would store it, for error messages."""
+    return tuple(transform(np.empty(variable.shape, np.float32)).shape)
+
+
+def load_into(model, path, expected):
+    """Load a checkpoint into an already-built model, refusing one of another architecture."""
+    tensors, config = read_checkpoint(path)
+    mismatched = [f"{key} {config[key]} (model has {value})" for key, value in model.get_config().items()
+                  if config.get(key) != value]
+    if mismatched:
+        raise CheckpointError(f"{path}: checkpoint does not match {expected}: it has {'; '.join(mismatched)}")
+    assign(model, tensors, source=str(path))
+
+
+# -- hub ---------------------------------------------------------------------------------------------------------
+
+
+def download_preset(preset, revision="main"):
+    """Download the preset's Hugging Face repository (config and safetensors weights) into huggingface_hub's
+    cache and return the local directory. Offline, fails at once with the alternatives."""
+    repo = presets.get_preset(preset)["hf_repo"]
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        config = hf_hub_download(repo, "config.json", revision=revision)
+        try:
+            hf_hub_download(repo, "model.safetensors", revision=revision)
+        except EntryNotFoundError:
+            index = hf_hub_download(repo, "model.safetensors.index.json", revision=revision)
+            with open(index) as file:
+                for shard in sorted(set(json.load(file)["weight_map"].values())):
+                    hf_hub_download(repo, shard, revision=revision)
+    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as error:
+        raise CheckpointError(
+            f"could not download {repo} for preset {preset!r} ({type(error).__name__}: {error}). Without network "
+            f"access, pass weights=<path to a local checkpoint directory or file> or load_weights=False for a "
+            "random model") from error
+    # hf_hub_download puts every file of one revision in the same snapshot folder.
+    return os.path.dirname(config)

@@ -1,0 +1,102 @@
+"""clip_edge.CLIP: OpenAI's CLIP as a tf.Module with KerasCV's `keras_cv.models.CLIP` API."""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from clip_edge import presets
+from clip_edge.layers import CLIPImageEncoder, CLIPTextEncoder, l2_normalize_rows
+
+# exp(logit_scale) is capped at 100 as in OpenAI's training (their released checkpoints sit exactly at the cap).
+MAX_LOGIT_SCALE = 100.0
+
+
+class CLIP(tf.Module):
+    def __init__(self, embed_dim=512, image_resolution=224, vision_layers=12, vision_width=768,
+                 vision_patch_size=32, context_length=77, vocab_size=49408, transformer_width=512,
+                 transformer_heads=8, transformer_layers=12, vision_heads=None, name=None):
+        """`vision_heads` defaults to vision_width // 64, as OpenAI derives it; set it for other checkpoints."""
+        super().__init__(name=name)
+        vision_heads = vision_heads or vision_width // 64
+        self._config = dict(embed_dim=embed_dim, image_resolution=image_resolution, vision_layers=vision_layers,
+                            vision_width=vision_width, vision_patch_size=vision_patch_size,
+                            context_length=context_length, vocab_size=vocab_size,
+                            transformer_width=transformer_width, transformer_heads=transformer_heads,
+                            transformer_layers=transformer_layers, vision_heads=vision_heads)
+        self.image_encoder = CLIPImageEncoder(image_resolution, vision_patch_size, vision_width, vision_layers,
+                                              vision_heads, embed_dim, name="image_encoder")
+        self.text_encoder = CLIPTextEncoder(transformer_width, transformer_layers, transformer_heads, vocab_size,
+                                            embed_dim, context_length, name="text_encoder")
+        self.logit_scale = tf.Variable(math.log(1 / 0.07), name="logit_scale")
+
+    # -- inference -------------------------------------------------------------------------------------------
+
+    def encode_images(self, images):
+        """float32 [N, R, R, 3] normalised RGB -> projected image features [N, embed_dim], not normalised."""
+        return self.image_encoder(tf.convert_to_tensor(images, tf.float32))
+
+    def encode_text(self, token_ids, padding_mask=None):
+        """int32 [N, L] token ids (L <= context_length) -> projected text features [N, embed_dim]."""
+        return self.text_encoder(tf.convert_to_tensor(token_ids), padding_mask)
+
+    def logits(self, image_features, text_features):
+        """(image_logits [N, M], text_logits [M, N]) from unnormalised features, as OpenAI's forward."""
+        scale = tf.minimum(tf.exp(self.logit_scale), MAX_LOGIT_SCALE)
+        image_logits = scale * tf.matmul(l2_normalize_rows(image_features), l2_normalize_rows(text_features),
+                                         transpose_b=True)
+        return image_logits, tf.transpose(image_logits)
+
+    def __call__(self, inputs):
+        missing = {"images", "token_ids"} - set(inputs)
+        if missing:
+            raise ValueError(f"CLIP inputs lack {sorted(missing)}; expected keys images, token_ids, padding_mask")
+        image_features = self.encode_images(inputs["images"])
+        text_features = self.encode_text(inputs["token_ids"], inputs.get("padding_mask"))
+        return self.logits(image_features, text_features)
+
+    # -- configuration ---------------------------------------------------------------------------------------
+
+    def get_config(self):
+        return dict(self._config)
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def count_params(self):
+        return int(sum(np.prod(v.shape) for v in self.trainable_variables))
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=None, input_shape=None, weights=None):
+        """Build a preset. load_weights=False: random init. Otherwise weights="hub" (the default) downloads the
+        preset's Hugging Face repository; a path loads a local checkpoint, which must match the preset.
+        input_shape (R, R, 3) only restates the preset's resolution; other resolutions would need interpolated
+        position embeddings, which OpenAI's checkpoints do not have."""
+        entry = presets.get_preset(preset)
+        config = dict(entry["config"])
+        if input_shape is not None:
+            expected = (config["image_resolution"], config["image_resolution"], 3)
+            if tuple(input_shape) != expected:
+                raise ValueError(f"preset {preset!r} takes input_shape {expected}, got {tuple(input_shape)}")
+        if load_weights is False:
+            if weights is not None:
+                raise ValueError("load_weights=False builds a random model; do not also pass weights")
+            return cls(**config)
+        from clip_edge import checkpoints
+
+        path = checkpoints.download_preset(preset) if weights in (None, "hub") else weights
+        model = cls(**config)
+        checkpoints.load_into(model, path, expected=f"preset {preset!r}")
+        return model
+
+    @classmethod
+    def from_checkpoint(cls, path):
+        """A Hugging Face directory or file, or an OpenAI-layout state dict; the architecture comes from the
+        checkpoint's config.json when there is one, otherwise from the tensor shapes."""
+        from clip_edge import checkpoints
+
+        tensors, config = checkpoints.read_checkpoint(path)
+        model = cls(**config)
+        checkpoints.assign(model, tensors, source=str(path))
+        return model
