@@ -107,7 +107,8 @@ def openai_to_hf(tensors, source):
         raise CheckpointError(f"{source}: OpenAI ResNet CLIP checkpoints are not supported (ViT models only)")
     renamed = {}
     for name, value in tensors.items():
-        block = re.match(r"(visual\.)?transformer\.resblocks\.(\d+)\.(.+)\.(weight|bias)$", name)
+        # Block tensors end in ".weight"/".bias", except the fused attention's "attn.in_proj_weight"/"_bias".
+        block = re.match(r"(visual\.)?transformer\.resblocks\.(\d+)\.(.+)[._](weight|bias)$", name)
         if block:
             tower = "vision_model" if block.group(1) else "text_model"
             prefix = f"{tower}.encoder.layers.{block.group(2)}"

@@ -45,8 +45,16 @@ def _rebuild_parameter(tensor, *unused_grad_and_hooks):
     return tensor
 
 
+class _StateDict(dict):
+    """Stands in for the OrderedDict of a state dict; torch attaches per-module `_metadata` (format versions)
+    to it, which plain tensors do not need."""
+
+    def __setstate__(self, unused_metadata):
+        pass
+
+
 _ALLOWED_GLOBALS = {
-    ("collections", "OrderedDict"): dict,
+    ("collections", "OrderedDict"): _StateDict,
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
 }
