@@ -11,6 +11,7 @@ tf.image.resize(antialias=True), which needs Flex ops and differs from PIL by up
 """
 
 import os
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -109,11 +110,12 @@ def _check_size(height, width, label, batch=1):
     ]
 
 
-def _to_rgb(pixels):
-    """uint8 [H, W, C] with C in 1..4 -> [H, W, 3]: grey replicated, alpha composited onto white.
+def _to_rgb(pixels, use_alpha=True):
+    """uint8 [H, W, C] with C in 1..4 -> [H, W, 3]: grey replicated, alpha (if use_alpha) composited onto white.
 
     Compositing onto white is what CLIPImageProcessor's convert_to_rgb does; PIL's plain convert("RGB") and
     tf.image decoders with channels=3 would instead drop the alpha and keep whatever colour hides under it.
+    use_alpha (bool tensor) is False for BMP, whose fourth channel PIL ignores when reading.
     """
     channels = tf.shape(pixels)[-1]
     colour = tf.cond(
@@ -127,7 +129,7 @@ def _to_rgb(pixels):
         blended = tf.cast(colour, tf.float32) * alpha + 255.0 * (1.0 - alpha)
         return tf.cast(tf.round(blended), tf.uint8)
 
-    has_alpha = tf.logical_or(tf.equal(channels, 2), tf.equal(channels, 4))
+    has_alpha = tf.logical_and(use_alpha, tf.logical_or(tf.equal(channels, 2), tf.equal(channels, 4)))
     rgb = tf.cond(has_alpha, composite, lambda: colour)
     return tf.ensure_shape(rgb, [None, None, 3])
 
@@ -194,8 +196,13 @@ def _decode(encoded, label):
             tf.equal(image_format, _JPEG),
             # INTEGER_ACCURATE is libjpeg's islow IDCT, the one PIL uses: the pixels come out identical.
             lambda: tf.io.decode_jpeg(encoded, channels=3, dct_method="INTEGER_ACCURATE"),
-            # expand_animations=False keeps only the first GIF frame, as PIL shows it when opened.
-            lambda: _to_rgb(tf.io.decode_image(encoded, channels=0, expand_animations=False)),
+            # expand_animations=False keeps only the first GIF frame, as PIL shows it when opened. Known
+            # difference: TF's GIF decoder gives transparent pixels as black and does not say which they are,
+            # where CLIPImageProcessor composites them onto white.
+            lambda: _to_rgb(
+                tf.io.decode_image(encoded, channels=0, expand_animations=False),
+                use_alpha=tf.not_equal(image_format, _BMP),
+            ),
         )
 
 
@@ -274,10 +281,11 @@ class ImagePreprocessor(tf.Module):
 
         # Horizontal pass first, rounded to 8 bits, then vertical: Pillow's order, and its intermediate rounding.
         values = tf.transpose(tf.cast(pixels, tf.float32), [0, 1, 3, 2])  # [N, H, 3, W]
-        values = tf.matmul(tf.reshape(values, [-1, width]), columns, transpose_b=True)  # [N*H*3, R]
+        # Explicit reshape sizes (no -1) so that an empty batch, possibly with zero height and width, works.
+        values = tf.matmul(tf.reshape(values, [batch * height * 3, width]), columns, transpose_b=True)
         values = _round_to_levels(values)
         values = tf.transpose(tf.reshape(values, [batch, height, 3, resolution]), [0, 2, 3, 1])  # [N, 3, R, H]
-        values = tf.matmul(tf.reshape(values, [-1, height]), rows, transpose_b=True)  # [N*3*R, R]
+        values = tf.matmul(tf.reshape(values, [batch * 3 * resolution, height]), rows, transpose_b=True)
         values = _round_to_levels(values)
         values = tf.transpose(tf.reshape(values, [batch, 3, resolution, resolution]), [0, 3, 2, 1])
         return tf.cast(values, tf.uint8)  # [N, R (rows), R (columns), 3]
@@ -321,7 +329,7 @@ class ImagePreprocessor(tf.Module):
         try:
             return run(argument, tf.constant(label))
         except tf.errors.InvalidArgumentError as error:
-            raise ValueError(f"{label}: {_first_line(error.message)}") from None
+            raise ValueError(_readable_error(error.message, label)) from None
 
     @staticmethod
     def _checked_array(pixels, label):
@@ -337,6 +345,11 @@ class ImagePreprocessor(tf.Module):
         return pixels
 
 
-def _first_line(message):
-    """TensorFlow appends graph node traces after the first line; the first line says what went wrong."""
-    return message.strip().splitlines()[0] if message.strip() else message
+def _readable_error(message, label):
+    """One line from a TensorFlow error: our assertions already name the image, decoder errors get the label."""
+    # TensorFlow wraps the message in function names ({{function_node ...}}) and appends node traces ([[...]]).
+    lines = [re.sub(r"\{\{[^}]*\}\}\s*", "", line).strip() for line in message.splitlines()]
+    reason = next((line for line in lines if line and not line.startswith("[[")), "unknown error")
+    if reason.startswith("assertion failed:"):
+        return re.sub(r"[\[\]]", "", reason[len("assertion failed:") :]).strip()
+    return f"{label}: cannot decode: {reason}"
