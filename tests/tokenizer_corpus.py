@@ -1,0 +1,101 @@
+"""Reference tokenizer and test texts for tokenizer parity (tests/test_tokenizer.py, benchmarks/bench_tokenizer.py).
+
+The reference is OpenAI's tokenizer as open_clip ships it (open_clip/tokenizer.py, SimpleTokenizer with ftfy).
+open_clip's package __init__ imports torchvision, which is not installable here, so the module is loaded from
+its file path without importing the package.
+"""
+
+import importlib.metadata
+import importlib.util
+import pathlib
+
+import pydoc_data.topics
+
+
+def load_reference_tokenizer():
+    """open_clip's SimpleTokenizer() with its defaults (context 77, truncation keeping the end token)."""
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None:
+        raise RuntimeError("open_clip is not installed: pip install --no-deps open_clip_torch==3.3.0")
+    path = pathlib.Path(spec.submodule_search_locations[0]) / "tokenizer.py"
+    module_spec = importlib.util.spec_from_file_location("open_clip_reference_tokenizer", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.SimpleTokenizer()
+
+
+def _lines(text):
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def documentation_corpus(max_package_lines=4000):
+    """Real documentation text: every line of Python's own documentation topics (pydoc_data, ~6,400 distinct
+    lines), then lines of the installed packages' descriptions (their METADATA), in a fixed order. Lines keep
+    their indentation and markup; duplicates are dropped."""
+    lines = _lines("\n".join(pydoc_data.topics.topics[name] for name in sorted(pydoc_data.topics.topics)))
+    package_lines = []
+    for dist in sorted(importlib.metadata.distributions(), key=lambda d: (d.metadata["Name"] or "").lower()):
+        package_lines += _lines(dist.read_text("METADATA") or "")
+    lines += package_lines[:max_package_lines]
+    return list(dict.fromkeys(lines))
+
+
+LONG_TEXT = " ".join(["The quick brown fox jumps over the lazy dog, again and again;"] * 20)
+
+STRESS_TEXTS = [
+    # Curly quotes and apostrophes (ftfy straightens them; transformers' tokenizers do not).
+    "“Hello,” she said. ‘It’s fine’ — isn’t it?",
+    "don’t won’t I’ve you’re we’ll he’d I’m ‚low‘ „low“ ‛rev‟",
+    "ʼn Afrikaans ʼapostrophe",
+    # HTML entities, named and numeric, nested, with and without semicolons.
+    "Fish &amp; chips &lt;3 &gt; &quot;quoted&quot; a&nbsp;b &#39;single&#39; &#x27;hex&#x27;",
+    "&amp;amp;amp; &amp;lt;b&amp;gt; &ampfoo &notit; &notin; &copy2024 &AMP; &EACUTE; &Eacute; &eacute",
+    "&#0; &#128; &#150; &#x110000; &#xD800; &#65; &#x41; &#X41; &#0065; &#59; &#99999999999; &#x; &#;",
+    "&rsquo;curly&rsquo; &ldquo;double&rdquo; &hellip; &mdash; &fflig; &frac12; &unknown; & alone &",
+    "<b>bold</b> &amp; escaped line\nnext &amp; line",
+    "no tag &amp; here\n<p>tag &amp; line</p>\nafter &amp; tag",
+    # Ligatures and full-width forms.
+    "ﬁnancial ﬂow ﬀ ﬃ ﬄ ﬅ ﬆ Ĳssel ĳs ǅ ǈ ǋ Ǳ",
+    "ＦＵＬＬ　ＷＩＤＴＨ　ｔｅｘｔ　１２３！？ ｶﾀｶﾅ ￥￦",
+    # Combining accents (NFD input) and precomposed.
+    "cafe\u0301 na\u0308ive re\u0301sume\u0301 Ångström A\u030angstro\u0308m",
+    "e\u0301\u0301\u0323 o\u0308\u0304 \u0301leading combining",
+    # CJK, Arabic, Cyrillic, Greek, Hebrew, Devanagari, Thai.
+    "日本語のテキスト、中文文本。한국어 텍스트",
+    "مرحبا بالعالم ١٢٣ ٤٥٦",
+    "Привет, мир! ЁЖИК Ёжик",
+    "ΟΔΥΣΣΕΥΣ Ὀδυσσεύς ΣΊΣΥΦΟΣ",
+    "שלום עולם नमस्ते दुनिया สวัสดีชาวโลก",
+    # Emoji: skin tones, ZWJ sequences, flags, keycaps, variation selectors.
+    "👍🏽 👩🏾‍💻 👨‍👩‍👧‍👦 🏳️‍🌈 🇫🇷🇯🇵 1️⃣ ❤️ ☺︎",
+    "emoji😀in😀words and 🤷‍♀️shrug",
+    # Control characters, tabs, CRLF, line and paragraph separators, terminal escapes.
+    "bell\x07 null\x00 esc\x1b[31mred\x1b[0m del\x7f unit\x1f sep\x1c",
+    "tabs\tand\t\ttabs\r\nCRLF\rCR\nLF\u2028LS\u2029PS\x85NEL\x0bVT\x0cFF",
+    "c1 \x80 \x93quoted\x94 \x81 \x9d \x96dash",
+    "\ufeffbom in front and \ufeffinside \u206a\u206f \ufff9anchor\ufffb",
+    # Non-breaking and other Unicode spaces, zero-width characters.
+    "non\u00a0breaking\u202fnarrow\u2007figure\u3000ideographic\u2003em\u1680ogham",
+    "zero\u200bwidth\u200cnon\u200djoiner\u2060wj\u00adsoft",
+    # Special-token strings inside text.
+    "<start_of_text>inside<end_of_text> <START_OF_TEXT> <|startoftext|> <|endoftext|> <end_of_text",
+    "<ſtart_of_text> 'ſ 'S 'T 'RE 'Ll 'D",
+    # Case mapping corner cases.
+    "İstanbul ıi ß ẞ ǅ ΣΑΣ KELVIN\u212a Ω\u2126 ﬃ",
+    # Digits and punctuation runs.
+    "3.14159 1,000,000 ٣٤ ²³ ½ Ⅻ 0x1F --- ... ?!?! (parens) [brackets] {braces}",
+    # Empty and whitespace-only.
+    "",
+    " ",
+    "\t\n\r ",
+    "\u00a0\u3000\u2028",
+    # Longer than 77 tokens, with and without spaces.
+    LONG_TEXT,
+    "a" * 500,
+    "🙂" * 200,
+    "supercalifragilisticexpialidocious" * 10,
+    # Replacement characters and private use.
+    "\ufffd replacement \ue000 private \U000f0000",
+    # Mojibake ftfy would repair (not reproduced in graph; kept to document the difference).
+    "sÃ³ mojibake Ã©tÃ©",
+]
