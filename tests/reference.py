@@ -22,6 +22,7 @@ SENTENCES = [
     "It's a sunny day; the children aren't at school.",
     "the number 42 written on a whiteboard",
     "Le café est délicieux",
+    "a photo of a <|endoftext|> dog",  # a second end token inside the text: pooling takes the first
     "The quick brown fox jumps over the lazy dog. " * 12,  # longer than the context: truncated
 ]
 
