@@ -562,15 +562,16 @@ class CLIPTokenizer(tf.Module):
 
     def detokenize(self, token_ids):
         """For debugging: ids -> tf.string [N], like OpenAI's decode ("</w>" -> " ", special tokens spelt out).
-        In a dense [N, L] input everything after the first end token is padding and is dropped."""
+        In a dense [N, L] input everything after the last end token is padding and is dropped."""
         token_ids = tf.convert_to_tensor(token_ids) if not isinstance(token_ids, tf.RaggedTensor) else token_ids
         if not token_ids.dtype.is_integer or token_ids.shape.rank != 2:
             raise ValueError(f"token_ids must be integer [N, L], got {token_ids.dtype.name} {token_ids.shape}")
         if not isinstance(token_ids, tf.RaggedTensor):
             token_ids = tf.cast(token_ids, tf.int32)
             is_end = tf.cast(tf.equal(token_ids, self.end_token_id), tf.int32)
-            after_end = tf.cumsum(is_end, axis=1, exclusive=True) > 0
-            token_ids = tf.ragged.boolean_mask(token_ids, ~after_end)
+            ends_from_here = tf.cumsum(is_end, axis=1, reverse=True)
+            has_end = ends_from_here[:, :1] > 0
+            token_ids = tf.ragged.boolean_mask(token_ids, (ends_from_here > 0) | ~has_end)
         return self._detokenize(tf.cast(token_ids, tf.int32))
 
     @tf.function(autograph=False)

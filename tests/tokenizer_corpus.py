@@ -12,13 +12,18 @@ import pathlib
 import pydoc_data.topics
 
 
-def load_reference_tokenizer():
-    """open_clip's SimpleTokenizer() with its defaults (context 77, truncation keeping the end token)."""
+def open_clip_file(name):
+    """Path of a file of the installed open_clip package, found without importing the package."""
     spec = importlib.util.find_spec("open_clip")
     if spec is None:
         raise RuntimeError("open_clip is not installed: pip install --no-deps open_clip_torch==3.3.0")
-    path = pathlib.Path(spec.submodule_search_locations[0]) / "tokenizer.py"
-    module_spec = importlib.util.spec_from_file_location("open_clip_reference_tokenizer", path)
+    return pathlib.Path(spec.submodule_search_locations[0]) / name
+
+
+def load_reference_tokenizer():
+    """open_clip's SimpleTokenizer() with its defaults (context 77, truncation keeping the end token)."""
+    module_spec = importlib.util.spec_from_file_location("open_clip_reference_tokenizer",
+                                                         open_clip_file("tokenizer.py"))
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     return module.SimpleTokenizer()
@@ -96,6 +101,13 @@ STRESS_TEXTS = [
     "supercalifragilisticexpialidocious" * 10,
     # Replacement characters and private use.
     "\ufffd replacement \ue000 private \U000f0000",
-    # Mojibake ftfy would repair (not reproduced in graph; kept to document the difference).
+    # Text near mojibake that ftfy leaves alone: Latin-1 letters that do not spell UTF-8 byte sequences.
+    "Ãx naïve Ærøskøbing ¡olé! ©®±µ¶·",
+]
+
+# Mojibake (UTF-8 read as Windows-1252 or Latin-1): ftfy repairs it, the in-graph tokenizer does not.
+MOJIBAKE_TEXTS = [
     "sÃ³ mojibake Ã©tÃ©",
+    "The Mona Lisa doesnÃƒÂ¢Ã¢â€šÂ¬Ã¢â€žÂ¢t have eyebrows.",
+    "âœ” No problems",
 ]
