@@ -178,8 +178,8 @@ def test_hugging_face_files_round_trip(tokenizer, reference, corpus, tmp_path):
     np.testing.assert_array_equal(from_files(texts)["token_ids"].numpy(), reference(texts).numpy())
 
     # An independent reader of the files: transformers' CLIPTokenizer, on text it cleans the same way.
-    from transformers import CLIPTokenizer as HFTokenizer
-    hf = HFTokenizer(str(tmp_path / "vocab.json"), str(tmp_path / "merges.txt"))
+    from transformers import CLIPTokenizerFast
+    hf = CLIPTokenizerFast.from_pretrained(str(tmp_path))
     plain = ["a photo of a cat", "Two dogs playing in the snow, 2 balls!", "it's a DIAGRAM of 12 parts"]
     hf_ids = hf(plain, padding="max_length", max_length=77, truncation=True)["input_ids"]
     # transformers pads with the end token where OpenAI pads with 0; compare the real tokens.
