@@ -1,0 +1,89 @@
+"""The graphs we export: the SavedModel's serving signatures and the two TFLite encoder entry points.
+
+The SavedModel holds the whole pipeline (tokenizer, decoding, resizing) because TF Serving runs any TF op.
+TFLite cannot run string ops, image decoding or our dynamic-size resampling without Flex ops, which neither
+TFLite interpreter here provides, so its encoders start at token ids and at pixels already resized and cropped
+(devices tokenize and resize natively, as android_demo does).
+"""
+
+import tensorflow as tf
+
+from clip_edge.layers import l2_normalize_rows
+from clip_edge.preprocessing import ImagePreprocessor
+from clip_edge.tokenizer import CLIPTokenizer
+
+SIGNATURE_NAMES = ("tokenize", "encode_text", "encode_image", "encode_pixels", "serving_default")
+
+
+class ServingModule(tf.Module):
+    """CLIP with its tokenizer and image preprocessing, for tf.saved_model.save."""
+
+    def __init__(self, model, tokenizer=None):
+        super().__init__(name="clip_serving")
+        config = model.get_config()
+        self.model = model
+        self.tokenizer = tokenizer or CLIPTokenizer.from_openai_vocabulary(config["context_length"])
+        self.preprocessor = ImagePreprocessor(config["image_resolution"])
+
+    def _text_embeddings(self, texts):
+        tokens = self.tokenizer(texts)
+        return l2_normalize_rows(self.model.encode_text(tokens["token_ids"], tokens["padding_mask"]))
+
+    def _image_embeddings(self, images):
+        return l2_normalize_rows(self.model.encode_images(self.preprocessor.from_encoded(images)))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
+    def tokenize(self, texts):
+        return self.tokenizer(texts)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
+    def encode_text(self, texts):
+        return {"embeddings": self._text_embeddings(texts)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
+    def encode_image(self, images):
+        return {"embeddings": self._image_embeddings(images)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="pixels")])
+    def encode_pixels(self, pixels):
+        return {"embeddings": l2_normalize_rows(self.model.encode_images(self.preprocessor.from_pixels(pixels)))}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images"),
+                                  tf.TensorSpec([None], tf.string, name="texts")])
+    def serving_default(self, images, texts):
+        image_logits, text_logits = self.model.logits(self._image_embeddings(images), self._text_embeddings(texts))
+        return {"image_logits": image_logits, "text_logits": text_logits,
+                "probs": tf.nn.softmax(image_logits, axis=-1)}
+
+    def signatures(self):
+        return {name: getattr(self, name) for name in SIGNATURE_NAMES}
+
+
+def save_serving_model(model, path, tokenizer=None):
+    """Write the SavedModel with the contract's signatures to `path` (which must not exist)."""
+    module = ServingModule(model, tokenizer)
+    tf.saved_model.save(module, path, signatures=module.signatures())
+    return module
+
+
+def tflite_image_encoder(model):
+    """Concrete function uint8 [1, R, R, 3] (resized and centre-cropped RGB) -> L2-normalised float32 [1, D]."""
+    resolution = model.get_config()["image_resolution"]
+    preprocessor = ImagePreprocessor(resolution)
+
+    @tf.function(input_signature=[tf.TensorSpec([1, resolution, resolution, 3], tf.uint8, name="pixels")])
+    def image_encoder(pixels):
+        return {"embedding": l2_normalize_rows(model.encode_images(preprocessor.normalize(pixels)))}
+
+    return image_encoder.get_concrete_function()
+
+
+def tflite_text_encoder(model):
+    """Concrete function int32 [1, L] token ids -> L2-normalised float32 [1, D]."""
+    length = model.get_config()["context_length"]
+
+    @tf.function(input_signature=[tf.TensorSpec([1, length], tf.int32, name="token_ids")])
+    def text_encoder(token_ids):
+        return {"embedding": l2_normalize_rows(model.encode_text(token_ids))}
+
+    return text_encoder.get_concrete_function()
