@@ -113,6 +113,12 @@ def read_model(path: str | Path) -> ModelInfo:
         buf = path.read_bytes()
     except OSError as e:
         raise TFLiteModelError(f"{path}: cannot read file ({e.strerror or e})") from e
+    return parse_model(buf, str(path))
+
+
+def parse_model(buf: bytes, label: str = "<bytes>") -> ModelInfo:
+    """Like read_model, for a flatbuffer already in memory; `label` names it in errors."""
+    path = label
     if len(buf) < 8 or not schema.Model.ModelBufferHasIdentifier(buf, 0):
         raise TFLiteModelError(f"{path}: not a TFLite model (no 'TFL3' flatbuffer identifier, {len(buf)} bytes)")
     try:
@@ -123,7 +129,7 @@ def read_model(path: str | Path) -> ModelInfo:
         raise TFLiteModelError(f"{path}: corrupt or truncated TFLite model ({type(e).__name__}: {e})") from e
 
 
-def _parse(path: Path, buf: bytes) -> ModelInfo:
+def _parse(path: str, buf: bytes) -> ModelInfo:
     model = schema.Model.GetRootAs(buf, 0)
     if model.SubgraphsLength() < 1:
         raise TFLiteModelError(f"{path}: TFLite model has no subgraphs")

@@ -1,0 +1,328 @@
+"""TFLite variants of one fixed-shape function: float32, float16, dynamic_int8, int8.
+
+    convert_variants(concrete_fn, ["float32", "int8"], representative_dataset=calibration)
+        -> {"float32": Variant(tflite=b"...", recipe="..."), "int8": Variant(...)}
+
+The function must have a static signature with batch 1 (the export contract: uint8 pixels [1, R, R, 3] or
+int32 token ids [1, L] in, float32 embeddings [1, D] out). `image_encoder_function` and
+`text_encoder_function` build those contract functions from a clip_edge.CLIP.
+
+Variants:
+- float32: the plain converter.
+- float16: float16 weights (converter.target_spec.supported_types = [tf.float16]); the GPU delegate folds the
+  DEQUANTIZE ops and computes in float16.
+- dynamic_int8: int8 weights, activations quantised on the fly (converter optimisations, no data).
+- int8: full-integer with calibration data. Inputs keep the contract dtypes (uint8 pixels are cast inside the
+  model; int32 ids feed the embedding GATHER) and the output stays float32. The quantisation is chosen by an
+  `Int8Recipe`: the converter's own int8, or an ai-edge-quantizer recipe applied to the float32 model (int8
+  weights with int8 or int16 activations, optionally with the attention/normalisation ops left in float).
+
+Every variant is checked to load and run in ai_edge_litert's Interpreter (no Flex ops) before it is returned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from typing import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from converters import delegate_check
+
+VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
+
+# Attention ops: the design doc's probe found the attention batch-matmuls quantise worst.
+ATTENTION_OPS = ("BATCH_MATMUL", "SOFTMAX")
+# Everything between the weight matmuls: residual adds, LayerNorm statistics, QuickGELU, attention.
+NON_MATMUL_OPS = ("BATCH_MATMUL", "SOFTMAX", "ADD", "SUB", "MUL", "MEAN", "RSQRT", "LOGISTIC", "SUM")
+
+
+@dataclasses.dataclass(frozen=True)
+class Int8Recipe:
+    """How the int8 variant is quantised.
+
+    engine "converter": TFLiteConverter full-integer (int8 activations and weights everywhere).
+    engine "ai_edge_quantizer": static quantisation of the float32 model, int8 weights (per-channel) and
+    `activation_bits` activations for every op, then `overrides`: (ops, bits) pairs, bits None = keep float.
+    The ADDs feeding SOFTMAX follow the override that names SOFTMAX: in the text tower that ADD applies the
+    causal mask (-1e4 above the diagonal), whose range would otherwise set the scale of every attention score.
+    """
+
+    name: str
+    engine: str
+    activation_bits: int = 8
+    overrides: tuple[tuple[tuple[str, ...], int | None], ...] = ()
+
+    def describe(self) -> str:
+        if self.engine == "converter":
+            return "TFLiteConverter full integer: int8 weights (per-channel) and int8 activations"
+        text = (f"ai-edge-quantizer static: int8 weights (per-channel, symmetric), "
+                f"int{self.activation_bits} activations")
+        for ops, bits in self.overrides:
+            text += f"; {'float' if bits is None else f'int{bits}'} for {', '.join(ops)}"
+            if "SOFTMAX" in ops:
+                text += " and the ADDs feeding SOFTMAX"
+        return text
+
+
+INT8_RECIPES = {r.name: r for r in (
+    Int8Recipe("converter_a8w8", "converter"),
+    Int8Recipe("aeq_a8w8", "ai_edge_quantizer"),
+    Int8Recipe("aeq_a16w8", "ai_edge_quantizer", activation_bits=16),
+    Int8Recipe("aeq_a8w8_attention_a16", "ai_edge_quantizer", overrides=((ATTENTION_OPS, 16),)),
+    Int8Recipe("aeq_a8w8_attention_float", "ai_edge_quantizer", overrides=((ATTENTION_OPS, None),)),
+    Int8Recipe("aeq_a8w8_nonmatmul_a16", "ai_edge_quantizer", overrides=((NON_MATMUL_OPS, 16),)),
+    Int8Recipe("aeq_a8w8_nonmatmul_a16_attention_float", "ai_edge_quantizer",
+               overrides=((NON_MATMUL_OPS, 16), (ATTENTION_OPS, None))),
+)}
+DEFAULT_INT8_RECIPE = "aeq_a16w8"
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    name: str
+    tflite: bytes
+    recipe: str  # what was done, for the manifest and parity report
+
+
+class VariantConversionError(RuntimeError):
+    """A variant could not be produced, or the produced model does not run in ai_edge_litert."""
+
+
+RepresentativeDataset = Callable[[], Iterable[Sequence[np.ndarray]]]
+
+
+def convert_variants(concrete_fn, variant_names: Sequence[str] = VARIANTS,
+                     representative_dataset: RepresentativeDataset | None = None,
+                     int8_recipe: str = DEFAULT_INT8_RECIPE) -> dict[str, Variant]:
+    """Converts `concrete_fn` into the named variants; int8 needs `representative_dataset`.
+
+    `representative_dataset()` yields lists of numpy inputs in the function's input order, each with the
+    signature's shape and dtype (the converter's convention).
+    """
+    unknown = [v for v in variant_names if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown TFLite variants {unknown}; expected some of {list(VARIANTS)}")
+    _check_static_signature(concrete_fn)
+    if "int8" in variant_names:
+        if representative_dataset is None:
+            raise ValueError("the int8 variant needs a representative_dataset (calibration inputs)")
+        if int8_recipe not in INT8_RECIPES:
+            raise ValueError(f"unknown int8 recipe {int8_recipe!r}; expected one of {sorted(INT8_RECIPES)}")
+
+    results = {}
+    float32 = None
+    for name in variant_names:
+        if name == "int8":
+            recipe = INT8_RECIPES[int8_recipe]
+            if recipe.engine == "converter":
+                tflite = _convert(concrete_fn, int8_data=representative_dataset)
+            else:
+                float32 = float32 or _convert(concrete_fn)
+                tflite = quantize_with_ai_edge_quantizer(float32, recipe, representative_dataset)
+            description = recipe.describe()
+        else:
+            tflite = _convert(concrete_fn, variant=name)
+            description = {"float32": "TFLiteConverter float32",
+                           "float16": "TFLiteConverter float16 weights (target_spec.supported_types=[float16])",
+                           "dynamic_int8": "TFLiteConverter dynamic range: int8 weights, float activations "
+                                           "(optimizations=[DEFAULT], no data)"}[name]
+            if name == "float32":
+                float32 = tflite
+        _check_runs(tflite, name)
+        results[name] = Variant(name, bytes(tflite), description)
+    return results
+
+
+def _check_static_signature(concrete_fn) -> None:
+    for spec in concrete_fn.structured_input_signature[0]:
+        if spec.shape.rank is None or any(d is None for d in spec.shape) or (spec.shape.rank and spec.shape[0] != 1):
+            raise ValueError(f"TFLite variants need a static signature with batch 1; input {spec.name!r} "
+                             f"has shape {spec.shape}")
+
+
+def _convert(concrete_fn, variant: str = "float32", int8_data: RepresentativeDataset | None = None) -> bytes:
+    # The converter writes a signature (needed by ai-edge-quantizer's calibration) only when given a trackable
+    # object that owns the function's variables.
+    owner = tf.Module()
+    owner.captured_variables = list(concrete_fn.variables)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete_fn], owner)
+    if variant == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif variant == "dynamic_int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if int8_data is not None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = int8_data
+        # Builtins only as a fallback for ops without an int8 kernel (the uint8->float CAST at the input); the
+        # rest is int8, and the interface keeps the contract types (uint8/int32 in, float32 out).
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+    try:
+        return converter.convert()
+    except Exception as e:  # the converter raises ConverterError with the MLIR diagnostics
+        raise VariantConversionError(f"TFLite conversion of the {variant if int8_data is None else 'int8'} "
+                                     f"variant failed: {_first_lines(e)}") from e
+
+
+def _override_entry(op: str, bits: int | None) -> dict:
+    if bits is None:
+        return {"regex": ".*", "operation": op, "algorithm_key": "no_quantize"}
+    return _static_entry(op, bits)
+
+
+def _static_entry(op: str, activation_bits: int) -> dict:
+    return {
+        "regex": ".*", "operation": op, "algorithm_key": "min_max_uniform_quantize",
+        "op_config": {
+            # int16 activations must be symmetric (TFLite's 16x8 kernels have zero point 0).
+            "activation_tensor_config": {"num_bits": activation_bits, "symmetric": activation_bits == 16,
+                                         "granularity": "TENSORWISE", "dtype": "INT"},
+            "weight_tensor_config": {"num_bits": 8, "symmetric": True, "granularity": "CHANNELWISE",
+                                     "dtype": "INT"},
+            "compute_precision": "INTEGER", "explicit_dequantize": False, "skip_checks": False,
+            "min_weight_elements": 0,
+        },
+    }
+
+
+def ai_edge_quantizer_recipe(recipe: Int8Recipe, float32_tflite: bytes) -> list[dict]:
+    """The recipe as ai-edge-quantizer's JSON list; later entries override earlier ones for their op."""
+    # The graph output stays float32 (the contract); without this entry the quantizer returns it quantized.
+    entries = [_static_entry("*", recipe.activation_bits), _override_entry("OUTPUT", None)]
+    for ops, bits in recipe.overrides:
+        entries += [_override_entry(op, bits) for op in ops]
+        names = softmax_input_add_names(float32_tflite) if "SOFTMAX" in ops else []
+        if names:
+            entry = _override_entry("ADD", bits)
+            # ai-edge-quantizer's op scope is the op's output tensor names, each followed by ";".
+            entry["regex"] = "^(" + "|".join(re.escape(n) for n in names) + ");$"
+            entries.append(entry)
+    return entries
+
+
+def softmax_input_add_names(tflite: bytes) -> list[str]:
+    """Output tensor names of the ADD ops whose result feeds a SOFTMAX (ai-edge-quantizer scopes by them)."""
+    model = delegate_check.parse_model(tflite, "float32 variant")
+    softmax_inputs = {op.inputs[0].index for op in model.ops if op.name == "SOFTMAX" and op.inputs}
+    return [op.outputs[0].name for op in model.ops if op.name == "ADD" and op.outputs[0].index in softmax_inputs]
+
+
+def quantize_with_ai_edge_quantizer(float32_tflite: bytes, recipe: Int8Recipe,
+                                    representative_dataset: RepresentativeDataset) -> bytes:
+    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_quantizer import quantizer
+
+    signatures = Interpreter(model_content=float32_tflite).get_signature_list()
+    if len(signatures) != 1:
+        raise VariantConversionError(f"expected one signature in the float32 model, got {sorted(signatures)}")
+    (key, io), = signatures.items()
+    calibration = []
+    for sample in representative_dataset():
+        if len(sample) != len(io["inputs"]):
+            raise ValueError(f"representative_dataset items have {len(sample)} inputs; the signature takes "
+                             f"{io['inputs']}")
+        calibration.append(dict(zip(io["inputs"], sample)))
+    if not calibration:
+        raise ValueError("representative_dataset yielded no samples")
+    # ai-edge-quantizer logs a progress report per call; keep it out of the export's output.
+    logging.getLogger("absl").setLevel(logging.WARNING)
+    qt = quantizer.Quantizer(float32_tflite, ai_edge_quantizer_recipe(recipe, float32_tflite))
+    try:
+        result = qt.calibrate({key: calibration}, num_threads=2)
+        return bytes(qt.quantize(result, enable_progress_report=False).quantized_model)
+    except Exception as e:
+        raise VariantConversionError(f"ai-edge-quantizer recipe {recipe.name} failed: {_first_lines(e)}") from e
+
+
+def _check_runs(tflite: bytes, name: str) -> None:
+    """Loads and invokes the model once in ai_edge_litert with zero inputs (Flex ops would fail here) and
+    checks the outputs are float32, as the contract says."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        interpreter = Interpreter(model_content=tflite)
+        interpreter.allocate_tensors()
+        for detail in interpreter.get_input_details():
+            interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
+        interpreter.invoke()
+    except Exception as e:
+        raise VariantConversionError(f"the {name} variant does not run in ai_edge_litert: {_first_lines(e)}") from e
+    for detail in interpreter.get_output_details():
+        if detail["dtype"] != np.float32:
+            raise VariantConversionError(f"the {name} variant's output {detail['name']!r} is "
+                                         f"{np.dtype(detail['dtype']).name}, not float32")
+
+
+def run_tflite(tflite: bytes, inputs: Sequence[np.ndarray], num_threads: int = 2) -> np.ndarray:
+    """Runs a single-input/single-output model on each input (batch-1 arrays); stacks the outputs."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=tflite, num_threads=num_threads)
+    interpreter.allocate_tensors()
+    (input_detail,), (output_detail,) = interpreter.get_input_details(), interpreter.get_output_details()
+    outputs = []
+    for x in inputs:
+        interpreter.set_tensor(input_detail["index"], np.asarray(x, input_detail["dtype"]))
+        interpreter.invoke()
+        outputs.append(interpreter.get_tensor(output_detail["index"])[0].copy())
+    return np.stack(outputs)
+
+
+def _first_lines(error: Exception, count: int = 3) -> str:
+    return " | ".join(str(error).strip().splitlines()[:count])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Contract functions for the two towers
+
+
+def image_encoder_function(model):
+    """uint8 pixels [1, R, R, 3] (resized + centre-cropped RGB) -> {"embeddings": float32 [1, D]}, L2-normalised.
+
+    Scaling and normalisation with OpenAI's mean/std happen inside, so devices feed raw cropped pixels.
+    """
+    from clip_edge.layers import l2_normalize_rows
+    from clip_edge.preprocessing import ImagePreprocessor
+
+    resolution = model.get_config()["image_resolution"]
+    preprocessor = ImagePreprocessor(resolution)
+
+    @tf.function(input_signature=[tf.TensorSpec([1, resolution, resolution, 3], tf.uint8, name="pixels")])
+    def encode_pixels(pixels):
+        return {"embeddings": l2_normalize_rows(model.encode_images(preprocessor.normalize(pixels)))}
+
+    return encode_pixels.get_concrete_function()
+
+
+def text_encoder_function(model, length: int | None = None):
+    """int32 token ids [1, L] -> {"embeddings": float32 [1, D]}, L2-normalised; L defaults to context_length."""
+    from clip_edge.layers import l2_normalize_rows
+
+    length = length or model.get_config()["context_length"]
+
+    @tf.function(input_signature=[tf.TensorSpec([1, length], tf.int32, name="token_ids")])
+    def encode_token_ids(token_ids):
+        return {"embeddings": l2_normalize_rows(model.encode_text(token_ids))}
+
+    return encode_token_ids.get_concrete_function()
+
+
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.linalg.norm(a, axis=-1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=-1, keepdims=True)
+    return np.sum(a * b, axis=-1)
+
+
+def representative(inputs: Sequence[np.ndarray]) -> RepresentativeDataset:
+    """A representative_dataset over batch-1 arrays (one model input each)."""
+    return lambda: ([x] for x in inputs)
+
+
+def variant_cosines(variants: Mapping[str, Variant], reference: np.ndarray,
+                    inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+    """Per-input cosine of each variant's embedding with the float TF model's `reference` embeddings."""
+    return {name: cosine_rows(run_tflite(v.tflite, inputs), reference) for name, v in variants.items()}
