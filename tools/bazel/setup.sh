@@ -25,11 +25,11 @@ fi
 interpreter="${CLIP_EDGE_PYTHON:-$workspace_root/.venv/bin/python3}"
 if [[ ! -x "$interpreter" ]]; then
   echo "error: no Python interpreter at $interpreter; create the project virtualenv first" \
-       "(python3.11 -m venv .venv && .venv/bin/pip install -e '.[test]') or set CLIP_EDGE_PYTHON" >&2
+       "(make install) or set CLIP_EDGE_PYTHON" >&2
   exit 1
 fi
 if ! "$interpreter" -c "import pytest, tensorflow" >/dev/null 2>&1; then
-  echo "error: $interpreter cannot import pytest and tensorflow; install the project with its test extras" >&2
+  echo "error: $interpreter cannot import pytest and tensorflow; run make install" >&2
   exit 1
 fi
 echo "bazel: $(command -v bazel); Python toolchain: $interpreter" >&2
