@@ -321,3 +321,21 @@ def download_preset(preset, revision="main"):
             "random model") from error
     # hf_hub_download puts every file of one revision in the same snapshot folder.
     return os.path.dirname(config)
+
+
+def checkpoint_sha256(path):
+    """sha256 of a checkpoint's tensor file (of its index and shards, in order, when sharded), for manifests."""
+    import hashlib
+
+    tensor_path, _ = _locate(path)
+    files = [tensor_path]
+    if tensor_path.endswith(".json"):
+        with open(tensor_path) as file:
+            shards = sorted(set(json.load(file)["weight_map"].values()))
+        files += [os.path.join(os.path.dirname(tensor_path), shard) for shard in shards]
+    digest = hashlib.sha256()
+    for name in files:
+        with open(name, "rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,259 @@
+"""Export a CLIP preset to a SavedModel (TF Serving signatures) and TFLite variants, gated by the parity harness.
+
+    python -m converters.export --preset=clip-vit-base-patch32 --weights=hub|random|PATH --output_dir=DIR
+    bazel run //converters:export -- --preset=... --weights=... --output_dir=DIR
+
+writes DIR/NAME/ (NAME = the preset, or --name for a checkpoint of another architecture): saved_model/,
+tflite/{image,text}_encoder_{float32,float16,dynamic_int8,int8}.tflite, assets/vocab.json and merges.txt,
+manifest.json and parity_report.md (see the design's export contract).
+
+Everything is built in a hidden temporary folder beside the target and renamed into place at the end, so an
+interrupted export leaves nothing that looks complete, and a re-run replaces the old output whole. If any
+artifact misses its parity bar, the export fails (exit 1): DIR/NAME is left as it was, and the artifacts and
+the report go to DIR/NAME.rejected/ without a manifest.
+"""
+
+import glob
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ info lines out of the progress output
+
+from absl import app, flags, logging  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("preset", None, "clip-vit-base-patch16, clip-vit-base-patch32, clip-vit-large-patch14 or "
+                    "clip-vit-large-patch14-336; may be omitted with --weights=PATH (architecture from the checkpoint)")
+flags.DEFINE_string("weights", "hub", "hub (download the preset's Hugging Face repository), random (untrained, "
+                    "for testing the pipeline), or a path to a checkpoint directory or file")
+flags.DEFINE_string("output_dir", None, "where DIR/NAME/ is written")
+flags.DEFINE_string("name", None, "export folder name (default: the preset, or the checkpoint's folder name)")
+flags.DEFINE_list("variants", ["float32", "float16", "dynamic_int8", "int8"], "TFLite variants to build")
+flags.DEFINE_string("calibration_images", None, "folder of your own photos for int8 calibration "
+                    "(default: built-in real photos, disjoint from the parity set)")
+flags.DEFINE_integer("threads", 2, "threads for TensorFlow, TFLite conversion and latency measurement")
+flags.mark_flag_as_required("output_dir")
+
+CALIBRATION_SENTENCE_COUNT = 64
+
+
+class ExportError(RuntimeError):
+    """An export failure; the message names the stage."""
+
+
+class Progress:
+    """One line per stage with its own and the total elapsed time; a progress bar for long loops."""
+
+    def __init__(self):
+        self.started = time.monotonic()
+        self.stage = None
+
+    def begin(self, stage):
+        self.stage = stage
+        self.stage_started = time.monotonic()
+        print(f"[{self._total():7.1f}s] {stage} ...", flush=True)
+
+    def end(self, detail=""):
+        print(f"[{self._total():7.1f}s] {self.stage}: done in {time.monotonic() - self.stage_started:.1f}s"
+              f"{'; ' + detail if detail else ''}", flush=True)
+
+    def bar(self, done, total, label):
+        """A bar line at each tenth of the work (lines, not carriage returns, so logs stay readable)."""
+        if done != total and done * 10 // total == (done - 1) * 10 // total:
+            return
+        width = 30
+        filled = width * done // total
+        print(f"    {label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", flush=True)
+
+    def _total(self):
+        return time.monotonic() - self.started
+
+
+def _resolve_model(preset, weights):
+    """(clip_edge.CLIP, name-independent description of where the weights came from)."""
+    import clip_edge
+    from clip_edge import checkpoints
+
+    if weights == "random":
+        if not preset:
+            raise ExportError("--weights=random needs --preset")
+        return clip_edge.CLIP.from_preset(preset, load_weights=False), {"kind": "random, untrained"}
+    if weights == "hub":
+        if not preset:
+            raise ExportError("--weights=hub needs --preset")
+        local = checkpoints.download_preset(preset)
+        source = {"kind": "hub", "repository": clip_edge.PRESETS[preset]["hf_repo"],
+                  "revision": os.path.basename(local)}
+        return clip_edge.CLIP.from_preset(preset, weights=local), source
+    source = {"kind": "checkpoint", "path": os.path.abspath(weights),
+              "sha256": checkpoints.checkpoint_sha256(weights)}
+    if preset:
+        return clip_edge.CLIP.from_preset(preset, weights=weights), source
+    return clip_edge.CLIP.from_checkpoint(weights), source
+
+
+def _calibration(model, tokenizer, images_folder, progress):
+    """Representative datasets (generators of [input] lists) for the image and text int8 calibration."""
+    import numpy as np
+
+    from converters import datasets
+
+    resolution = model.get_config()["image_resolution"]
+    pixels = (datasets.folder_images(images_folder, resolution) if images_folder
+              else datasets.builtin_images(datasets.CALIBRATION_PHOTOS, resolution))
+    token_ids = tokenizer(datasets.calibration_sentences(CALIBRATION_SENTENCE_COUNT))["token_ids"].numpy()
+
+    def dataset(items, label):
+        def generate():
+            for index, item in enumerate(items):
+                progress.bar(index + 1, len(items), label)
+                yield [np.asarray(item)[np.newaxis]]
+        return generate
+
+    return {"image": dataset(pixels, "calibrating image encoder"),
+            "text": dataset(token_ids, "calibrating text encoder")}, len(pixels), len(token_ids)
+
+
+def _write_bytes(path, data):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as file:
+        file.write(data)
+
+
+def _remove_stale_temporaries(output_dir, name):
+    """Temporary folders of earlier exports that were killed (a live export's folder has a live pid)."""
+    for stale in glob.glob(os.path.join(output_dir, f".{name}.tmp-*")):
+        pid = stale.rsplit("-", 1)[-1]
+        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _replace_directory(source, target):
+    """Move `source` to `target`, replacing an older `target` without ever leaving a half-written one."""
+    old = None
+    if os.path.exists(target):
+        old = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.old-", dir=os.path.dirname(target))
+        os.rename(target, os.path.join(old, "previous"))
+    os.rename(source, target)
+    if old:
+        shutil.rmtree(old)
+
+
+def run_export(preset, weights, output_dir, name=None, variants=("float32", "float16", "dynamic_int8", "int8"),
+               calibration_images=None, threads=2):
+    """The whole export; returns (path of DIR/NAME, parity results). Raises ExportError naming the stage."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    from clip_edge import presets as preset_table
+    from clip_edge.tokenizer import CLIPTokenizer
+    from converters import datasets, delegate_check, manifest, parity, serving, tflite_variants
+
+    if preset:
+        preset_table.get_preset(preset)
+    name = name or preset or os.path.basename(os.path.normpath(weights))
+    unknown = [v for v in variants if v not in parity.BARS]
+    if unknown:
+        raise ExportError(f"unknown variants {unknown}; expected some of {list(parity.BARS)}")
+    os.makedirs(output_dir, exist_ok=True)
+    _remove_stale_temporaries(output_dir, name)
+    # The pid in the name tells later runs whether this folder's export is still alive.
+    work = os.path.join(output_dir, f".{name}.tmp-{os.getpid()}")
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    progress = Progress()
+    stage = None
+    try:
+        stage = "load model"
+        progress.begin(f"{stage} ({preset or 'from checkpoint'}, weights={weights})")
+        model, weights_source = _resolve_model(preset, weights)
+        config = model.get_config()
+        tokenizer = CLIPTokenizer.from_openai_vocabulary(config["context_length"])
+        progress.end(f"{model.count_params():,} parameters")
+
+        stage = "SavedModel"
+        progress.begin(stage)
+        serving.save_serving_model(model, os.path.join(work, "saved_model"), tokenizer)
+        vocab_json, merges_txt = tokenizer.vocabulary_files()
+        _write_bytes(os.path.join(work, "assets", "vocab.json"), vocab_json.encode("utf-8"))
+        _write_bytes(os.path.join(work, "assets", "merges.txt"), merges_txt.encode("utf-8"))
+        progress.end()
+
+        representative = {}
+        if "int8" in variants:
+            stage = "calibration data"
+            progress.begin(stage)
+            representative, image_count, text_count = _calibration(model, tokenizer, calibration_images, progress)
+            progress.end(f"{image_count} photos, {text_count} sentences")
+
+        recipes = {}
+        for tower, function in (("image", serving.tflite_image_encoder(model)),
+                                ("text", serving.tflite_text_encoder(model))):
+            stage = f"TFLite {tower} encoder"
+            progress.begin(f"{stage} ({', '.join(variants)})")
+            converted = tflite_variants.convert_variants(function, list(variants),
+                                                         representative_dataset=representative.get(tower))
+            for variant, result in converted.items():
+                _write_bytes(os.path.join(work, parity.tflite_path(tower, variant)), result.tflite)
+                recipes[parity.tflite_path(tower, variant)] = result.recipe
+            progress.end()
+
+        stage = "parity"
+        progress.begin(f"{stage} (held-out photos and sentences vs the float SavedModel)")
+        held_out = datasets.builtin_images(datasets.HELD_OUT_PHOTOS, config["image_resolution"])
+        results = parity.measure(work, list(variants), held_out, datasets.held_out_sentences(), threads=threads)
+        progress.end(f"{sum(r.passed for r in results)}/{len(results)} artifacts meet their bar")
+        print(parity.format_table(results), flush=True)
+
+        stage = "delegate checks"
+        progress.begin(stage)
+        delegate_reports = {}
+        for result in results:
+            target = {"float16": "gpu", "int8": "edgetpu"}.get(result.variant)
+            if target:
+                report = delegate_check.check(os.path.join(work, result.path), target).to_dict()
+                delegate_reports[result.path] = {key: report[key] for key in (
+                    "target", "ready", "op_count", "delegated_op_count", "model_problems", "unsupported_ops")}
+        progress.end()
+
+        stage = "manifest"
+        progress.begin(stage)
+        failed = [r for r in results if not r.passed]
+        manifest.write_report(work, name, preset, config, weights_source, results, recipes, delegate_reports)
+        if failed:
+            rejected = os.path.join(output_dir, f"{name}.rejected")
+            _replace_directory(work, rejected)
+            raise ExportError("parity: " + "; ".join(f"{r.path} {r.shortfall()}" for r in failed)
+                              + f". Nothing was shipped; artifacts and report are in {rejected}")
+        manifest.write_manifest(work, name, preset, config, weights_source, results, recipes, delegate_reports)
+        target = os.path.join(output_dir, name)
+        _replace_directory(work, target)
+        progress.end(f"wrote {target}")
+        return target, results
+    except ExportError:
+        raise
+    except Exception as error:
+        raise ExportError(f"stage {stage!r} failed: {type(error).__name__}: {error}") from error
+    finally:
+        if os.path.exists(work):
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    logging.set_verbosity(logging.WARNING)
+    try:
+        run_export(FLAGS.preset, FLAGS.weights, FLAGS.output_dir, FLAGS.name, FLAGS.variants,
+                   FLAGS.calibration_images, FLAGS.threads)
+    except (ExportError, ValueError) as error:
+        print(f"export failed: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

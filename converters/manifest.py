@@ -1,0 +1,138 @@
+"""manifest.json (for programs) and parity_report.md (for people) of an export directory."""
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+
+import numpy as np
+
+MANIFEST = "manifest.json"
+REPORT = "parity_report.md"
+TOOLS = ("tensorflow", "tensorflow-text", "ai-edge-litert", "ai-edge-quantizer", "numpy", "clip_edge")
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _versions():
+    versions = {"python": platform.python_version()}
+    for tool in TOOLS:
+        try:
+            versions[tool] = importlib.metadata.version(tool)
+        except importlib.metadata.PackageNotFoundError:
+            versions[tool] = None
+    return versions
+
+
+def _tensor_details(details):
+    scales, zero_points = details["quantization_parameters"]["scales"], details["quantization_parameters"]["zero_points"]
+    quantization = None
+    if len(scales):
+        quantization = {"scales": [float(s) for s in scales], "zero_points": [int(z) for z in zero_points]}
+    return {"name": details["name"], "dtype": np.dtype(details["dtype"]).name,
+            "shape": [int(d) for d in details["shape"]], "quantization": quantization}
+
+
+def tflite_io(path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=path)
+    return ([_tensor_details(d) for d in interpreter.get_input_details()],
+            [_tensor_details(d) for d in interpreter.get_output_details()])
+
+
+def _describe_weights(source):
+    if source["kind"] == "hub":
+        return f"Hugging Face {source['repository']} at revision {source['revision']}"
+    if source["kind"] == "checkpoint":
+        return f"checkpoint {source['path']} (sha256 {source['sha256']})"
+    return "random, untrained: embeddings are meaningless; this export only exercises the pipeline"
+
+
+def _artifact_files(export_dir):
+    for folder, _, files in os.walk(export_dir):
+        for name in sorted(files):
+            path = os.path.join(folder, name)
+            relative = os.path.relpath(path, export_dir)
+            if relative not in (MANIFEST, REPORT):
+                yield relative, path
+
+
+def write_manifest(export_dir, name, preset, config, weights_source, results, recipes, delegate_reports):
+    by_path = {r.path: r for r in results}
+    artifacts = []
+    for relative, path in sorted(_artifact_files(export_dir)):
+        entry = {"path": relative, "sha256": _sha256(path), "bytes": os.path.getsize(path)}
+        if relative in by_path:
+            result = by_path[relative]
+            inputs, outputs = tflite_io(path)
+            entry.update(tower=result.tower, variant=result.variant, recipe=recipes.get(relative),
+                         inputs=inputs, outputs=outputs,
+                         parity={k: v for k, v in result.to_dict().items()
+                                 if k not in ("path", "tower", "variant", "latency_ms", "threads")},
+                         latency_ms={"median": result.latency_ms, "runtime": "ai_edge_litert",
+                                     "threads": result.threads, "batch": 1},
+                         delegate=delegate_reports.get(relative))
+        artifacts.append(entry)
+    manifest = {
+        "name": name, "preset": preset, "config": config,
+        "weights": dict(weights_source, description=_describe_weights(weights_source)),
+        "saved_model": {"path": "saved_model", "signatures": {
+            "tokenize": {"inputs": {"texts": "string [N]"},
+                         "outputs": {"token_ids": "int32 [N, L]", "padding_mask": "int32 [N, L]"}},
+            "encode_text": {"inputs": {"texts": "string [N]"}, "outputs": {"embeddings": "float32 [N, D], L2-normalised"}},
+            "encode_image": {"inputs": {"images": "string [N] (JPEG/PNG/GIF/BMP bytes)"},
+                             "outputs": {"embeddings": "float32 [N, D], L2-normalised"}},
+            "encode_pixels": {"inputs": {"pixels": "uint8 [N, H, W, 3]"},
+                              "outputs": {"embeddings": "float32 [N, D], L2-normalised"}},
+            "serving_default": {"inputs": {"images": "string [N]", "texts": "string [M]"},
+                                "outputs": {"image_logits": "float32 [N, M]", "text_logits": "float32 [M, N]",
+                                            "probs": "float32 [N, M]"}},
+        }, "load_note": "import tensorflow_text before tf.saved_model.load (the tokenizer uses its ops)"},
+        "artifacts": artifacts,
+        "versions": _versions(),
+    }
+    _write_json_atomically(os.path.join(export_dir, MANIFEST), manifest)
+
+
+def _write_json_atomically(path, data):
+    temporary = path + ".tmp"
+    with open(temporary, "w") as file:
+        json.dump(data, file, indent=1)
+    os.replace(temporary, path)
+
+
+def write_report(export_dir, name, preset, config, weights_source, results, recipes, delegate_reports):
+    from converters.parity import format_table
+
+    float32_bytes = {r.tower: os.path.getsize(os.path.join(export_dir, r.path)) for r in results
+                     if r.variant == "float32"}
+    lines = [f"# Parity report: {name}", "",
+             f"Preset: {preset or 'none (architecture from the checkpoint)'}. "
+             f"Weights: {_describe_weights(weights_source)}.", "",
+             "Every TFLite artifact against the float32 SavedModel on held-out real photos and sentences "
+             "(never the calibration ones). Latency: median of 10 runs, ai_edge_litert, 2 threads, batch 1.", "",
+             format_table(results), "",
+             "| artifact | bytes | size vs float32 | recipe | delegate readiness |", "|---|---|---|---|---|"]
+    for result in results:
+        size = os.path.getsize(os.path.join(export_dir, result.path))
+        ratio = f"{size / float32_bytes[result.tower]:.2f}x" if result.tower in float32_bytes else ""
+        delegate = delegate_reports.get(result.path)
+        readiness = ""
+        if delegate:
+            readiness = (f"{delegate['target']}: {'ready' if delegate['ready'] else 'not ready'}, "
+                         f"{delegate['delegated_op_count']}/{delegate['op_count']} ops on the accelerator"
+                         + (f"; unsupported: {', '.join(delegate['unsupported_ops'])}" if delegate["unsupported_ops"] else ""))
+        lines.append(f"| {result.path} | {size:,} | {ratio} | {recipes.get(result.path, '')} | {readiness} |")
+    failed = [r for r in results if not r.passed]
+    lines += ["", "**Result: " + ("all artifacts meet their bars.**" if not failed else
+                                 "FAILED: " + "; ".join(f"{r.path}: {r.shortfall()}" for r in failed) + "**")]
+    with open(os.path.join(export_dir, REPORT), "w") as file:
+        file.write("\n".join(lines) + "\n")
