@@ -58,8 +58,11 @@ def _assert_parity(actual, expected, what):
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
     assert difference.max() <= MAX_ABS_DIFF, f"{what}: max abs difference {difference.max():.4f}"
     assert difference.mean() <= MAX_MEAN_DIFF, f"{what}: mean abs difference {difference.mean():.5f}"
-    # Tighter than the issue asks: the resampling is PIL's up to float32 rounding of exact .5 ties.
+    # Tighter than the issue asks: the resampling is PIL's except where float32 sums (Pillow: 32-bit integers)
+    # round a near-.5 value the other way, which moves that value by one level.
     assert difference.max() <= ONE_LEVEL, f"{what}: differs by more than one level ({difference.max():.4f})"
+    off_by_a_level = np.mean(difference > ONE_LEVEL / 2)
+    assert off_by_a_level <= 0.001, f"{what}: {off_by_a_level:.2%} of values differ by a level"
 
 
 def test_constants_are_openais():
@@ -74,7 +77,7 @@ def test_from_pixels_matches_clip_image_processor(preprocessor, reference, name)
     _assert_parity(actual, _expected(reference, pixels), f"{name} {pixels.shape}")
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20, deadline=None, derandomize=True)
 @given(
     top=st.integers(0, 300),
     left=st.integers(0, 400),
