@@ -204,27 +204,30 @@ def _load_merges(merges, vocabulary):
     if isinstance(merges, (str, os.PathLike)):
         lines = _read_text_file(merges, "merges").split("\n")
         first_line = 1 if lines and "#version" in lines[0] else 0
-        numbered = [(number + 1, line) for number, line in enumerate(lines) if number >= first_line and line]
+        labelled = [(f"{os.fspath(merges)!r} line {number + 1}", line)
+                    for number, line in enumerate(lines) if number >= first_line and line]
         source = repr(os.fspath(merges))
     else:
-        numbered = [(number, line) for number, line in enumerate(merges)]
+        labelled = [(f"merges[{index}]", line) for index, line in enumerate(merges)]
         source = "merges"
-    pairs, unusable = [], None
-    for number, line in numbered:
+    pairs, first_unusable = {}, None
+    for label, line in labelled:
         parts = line.split() if isinstance(line, str) else None
         if not parts or len(parts) != 2:
-            raise ValueError(f"{source} line {number}: {line!r} is not two space-separated symbols")
+            raise ValueError(f"{label}: {line!r} is not two space-separated symbols")
+        if tuple(parts) in pairs:
+            raise ValueError(f"{label}: merge {line!r} repeats an earlier one")
         usable = all(s in vocabulary for s in (*parts, parts[0] + parts[1]))
-        if usable and unusable is not None:
-            raise ValueError(f"{source} line {unusable[0]}: merge {unusable[1]!r} uses symbols that are not in "
-                             "the vocabulary")
+        if usable and first_unusable is not None:
+            raise ValueError(f"{first_unusable[0]}: merge {first_unusable[1]!r} uses symbols that are not in the "
+                             "vocabulary")
         if usable:
-            pairs.append(tuple(parts))
-        elif unusable is None:
-            unusable = (number, line)
+            pairs[tuple(parts)] = len(pairs)
+        elif first_unusable is None:
+            first_unusable = (label, line)
     if not pairs:
         raise ValueError(f"{source} contains no merge usable with the vocabulary")
-    return pairs
+    return list(pairs)
 
 
 def _validated_python_texts(texts):
@@ -242,7 +245,7 @@ def _validated_python_texts(texts):
             except UnicodeEncodeError as e:
                 raise ValueError(f"texts[{index}] cannot be encoded as UTF-8 (lone surrogate?): {e}") from None
         else:
-            raise ValueError(f"texts[{index}] is {type(text).__name__} {text!r}; expected a str")
+            raise ValueError(f"texts[{index}] is {type(text).__name__} {repr(text)[:60]}; expected a str")
     return encoded
 
 

@@ -202,10 +202,15 @@ def test_bad_vocabulary_inputs(tokenizer, tmp_path):
     without_start = {t: i for t, i in vocab.items() if t != "<|startoftext|>"}
     with pytest.raises(ValueError, match="no start token"):
         CLIPTokenizer(without_start, merges)
-    with pytest.raises(ValueError, match="line 3"):
+    with pytest.raises(ValueError, match=r"merges\[3\]: 'three parts here' is not two"):
         CLIPTokenizer(vocab, merges[:3] + ["three parts here"] + merges[3:])
-    with pytest.raises(ValueError, match="not in the vocabulary"):
+    with pytest.raises(ValueError, match=r"merges\[3\]: merge 'q9 z8' uses symbols that are not in"):
         CLIPTokenizer(vocab, merges[:3] + ["q9 z8"] + merges[3:])
+    with pytest.raises(ValueError, match=r"merges\[5\]: merge 'i n' repeats"):
+        CLIPTokenizer(vocab, merges[:5] + ["i n"] + merges[5:])
+    (tmp_path / "merges.txt").write_text("#version: 0.2\ni n\nt h\nnot-a-pair\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="merges.txt' line 4"):
+        CLIPTokenizer(vocab, str(tmp_path / "merges.txt"))
     (tmp_path / "vocab.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(ValueError, match="vocab.json.*not JSON"):
         CLIPTokenizer(str(tmp_path / "vocab.json"), merges)
