@@ -28,13 +28,9 @@ MAX_SIDE = 65_535
 # (PRECISION_BITS = 32 - 8 - 2 in Pillow's libImaging/Resample.c); we use the same rounded weights.
 _PIL_WEIGHT_BITS = 22
 
-_SIGNATURES = {  # first bytes of each supported format
-    "jpeg": b"\xff\xd8\xff",
-    "png": b"\x89PNG\r\n\x1a\n",
-    "gif": b"GIF8",
-    "bmp": b"BM",
-}
 _JPEG, _PNG, _GIF, _BMP, _UNKNOWN = range(5)
+# First bytes of each supported format, indexed by the constants above.
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8", b"BM")
 
 
 def _pil_bicubic(x):
@@ -110,12 +106,11 @@ def _check_size(height, width, label, batch=1):
     ]
 
 
-def _to_rgb(pixels, use_alpha=True):
-    """uint8 [H, W, C] with C in 1..4 -> [H, W, 3]: grey replicated, alpha (if use_alpha) composited onto white.
+def _to_rgb(pixels):
+    """uint8 [H, W, C] with C in 1..4 -> [H, W, 3]: grey replicated, alpha composited onto white.
 
     Compositing onto white is what CLIPImageProcessor's convert_to_rgb does; PIL's plain convert("RGB") and
     tf.image decoders with channels=3 would instead drop the alpha and keep whatever colour hides under it.
-    use_alpha (bool tensor) is False for BMP, whose fourth channel PIL ignores when reading.
     """
     channels = tf.shape(pixels)[-1]
     colour = tf.cond(
@@ -129,7 +124,7 @@ def _to_rgb(pixels, use_alpha=True):
         blended = tf.cast(colour, tf.float32) * alpha + 255.0 * (1.0 - alpha)
         return tf.cast(tf.round(blended), tf.uint8)
 
-    has_alpha = tf.logical_and(use_alpha, tf.logical_or(tf.equal(channels, 2), tf.equal(channels, 4)))
+    has_alpha = tf.logical_or(tf.equal(channels, 2), tf.equal(channels, 4))
     rgb = tf.cond(has_alpha, composite, lambda: colour)
     return tf.ensure_shape(rgb, [None, None, 3])
 
@@ -137,45 +132,83 @@ def _to_rgb(pixels, use_alpha=True):
 def _image_format(encoded):
     """int32 scalar: _JPEG, _PNG, _GIF, _BMP or _UNKNOWN, from the file signature."""
     found = tf.constant(_UNKNOWN)
-    for index, signature in reversed(list(enumerate(_SIGNATURES.values()))):
+    for index, signature in enumerate(_SIGNATURES):
         starts = tf.equal(tf.strings.substr(encoded, 0, len(signature)), signature)
         found = tf.where(starts, index, found)
     return found
 
 
-def _header_size(encoded, image_format):
-    """(height, width) int64 read from the file header, so oversized images are refused before decoding."""
-    # Zero padding makes every header field readable even from truncated files (they then fail in the decoder).
-    header = tf.io.decode_raw(tf.strings.substr(tf.strings.join([encoded, b"\0" * 32]), 0, 32), tf.uint8)
-    header = tf.cast(header, tf.int64)
+def _leading_bytes(encoded, count):
+    """int64 [count]: the first `count` bytes, zero-padded, so header fields of truncated files read as zeros
+    (such files then fail in the decoder, with its message)."""
+    padded = tf.strings.join([encoded, b"\0" * count])
+    return tf.cast(tf.io.decode_raw(tf.strings.substr(padded, 0, count), tf.uint8), tf.int64)
 
-    def big_endian(start, length):
-        return sum(header[start + i] * (1 << (8 * (length - 1 - i))) for i in range(length))
 
-    def little_endian(start, length):
-        return sum(header[start + i] * (1 << (8 * i)) for i in range(length))
+def _big_endian(header, start, length):
+    return sum(header[start + i] * (1 << (8 * (length - 1 - i))) for i in range(length))
+
+
+def _little_endian(header, start, length):
+    return sum(header[start + i] * (1 << (8 * i)) for i in range(length))
+
+
+def _bmp_fields(header):
+    """(height, width, bits per pixel, palette entry size) of a BMP from its first 32 bytes.
+
+    The old 12-byte BITMAPCOREHEADER stores 16-bit sizes and 3-byte palette entries; later headers 32-bit signed
+    sizes (negative height = rows stored top-down) and 4-byte entries.
+    """
+    core = tf.equal(_little_endian(header, 14, 4), 12)
 
     def signed32(value):
         return tf.where(value >= 1 << 31, value - (1 << 32), value)
 
-    def bmp():
-        # The old 12-byte BITMAPCOREHEADER stores 16-bit sizes, later headers 32-bit signed ones (negative
-        # height = rows stored top-down).
-        core = tf.equal(little_endian(14, 4), 12)
-        width = tf.where(core, little_endian(18, 2), signed32(little_endian(18, 4)))
-        height = tf.where(core, little_endian(20, 2), tf.abs(signed32(little_endian(22, 4))))
-        return height, width
+    width = tf.where(core, _little_endian(header, 18, 2), signed32(_little_endian(header, 18, 4)))
+    height = tf.where(core, _little_endian(header, 20, 2), tf.abs(signed32(_little_endian(header, 22, 4))))
+    bits = tf.where(core, _little_endian(header, 24, 2), _little_endian(header, 28, 2))
+    entry_size = tf.where(core, tf.constant(3, tf.int64), 4)
+    return height, width, bits, entry_size
 
+
+def _header_size(encoded, image_format):
+    """(height, width) int64 read from the file header, so oversized images are refused before decoding."""
+    header = _leading_bytes(encoded, 32)
     return tf.switch_case(
         image_format,
         branch_fns=[
             lambda: tuple(tf.unstack(tf.cast(tf.image.extract_jpeg_shape(encoded)[:2], tf.int64))),
-            lambda: (big_endian(20, 4), big_endian(16, 4)),
-            lambda: (little_endian(8, 2), little_endian(6, 2)),
-            bmp,
+            lambda: (_big_endian(header, 20, 4), _big_endian(header, 16, 4)),
+            lambda: (_little_endian(header, 8, 2), _little_endian(header, 6, 2)),
+            lambda: _bmp_fields(header)[:2],
         ],
         default=lambda: (tf.constant(0, tf.int64), tf.constant(0, tf.int64)),
     )
+
+
+def _decode_bmp(encoded, label):
+    """BMP -> uint8 [H, W, 3], as PIL reads it: palette colours for 8-bit files, the fourth channel of 32-bit
+    files ignored. TF's BMP decoder returns 8-bit files as raw palette indices, so the palette is applied here."""
+    header = _leading_bytes(encoded, 32)
+    _, _, bits, entry_size = _bmp_fields(header)
+    supported = tf.reduce_any(tf.equal(bits, [8, 24, 32]))
+    check = tf.debugging.Assert(
+        supported, [label, "is a BMP with", bits, "bits per pixel; 8 (palette), 24 and 32 are supported"]
+    )
+    with tf.control_dependencies([check]):
+        decoded = tf.io.decode_bmp(encoded, channels=0)
+
+    def apply_palette():
+        # The palette follows the 14-byte file header and the info header (its size is its first field),
+        # blue-green-red order; at most 256 entries for 8 bits.
+        palette_bytes = _leading_bytes(encoded, 14 + 124 + 4 * 256)  # 124: the largest (V5) info header
+        start = 14 + _little_endian(header, 14, 4)
+        positions = start + tf.range(256, dtype=tf.int64)[:, None] * entry_size + tf.constant([2, 1, 0], tf.int64)
+        palette = tf.cast(tf.gather(palette_bytes, tf.minimum(positions, 14 + 124 + 4 * 256 - 1)), tf.uint8)
+        return tf.gather(palette, tf.cast(decoded[..., 0], tf.int32))
+
+    rgb = tf.cond(tf.equal(bits, 8), apply_palette, lambda: decoded[..., :3])
+    return tf.ensure_shape(rgb, [None, None, 3])
 
 
 def _decode(encoded, label):
@@ -191,18 +224,22 @@ def _decode(encoded, label):
     ]
     with tf.control_dependencies(checks):
         height, width = _header_size(encoded, image_format)
+
+    def jpeg():
+        # INTEGER_ACCURATE is libjpeg's islow IDCT, the one PIL uses: the pixels come out identical.
+        return tf.io.decode_jpeg(encoded, channels=3, dct_method="INTEGER_ACCURATE")
+
+    def png_or_gif():
+        # expand_animations=False keeps only the first GIF frame, as PIL shows it when opened. Known
+        # difference: TF's GIF decoder gives transparent pixels as black and does not say which they are,
+        # where CLIPImageProcessor composites them onto white.
+        return _to_rgb(tf.io.decode_image(encoded, channels=0, expand_animations=False))
+
     with tf.control_dependencies(_check_size(height, width, label)):
-        return tf.cond(
-            tf.equal(image_format, _JPEG),
-            # INTEGER_ACCURATE is libjpeg's islow IDCT, the one PIL uses: the pixels come out identical.
-            lambda: tf.io.decode_jpeg(encoded, channels=3, dct_method="INTEGER_ACCURATE"),
-            # expand_animations=False keeps only the first GIF frame, as PIL shows it when opened. Known
-            # difference: TF's GIF decoder gives transparent pixels as black and does not say which they are,
-            # where CLIPImageProcessor composites them onto white.
-            lambda: _to_rgb(
-                tf.io.decode_image(encoded, channels=0, expand_animations=False),
-                use_alpha=tf.not_equal(image_format, _BMP),
-            ),
+        return tf.switch_case(
+            image_format,
+            branch_fns=[jpeg, png_or_gif, png_or_gif, lambda: _decode_bmp(encoded, label)],
+            default=png_or_gif,  # unreachable: unknown formats fail the check above
         )
 
 

@@ -5,7 +5,7 @@ natural images (smooth regions, edges, saturated highlights) than on noise.
 
     sample_photos()            -> {name: uint8 [H, W, 3]}   every photo, including odd sizes
     photo(name)                -> uint8 [H, W, 3]
-    encoded(name, fmt, mode)   -> bytes written by PIL (fmt: JPEG, PNG, GIF, BMP; mode: RGB, L, RGBA, LA)
+    encoded(name, fmt, mode)   -> bytes written by PIL (fmt: JPEG, PNG, GIF, BMP; mode: RGB, L, P, RGBA, ...)
     animated_gif(names)        -> bytes of a GIF with one frame per photo (all resized to the first's size)
 """
 
@@ -64,13 +64,11 @@ def photo(name):
 
 
 def pil_image(name, mode="RGB"):
-    """The photo as a PIL image in `mode`; RGBA/LA get a real, varying alpha (a radial fade to transparent)."""
+    """The photo as a PIL image in any PIL `mode`; RGBA/LA get a varying alpha (a radial fade to transparent)."""
     pixels = photo(name)
     image = Image.fromarray(np.ascontiguousarray(pixels))
-    if mode in ("RGB", "L"):
-        return image.convert(mode)
     if mode not in ("RGBA", "LA"):
-        raise ValueError(f"unsupported mode {mode!r}: use RGB, L, RGBA or LA")
+        return image.convert(mode)  # e.g. L, P (adaptive palette), CMYK, 1
     height, width = pixels.shape[:2]
     rows, cols = np.mgrid[0:height, 0:width]
     distance = np.hypot((rows - height / 2) / max(height, 1), (cols - width / 2) / max(width, 1))
@@ -81,7 +79,7 @@ def pil_image(name, mode="RGB"):
 
 
 def encoded(name, fmt, mode="RGB"):
-    """The photo encoded by PIL as `fmt` (JPEG, PNG, GIF, BMP) in colour `mode` (RGB, L, RGBA, LA)."""
+    """The photo encoded by PIL as `fmt` (JPEG, PNG, GIF, BMP) in colour `mode` (RGB, L, P, RGBA, LA, CMYK...)."""
     fmt = fmt.upper()
     if fmt not in FORMATS:
         raise ValueError(f"unsupported format {fmt!r}: use one of {FORMATS}")

@@ -17,8 +17,7 @@ from PIL import Image
 
 from clip_edge.preprocessing import OPENAI_MEAN, OPENAI_STD, ImagePreprocessor
 
-sys.path.insert(0, os.path.dirname(__file__))
-import photos  # noqa: E402  (tests/ helper, importable whether or not tests/ is a package)
+import photos
 
 transformers = pytest.importorskip("transformers")
 
@@ -93,14 +92,17 @@ def test_any_size_matches_clip_image_processor(preprocessor, reference, top, lef
 ENCODINGS = [
     ("JPEG", "RGB"),
     ("JPEG", "L"),
+    ("JPEG", "CMYK"),
     ("PNG", "RGB"),
     ("PNG", "L"),
     ("PNG", "RGBA"),
     ("PNG", "LA"),
+    ("PNG", "P"),
     ("GIF", "RGB"),
     ("GIF", "L"),
     ("BMP", "RGB"),
     ("BMP", "L"),
+    ("BMP", "P"),  # TF's decoder returns palette indices for 8-bit BMP; the palette is applied in graph
     ("BMP", "RGBA"),  # PIL writes 32-bit BMP and ignores the fourth channel on reading; so must we
 ]
 
@@ -218,6 +220,7 @@ BAD_ENCODED = {
     "PNG over 100 megapixels": (_png_claiming_size(20_000, 20_000), "larger than 100 megapixels"),
     "JPEG over 100 megapixels": (_jpeg_claiming_size(12_000, 9_000), "larger than 100 megapixels"),
     "GIF header only": (b"GIF89a", "no pixels"),
+    "1-bit BMP": (photos.encoded("tiny", "BMP", "1"), "BMP with 1 bits per pixel"),
 }
 
 
