@@ -1,0 +1,246 @@
+"""The exporter end to end on a scaled-down CLIP (every variant, harness, manifest, standalone SavedModel), the
+refusal of an artifact below its bar, kill-and-rerun, and one full clip-vit-base-patch32 export (slow)."""
+
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import clip_edge
+from converters import export, parity
+from converters.serving import ServingModule
+
+import photos
+import reference
+
+VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
+TOWER_FILES = [f"tflite/{t}_encoder_{v}.tflite" for t in ("image", "text") for v in VARIANTS]
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny_clip")
+    config = reference.hf_clip_config(64, 2, 4, 8, 32, 64, 2, 4, 32)
+    reference.random_hf_clip(config, seed=3).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_export(tiny_checkpoint, tmp_path_factory):
+    output = tmp_path_factory.mktemp("exports")
+    target, results = export.run_export(None, str(tiny_checkpoint), str(output), name="tiny", variants=VARIANTS)
+    return target, results
+
+
+def _sha256(path):
+    with open(path, "rb") as file:
+        return hashlib.sha256(file.read()).hexdigest()
+
+
+def test_layout_and_manifest(tiny_export):
+    target, results = tiny_export
+    assert os.path.basename(target) == "tiny"
+    manifest = json.loads(open(os.path.join(target, "manifest.json")).read())
+    listed = {a["path"]: a for a in manifest["artifacts"]}
+    for relative in TOWER_FILES + ["assets/vocab.json", "assets/merges.txt", "saved_model/saved_model.pb"]:
+        assert relative in listed, relative
+        path = os.path.join(target, relative)
+        assert listed[relative]["sha256"] == _sha256(path)
+        assert listed[relative]["bytes"] == os.path.getsize(path)
+    image_int8 = listed["tflite/image_encoder_int8.tflite"]
+    assert image_int8["inputs"][0]["dtype"] == "uint8" and image_int8["inputs"][0]["shape"] == [1, 32, 32, 3]
+    assert image_int8["outputs"][0]["dtype"] == "float32" and image_int8["outputs"][0]["shape"] == [1, 32]
+    assert listed["tflite/text_encoder_float16.tflite"]["inputs"][0] == {
+        "name": listed["tflite/text_encoder_float16.tflite"]["inputs"][0]["name"], "dtype": "int32",
+        "shape": [1, 77], "quantization": None}
+    for relative in TOWER_FILES:
+        entry = listed[relative]
+        assert entry["parity"]["passed"] and entry["parity"]["cosine_min"] >= parity.BARS[entry["variant"]]
+        assert entry["latency_ms"]["median"] > 0 and entry["recipe"]
+    assert listed["tflite/image_encoder_float16.tflite"]["delegate"]["target"] == "gpu"
+    assert listed["tflite/text_encoder_int8.tflite"]["delegate"]["target"] == "edgetpu"
+    assert manifest["weights"]["kind"] == "checkpoint" and len(manifest["weights"]["sha256"]) == 64
+    assert manifest["versions"]["tensorflow"] == tf.__version__
+    report = open(os.path.join(target, "parity_report.md")).read()
+    assert "all artifacts meet their bars" in report and "image_encoder_int8" in report
+    vocab = json.loads(open(os.path.join(target, "assets/vocab.json")).read())
+    assert len(vocab) == 49408 and vocab["<|endoftext|>"] == 49407
+    assert not [f for f in os.listdir(os.path.dirname(target)) if f.startswith(".")]  # no temporaries left
+
+
+def test_tflite_matches_the_model_it_came_from(tiny_export, tiny_checkpoint):
+    """Independent of the harness: the float32 TFLite text encoder against transformers' own text features."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    target, _ = tiny_export
+    hf_model = __import__("transformers").CLIPModel.from_pretrained(tiny_checkpoint).eval()
+    ids = reference.reference_token_ids(reference.SENTENCES[:3])
+    pixels = reference.hf_pixel_values([photos.photo("coffee")], 32)
+    _, hf_text, _ = reference.hf_features(hf_model, pixels, ids)
+    interpreter = Interpreter(model_path=os.path.join(target, "tflite/text_encoder_float32.tflite"))
+    interpreter.allocate_tensors()
+    for row, expected in zip(ids, hf_text):
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], row[None])
+        interpreter.invoke()
+        found = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]
+        np.testing.assert_allclose(found, expected / np.linalg.norm(expected), atol=2e-5)
+
+
+STANDALONE = textwrap.dedent("""
+    import json, sys
+    sys.modules["clip_edge"] = None   # the SavedModel must not need our package
+    sys.modules["converters"] = None
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_text  # registers the tokenizer's ops
+    model = tf.saved_model.load(sys.argv[1])
+    images = [open(p, "rb").read() for p in sys.argv[2:4]]
+    texts = ["a photo of a cup of coffee", "a rocket", "It's a cat &amp; a dog"]
+    out = {name: {k: v.numpy().tolist() for k, v in model.signatures[name](**kwargs).items()} for name, kwargs in {
+        "tokenize": {"texts": tf.constant(texts)},
+        "encode_text": {"texts": tf.constant(texts)},
+        "encode_image": {"images": tf.constant(images)},
+        "serving_default": {"images": tf.constant(images), "texts": tf.constant(texts)},
+        "encode_pixels": {"pixels": tf.constant(np.load(sys.argv[4]))},
+    }.items()}
+    errors = {}
+    try:
+        model.signatures["encode_image"](images=tf.constant([images[0], b"not an image"]))
+    except tf.errors.InvalidArgumentError as error:
+        errors["undecodable"] = error.message
+    errors["empty"] = model.signatures["encode_image"](images=tf.constant([], tf.string))["embeddings"].shape.as_list()
+    errors["still_serving"] = model.signatures["encode_text"](texts=tf.constant(["ok"]))["embeddings"].shape.as_list()
+    print(json.dumps({"outputs": out, "errors": errors}))
+""")
+
+
+def test_saved_model_runs_standalone_and_matches_in_process(tiny_export, tiny_checkpoint, tmp_path):
+    target, _ = tiny_export
+    jpeg, png = tmp_path / "coffee.jpg", tmp_path / "rocket.png"
+    jpeg.write_bytes(photos.encoded("coffee", "JPEG"))
+    png.write_bytes(photos.encoded("rocket", "PNG"))
+    pixels_path = tmp_path / "pixels.npy"
+    np.save(pixels_path, np.stack([photos.photo("astronaut")[:300, :300], photos.photo("coffee")[:300, :300]]))
+    result = subprocess.run([sys.executable, "-c", STANDALONE, os.path.join(target, "saved_model"), str(jpeg),
+                             str(png), str(pixels_path)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+
+    module = ServingModule(clip_edge.CLIP.from_checkpoint(tiny_checkpoint))
+    texts = tf.constant(["a photo of a cup of coffee", "a rocket", "It's a cat &amp; a dog"])
+    images = tf.constant([jpeg.read_bytes(), png.read_bytes()])
+    expected = {"tokenize": module.tokenize(texts), "encode_text": module.encode_text(texts),
+                "encode_image": module.encode_image(images), "serving_default": module.serving_default(images, texts),
+                "encode_pixels": module.encode_pixels(tf.constant(np.load(pixels_path)))}
+    for signature, outputs in expected.items():
+        assert set(found["outputs"][signature]) == set(outputs), signature
+        for key, value in outputs.items():
+            np.testing.assert_allclose(np.array(found["outputs"][signature][key]), value.numpy(), rtol=1e-5,
+                                       atol=1e-5, err_msg=f"{signature}/{key}")
+    np.testing.assert_array_equal(found["outputs"]["tokenize"]["token_ids"],
+                                  reference.reference_token_ids(["a photo of a cup of coffee", "a rocket",
+                                                                 "It's a cat &amp; a dog"]))
+    probs = np.array(found["outputs"]["serving_default"]["probs"])
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    assert "image 1" in found["errors"]["undecodable"]
+    assert found["errors"]["empty"] == [0, 32] and found["errors"]["still_serving"] == [1, 32]
+
+
+def test_saved_model_cli_lists_signatures(tiny_export):
+    target, _ = tiny_export
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    result = subprocess.run([cli, "show", "--dir", os.path.join(target, "saved_model"), "--all"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in ("tokenize", "encode_text", "encode_image", "encode_pixels", "serving_default"):
+        assert f"signature_def['{name}']" in result.stdout
+
+
+def test_artifact_below_its_bar_is_refused(tiny_checkpoint, tmp_path, monkeypatch):
+    first, _ = export.run_export(None, str(tiny_checkpoint), str(tmp_path), name="gated", variants=("float32",))
+    shipped = _sha256(os.path.join(first, "manifest.json"))
+    monkeypatch.setitem(parity.BARS, "float16", 1.0 + 1e-6)  # unreachable: cosine cannot exceed 1
+    with pytest.raises(export.ExportError, match=r"text_encoder_float16.tflite min cosine .* below 1.000001"):
+        export.run_export(None, str(tiny_checkpoint), str(tmp_path), name="gated", variants=("float32", "float16"))
+    rejected = tmp_path / "gated.rejected"
+    assert not (rejected / "manifest.json").exists()
+    assert "FAILED" in (rejected / "parity_report.md").read_text()
+    assert _sha256(os.path.join(first, "manifest.json")) == shipped  # the good export is untouched
+    assert not os.path.exists(os.path.join(first, "tflite/image_encoder_float16.tflite"))
+
+
+def _export_command(checkpoint, output, name):
+    return [sys.executable, "-m", "converters.export", f"--weights={checkpoint}", f"--output_dir={output}",
+            f"--name={name}", "--variants=float32,dynamic_int8"]
+
+
+def _assert_complete_or_absent(target):
+    if not os.path.exists(target):
+        return False
+    manifest = json.loads(open(os.path.join(target, "manifest.json")).read())
+    for artifact in manifest["artifacts"]:
+        assert _sha256(os.path.join(target, artifact["path"])) == artifact["sha256"], artifact["path"]
+    return True
+
+
+def test_killed_export_leaves_nothing_complete_looking_and_rerun_replaces(tiny_checkpoint, tmp_path):
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    target = tmp_path / "killed"
+    started = time.monotonic()
+    full = subprocess.run(_export_command(tiny_checkpoint, tmp_path, "killed"), cwd=repo, capture_output=True,
+                          text=True, timeout=600)
+    assert full.returncode == 0, full.stderr[-3000:]
+    duration = time.monotonic() - started
+    first_manifest = _sha256(target / "manifest.json")
+    assert "[" in full.stdout and "SavedModel: done in" in full.stdout  # one progress line per stage
+
+    rng = random.Random(11)
+    for delay in sorted(rng.uniform(0.2, 1.0) * duration for _ in range(3)):
+        process = subprocess.Popen(_export_command(tiny_checkpoint, tmp_path, "killed"), cwd=repo,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        # Either the previous complete export or the new complete one, never a mix or a partial folder.
+        assert _assert_complete_or_absent(target)
+        leftovers = [f for f in os.listdir(tmp_path) if f.startswith(".killed.")]
+        assert all(".tmp-" in f or ".old-" in f for f in leftovers)
+        assert not any(os.path.exists(tmp_path / f / "manifest.json") for f in leftovers if ".tmp-" in f)
+
+    rerun = subprocess.run(_export_command(tiny_checkpoint, tmp_path, "killed"), cwd=repo, capture_output=True,
+                           text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert _assert_complete_or_absent(target)
+    assert _sha256(target / "manifest.json") != first_manifest  # rewritten (latencies differ run to run)
+    assert [f for f in os.listdir(tmp_path) if f.startswith(".killed.")] == []  # stale temporaries cleaned
+
+
+def test_bad_arguments_fail_with_named_stage(tmp_path):
+    with pytest.raises(ValueError, match="unknown CLIP preset 'clip-vit-tiny'"):
+        export.run_export("clip-vit-tiny", "random", str(tmp_path))
+    with pytest.raises(export.ExportError, match="stage 'load model' failed.*no such checkpoint"):
+        export.run_export(None, str(tmp_path / "missing"), str(tmp_path))
+    with pytest.raises(export.ExportError, match="unknown variants \\['int4'\\]"):
+        export.run_export("clip-vit-base-patch32", "random", str(tmp_path), variants=("int4",))
+
+
+@pytest.mark.slow
+def test_full_base_patch32_export(tmp_path):
+    target, results = export.run_export("clip-vit-base-patch32", "random", str(tmp_path))
+    assert all(r.passed for r in results)
+    manifest = json.loads(open(os.path.join(target, "manifest.json")).read())
+    sizes = {a["path"]: a["bytes"] for a in manifest["artifacts"]}
+    for tower in ("image", "text"):
+        float32 = sizes[f"tflite/{tower}_encoder_float32.tflite"]
+        assert sizes[f"tflite/{tower}_encoder_float16.tflite"] <= 0.51 * float32
+        assert sizes[f"tflite/{tower}_encoder_int8.tflite"] <= 0.27 * float32
+    print(open(os.path.join(target, "parity_report.md")).read())
