@@ -8,6 +8,11 @@ Steps, as OpenAI's CLIP and CLIPImageProcessor do them:
 Everything is tf ops so it lives inside a SavedModel. The resize is two matrix products with resampling matrices
 computed from the input size, so with a fixed input size it converts to TFLite builtins (FULLY_CONNECTED), unlike
 tf.image.resize(antialias=True), which needs Flex ops and differs from PIL by up to 5 levels.
+
+Known differences from CLIPImageProcessor on PIL-opened files: transparent GIF pixels come out black (TF's GIF
+decoder does not expose transparency; transformers composites them onto white); 16-bit PNGs are scaled to 8 bits
+(PIL opens 16-bit grey as mode I;16, which its RGB conversion saturates). Limits: at most 100 megapixels and
+65,535 pixels a side; BMP files of 8, 24 or 32 bits per pixel.
 """
 
 import os
@@ -346,8 +351,10 @@ class ImagePreprocessor(tf.Module):
         if isinstance(item, (str, os.PathLike)):
             path = os.fspath(item)
             label = f"image {index} ({path})"
-            if not os.path.isfile(path):
+            if not os.path.exists(path):
                 raise FileNotFoundError(f"{label}: no such file")
+            if not os.path.isfile(path):
+                raise ValueError(f"{label}: not a regular file")
             with open(path, "rb") as file:
                 item = file.read()
         else:

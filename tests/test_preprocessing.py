@@ -258,6 +258,14 @@ def test_load_names_missing_path(preprocessor, tmp_path):
     missing = tmp_path / "nowhere.jpg"
     with pytest.raises(FileNotFoundError, match=r"image 1 \(.*nowhere\.jpg\): no such file"):
         preprocessor.load([photos.photo("tiny"), str(missing)])
+    with pytest.raises(ValueError, match=r"image 0 \(.*\): not a regular file"):
+        preprocessor.load([tmp_path])
+
+
+def test_load_refuses_arrays_over_100_megapixels_without_copying(preprocessor):
+    huge = np.broadcast_to(np.uint8(7), (10_001, 10_000, 3))  # a view: no 300 MB allocated
+    with pytest.raises(ValueError, match="image 0: 10001 x 10000 is larger than 100 megapixels"):
+        preprocessor.load([huge])
 
 
 @pytest.mark.parametrize(
