@@ -147,6 +147,33 @@ def test_mojibake_is_the_documented_difference(tokenizer, reference, monkeypatch
     np.testing.assert_array_equal(ours, reference(MOJIBAKE_TEXTS).numpy())
 
 
+def test_every_vocabulary_word_like_reference(tokenizer, reference):
+    # Each "...</w>" token spelt as a text: covers every entry of the tokenizer's word cache.
+    words = []
+    for token in json.loads(tokenizer.vocabulary_files()[0]):
+        if token.endswith("</w>"):
+            try:
+                words.append(bytes(reference.byte_decoder[c] for c in token[:-4]).decode("utf-8"))
+            except (KeyError, UnicodeDecodeError):  # pieces of multi-byte characters
+                pass
+    assert len(words) > 30000
+    ours, _ = tokenize_in_batches(tokenizer, words)
+    theirs = reference(words).numpy()
+    assert describe_mismatches(reference, words, ours, theirs) == ""
+
+
+def test_rare_words_through_the_bpe_loop_like_reference(tokenizer, reference):
+    # Random letter strings are almost never cached words, so they exercise the batched merge loop, including
+    # runs of one letter ("aaaa") where merges must pair left to right. No letter of the alphabets is a UTF-8
+    # continuation byte read as Windows-1252 (such as "œ"), which would make mojibake ("ßœ") that ftfy repairs.
+    rng = np.random.default_rng(0)
+    alphabets = ["abcdefghijklmnopqrstuvwxyz", "aab", "éàüßøç", "абвгд", "0123456789"]
+    texts = [" ".join("".join(rng.choice(list(alphabets[rng.integers(len(alphabets))]), rng.integers(1, 40)))
+                      for _ in range(rng.integers(1, 6))) for _ in range(1000)]
+    ours, _ = tokenize_in_batches(tokenizer, texts)
+    assert describe_mismatches(reference, texts, ours, reference(texts).numpy()) == ""
+
+
 @pytest.mark.parametrize("context_length", [2, 16])
 def test_truncation_keeps_end_token_like_reference(reference, context_length):
     short = CLIPTokenizer.from_openai_vocabulary(context_length=context_length)
