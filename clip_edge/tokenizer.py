@@ -242,8 +242,11 @@ def _validated_python_texts(texts):
         elif isinstance(text, str):
             try:
                 encoded.append(text.encode("utf-8"))
-            except UnicodeEncodeError as e:
-                raise ValueError(f"texts[{index}] cannot be encoded as UTF-8 (lone surrogate?): {e}") from None
+            except UnicodeEncodeError:
+                # Surrogate code points (a UTF-16 pair split by some JSON decoder, or half of one): as ftfy's
+                # fix_surrogates in the reference, pairs become their character and the rest U+FFFD.
+                joined = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+                encoded.append(joined.encode("utf-8"))
         else:
             raise ValueError(f"texts[{index}] is {type(text).__name__} {repr(text)[:60]}; expected a str")
     return encoded
