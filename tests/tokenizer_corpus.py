@@ -59,6 +59,7 @@ STRESS_TEXTS = [
     "&rsquo;curly&rsquo; &ldquo;double&rdquo; &hellip; &mdash; &fflig; &frac12; &unknown; & alone &",
     "<b>bold</b> &amp; escaped line\nnext &amp; line",
     "no tag &amp; here\n<p>tag &amp; line</p>\nafter &amp; tag",
+    "&rsquo;head&rsquo; is uncurled\n<i>x</i> &rsquo;tail&rsquo; stays curly\r\n&amp;rsquo; &#8220;num&#8221;",
     # Ligatures and full-width forms.
     "ﬁnancial ﬂow ﬀ ﬃ ﬄ ﬅ ﬆ Ĳssel ĳs ǅ ǈ ǋ Ǳ",
     "ＦＵＬＬ　ＷＩＤＴＨ　ｔｅｘｔ　１２３！？ ｶﾀｶﾅ ￥￦",
