@@ -150,6 +150,11 @@ def _leading_bytes(encoded, count):
     return tf.cast(tf.io.decode_raw(tf.strings.substr(padded, 0, count), tf.uint8), tf.int64)
 
 
+def _first_bytes(encoded, count):
+    """uint8 [<= count]: the first bytes of `encoded`, unpadded."""
+    return tf.io.decode_raw(tf.strings.substr(encoded, 0, count), tf.uint8)
+
+
 def _big_endian(header, start, length):
     return sum(header[start + i] * (1 << (8 * (length - 1 - i))) for i in range(length))
 
@@ -224,7 +229,8 @@ def _decode(encoded, label):
         tf.debugging.Assert(length > 0, [label, "is empty (0 bytes)"]),
         tf.debugging.Assert(
             tf.not_equal(image_format, _UNKNOWN),
-            [label, "is not a JPEG, PNG, GIF or BMP file; it starts with", tf.strings.substr(encoded, 0, 8)],
+            # The first bytes as numbers: raw bytes in an error message break TensorFlow's UTF-8 decoding of it.
+            [label, "is not a JPEG, PNG, GIF or BMP file; its first bytes are", _first_bytes(encoded, 8)],
         ),
     ]
     with tf.control_dependencies(checks):

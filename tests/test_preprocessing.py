@@ -236,6 +236,27 @@ def test_load_names_bad_encoded_item(preprocessor, case):
     assert time.monotonic() - started < 10, "a bad header must be refused before decoding"
 
 
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(
+    fmt=st.sampled_from(photos.FORMATS),
+    edits=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=6),
+    keep=st.floats(0.05, 1.0),
+)
+def test_corrupted_files_give_a_result_or_a_named_error(preprocessor, fmt, edits, keep):
+    # Real files with some bytes overwritten (headers included) and possibly truncated: never a crash, a hang
+    # or a raw TensorFlow error.
+    data = bytearray(photos.encoded("tiny", fmt))
+    for position, value in edits:
+        data[position % len(data)] = value
+    data = bytes(data[: max(1, int(len(data) * keep))])
+    try:
+        result = preprocessor.load([data])
+    except ValueError as error:
+        assert str(error).startswith("image 0"), str(error)
+    else:
+        assert result.shape == (1, 224, 224, 3) and np.isfinite(result).all()
+
+
 @pytest.mark.parametrize("case", ["empty", "not an image", "PNG over 100 megapixels", "JPEG over 100 megapixels"])
 def test_in_graph_errors_name_the_item(preprocessor, case):
     encoded, reason = BAD_ENCODED[case]
