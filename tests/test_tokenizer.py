@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import unicodedata
 
 import ftfy
 import ftfy.chardata
@@ -144,6 +145,17 @@ def test_mojibake_is_the_documented_difference(tokenizer, reference, monkeypatch
     # With ftfy's mojibake repair switched off, the reference agrees with us.
     monkeypatch.setattr(ftfy, "fix_encoding", lambda text, *args, **kwargs: text)
     np.testing.assert_array_equal(ours, reference(MOJIBAKE_TEXTS).numpy())
+
+
+def test_pre_tokenization_of_every_code_point_like_reference(tokenizer, reference):
+    # Every assigned, non-space code point of Python's Unicode tables, between letters and around a contraction,
+    # split into words by our RE2 pattern and by the reference's compiled `regex` pattern.
+    chars = [chr(c) for c in range(0x21, 0x110000) if not 0xD800 <= c <= 0xDFFF and not chr(c).isspace()
+             and unicodedata.category(chr(c)) != "Cn"]
+    texts = [f"a{c}b'{c}s{c}" for c in chars]
+    ours = tokenizer._words(tf.constant([t.encode("utf-8") for t in texts])).to_list()
+    differing = [t for t, words in zip(texts, ours) if [w.decode("utf-8") for w in words] != reference.pat.findall(t)]
+    assert not differing, [f"U+{ord(t[1]):04X}" for t in differing[:20]]
 
 
 def test_every_vocabulary_word_like_reference(tokenizer, reference):
