@@ -9,10 +9,9 @@ Everything is tf ops so it lives inside a SavedModel. The resize is two matrix p
 computed from the input size, so with a fixed input size it converts to TFLite builtins (FULLY_CONNECTED), unlike
 tf.image.resize(antialias=True), which needs Flex ops and differs from PIL by up to 5 levels.
 
-Known differences from CLIPImageProcessor on PIL-opened files: transparent GIF pixels come out black (TF's GIF
-decoder does not expose transparency; transformers composites them onto white); 16-bit PNGs are scaled to 8 bits
-(PIL opens 16-bit grey as mode I;16, which its RGB conversion saturates). Limits: at most 100 megapixels and
-65,535 pixels a side; BMP files of 8, 24 or 32 bits per pixel.
+Known difference from CLIPImageProcessor on PIL-opened files: 16-bit PNGs are scaled to 8 bits, where PIL opens
+16-bit grey as mode I;16, which its RGB conversion saturates. Limits: at most 100 megapixels and 65,535 pixels a
+side; BMP files of 8, 24 or 32 bits per pixel.
 """
 
 import os
@@ -221,6 +220,87 @@ def _decode_bmp(encoded, label):
     return tf.ensure_shape(rgb, [None, None, 3])
 
 
+_BYTE_VALUES = bytes(range(256))  # substr(_BYTE_VALUES, v, 1) turns a number into that byte
+
+
+def _gif_with_white_transparency(encoded):
+    """GIF bytes in which the first frame's transparent palette entry is opaque white.
+
+    TF's GIF decoder leaves transparent pixels black and cannot say which they are; CLIPImageProcessor composites
+    them onto white. Clearing the transparency flag of the frame's graphic control extension and making the
+    transparent index's palette colour white gives exactly the composited result. Files without transparency
+    or with a structure we cannot follow are returned unchanged (and then decoded, or refused, by TF).
+    """
+    data = tf.cast(tf.io.decode_raw(encoded, tf.uint8), tf.int64)
+    size = tf.size(data, out_type=tf.int64)
+
+    def byte(position):  # 0 past the end, so that truncated files walk to the end and stop
+        position = tf.convert_to_tensor(position, tf.int64)
+        inside = (position >= 0) & (position < size)
+        return tf.where(inside, tf.gather(data, tf.clip_by_value(position, 0, tf.maximum(size - 1, 0))), 0)
+
+    screen_flags = byte(10)
+    has_global_palette = tf.bitwise.bitwise_and(screen_flags, 0x80) > 0
+    global_palette_bytes = 3 * tf.bitwise.left_shift(tf.constant(2, tf.int64), tf.bitwise.bitwise_and(screen_flags, 7))
+    first_block = 13 + tf.where(has_global_palette, global_palette_bytes, 0)
+
+    def skip_sub_blocks(position):  # data sub-blocks: a length byte then that many bytes, until a 0 length
+        return tf.while_loop(
+            lambda at: (at < size) & (byte(at) != 0), lambda at: [at + byte(at) + 1], [position]
+        )[0] + 1
+
+    def next_extension(position, control):
+        is_control = tf.equal(byte(position + 1), 0xF9)
+        return skip_sub_blocks(position + 2), tf.where(is_control, position, control)
+
+    # Extensions (0x21) precede the first image descriptor (0x2C); the last graphic control extension among
+    # them (0xF9: size 4, flags, delay 2 bytes, transparent index) applies to the first frame.
+    descriptor, control = tf.while_loop(
+        lambda at, _: (at < size) & tf.equal(byte(at), 0x21),
+        next_extension,
+        [first_block, tf.constant(-1, tf.int64)],
+    )
+    frame_flags = byte(descriptor + 9)
+    has_local_palette = tf.bitwise.bitwise_and(frame_flags, 0x80) > 0
+    palette_start = tf.where(has_local_palette, descriptor + 10, 13)
+    palette_flags = tf.where(has_local_palette, frame_flags, screen_flags)
+    palette_entries = tf.bitwise.left_shift(tf.constant(2, tf.int64), tf.bitwise.bitwise_and(palette_flags, 7))
+    control_flags, transparent_index = byte(control + 3), byte(control + 6)
+    colour = palette_start + 3 * transparent_index
+    transparent = (
+        (control >= 0)
+        & (tf.bitwise.bitwise_and(control_flags, 1) > 0)
+        & tf.equal(byte(descriptor), 0x2C)
+        & (has_local_palette | has_global_palette)
+        & (transparent_index < palette_entries)
+        & (colour + 3 <= size)
+    )
+
+    def patched():
+        # Two edits in disjoint places (the extension follows the global palette and precedes a local one):
+        # the flags byte without its transparency bit, and the palette colour made white.
+        one = tf.constant(1, tf.int64)
+        flags_edit = tf.strings.substr(_BYTE_VALUES, tf.bitwise.bitwise_and(control_flags, 0xFE), one)
+        white = tf.constant(b"\xff\xff\xff")
+        flags_first = control + 3 < colour
+        first_at, second_at = tf.where(flags_first, control + 3, colour), tf.where(flags_first, colour, control + 3)
+        first_length = tf.where(flags_first, one, 3)
+        second_length = 4 - first_length
+        first_edit, second_edit = tf.where(flags_first, flags_edit, white), tf.where(flags_first, white, flags_edit)
+        first_end, second_end = first_at + first_length, second_at + second_length
+        return tf.strings.join(
+            [
+                tf.strings.substr(encoded, tf.constant(0, tf.int64), first_at),
+                first_edit,
+                tf.strings.substr(encoded, first_end, second_at - first_end),
+                second_edit,
+                tf.strings.substr(encoded, second_end, size - second_end),
+            ]
+        )
+
+    return tf.cond(transparent, patched, lambda: encoded)
+
+
 def _decode(encoded, label):
     """tf.string scalar -> uint8 [H, W, 3]; `label` (string tensor) names the image in error messages."""
     length = tf.strings.length(encoded)
@@ -240,17 +320,19 @@ def _decode(encoded, label):
         # INTEGER_ACCURATE is libjpeg's islow IDCT, the one PIL uses: the pixels come out identical.
         return tf.io.decode_jpeg(encoded, channels=3, dct_method="INTEGER_ACCURATE")
 
-    def png_or_gif():
-        # expand_animations=False keeps only the first GIF frame, as PIL shows it when opened. Known
-        # difference: TF's GIF decoder gives transparent pixels as black and does not say which they are,
-        # where CLIPImageProcessor composites them onto white.
-        return _to_rgb(tf.io.decode_image(encoded, channels=0, expand_animations=False))
+    def png():
+        return _to_rgb(tf.io.decode_png(encoded, channels=0))
+
+    def gif():
+        # Only the first frame, the one PIL shows when it opens a file (decode_gif would decode all frames).
+        gif_bytes = _gif_with_white_transparency(encoded)
+        return tf.ensure_shape(tf.io.decode_image(gif_bytes, channels=3, expand_animations=False), [None, None, 3])
 
     with tf.control_dependencies(_check_size(height, width, label)):
         return tf.switch_case(
             image_format,
-            branch_fns=[jpeg, png_or_gif, png_or_gif, lambda: _decode_bmp(encoded, label)],
-            default=png_or_gif,  # unreachable: unknown formats fail the check above
+            branch_fns=[jpeg, png, gif, lambda: _decode_bmp(encoded, label)],
+            default=png,  # unreachable: unknown formats fail the check above
         )
 
 

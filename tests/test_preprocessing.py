@@ -100,6 +100,7 @@ ENCODINGS = [
     ("PNG", "P"),
     ("GIF", "RGB"),
     ("GIF", "L"),
+    ("GIF", "RGBA"),  # transparent palette entry: composited onto white like CLIPImageProcessor
     ("BMP", "RGB"),
     ("BMP", "L"),
     ("BMP", "P"),  # TF's decoder returns palette indices for 8-bit BMP; the palette is applied in graph
@@ -144,6 +145,25 @@ def test_gif_uses_first_frame(preprocessor, reference):
     animation.seek(1)
     second = _expected(reference, animation.convert("RGB"))
     assert np.abs(actual - second).mean() > 0.1, "the second frame would have given the same result"
+
+
+@pytest.mark.parametrize("frames", [1, 2])  # 2: an animation, whose looping extension comes first
+def test_gif_transparency_is_composited_onto_white(preprocessor, reference, frames):
+    indices = np.zeros([6, 8], np.uint8)
+    indices[:, :3] = 1  # left: the transparent entry, a green that must not show
+    indices[:, 3:5] = 2  # middle: an opaque red; right: entry 0, opaque black, the colour TF gives transparency
+    first = Image.fromarray(indices, "P")
+    first.putpalette([0, 0, 0, 10, 200, 30, 250, 20, 20] + [0, 0, 0] * 253)
+    buffer = io.BytesIO()
+    animation = {"save_all": True, "append_images": [first.copy()], "loop": 0} if frames > 1 else {}
+    first.save(buffer, format="GIF", transparency=1, **animation)
+    encoded = buffer.getvalue()
+    decoded = preprocessor.decode(tf.constant(encoded)).numpy()
+    np.testing.assert_array_equal(decoded[:, :3], np.full([6, 3, 3], 255))
+    np.testing.assert_array_equal(decoded[:, 3:5], np.broadcast_to([250, 20, 20], [6, 2, 3]))
+    np.testing.assert_array_equal(decoded[:, 5:], np.zeros([6, 3, 3]))
+    actual = preprocessor.from_encoded(tf.constant([encoded])).numpy()[0]
+    _assert_parity(actual, _expected(reference, Image.open(io.BytesIO(encoded))), f"transparent GIF, {frames} frames")
 
 
 def test_batches_of_mixed_sizes_equal_single_images(preprocessor):
