@@ -439,7 +439,9 @@ class CLIPTokenizer(tf.Module):
                 parts = tf.tensor_scatter_nd_update(parts, active[:, None], after)
                 return parts, tf.boolean_mask(active, tf.not_equal(before, after))
 
-            active = tf.range(tf.shape(parts)[0])
+            # Printable ASCII without "&" (and tab, LF, FF) is a fixed point of every fix: skip it.
+            plain = tf.strings.regex_full_match(parts, r"[\t\n\x0c\x20-\x25\x27-\x7e]*")
+            active = tf.cast(tf.where(~plain)[:, 0], tf.int32)
             parts, _ = tf.while_loop(lambda _, active: tf.size(active) > 0, body, [parts, active],
                                      shape_invariants=[parts.shape, tf.TensorShape([None])])
             return parts
