@@ -12,14 +12,13 @@ import zlib
 import numpy as np
 import pytest
 import tensorflow as tf
+import transformers
 from hypothesis import given, settings, strategies as st
 from PIL import Image
 
 from clip_edge.preprocessing import OPENAI_MEAN, OPENAI_STD, ImagePreprocessor
 
 import photos
-
-transformers = pytest.importorskip("transformers")
 
 # The parity bounds, after normalisation.
 MAX_ABS_DIFF = 0.03
