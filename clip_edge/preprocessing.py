@@ -231,13 +231,14 @@ def _gif_with_white_transparency(encoded):
     transparent index's palette colour white gives exactly the composited result. Files without transparency
     or with a structure we cannot follow are returned unchanged (and then decoded, or refused, by TF).
     """
-    data = tf.cast(tf.io.decode_raw(encoded, tf.uint8), tf.int64)
+    data = tf.io.decode_raw(encoded, tf.uint8)
     size = tf.size(data, out_type=tf.int64)
 
     def byte(position):  # 0 past the end, so that truncated files walk to the end and stop
         position = tf.convert_to_tensor(position, tf.int64)
         inside = (position >= 0) & (position < size)
-        return tf.where(inside, tf.gather(data, tf.clip_by_value(position, 0, tf.maximum(size - 1, 0))), 0)
+        value = tf.cast(tf.gather(data, tf.clip_by_value(position, 0, tf.maximum(size - 1, 0))), tf.int64)
+        return tf.where(inside, value, 0)
 
     screen_flags = byte(10)
     has_global_palette = tf.bitwise.bitwise_and(screen_flags, 0x80) > 0
