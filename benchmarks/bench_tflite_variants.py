@@ -1,8 +1,8 @@
 """TFLite variants and int8 recipes, side by side: cosine to the float TF model on real photos and sentences,
 model size, and CPU latency as a ratio to float32 (ai_edge_litert, XNNPACK, 2 threads, batch 1).
 
-    python -m benchmarks.tflite_variants --model=small
-    python -m benchmarks.tflite_variants --model=clip-vit-base-patch32   # random weights, ~15 min on 2 cores
+    python -m benchmarks.bench_tflite_variants --model=small
+    python -m benchmarks.bench_tflite_variants --model=clip-vit-base-patch32   # random weights, ~15 min on 2 cores
 
 Calibration uses crops of three photos and caption-like sentences; the cosines are measured on held-out
 photos and sentences (tests/reference.py's SENTENCES) that calibration never saw. Random weights give
@@ -17,7 +17,7 @@ import tensorflow as tf
 
 import clip_edge
 from clip_edge.preprocessing import ImagePreprocessor
-from converters import tflite_variants
+from converters import serving, tflite_variants
 from tests import photos, reference
 
 SMALL_CONFIG = dict(embed_dim=64, image_resolution=64, vision_layers=2, vision_width=64, vision_patch_size=16,
@@ -70,7 +70,7 @@ def latency_ms(tflite, example, repeats):
 
 
 def measure(tower, function, calibration, held_out, recipes, repeats):
-    reference_embeddings = np.concatenate([function(tf.constant(x))["embeddings"].numpy() for x in held_out])
+    reference_embeddings = np.concatenate([function(tf.constant(x))["embedding"].numpy() for x in held_out])
     rows = []
     variants = tflite_variants.convert_variants(function, ["float32", "float16", "dynamic_int8"])
     for recipe in recipes:
@@ -105,10 +105,10 @@ def main():
     recipes = args.recipes.split(",")
 
     text_ids = reference.reference_token_ids(CALIBRATION_SENTENCES[:args.calibration], length)
-    rows = measure("image", tflite_variants.image_encoder_function(model),
+    rows = measure("image", serving.tflite_image_encoder(model),
                    calibration_pixels(preprocessor, args.calibration), held_out_pixels(preprocessor), recipes,
                    args.repeats)
-    rows += measure("text", tflite_variants.text_encoder_function(model), [r[None] for r in text_ids],
+    rows += measure("text", serving.tflite_text_encoder(model), [r[None] for r in text_ids],
                     [r[None] for r in reference.reference_token_ids(reference.SENTENCES, length)], recipes,
                     args.repeats)
     print(f"\nmodel: {args.model} (random weights), held-out: {len(HELD_OUT_PHOTOS) + 2} photos, "
