@@ -644,6 +644,15 @@ def _axes_from_split(op: OpInfo) -> list[int] | None:
     return [int(np.ravel(axis)[0]) % rank]
 
 
+def _edgetpu_squeeze(op: OpInfo) -> list[str]:
+    """Only leading 1s may be squeezed (no relayout): [1, 5, 10] -> [5, 10] maps, [5, 1, 10] -> [5, 10] not."""
+    shape, squeezed = op.inputs[0].shape, op.outputs[0].shape
+    leading_ones = next((i for i, d in enumerate(shape) if d != 1), len(shape))
+    if any(shape[k:] == squeezed for k in range(leading_ones + 1)):
+        return []
+    return [f"SQUEEZE {list(shape)} -> {list(squeezed)} removes dims that are not leading 1s"]
+
+
 def _edgetpu_prelu(op: OpInfo) -> list[str]:
     return [] if len(op.inputs) > 1 and op.inputs[1].is_constant else ["PRELU alpha must be constant"]
 
@@ -669,7 +678,7 @@ _EDGETPU_OPS: dict[str, Callable[[OpInfo], list[str]]] = {
     "RELU6": lambda op: [], "RELU_N1_TO_1": lambda op: [], "RESHAPE": lambda op: [],
     "RESIZE_BILINEAR": lambda op: [], "RESIZE_NEAREST_NEIGHBOR": lambda op: [], "RSQRT": lambda op: [],
     "SLICE": lambda op: [], "SOFTMAX": _edgetpu_softmax, "SPACE_TO_DEPTH": lambda op: [],
-    "SPLIT": _edgetpu_batch_axis_option, "SQUEEZE": lambda op: [], "STRIDED_SLICE": _edgetpu_strided_slice,
+    "SPLIT": _edgetpu_batch_axis_option, "SQUEEZE": _edgetpu_squeeze, "STRIDED_SLICE": _edgetpu_strided_slice,
     "SUB": lambda op: [], "SUM": lambda op: _edgetpu_not_batch_axis(op, _axes(op, 1)),
     "SQUARED_DIFFERENCE": lambda op: [], "TANH": lambda op: [], "TRANSPOSE": lambda op: [],
     "TRANSPOSE_CONV": lambda op: [],

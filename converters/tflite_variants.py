@@ -23,7 +23,6 @@ Every variant is checked to load and run in ai_edge_litert's Interpreter (no Fle
 from __future__ import annotations
 
 import dataclasses
-import logging
 import re
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -58,7 +57,8 @@ class Int8Recipe:
 
     def describe(self) -> str:
         if self.engine == "converter":
-            return "TFLiteConverter full integer: int8 weights (per-channel) and int8 activations"
+            return ("TFLiteConverter integer: int8 weights (per-channel) and int8 activations "
+                    "(float kernels only where an op has no int8 one)")
         text = (f"ai-edge-quantizer static: int8 weights (per-channel, symmetric), "
                 f"int{self.activation_bits} activations")
         for ops, bits in self.overrides:
@@ -233,12 +233,10 @@ def quantize_with_ai_edge_quantizer(float32_tflite: bytes, recipe: Int8Recipe,
         calibration.append(dict(zip(io["inputs"], sample)))
     if not calibration:
         raise ValueError("representative_dataset yielded no samples")
-    # ai-edge-quantizer logs a progress report per call; keep it out of the export's output.
-    logging.getLogger("absl").setLevel(logging.WARNING)
     qt = quantizer.Quantizer(float32_tflite, ai_edge_quantizer_recipe(recipe, float32_tflite))
     try:
         result = qt.calibrate({key: calibration}, num_threads=2)
-        return bytes(qt.quantize(result, enable_progress_report=False).quantized_model)
+        return bytes(qt.quantize(result, enable_progress_bar=False, enable_progress_report=False).quantized_model)
     except Exception as e:
         raise VariantConversionError(f"ai-edge-quantizer recipe {recipe.name} failed: {_first_lines(e)}") from e
 
