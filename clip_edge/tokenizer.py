@@ -13,6 +13,7 @@ Of ftfy.fix_text we reproduce what it does to text that is not mojibake; its moj
 """
 
 import dataclasses
+import functools
 import gzip
 import hashlib
 import html
@@ -150,6 +151,15 @@ def ftfy_html_entities():
             if name == name.lower() and html.unescape(upper) == upper:
                 entities[upper] = char.upper()
     return entities
+
+
+@functools.lru_cache(maxsize=None)
+def lowercase_gaps():
+    """{letter: str.lower(letter)} for the letters tf.strings.lower leaves as they are although str.lower does
+    not: its case tables are older than this Python's (40 letters added in Unicode 14 for Python 3.11)."""
+    cased = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF and chr(c).lower() != chr(c)]
+    lowered = tf.strings.lower(tf.constant([c.encode("utf-8") for c in cased]), encoding="utf-8").numpy()
+    return {c: c.lower() for c, tf_lower in zip(cased, lowered) if tf_lower.decode("utf-8") != c.lower()}
 
 
 # Python's html.unescape patterns and tables (CPython's html module; identical since Python 3.4).
@@ -335,6 +345,8 @@ class CLIPTokenizer(tf.Module):
             tf.constant(list(html._invalid_charrefs.values()), tf.string)), _UNMAPPED)
         self._invalid_codepoints = tf.constant(sorted(html._invalid_codepoints), tf.int64)
         self._whitespace_run = "[" + _re2_chars(PYTHON_WHITESPACE) + "]+"
+        self._lowercase_gaps = _string_table(lowercase_gaps(), _UNMAPPED) if lowercase_gaps() else None
+        self._lowercase_gap_chars = "[" + _re2_chars(lowercase_gaps()) + "]"
         # CLIP's pattern. The reference compiles all of it with re.IGNORECASE; that matters only for the special
         # tokens and contractions ("'ſ" is "'s"), so only they are case-insensitive here. One more effect of it:
         # U+0345 (combining ypogegrammeni, whose case partner is the letter ι) is matched by no alternative and
@@ -423,7 +435,10 @@ class CLIPTokenizer(tf.Module):
         texts = self._html_unescape(self._html_unescape(texts))
         texts = tf.strings.regex_replace(texts, self._whitespace_run, " ")
         texts = tf.strings.regex_replace(texts, "^ | $", "")
-        return tf.strings.lower(texts, encoding="utf-8")
+        texts = tf.strings.lower(texts, encoding="utf-8")
+        if self._lowercase_gaps is not None:
+            texts = self._translate(texts, self._lowercase_gaps, self._lowercase_gap_chars)
+        return texts
 
     def _fix_text(self, texts):
         """ftfy.fix_text without mojibake repair. ftfy skips its HTML unescaping from the first line that

@@ -158,6 +158,13 @@ def test_pre_tokenization_of_every_code_point_like_reference(tokenizer, referenc
     assert not differing, [f"U+{ord(t[1]):04X}" for t in differing[:20]]
 
 
+def test_lowercasing_of_every_cased_code_point_like_reference(tokenizer, reference):
+    texts = [f"x{chr(c)}y {chr(c)}" for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF and chr(c).lower() != chr(c)]
+    assert len(texts) > 1000
+    ours, _ = tokenize_in_batches(tokenizer, texts)
+    assert describe_mismatches(reference, texts, ours, reference(texts).numpy()) == ""
+
+
 def test_every_vocabulary_word_like_reference(tokenizer, reference):
     # Each "...</w>" token spelt as a text: covers every entry of the tokenizer's word cache.
     words = []
