@@ -14,8 +14,9 @@ import numpy as np
 from clip_edge import presets
 from clip_edge.torch_files import read_torch_state_dict
 
-# Buffers and scalars some checkpoints carry that are not weights.
-_IGNORED = re.compile(r"(.*\.position_ids|input_resolution|context_length|vocab_size)$")
+# Buffers and scalars some checkpoints carry that are not weights (attn_mask: the causal mask OpenAI's
+# TorchScript archives keep on each text block; we build our own).
+_IGNORED = re.compile(r"(.*\.position_ids|.*\.attn_mask|input_resolution|context_length|vocab_size)$")
 
 _HF_FILES = ("model.safetensors.index.json", "model.safetensors", "pytorch_model.bin")
 

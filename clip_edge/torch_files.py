@@ -3,7 +3,11 @@
 torch.save writes a zip whose `data.pkl` pickles the state dict; tensors refer to raw storages in `data/<key>`.
 A bare pickle.load would import and call whatever the file names, so we unpickle with an allow-list: the
 handful of torch functions and storage classes a state dict needs, mapped onto numpy. Anything else (a
-TorchScript module, a custom class, os.system) is refused with the name it asked for.
+custom class, os.system) is refused with the name it asked for.
+
+TorchScript archives (OpenAI's original ViT-B-32.pt and siblings are such files) pickle their module tree the
+same way, each module an object of a `__torch__.*` class whose attributes are its tensors and submodules. We
+read those objects as plain attribute dicts, never run their code, and flatten them to state-dict names.
 """
 
 import pickle
@@ -45,6 +49,21 @@ def _rebuild_parameter(tensor, *unused_grad_and_hooks):
     return tensor
 
 
+class _ScriptModule:
+    """The pickled attributes of one TorchScript module (tensors, submodules, flags); no code is attached."""
+
+    def __setstate__(self, attributes):
+        self.attributes = attributes
+
+
+def _flatten_script_module(module, prefix=""):
+    for name, value in module.attributes.items():
+        if isinstance(value, np.ndarray):
+            yield prefix + name, value
+        elif isinstance(value, _ScriptModule):
+            yield from _flatten_script_module(value, f"{prefix}{name}.")
+
+
 class _StateDict(dict):
     """Stands in for the OrderedDict of a state dict; torch attaches per-module `_metadata` (format versions)
     to it, which plain tensors do not need."""
@@ -73,9 +92,11 @@ class _StateDictUnpickler(pickle.Unpickler):
             return _ALLOWED_GLOBALS[(module, name)]
         if module == "torch" and name in _STORAGE_DTYPES:
             return _StorageType(name)
+        if module == "__torch__" or module.startswith("__torch__."):
+            return _ScriptModule
         raise UnsafeCheckpointError(
-            f"{self._path}: refusing to load {module}.{name}; only plain state dicts of tensors are read "
-            "(a TorchScript archive or pickled module must be re-saved as a state dict or safetensors)")
+            f"{self._path}: refusing to load {module}.{name}; only tensors, state dicts and TorchScript module "
+            "trees are read (re-save a pickled Python model as a state dict or safetensors)")
 
     def persistent_load(self, pid):
         kind, storage_type, key, _location, numel = pid
@@ -105,6 +126,8 @@ def read_torch_state_dict(path):
                 state = _StateDictUnpickler(file, archive, prefix, path).load()
     except (zipfile.BadZipFile, EOFError, KeyError, pickle.UnpicklingError) as error:
         raise ValueError(f"{path}: damaged torch checkpoint ({error})") from error
+    if isinstance(state, _ScriptModule):
+        state = dict(_flatten_script_module(state))
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

@@ -91,6 +91,42 @@ def test_openai_layout_loads_to_identical_outputs(saved_hf_model, tmp_path):
             np.testing.assert_array_equal(ours_variable.numpy(), hf_variable.numpy())
 
 
+class _Node(torch.nn.Module):
+    def forward(self, x):
+        return x
+
+
+def _torchscript_archive(state, path, half=False):
+    """A scripted module tree with `state`'s dotted names as attributes, the shape of OpenAI's JIT releases
+    (including the causal attn_mask tensor they keep on each text block), saved with torch.jit.save."""
+    root = _Node()
+    for name, value in state.items():
+        *parents, leaf = name.split(".")
+        node = root
+        for part in parents:
+            if not hasattr(node, part):
+                node.add_module(part, _Node())
+            node = getattr(node, part)
+        tensor = torch.tensor(value)
+        node.register_parameter(leaf, torch.nn.Parameter(tensor.half() if half else tensor))
+        if leaf == "in_proj_weight" and not name.startswith("visual."):
+            node.register_buffer("attn_mask", torch.full((77, 77), float("-inf")).triu(1))
+    torch.jit.save(torch.jit.script(root), path)
+
+
+def test_openai_torchscript_archive(saved_hf_model, tmp_path):
+    hf_model, folder = saved_hf_model
+    hf_state = {name: tensor.numpy() for name, tensor in hf_model.state_dict().items()
+                if not name.endswith("position_ids")}
+    path = str(tmp_path / "ViT-tiny.pt")
+    _torchscript_archive(reference.openai_state_dict(hf_state), path, half=True)
+    from_hf = clip_edge.CLIP.from_checkpoint(folder)
+    ours = clip_edge.CLIP.from_checkpoint(path)
+    for ours_variable, hf_variable in zip(ours.trainable_variables, from_hf.trainable_variables):
+        # OpenAI ships float16 weights: equal to the float32 ones up to float16 rounding.
+        np.testing.assert_array_equal(ours_variable.numpy(), hf_variable.numpy().astype(np.float16).astype(np.float32))
+
+
 def test_pytorch_bin_and_sharded_safetensors(saved_hf_model, tmp_path):
     hf_model, folder = saved_hf_model
     bin_dir = tmp_path / "bin"
