@@ -158,6 +158,17 @@ def test_pre_tokenization_of_every_code_point_like_reference(tokenizer, referenc
     assert not differing, [f"U+{ord(t[1]):04X}" for t in differing[:20]]
 
 
+def test_cleaning_of_every_code_point_like_reference(tokenizer, reference):
+    # ftfy, html.unescape, whitespace, lowercasing and NFC (here composing with a following acute accent) of
+    # every assigned code point, compared as text with the reference's own cleaning function.
+    texts = [f"{chr(c)}\u0301 A{chr(c)}" for c in range(0x110000)
+             if not 0xD800 <= c <= 0xDFFF and unicodedata.category(chr(c)) != "Cn"]
+    ours = tf.function(tokenizer._clean)(tf.constant([t.encode("utf-8") for t in texts])).numpy()
+    differing = [t for t, cleaned in zip(texts, ours)
+                 if cleaned.decode("utf-8") != reference.clean_fn(t) and ftfy.fix_encoding(t) == t]
+    assert not differing, [f"U+{ord(t[0]):04X}" for t in differing[:20]]
+
+
 def test_lowercasing_of_every_cased_code_point_like_reference(tokenizer, reference):
     texts = [f"x{chr(c)}y {chr(c)}" for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF and chr(c).lower() != chr(c)]
     assert len(texts) > 1000
