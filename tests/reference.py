@@ -101,7 +101,8 @@ def hf_pixel_values(photos, resolution):
 
     processor = CLIPImageProcessorPil(size={"shortest_edge": resolution},
                                    crop_size={"height": resolution, "width": resolution})
-    batch = processor(images=list(photos), return_tensors="np")["pixel_values"]
+    # channels_last explicitly: transformers would read a 1xWx3 or 3xWx3 photo as channels-first.
+    batch = processor(images=list(photos), return_tensors="np", input_data_format="channels_last")["pixel_values"]
     return np.ascontiguousarray(batch.transpose(0, 2, 3, 1)).astype(np.float32)
 
 
