@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The Bazel part of CI (called by .ci/run): installs Bazel if absent, builds every target, runs the fast
-# tests (one py_test per tests/test_*.py, slow tests deselected) and checks that `bazel run` of the exporter
-# starts. Exits non-zero on the first failure. Extra arguments go to `bazel test` (e.g. --test_output=all).
+# The Bazel part of CI (called by .ci/run via `make bazel`): installs Bazel if absent, builds every target,
+# runs the fast tests (one py_test per tests/test_*.py, slow tests deselected) and one real export through
+# `bazel run`. Exits non-zero on the first failure. Extra arguments go to `bazel test`
+# (e.g. --nocache_test_results, --test_output=all).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -16,4 +17,17 @@ step() {
 
 step bazel build //...
 step bazel test //tests:all "$@"
-step bazel run //converters:export -- --help >/dev/null
+
+# The exporter's own tests run above through pytest; this checks the `bazel run` entry point end to end
+# (module launch, flags, runfiles assets), with the cheapest variant so it stays about a minute.
+export_dir="$(mktemp -d)"
+trap 'rm -rf "$export_dir"' EXIT
+step bazel run //converters:export -- --preset=clip-vit-base-patch32 --weights=random --variants=float32 \
+  --output_dir="$export_dir"
+for artifact in manifest.json saved_model/saved_model.pb tflite/image_encoder_float32.tflite \
+    tflite/text_encoder_float32.tflite; do
+  if [[ ! -s "$export_dir/clip-vit-base-patch32/$artifact" ]]; then
+    echo "error: bazel run //converters:export did not write clip-vit-base-patch32/$artifact" >&2
+    exit 1
+  fi
+done
