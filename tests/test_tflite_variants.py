@@ -13,7 +13,9 @@ from ai_edge_litert.interpreter import Interpreter
 import clip_edge
 from clip_edge.preprocessing import ImagePreprocessor
 from converters import delegate_check, serving, tflite_variants
-from tests import photos, reference
+
+import photos
+import reference
 
 RESOLUTION, LENGTH, EMBED = 64, 16, 48
 SMALL = dict(embed_dim=EMBED, image_resolution=RESOLUTION, vision_layers=2, vision_width=64, vision_patch_size=16,
