@@ -12,22 +12,22 @@ import pytest
 
 def main(argv):
     if len(argv) != 1:
-        sys.stderr.write("usage: pytest_runner.py TEST_FILE (got %d arguments)\n" % len(argv))
+        sys.stderr.write(f"usage: pytest_runner.py TEST_FILE (got {len(argv)} arguments)\n")
         return 2
     test_file = argv[0]
-    # Bazel gives each test a private writable directory; keep Hypothesis' example database there instead
-    # of in the read-only-by-convention runfiles tree.
+    # pytest's working directory is the test's runfiles tree; Bazel gives each test a private scratch
+    # directory for state like Hypothesis' example database, and pytest's cache is not needed at all.
     scratch_directory = os.environ.get("TEST_TMPDIR")
     if scratch_directory:
         os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(scratch_directory, "hypothesis"))
     pytest_args = [test_file, "-m", "not slow", "-p", "no:cacheprovider"]
-    # Per-test-case results for Bazel's test.xml.
+    # Per-test-case results in Bazel's test.xml instead of one result for the whole file.
     xml_output_file = os.environ.get("XML_OUTPUT_FILE")
     if xml_output_file:
-        pytest_args.append("--junitxml=" + xml_output_file)
+        pytest_args.append(f"--junitxml={xml_output_file}")
     exit_code = pytest.main(pytest_args)
     if exit_code == pytest.ExitCode.NO_TESTS_COLLECTED:
-        sys.stderr.write("%s: no fast tests (all deselected as slow, or none defined)\n" % test_file)
+        sys.stderr.write(f"{test_file}: no fast tests (all deselected as slow, or none defined)\n")
         return 0
     return int(exit_code)
 

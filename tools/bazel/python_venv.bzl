@@ -36,9 +36,8 @@ def _python_venv_impl(repository_ctx):
     if not interpreter.startswith("/"):
         fail("CLIP_EDGE_PYTHON must be an absolute path to a Python interpreter, got %r" % interpreter)
     if not repository_ctx.path(interpreter).exists:
-        fail(("No Python interpreter at %s. Create the project virtualenv first " +
-              "(make install) " +
-              "or point CLIP_EDGE_PYTHON at one.") % interpreter)
+        fail("No Python interpreter at %s. Create the project virtualenv first (make install) " % interpreter +
+             "or point CLIP_EDGE_PYTHON at one.")
     repository_ctx.file("WORKSPACE", 'workspace(name = "%s")\n' % repository_ctx.name)
     repository_ctx.file("BUILD", _BUILD_TEMPLATE.format(interpreter = interpreter))
 
