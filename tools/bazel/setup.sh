@@ -13,13 +13,13 @@ if ! command -v bazel >/dev/null 2>&1; then
   if [[ "$(id -u)" -eq 0 ]]; then
     as_root=()
   elif command -v sudo >/dev/null 2>&1; then
-    as_root=(sudo)
+    as_root=(sudo -n)  # -n: fail instead of waiting for a password
   else
     echo "error: bazel is missing and installing it needs root (apt-get install bazel-bootstrap)" >&2
     exit 1
   fi
   "${as_root[@]}" apt-get update
-  DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y --no-install-recommends bazel-bootstrap
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends bazel-bootstrap
 fi
 
 interpreter="${CLIP_EDGE_PYTHON:-$workspace_root/.venv/bin/python3}"
