@@ -118,6 +118,9 @@ def convert_variants(concrete_fn, variant_names: Sequence[str] = VARIANTS,
         if int8_recipe not in INT8_RECIPES:
             raise ValueError(f"unknown int8 recipe {int8_recipe!r}; expected one of {sorted(INT8_RECIPES)}")
 
+    # Smoke-test input: a real calibration sample when there is one (an int8 model can run on zeros and still
+    # fail on real data, e.g. a quantised divisor that rounds to zero), zeros otherwise.
+    smoke_input = next(iter(representative_dataset()), None) if representative_dataset is not None else None
     results = {}
     float32 = None
     for name in variant_names:
@@ -137,7 +140,7 @@ def convert_variants(concrete_fn, variant_names: Sequence[str] = VARIANTS,
                                            "(optimizations=[DEFAULT], no data)"}[name]
             if name == "float32":
                 float32 = tflite
-        _check_runs(tflite, name)
+        _check_runs(tflite, name, smoke_input)
         results[name] = Variant(name, bytes(tflite), description)
     return results
 
@@ -241,16 +244,17 @@ def quantize_with_ai_edge_quantizer(float32_tflite: bytes, recipe: Int8Recipe,
         raise VariantConversionError(f"ai-edge-quantizer recipe {recipe.name} failed: {_first_lines(e)}") from e
 
 
-def _check_runs(tflite: bytes, name: str) -> None:
-    """Loads and invokes the model once in ai_edge_litert with zero inputs (Flex ops would fail here) and
-    checks the outputs are float32, as the contract says."""
+def _check_runs(tflite: bytes, name: str, sample: Sequence[np.ndarray] | None) -> None:
+    """Loads and invokes the model once in ai_edge_litert on `sample` (zeros if None); Flex ops would fail
+    here. Checks the outputs are float32, as the contract says."""
     from ai_edge_litert.interpreter import Interpreter
 
     try:
         interpreter = Interpreter(model_content=tflite)
         interpreter.allocate_tensors()
-        for detail in interpreter.get_input_details():
-            interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
+        for i, detail in enumerate(interpreter.get_input_details()):
+            value = np.zeros(detail["shape"], detail["dtype"]) if sample is None else sample[i]
+            interpreter.set_tensor(detail["index"], np.asarray(value, detail["dtype"]))
         interpreter.invoke()
     except Exception as e:
         raise VariantConversionError(f"the {name} variant does not run in ai_edge_litert: {_first_lines(e)}") from e
