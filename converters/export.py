@@ -144,10 +144,8 @@ def _replace_directory(source, target):
 
 def run_export(preset, weights, output_dir, name=None, variants=("float32", "float16", "dynamic_int8", "int8"),
                calibration_images=None, threads=2):
-    """The whole export; returns (path of DIR/NAME, parity results). Raises ExportError naming the stage."""
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    """The whole export; returns (path of DIR/NAME, parity results). Raises ExportError naming the stage.
+    `threads` applies to TFLite latency measurement; the command line also sets TensorFlow's thread pool."""
     from clip_edge import presets as preset_table
     from clip_edge.tokenizer import CLIPTokenizer
     from converters import datasets, delegate_check, manifest, parity, serving, tflite_variants
@@ -246,6 +244,9 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
     logging.set_verbosity(logging.WARNING)
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)  # before TensorFlow runs anything
     try:
         run_export(FLAGS.preset, FLAGS.weights, FLAGS.output_dir, FLAGS.name, FLAGS.variants,
                    FLAGS.calibration_images, FLAGS.threads)
