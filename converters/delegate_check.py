@@ -508,6 +508,11 @@ def _largest_run(supported: list[bool]) -> set[int]:
     return set(range(*best))
 
 
+def _is_float16_weight_dequantize(op: OpInfo) -> bool:
+    return (op.name == "DEQUANTIZE" and bool(op.inputs) and op.inputs[0] is not None and op.inputs[0].is_constant
+            and op.inputs[0].dtype == "float16")
+
+
 def _fold_float16_weights(model: ModelInfo) -> ModelInfo:
     """Marks outputs of DEQUANTIZE(constant float16) as constants, as the delegate does.
 
@@ -515,9 +520,7 @@ def _fold_float16_weights(model: ModelInfo) -> ModelInfo:
     delegate folds these pairs into float constants (FP16GraphPartitionHelper), so the consuming op sees
     constant weights, not a runtime input.
     """
-    folded = {op.outputs[0].index for op in model.ops
-              if op.name == "DEQUANTIZE" and op.inputs and op.inputs[0] is not None
-              and op.inputs[0].is_constant and op.inputs[0].dtype == "float16"}
+    folded = {op.outputs[0].index for op in model.ops if _is_float16_weight_dequantize(op)}
     if not folded:
         return model
 
@@ -529,13 +532,21 @@ def _fold_float16_weights(model: ModelInfo) -> ModelInfo:
 
 
 def check_gpu(model: ModelInfo) -> DelegateReport:
+    weight_dequantizes = [op for op in model.ops if _is_float16_weight_dequantize(op)]
     model = _fold_float16_weights(model)
-    problems = [_gpu_problems(op) for op in model.ops]
-    delegated = _largest_run([not p for p in problems])
+    problems = {op.index: _gpu_problems(op) for op in model.ops}
+    # Weight DEQUANTIZEs have no runtime input, so they do not split partitions; the converter lists them
+    # first, which would put them in a run of their own. Partition the dataflow ops, then give each weight
+    # DEQUANTIZE to the delegate when an op that reads its output is delegated.
+    skipped = {op.index for op in weight_dequantizes}
+    dataflow = [op for op in model.ops if op.index not in skipped]
+    delegated = {dataflow[i].index for i in _largest_run([not problems[op.index] for op in dataflow])}
+    delegated_inputs = {t.index for op in model.ops if op.index in delegated for t in op.present_inputs}
+    delegated |= {op.index for op in weight_dequantizes if op.outputs[0].index in delegated_inputs}
     model_problems = [f"dynamic model input {t.describe()}" for t in model.inputs if t.is_dynamic]
     if model.subgraph_count > 1:
         model_problems.append(f"{model.subgraph_count} subgraphs (control flow); only the main one is checked")
-    findings = [OpFinding(op.index, op.name, p, op.index in delegated) for op, p in zip(model.ops, problems)]
+    findings = [OpFinding(op.index, op.name, problems[op.index], op.index in delegated) for op in model.ops]
     return DelegateReport(model.path, "gpu", model.ops, findings, model_problems)
 
 

@@ -73,6 +73,11 @@ def embed_tokens(ids):
     return tf.gather(EMBEDDING, ids) * 2.0
 
 
+def uint8_conv_add_softmax(pixels):
+    # The CAST from uint8 has no GPU kernel; everything after it does.
+    return conv_add_softmax(tf.cast(pixels, tf.float32) / 255.0)
+
+
 def strided_slice_shrink(x):
     return x[:, 0] + 1.0
 
@@ -88,6 +93,7 @@ def models(tmp_path_factory):
         "flex": (cumprod, tf.TensorSpec([1, 4], tf.float32), {"select_tf_ops": True}),
         "gather2d": (embed_tokens, tf.TensorSpec([1, 6], tf.int32), {}),
         "shrink": (strided_slice_shrink, tf.TensorSpec([1, 4, 8], tf.float32), {}),
+        "uint8_in": (uint8_conv_add_softmax, tf.TensorSpec([1, 8, 8, 3], tf.uint8), {"float16": True}),
         "edgetpu_ok": (conv_add_flat_softmax, tf.TensorSpec([1, 8, 8, 3], tf.float32),
                        {"int8_data": _calibration((1, 8, 8, 3))}),
         "int8_matmul": (matmul_then_add, tf.TensorSpec([1, 4, 8], tf.float32),
@@ -125,6 +131,17 @@ def test_gpu_flags_unsupported_builtin_and_keeps_largest_partition(models):
     # The int32 ARG_MAX output also makes the CAST after it receive an int32 runtime input, which CAST allows.
     assert _flagged(report, "CAST") == []
     assert 0 < report.delegated_op_count < len(report.ops)
+
+
+def test_gpu_partition_keeps_float16_weights_with_their_consumers(models):
+    report = delegate_check.check(models["uint8_in"], "gpu")
+    (cast,) = _flagged(report, "CAST")
+    assert "uint8 -> float32" in cast.problems[0] and not cast.on_delegate
+    # The converter lists the weight DEQUANTIZEs first, before the CAST; they still go with the CONV_2D.
+    dequantizes = [f for f in report.findings if f.op_name == "DEQUANTIZE"]
+    assert dequantizes and dequantizes[0].op_index < cast.op_index
+    assert all(f.on_delegate for f in report.findings if f.op_name != "CAST")
+    assert report.delegated_op_count == len(report.ops) - 1
 
 
 def test_gpu_flags_dynamic_shapes(models):
@@ -233,3 +250,4 @@ def test_cli_exit_codes_and_output(models, tmp_path, capsys):
     bogus.write_bytes(b"\0" * 64)
     assert delegate_check.main([str(bogus), "--target=edgetpu"]) == 2
     assert "bogus.tflite" in capsys.readouterr().err
+
