@@ -164,7 +164,9 @@ class CLIPImageEncoder(tf.Module):
         class_token = tf.zeros_like(tokens[:, :1, :]) + self.class_embedding
         x = tf.concat([class_token, tokens], axis=1) + self.positional_embedding
         x = self.transformer(self.ln_pre(x))
-        return tf.matmul(self.ln_post(x[:, 0, :]), self.proj)
+        # The class token as x[:, :1] and a reshape, not x[:, 0]: the shrink-axis slice is not a GPU-delegate op.
+        class_features = tf.reshape(x[:, :1, :], [-1, self.width])
+        return tf.matmul(self.ln_post(class_features), self.proj)
 
 
 def causal_attention_mask(length):
@@ -219,5 +221,7 @@ class CLIPTextEncoder(tf.Module):
 
 
 def l2_normalize_rows(x):
-    """Per-row L2 normalisation (the seed normalised over the whole batch)."""
-    return x * tf.math.rsqrt(tf.reduce_sum(tf.square(x), axis=-1, keepdims=True) + 1e-12)
+    """Per-row L2 normalisation (the seed normalised over the whole batch). Written with maximum() rather than
+    `+ eps` so that the TFLite converter keeps plain SUM/RSQRT/MUL ops instead of fusing an L2_NORMALIZATION,
+    which the GPU delegate cannot run."""
+    return x * tf.math.rsqrt(tf.maximum(tf.reduce_sum(x * x, axis=-1, keepdims=True), 1e-12))

@@ -34,6 +34,9 @@ flags.DEFINE_string("name", None, "export folder name (default: the preset, or t
 flags.DEFINE_list("variants", ["float32", "float16", "dynamic_int8", "int8"], "TFLite variants to build")
 flags.DEFINE_string("calibration_images", None, "folder of your own photos for int8 calibration "
                     "(default: built-in real photos, disjoint from the parity set)")
+flags.DEFINE_string("image_int8_recipe", None, "int8 recipe of the image encoder (converters.tflite_variants."
+                    "INT8_RECIPES; default: the recommended one, which met the bar in our measurements)")
+flags.DEFINE_string("text_int8_recipe", None, "int8 recipe of the text encoder (as --image_int8_recipe)")
 flags.DEFINE_integer("threads", 2, "threads for TensorFlow, TFLite conversion and latency measurement")
 flags.mark_flag_as_required("output_dir")
 
@@ -143,9 +146,11 @@ def _replace_directory(source, target):
 
 
 def run_export(preset, weights, output_dir, name=None, variants=("float32", "float16", "dynamic_int8", "int8"),
-               calibration_images=None, threads=2):
+               calibration_images=None, threads=2, int8_recipes=None):
     """The whole export; returns (path of DIR/NAME, parity results). Raises ExportError naming the stage.
-    `threads` applies to TFLite latency measurement; the command line also sets TensorFlow's thread pool."""
+    `threads` applies to TFLite latency measurement; the command line also sets TensorFlow's thread pool.
+    `int8_recipes` may name the int8 recipe per tower ({"image": ..., "text": ...})."""
+    int8_recipes = int8_recipes or {}
     from clip_edge import presets as preset_table
     from clip_edge.tokenizer import CLIPTokenizer
     from converters import datasets, delegate_check, manifest, parity, serving, tflite_variants
@@ -192,8 +197,9 @@ def run_export(preset, weights, output_dir, name=None, variants=("float32", "flo
                                 ("text", serving.tflite_text_encoder(model))):
             stage = f"TFLite {tower} encoder"
             progress.begin(f"{stage} ({', '.join(variants)})")
-            converted = tflite_variants.convert_variants(function, list(variants),
-                                                         representative_dataset=representative.get(tower))
+            converted = tflite_variants.convert_variants(
+                function, list(variants), representative_dataset=representative.get(tower),
+                int8_recipe=int8_recipes.get(tower) or tflite_variants.RECOMMENDED_INT8_RECIPES[f"{tower}_encoder"])
             for variant, result in converted.items():
                 _write_bytes(os.path.join(work, parity.tflite_path(tower, variant)), result.tflite)
                 recipes[parity.tflite_path(tower, variant)] = result.recipe
@@ -249,7 +255,8 @@ def main(argv):
     tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)  # before TensorFlow runs anything
     try:
         run_export(FLAGS.preset, FLAGS.weights, FLAGS.output_dir, FLAGS.name, FLAGS.variants,
-                   FLAGS.calibration_images, FLAGS.threads)
+                   FLAGS.calibration_images, FLAGS.threads,
+                   {"image": FLAGS.image_int8_recipe, "text": FLAGS.text_int8_recipe})
     except (ExportError, ValueError) as error:
         print(f"export failed: {error}", file=sys.stderr)
         return 1
