@@ -76,7 +76,7 @@ class Progress:
 
 
 def _resolve_model(preset, weights):
-    """(clip_edge.CLIP, name-independent description of where the weights came from)."""
+    """(clip_edge.CLIP, where its weights came from, for the manifest)."""
     import clip_edge
     from clip_edge import checkpoints
 
@@ -127,11 +127,14 @@ def _write_bytes(path, data):
 
 
 def _remove_stale_temporaries(output_dir, name):
-    """Temporary folders of earlier exports that were killed (a live export's folder has a live pid)."""
+    """Folders of earlier exports that were killed: work folders whose pid is gone, and a replaced export
+    left aside when a kill fell between the two renames of _replace_directory."""
     for stale in glob.glob(os.path.join(output_dir, f".{name}.tmp-*")):
         pid = stale.rsplit("-", 1)[-1]
         if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
             shutil.rmtree(stale, ignore_errors=True)
+    for replaced in glob.glob(os.path.join(output_dir, f".{name}.old-*")):
+        shutil.rmtree(replaced, ignore_errors=True)
 
 
 def _replace_directory(source, target):
