@@ -244,3 +244,13 @@ def test_full_base_patch32_export(tmp_path):
         assert sizes[f"tflite/{tower}_encoder_float16.tflite"] <= 0.51 * float32
         assert sizes[f"tflite/{tower}_encoder_int8.tflite"] <= 0.27 * float32
     print(open(os.path.join(target, "parity_report.md")).read())
+
+
+def test_parity_harness_runs_alone_on_an_export(tiny_export, capsys, tmp_path):
+    target, results = tiny_export
+    assert parity.main(["--export_dir", target]) == 0
+    table = capsys.readouterr().out
+    for result in results:
+        assert result.path in table
+    with pytest.raises(SystemExit, match="not an export directory"):  # a clear exit, not a stack trace
+        parity.main(["--export_dir", str(tmp_path)])
