@@ -12,7 +12,9 @@ against transformers' PyTorch CLIP, and artifact sizes, all in one run.
    same architecture with random weights (torch.inference_mode, 2 threads), and times batch 1 of each tower:
    uint8 [1,R,R,3] pixels vs get_image_features on float [1,3,R,R], int32 [1,77] ids vs get_text_features on
    [1,77] ids. The frameworks are interleaved (each round: PyTorch once, then every variant once) so that load
-   from other processes hits both alike; medians of --repeats rounds after one warm-up round.
+   from other processes hits both alike; medians of --repeats rounds after one warm-up round. PyTorch is also
+   timed with 1 thread in the same rounds: on a busy 2-core machine its 2 OpenMP threads wait for each other at
+   every op, and the 1-thread column shows how much of its time that is (the goals use 2 threads).
 3. Prints a markdown table per preset with sizes from the export's manifest.json and the goals of issue 4
    beside the numbers. Latency does not depend on the weights, so random weights measure the real thing.
 
@@ -212,16 +214,19 @@ def measure_latency(export_dir, variants, preset, weights, repeats, threads=2):
             torch_run = lambda: model.get_text_features(input_ids=torch_input)  # noqa: E731
         for interpreter in interpreters.values():
             interpreter.set_tensor(interpreter.get_input_details()[0]["index"], example)
-        times = {"pytorch": []}
+        times = {"pytorch": [], "pytorch_1_thread": []}
         times.update({variant: [] for variant in interpreters})
         with torch.inference_mode():
             for round_index in range(repeats + 1):  # round 0 is the warm-up
-                time.sleep(SETTLE_SECONDS)
-                start = time.perf_counter()
-                torch_run()
-                elapsed = time.perf_counter() - start
-                if round_index:
-                    times["pytorch"].append(elapsed)
+                for key, torch_threads in (("pytorch", threads), ("pytorch_1_thread", 1)):
+                    torch.set_num_threads(torch_threads)
+                    time.sleep(SETTLE_SECONDS)
+                    start = time.perf_counter()
+                    torch_run()
+                    elapsed = time.perf_counter() - start
+                    if round_index:
+                        times[key].append(elapsed)
+                torch.set_num_threads(threads)
                 for variant, interpreter in interpreters.items():
                     time.sleep(SETTLE_SECONDS)
                     start = time.perf_counter()
@@ -297,9 +302,9 @@ def format_report(preset, export, latency, sizes, size_source, repeats, loads):
         lines.append(f"TFLite (ai_edge_litert, 2 threads) vs transformers' PyTorch CLIP (2 threads), batch 1, "
                      f"median of {repeats} interleaved rounds; sizes from {size_source}:")
         lines.append("")
-        lines.append("| tower | variant | ms | PyTorch ms | ratio to PyTorch | latency goal | MB | size / float32 "
-                     "| size goal |")
-        lines.append("|---|---|---:|---:|---:|---|---:|---:|---|")
+        lines.append("| tower | variant | ms | PyTorch ms | ratio to PyTorch | latency goal | PyTorch 1 thread ms "
+                     "| MB | size / float32 | size goal |")
+        lines.append("|---|---|---:|---:|---:|---|---:|---:|---:|---|")
         for tower, row in latency.items():
             torch_ms = row["pytorch"]
             for variant in VARIANTS:
@@ -313,7 +318,7 @@ def format_report(preset, export, latency, sizes, size_source, repeats, loads):
                 size_goal = (_verdict(size_ratio, SIZE_GOALS[variant])
                              if variant in SIZE_GOALS and size_ratio is not None else "none")
                 lines.append(f"| {tower} | {variant} | {row[variant]:.1f} | {torch_ms:.1f} | {ratio:.2f}x | "
-                             f"{latency_goal} | {size / 1e6 if size else float('nan'):.1f} | "
+                             f"{latency_goal} | {row['pytorch_1_thread']:.1f} | {size / 1e6 if size else float('nan'):.1f} | "
                              f"{f'{size_ratio:.3f}x' if size_ratio is not None else '-'} | {size_goal} |")
         lines.append("")
     lines.append("Load average (1 min): " + ", ".join(f"{k} {v:.1f}" for k, v in loads.items()) + ".")
