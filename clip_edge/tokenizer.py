@@ -8,8 +8,9 @@ tokenizer as shipped in open_clip (SimpleTokenizer, clean="lower", ftfy installe
     -> pre-tokenisation regex -> UTF-8 bytes to symbols -> BPE by merge rank -> [start] + ids + [end],
     truncated to context_length keeping the end token last, padded with 0
 
-Of ftfy.fix_text we reproduce what it does to text that is not mojibake; its mojibake detection and repair
-(ftfy.fix_encoding) is not reproduced. docs/tokenizer.md lists every known difference and its cause.
+ftfy.fix_text is reproduced with its mojibake repair (ftfy.fix_encoding: a heuristic of character sequences, then
+re-decoding with single-byte code pages, also of runs within a line), except where that needs ftfy's
+"utf-8-variants" codec. docs/tokenizer.md lists every known difference and its cause.
 """
 
 import dataclasses
@@ -42,6 +43,8 @@ HF_START_TOKEN, HF_END_TOKEN = "<|startoftext|>", "<|endoftext|>"
 # Never a replacement value of the character maps below, so a lookup returning it means "not in the map".
 _UNMAPPED = "\x00unmapped\x00"
 _NO_MERGE = 2**31 - 1
+# How deep decode_inconsistent_utf8's repair of runs within runs is reproduced (each level is more graph).
+_MAX_RUN_DEPTH = 2
 
 
 def byte_to_unicode():
@@ -160,6 +163,182 @@ def lowercase_gaps():
     cased = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF and chr(c).lower() != chr(c)]
     lowered = tf.strings.lower(tf.constant([c.encode("utf-8") for c in cased]), encoding="utf-8").numpy()
     return {c: c.lower() for c, tf_lower in zip(cased, lowered) if tf_lower.decode("utf-8") != c.lower()}
+
+
+# --- ftfy's mojibake repair (ftfy.fix_encoding), as data ---------------------------------------------------------
+# ftfy re-decodes a line only when a heuristic of character sequences says it looks like mojibake. The classes and
+# sequences below are that heuristic (ftfy 6.3's badness.py), written as RE2; tests check them against ftfy on
+# every pair of the characters involved and on random mixtures.
+
+# The single-byte encodings ftfy tries, in its order. "sloppy-" ones are ftfy's codecs: the Windows code page
+# with its undefined bytes read as Latin-1, and byte 0x1A standing for U+FFFD.
+MOJIBAKE_ENCODINGS = ("latin-1", "sloppy-windows-1252", "sloppy-windows-1251", "sloppy-windows-1250",
+                      "sloppy-windows-1253", "sloppy-windows-1254", "sloppy-windows-1257", "iso-8859-2",
+                      "macroman", "cp437")
+
+
+def single_byte_chars(encoding):
+    """The 256 characters bytes 0..255 decode to in one of MOJIBAKE_ENCODINGS."""
+    sloppy = encoding.startswith("sloppy-")
+    codec = encoding[len("sloppy-"):] if sloppy else encoding
+    chars = []
+    for byte in range(256):
+        try:
+            chars.append(bytes([byte]).decode(codec))
+        except UnicodeDecodeError:
+            chars.append(chr(byte))
+    if sloppy:
+        chars[0x1A] = "\ufffd"
+    return chars
+
+
+# Character classes of the heuristic, "a-b" being a range.
+MOJIBAKE_CLASSES = {
+    "common": "\xa0\xad·´–—―…’",
+    "c1": "\x80-\x9f",
+    "bad": "¦¤¨¬¯¸ƒˆˇ˘˛˜†‡‰⌐◊\ufffdªº",
+    "law": "¶§",
+    "currency": "¢£¥₧€",
+    "start_punctuation": "¡«¿©΄΅‘‚“„•‹\uf8ff",
+    "end_punctuation": "®»˝”›™",
+    "numeric": "²³¹±¼½¾×µ÷⁄∂∆∏∑√∞∩∫≈≠≡≤≥№",
+    "kaomoji": "Ò-ÖÙ-Üò-öø-üŐŌŪŲ°",
+    "upper_accented": "À-ÑØÜÝĂĀĄĆČĎĐĘĚĒĖĞĢİĪĶĹĽŁĻŃŇŅŒŘŚŞŠŢŤŮŰŸŹŻŽҐ",
+    "lower_accented": "ßà-ñăąāćčďđęěēėğģįīķĺľłļœŕśşšťüźżžґﬁﬂ",
+    "upper_common": "ÞΑ-ΩΆΈΉΊΌΎΏΪΫЁ-Я",
+    "lower_common": "α-ωάέήίΰа-џ",
+    "box": "│┌┐┘├┤┬┼═-╬▀▄█▌▐░▒▓",
+}
+
+# Sequences that make a line "bad" (any one found anywhere). {name} is a class above; {space} and {word} are
+# Python's \s and \w, which in RE2 are ASCII-only and so are spelt out.
+MOJIBAKE_SEQUENCES = (
+    "[{c1}]",
+    "[{bad}{lower_accented}{upper_accented}{box}{start_punctuation}{end_punctuation}{currency}{numeric}{law}][{bad}]",
+    "[a-zA-Z][{lower_common}{upper_common}][{bad}]",
+    "[{bad}][{lower_accented}{upper_accented}{box}{start_punctuation}{end_punctuation}{currency}{numeric}{law}]",
+    "[{lower_accented}{lower_common}{box}{end_punctuation}{currency}{numeric}][{upper_accented}]",
+    "[{box}{end_punctuation}{currency}{numeric}][{lower_accented}]",
+    "[{lower_accented}{box}{end_punctuation}][{currency}]",
+    "{space}[{upper_accented}][{currency}]",
+    "[{upper_accented}{box}][{numeric}{law}]",
+    "[{lower_accented}{upper_accented}{box}{currency}{end_punctuation}][{start_punctuation}][{numeric}]",
+    "[{lower_accented}{upper_accented}{currency}{numeric}{box}{law}][{end_punctuation}][{start_punctuation}]",
+    "[{currency}{numeric}{box}][{start_punctuation}]",
+    "[a-z][{upper_accented}][{start_punctuation}{currency}]",
+    "[{box}][{kaomoji}]",
+    "[{lower_accented}{upper_accented}{currency}{numeric}{start_punctuation}{end_punctuation}{law}][{box}]",
+    "[{box}][{end_punctuation}]",
+    "[{lower_accented}{upper_accented}][{start_punctuation}{end_punctuation}]{word}",
+    "[Œœ][^A-Za-z]",
+    "[{upper_accented}]°",
+    "[ÂÃÎÐ][€œŠš¢£Ÿž\xa0\xad®©°·»{start_punctuation}{end_punctuation}–—´]",
+    "×[²³]",
+    "[ØÙ][{common}{currency}{bad}{numeric}{start_punctuation}ŸŠ®°µ»]"
+    "[ØÙ][{common}{currency}{bad}{numeric}{start_punctuation}ŸŠ®°µ»]",
+    "à[²µ¹¼½¾]",
+    "√[±∂†≠®™´≤≥¥µø]",
+    "≈[°¢]",
+    "‚Ä[ìîïòôúùû†°¢π]",
+    "‚[âó][àä°ê]",
+    "вЂ",
+    "[ВГРС][{c1}{bad}{start_punctuation}{end_punctuation}{currency}°µ][ВГРС]",
+    "ГўВЂВ.[A-Za-z ]",
+    "Ã[\xa0¡]",
+    "[a-z]{space}?[ÃÂ] ",
+    "^[ÃÂ] ",
+    "[a-z.,?!{end_punctuation}]Â[ {start_punctuation}{end_punctuation}]",
+    "β€[™\xa0Ά\xad®°]",
+    "[ΒΓΞΟ][{c1}{bad}{start_punctuation}{end_punctuation}{currency}°][ΒΓΞΟ]",
+    "ā€",
+)
+
+
+def class_chars(spec):
+    """The set of characters of a class written as above ("a-b" is a range)."""
+    chars, i = set(), 0
+    while i < len(spec):
+        if i + 2 < len(spec) and spec[i + 1] == "-":
+            chars.update(chr(c) for c in range(ord(spec[i]), ord(spec[i + 2]) + 1))
+            i += 3
+        else:
+            chars.add(spec[i])
+            i += 1
+    return chars
+
+
+def _re2_ranges(chars):
+    """The inside of an RE2 class holding exactly `chars`, as escaped ranges."""
+    codes, out, i = sorted(ord(c) for c in chars), [], 0
+    while i < len(codes):
+        j = i
+        while j + 1 < len(codes) and codes[j + 1] == codes[j] + 1:
+            j += 1
+        out.append(f"\\x{{{codes[i]:x}}}" + (f"-\\x{{{codes[j]:x}}}" if j > i else ""))
+        i = j + 1
+    return "".join(out)
+
+
+@functools.lru_cache(maxsize=None)
+def python_word_chars():
+    """What Python's re (str patterns) matches with \\w."""
+    return frozenset(chr(c) for c in range(0x110000) if chr(c).isalnum() or chr(c) == "_")
+
+
+def mojibake_pattern():
+    """The heuristic as one RE2 alternation (search it; "^" means the start of the line)."""
+    classes = {name: _re2_ranges(class_chars(spec)) for name, spec in MOJIBAKE_CLASSES.items()}
+    classes["space"] = "[" + _re2_ranges(PYTHON_WHITESPACE) + "]"
+    classes["word"] = "[" + _re2_ranges(python_word_chars()) + "]"
+    return "|".join(sequence.format(**classes) for sequence in MOJIBAKE_SEQUENCES)
+
+
+def utf8_clue_classes():
+    """ftfy's decode_inconsistent_utf8 looks for runs of characters that a Latin-1-like code page gives for the
+    bytes of UTF-8 sequences: lead bytes of 2-, 3- and 4-byte sequences and continuation bytes (also a space,
+    which may have been U+00A0). A run is not taken if the character before it is a "strict" continuation (one
+    not ordinarily next to mojibake: the continuations without spaces, dashes, quotes, bullet and ellipsis)."""
+    code_pages = ("latin-1", "windows-1252", "windows-1250", "windows-1251", "windows-1253", "windows-1254",
+                  "windows-1257")
+
+    def decoded(byte_values):
+        chars = set()
+        for code_page in code_pages:
+            for byte in byte_values:
+                try:
+                    chars.add(bytes([byte]).decode(code_page))
+                except UnicodeDecodeError:
+                    pass
+        return chars
+
+    continuation = decoded(range(0x80, 0xC0)) | {chr(c) for c in range(0x80, 0xC0)} | {" "}
+    return {
+        "first_of_2": decoded(range(0xC2, 0xE0)),
+        "first_of_3": decoded(range(0xE0, 0xF0)),
+        "first_of_4": decoded((0xF0, 0xF3)),
+        "continuation": continuation,
+        "continuation_strict": continuation - set(" –—―‘’‚“”„•…"),
+    }
+
+
+# Byte patterns of the re-decoding, over text whose characters stand for bytes (U+0000..U+00FF).
+# UTF-8 sequences whose byte A0 may have become a space, which ftfy puts back (restore_byte_a0); first "Ã " not
+# followed by one of a few Portuguese words or a space gets its A0 back before the space.
+_A_GRAVE_WORD_EXCEPTIONS = r"\x{c3} ( |quele|quela|quilo|s )"
+_SPACED_UTF8 = (r"[\x{c2}\x{c3}\x{c5}\x{ce}\x{d0}\x{d9}] |[\x{e2}\x{e3}] [\x{80}-\x{84}\x{86}-\x{9f}\x{a1}-\x{bf}]"
+                r"|[\x{e0}-\x{e3}][\x{80}-\x{84}\x{86}-\x{9f}\x{a1}-\x{bf}] |\x{f0} [\x{80}-\x{bf}]{2}"
+                r"|\x{f0}[\x{80}-\x{bf}] [\x{80}-\x{bf}]|\x{f0}[\x{80}-\x{bf}]{2} ")
+# UTF-8 sequences with bytes lost to U+FFFD (byte 0x1A in the sloppy code pages) or "?": ftfy decodes each as
+# U+FFFD (replace_lossy_sequences). Alternatives in ftfy's order (RE2 takes the first that matches, as re).
+_LOSSY_UTF8 = (r"[\x{c2}-\x{df}]\x{1a}|[\x{c2}\x{c3}]\?"
+               r"|\x{ed}[\x{a0}-\x{af}][\x{1a}?]\x{ed}[\x{b0}-\x{bf}][\x{1a}?\x{80}-\x{bf}]"
+               r"|\x{ed}[\x{a0}-\x{af}][\x{1a}?\x{80}-\x{bf}]\x{ed}[\x{b0}-\x{bf}][\x{1a}?]"
+               r"|[\x{e0}-\x{ef}][\x{1a}?][\x{1a}\x{80}-\x{bf}]|[\x{e0}-\x{ef}][\x{1a}\x{80}-\x{bf}][\x{1a}?]"
+               r"|[\x{f0}-\x{f4}][\x{1a}?][\x{1a}\x{80}-\x{bf}][\x{1a}\x{80}-\x{bf}]"
+               r"|[\x{f0}-\x{f4}][\x{1a}\x{80}-\x{bf}][\x{1a}?][\x{1a}\x{80}-\x{bf}]"
+               r"|[\x{f0}-\x{f4}][\x{1a}\x{80}-\x{bf}][\x{1a}\x{80}-\x{bf}][\x{1a}?]|\x{1a}")
+# CESU-8 surrogates and Java's two-byte NUL, which ftfy decodes with its "utf-8-variants" codec; we do not.
+_UTF8_VARIANTS = r"\x{c0}(?:\x{80}|$)|\x{ed}(?:[\x{a0}-\x{bf}]|$)"
 
 
 # Python's html.unescape patterns and tables (CPython's html module; identical since Python 3.4).
@@ -345,6 +524,24 @@ class CLIPTokenizer(tf.Module):
             tf.constant(list(html._invalid_charrefs.values()), tf.string)), _UNMAPPED)
         self._invalid_codepoints = tf.constant(sorted(html._invalid_codepoints), tf.int64)
         self._whitespace_run = "[" + _re2_chars(PYTHON_WHITESPACE) + "]+"
+        # Mojibake repair (ftfy.fix_encoding): one table for all code pages, chr(code page index) + character ->
+        # the Latin-1 character of its byte; a character missing from it cannot be encoded in that code page.
+        code_page_bytes = {}
+        for index, encoding in enumerate(MOJIBAKE_ENCODINGS):
+            chars = single_byte_chars(encoding)
+            if len(set(chars)) != 256:
+                raise AssertionError(f"{encoding} is not a one-to-one map of bytes")
+            code_page_bytes.update({chr(index) + c: chr(b) for b, c in enumerate(chars)})
+        self._code_page_bytes = _string_table(code_page_bytes, _UNMAPPED)
+        self._latin1_to_byte = _string_table({chr(b): bytes([b]) for b in range(256)}, _UNMAPPED)
+        self._c1_fixes = _string_table(_c1_to_windows_1252(), _UNMAPPED)
+        self._mojibake_search = "(?s).*(?:" + mojibake_pattern() + ").*"
+        clues = {name: _re2_ranges(chars) for name, chars in utf8_clue_classes().items()}
+        utf8_run = ("(?:[{first_of_2}][{continuation}]|[{first_of_3}][{continuation}]{{2}}"
+                    "|[{first_of_4}][{continuation}]{{3}})").format(**clues)
+        # The run with the character before it ("not after a strict continuation", a look-behind in ftfy's
+        # pattern, which RE2 lacks); lines get a leading "\x01" so that a run at the start has one too.
+        self._embedded_utf8 = "[^" + clues["continuation_strict"] + "]" + utf8_run + "+"
         self._lowercase_gaps = _string_table(lowercase_gaps(), _UNMAPPED) if lowercase_gaps() else None
         self._lowercase_gap_chars = "[" + _re2_chars(lowercase_gaps()) + "]"
         # CLIP's pattern. The reference compiles all of it with re.IGNORECASE; that matters only for the special
@@ -441,29 +638,166 @@ class CLIPTokenizer(tf.Module):
         return texts
 
     def _fix_text(self, texts):
-        """ftfy.fix_text without mojibake repair. ftfy skips its HTML unescaping from the first line that
-        contains "<" to the end of the text; each fix is repeated until the text stops changing."""
-        has_tag = tf.strings.regex_full_match(texts, "(?s).*<.*")
-        head = tf.where(has_tag, tf.strings.regex_replace(texts, r"(?s)^((?:[^<\n]*\n)*).*$", r"\1"), texts)
-        tail = tf.strings.substr(texts, tf.strings.length(head), tf.strings.length(texts) - tf.strings.length(head))
+        """ftfy.fix_text. As ftfy, each line (with its "\\n") is fixed on its own, every fix repeated until the line
+        stops changing, and HTML unescaping is skipped from the first line that contains "<" to the end."""
+        lines = tf.strings.split(texts, "\n")
+        last = tf.equal(tf.ragged.range(lines.row_lengths()).flat_values + 1,
+                        tf.repeat(lines.row_lengths(), lines.row_lengths()))
+        originals = tf.where(last, lines.flat_values, lines.flat_values + "\n")
+        has_tag = tf.cast(tf.strings.regex_full_match(originals, "(?s).*<.*"), tf.int64)
+        tags_per_text = tf.math.unsorted_segment_sum(has_tag, lines.value_rowids(), lines.nrows())
+        tags_so_far = tf.cumsum(has_tag) - tf.repeat(tf.cumsum(tags_per_text, exclusive=True), lines.row_lengths())
+        unescape = tf.equal(tags_so_far, 0)
 
-        def fix_until_unchanged(parts, fix):
-            def body(parts, active):
-                before = tf.gather(parts, active)
-                after = fix(before)
-                parts = tf.tensor_scatter_nd_update(parts, active[:, None], after)
-                return parts, tf.boolean_mask(active, tf.not_equal(before, after))
+        def body(parts, no_repair, active):
+            before = tf.gather(parts, active)
+            text = tf.where(tf.gather(unescape, active), self._ftfy_unescape(before), before)
+            repaired, unsure = self._fix_encoding(text, tf.gather(no_repair, active))
+            after = self._ftfy_fixes(repaired)
+            # A line whose repair we cannot reproduce starts again from the original, without mojibake repair.
+            after = tf.where(unsure, tf.gather(originals, active), after)
+            parts = tf.tensor_scatter_nd_update(parts, active[:, None], after)
+            no_repair = tf.tensor_scatter_nd_update(no_repair, active[:, None], tf.gather(no_repair, active) | unsure)
+            return parts, no_repair, tf.boolean_mask(active, tf.not_equal(before, after) | unsure)
 
-            # Printable ASCII without "&" (and tab, LF, FF) is a fixed point of every fix: skip it.
-            plain = tf.strings.regex_full_match(parts, r"[\t\n\x0c\x20-\x25\x27-\x7e]*")
-            active = tf.cast(tf.where(~plain)[:, 0], tf.int32)
-            parts, _ = tf.while_loop(lambda _, active: tf.size(active) > 0, body, [parts, active],
-                                     shape_invariants=[parts.shape, tf.TensorShape([None])])
-            return parts
+        # Printable ASCII without "&" (and tab, LF, FF) is a fixed point of every fix: skip it.
+        plain = tf.strings.regex_full_match(originals, r"[\t\n\x0c\x20-\x25\x27-\x7e]*")
+        active = tf.cast(tf.where(~plain)[:, 0], tf.int32)
+        parts, _, _ = tf.while_loop(lambda parts, no_repair, active: tf.size(active) > 0, body,
+                                    [originals, tf.zeros_like(plain), active],
+                                    shape_invariants=[originals.shape, plain.shape, tf.TensorShape([None])])
+        return tf.strings.reduce_join(lines.with_flat_values(parts), axis=-1)
 
-        head = fix_until_unchanged(head, lambda t: self._ftfy_fixes(self._ftfy_unescape(t)))
-        tail = fix_until_unchanged(tail, self._ftfy_fixes)
-        return head + tail
+    # --- mojibake (ftfy.fix_encoding) ----------------------------------------------------------------------------
+
+    def _fix_encoding(self, lines, skip, depth=0):
+        """ftfy.fix_encoding of each line (not of those where `skip`): one repair step repeated until the line
+        stops changing. Returns (lines, unsure): unsure where the repair needs something not reproduced here
+        (the utf-8-variants codec, runs within runs deeper than _MAX_RUN_DEPTH); those lines are returned as given.
+        `depth` counts the calls of fix_encoding on runs found by decode_inconsistent_utf8 it is nested in."""
+        def body(step, lines, unsure, active):
+            before = tf.gather(lines, active)
+            after, step_unsure = self._fix_encoding_step(before, depth)
+            lines = tf.tensor_scatter_nd_update(lines, active[:, None], after)
+            unsure = tf.tensor_scatter_nd_update(unsure, active[:, None], step_unsure)
+            return step + 1, lines, unsure, tf.boolean_mask(active, tf.not_equal(before, after) & ~step_unsure)
+
+        active = tf.cast(tf.where(~skip)[:, 0], tf.int32)
+        _, fixed, unsure = tf.while_loop(
+            lambda step, lines, unsure, active: tf.size(active) > 0, body,
+            [tf.constant(0), lines, tf.zeros_like(skip), active],
+            shape_invariants=[tf.TensorShape([]), lines.shape, skip.shape, tf.TensorShape([None])])[:3]
+        return tf.where(unsure, lines, fixed), unsure
+
+    def _fix_encoding_step(self, lines, depth):
+        """One step of ftfy's fix_encoding on lines that are not ASCII and look like mojibake (others are kept):
+        re-decode with the first code page that can encode the line and gives UTF-8; else decode the runs of
+        UTF-8-like characters in it (decode_inconsistent_utf8); else C1 controls as Windows-1252."""
+        looks_bad = (~tf.strings.regex_full_match(lines, "[\\x00-\\x7f]*")
+                     & tf.strings.regex_full_match(lines, self._mojibake_search))
+        indices = tf.where(looks_bad)
+        bad = tf.gather_nd(lines, indices)
+        fixed, found, unsure = self._redecode(bad)
+        rest = ~found & ~unsure
+        rest_indices = tf.where(rest)
+        runs_fixed, nested = self._decode_inconsistent_utf8(tf.gather_nd(bad, rest_indices), depth)
+        runs_fixed = tf.tensor_scatter_nd_update(bad, rest_indices, runs_fixed)
+        nested = tf.scatter_nd(rest_indices, tf.cast(nested, tf.int32), tf.shape(bad, out_type=tf.int64)) > 0
+        changed = rest & ~nested & tf.not_equal(runs_fixed, bad)
+        fixed = tf.where(changed, runs_fixed, fixed)
+        rest &= ~changed
+        nested &= rest
+        unsure |= nested
+        rest &= ~nested
+        # Latin-1 read as Windows-1252 (ftfy's next two steps come to the same): the C1 controls it defines.
+        fixed = tf.where(rest, self._translate(bad, self._c1_fixes, "[\\x{80}-\\x{9f}]"), fixed)
+        fixed = tf.where(unsure, bad, fixed)
+        return (tf.tensor_scatter_nd_update(lines, indices, fixed),
+                tf.scatter_nd(indices, tf.cast(unsure, tf.int32), tf.shape(lines, out_type=tf.int64)) > 0)
+
+    def _redecode(self, lines):
+        """The first of ftfy's code pages that can encode the line and whose bytes are UTF-8 (after restoring bytes
+        A0 and, for the sloppy ones, marking lost bytes). Returns (decoded, found, unsure); unsure where that code
+        page's bytes need the utf-8-variants codec, which we do not reproduce. All code pages at once: row
+        page * len(lines) + line."""
+        pages = len(MOJIBAKE_ENCODINGS)
+        chars = tf.strings.unicode_split(lines, "UTF-8")
+        char_count = tf.size(chars.flat_values)
+        page_of_char = tf.repeat(tf.range(pages), char_count)
+        page_names = tf.constant([chr(index) for index in range(pages)])
+        keys = tf.strings.join([tf.gather(page_names, page_of_char), tf.tile(chars.flat_values, [pages])])
+        byte_chars = tf.RaggedTensor.from_row_lengths(self._code_page_bytes.lookup(keys),
+                                                      tf.tile(chars.row_lengths(), [pages]))
+        encodable = tf.reduce_all(tf.not_equal(byte_chars, _UNMAPPED), axis=1)
+        as_bytes = tf.strings.reduce_join(byte_chars, axis=-1)
+        page_of_row = tf.repeat(tf.range(pages), tf.size(lines))
+        restores = tf.constant([encoding != "macroman" for encoding in MOJIBAKE_ENCODINGS])
+        sloppy = tf.constant([encoding.startswith("sloppy-") for encoding in MOJIBAKE_ENCODINGS])
+        as_bytes = _replace_where(as_bytes, encodable & tf.gather(restores, page_of_row), self._restore_byte_a0)
+        as_bytes = _replace_where(as_bytes, encodable & tf.gather(sloppy, page_of_row),
+                                  lambda texts: tf.strings.regex_replace(texts, _LOSSY_UTF8, "\u00ef\u00bf\u00bd"))
+        variant = tf.strings.regex_full_match(as_bytes, "(?s).*(?:" + _UTF8_VARIANTS + ").*")
+        decoded, is_utf8 = self._decode_byte_chars(as_bytes)
+        # ftfy stops at the first encodable page whose bytes decode (or would need utf-8-variants to).
+        stops = tf.reshape(encodable & (is_utf8 | variant), [pages, -1])
+        page = tf.argmax(tf.cast(stops, tf.int32), axis=0, output_type=tf.int32)
+        row = page * tf.size(lines) + tf.range(tf.size(lines))
+        stopped = tf.reduce_any(stops, axis=0)
+        found = stopped & ~tf.gather(variant, row)
+        return tf.where(found, tf.gather(decoded, row), lines), found, stopped & ~found
+
+    @staticmethod
+    def _restore_byte_a0(byte_chars):
+        """ftfy's restore_byte_a0 on text whose characters stand for bytes. (The look-ahead of ftfy's "Ã " rule
+        is done by first hiding the space of the exceptions behind U+E000, which no byte stands for.)"""
+        def needs_work(texts):
+            return tf.strings.regex_full_match(texts, "(?s).*(?:" + _SPACED_UTF8 + ").*")
+
+        def restore(texts):
+            texts = tf.strings.regex_replace(texts, _A_GRAVE_WORD_EXCEPTIONS, "\u00c3\ue000\\1")
+            texts = tf.strings.regex_replace(texts, r"\x{c3} ", "\u00c3\u00a0 ")
+            texts = tf.strings.regex_replace(texts, "\ue000", " ")
+            return _replace_matches(texts, _SPACED_UTF8, lambda runs: tf.strings.regex_replace(runs, " ", "\u00a0"))
+
+        return _replace_where(byte_chars, needs_work(byte_chars), restore)
+
+    def _decode_byte_chars(self, byte_chars):
+        """Text of characters U+0000..U+00FF standing for bytes -> (those bytes, whether they are UTF-8)."""
+        chars = tf.strings.unicode_split(byte_chars, "UTF-8")
+        raw = tf.strings.reduce_join(chars.with_flat_values(self._latin1_to_byte.lookup(chars.flat_values)), axis=-1)
+        # Each invalid sequence becomes a U+FFFD; a U+FFFD in valid UTF-8 is the bytes EF BF BD.
+        decoded = tf.strings.unicode_transcode(raw, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD)
+
+        def count_fffd(texts):
+            return tf.strings.length(tf.strings.regex_replace(texts, "[^\\x{fffd}]+", ""), unit="UTF8_CHAR")
+
+        return raw, tf.equal(count_fffd(decoded),
+                             count_fffd(tf.strings.regex_replace(byte_chars, "\u00ef\u00bf\u00bd", "\ufffd")))
+
+    def _decode_inconsistent_utf8(self, lines, depth):
+        """ftfy's decode_inconsistent_utf8: each run of UTF-8-like characters shorter than the line that looks
+        like mojibake is repaired on its own (ftfy.fix_encoding of the run, which may find runs in turn). Returns
+        (lines, unsure); recursion deeper than _MAX_RUN_DEPTH is not reproduced, such lines are unsure."""
+        pieces = tf_text.regex_split("\x01" + lines, self._embedded_utf8, keep_delim_regex_pattern=self._embedded_utf8)
+        flat = pieces.flat_values
+        run = tf.strings.regex_replace(flat, "(?s)^.", "")
+        before = tf.strings.regex_replace(flat, "(?s)^(.).*$", r"\1")
+        line_length = tf.gather(tf.strings.length(lines, unit="UTF8_CHAR"), pieces.value_rowids())
+        is_run = (tf.strings.regex_full_match(flat, self._embedded_utf8)
+                  & (tf.strings.length(run, unit="UTF8_CHAR") < line_length)
+                  & tf.strings.regex_full_match(run, self._mojibake_search))
+        if depth >= _MAX_RUN_DEPTH:
+            return lines, tf.math.unsorted_segment_max(tf.cast(is_run, tf.int32), pieces.value_rowids(),
+                                                       tf.size(lines, out_type=tf.int64)) > 0
+        indices = tf.where(is_run)
+        repaired, unsure = self._fix_encoding(tf.gather_nd(run, indices), tf.zeros_like(indices[:, 0], tf.bool),
+                                              depth=depth + 1)
+        flat = tf.tensor_scatter_nd_update(flat, indices, tf.gather_nd(before, indices) + repaired)
+        unsure = tf.scatter_nd(indices, tf.cast(unsure, tf.int32), tf.shape(flat, out_type=tf.int64))
+        joined = tf.strings.reduce_join(pieces.with_flat_values(flat), axis=-1)
+        line_unsure = tf.math.unsorted_segment_max(unsure, pieces.value_rowids(),
+                                                   tf.size(lines, out_type=tf.int64)) > 0
+        return tf.strings.regex_replace(joined, "(?s)^.", ""), line_unsure
 
     def _ftfy_fixes(self, texts):
         """ftfy's fixes after unescape_html and fix_encoding, in its order (surrogates cannot occur in UTF-8)."""
