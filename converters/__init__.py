@@ -1,0 +1,1 @@
+"""clip_edge export pipeline: SavedModel, TFLite variants, parity harness, delegate checks, manifest."""
