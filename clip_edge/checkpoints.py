@@ -326,16 +326,21 @@ def download_preset(preset, revision="main"):
 
 def checkpoint_sha256(path):
     """sha256 of a checkpoint's tensor file (of its index and shards, in order, when sharded), for manifests."""
-    import hashlib
-
     tensor_path, _ = _locate(path)
     files = [tensor_path]
     if tensor_path.endswith(".json"):
         with open(tensor_path) as file:
             shards = sorted(set(json.load(file)["weight_map"].values()))
         files += [os.path.join(os.path.dirname(tensor_path), shard) for shard in shards]
+    return files_sha256(files)
+
+
+def files_sha256(paths):
+    """One sha256 over the files' bytes in order, read in blocks (checkpoints and exports are gigabytes)."""
+    import hashlib
+
     digest = hashlib.sha256()
-    for name in files:
+    for name in paths:
         with open(name, "rb") as file:
             for block in iter(lambda: file.read(1 << 20), b""):
                 digest.update(block)

@@ -1,6 +1,5 @@
 """manifest.json (for programs) and parity_report.md (for people) of an export directory."""
 
-import hashlib
 import importlib.metadata
 import json
 import os
@@ -8,17 +7,11 @@ import platform
 
 import numpy as np
 
+from clip_edge.checkpoints import files_sha256
+
 MANIFEST = "manifest.json"
 REPORT = "parity_report.md"
 TOOLS = ("tensorflow", "tensorflow-text", "ai-edge-litert", "ai-edge-quantizer", "numpy", "clip_edge")
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _versions():
@@ -69,7 +62,7 @@ def write_manifest(export_dir, name, preset, config, weights_source, results, re
     by_path = {r.path: r for r in results}
     artifacts = []
     for relative, path in sorted(_artifact_files(export_dir)):
-        entry = {"path": relative, "sha256": _sha256(path), "bytes": os.path.getsize(path)}
+        entry = {"path": relative, "sha256": files_sha256([path]), "bytes": os.path.getsize(path)}
         if relative in by_path:
             result = by_path[relative]
             inputs, outputs = tflite_io(path)
