@@ -6,7 +6,10 @@ PRESET ?= clip-vit-base-patch32
 WEIGHTS ?= random
 OUTPUT_DIR ?= out
 
-.PHONY: install export test test-fast benchmarks bazel
+JAVA_CORE := android_demo/clip
+MVN := mvn -B -o -s $(JAVA_CORE)/maven-settings.xml -f $(JAVA_CORE)/pom.xml
+
+.PHONY: install system-packages export test test-fast java-test benchmarks bazel
 
 # open_clip_torch is installed without dependencies: its tokenizer.py is the reference tokenizer for tests,
 # and its declared dependency torchvision cannot be installed beside the pinned CPU torch.
@@ -17,16 +20,24 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --no-deps open_clip_torch==3.3.0
 	touch $@
 
-install: $(VENV)/.installed
+# JDK, Maven with Debian's offline plugin packages, JUnit and gcc for android_demo (installed when missing).
+system-packages:
+	bash scripts/install_system_packages.sh
 
-export: install
+install: $(VENV)/.installed system-packages
+
+export: $(VENV)/.installed
 	$(PY) -m converters.export --preset=$(PRESET) --weights=$(WEIGHTS) --output_dir=$(OUTPUT_DIR)
 
-test: install
+# The Java core's JUnit tests, then every pytest suite (which includes the JVM-vs-SavedModel cross-checks).
+test: java-test
 	$(PY) -m pytest -q tests
 
-test-fast: install
+test-fast: java-test
 	$(PY) -m pytest -q -m "not slow" tests
+
+java-test: install
+	$(MVN) test
 
 benchmarks: install
 	$(PY) -m benchmarks.run_all

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Debian packages the tests need beyond Python: JDK 17, Maven and the plugin and JUnit packages that let Maven build
+# android_demo/clip offline (its maven-settings.xml reads Debian's /usr/share/maven-repo), and gcc for the JNI
+# shim. Installs only what is missing; `make install` runs it, so `make test` works on a fresh machine.
+set -euo pipefail
+
+packages=(openjdk-17-jdk-headless maven junit5 libmaven-compiler-plugin-java libmaven-resources-plugin-java
+          libsurefire-java libmaven-jar-plugin-java gcc)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+echo "installing Debian packages: ${missing[*]}" >&2
+if [[ "$(id -u)" -eq 0 ]]; then
+  as_root=()
+elif command -v sudo >/dev/null 2>&1; then
+  as_root=(sudo -n)  # -n: fail instead of waiting for a password
+else
+  echo "error: these Debian packages are missing and installing them needs root: ${missing[*]}" >&2
+  exit 1
+fi
+"${as_root[@]}" apt-get update -q
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
