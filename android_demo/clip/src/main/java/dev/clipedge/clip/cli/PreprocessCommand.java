@@ -14,8 +14,8 @@ import java.util.List;
  * {@code clip-jvm preprocess --resolution R --output OUT.rgb FILE}: writes the R*R*3 bytes (RGB, row-major HWC)
  * that the TFLite image encoders take, for checking and debugging preprocessing against the Python side.
  *
- * <p>Hidden option for benchmarks: {@code --repeat N} runs the resize and crop (not the decoding) N times to
- * warm up, then N times timed, and prints "preprocess_ms_median=X" to stderr.
+ * <p>Hidden option for benchmarks: {@code --repeat N} runs the resize and crop (not the decoding) to warm up (N
+ * times and at least two seconds), then N times timed, and prints "preprocess_ms_median=X" to stderr.
  */
 public final class PreprocessCommand implements Main.Command {
   @Override
@@ -49,7 +49,9 @@ public final class PreprocessCommand implements Main.Command {
   }
 
   private static double medianMillis(ImagePreprocessor preprocessor, ImageFiles.Argb image, int repeat) {
-    for (int i = 0; i < repeat; i++) {
+    // Warm-up until the JIT has compiled the loops: at least `repeat` calls and two seconds.
+    long warmUpEnd = System.nanoTime() + 2_000_000_000L;
+    for (int i = 0; i < repeat || System.nanoTime() < warmUpEnd; i++) {
       preprocessor.fromArgb(image.pixels(), image.width(), image.height());
     }
     double[] millis = new double[repeat];

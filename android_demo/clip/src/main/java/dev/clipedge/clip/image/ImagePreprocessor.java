@@ -8,9 +8,13 @@ package dev.clipedge.clip.image;
  * <p>Android's Bitmap scaling is bilinear only, so the resampling is done here, with Pillow's arithmetic
  * (libImaging/Resample.c): filter weights computed in double, normalised per output pixel, rounded to 22
  * fractional bits; the horizontal pass first, then the vertical one, each accumulated in 32-bit integers and
- * rounded and clipped to 8 bits. That makes the result equal to Pillow's, where the Python ImagePreprocessor
- * (float32 matrix products) is within one level of it. Unlike Pillow, only the output rows and columns that the
- * crop keeps are computed, and only the input rows and columns they need are read.
+ * rounded and clipped to 8 bits. That makes the result equal to Pillow's, and within one level of the Python
+ * ImagePreprocessor (float32 matrix products, also horizontal first). One exception, measured with Pillow
+ * 13.0.0: Pillow 13 runs the vertical pass first when the height shrinks by more than twice what the width
+ * shrinks (for this resize: portrait images more than twice as tall as wide, shrunk), and the other order of the
+ * two rounded passes moves some pixels by a level or two; we keep horizontal first, as the SavedModel does.
+ * Unlike Pillow, only the output rows and columns that the crop keeps are computed, and only the input rows and
+ * columns they need are read.
  *
  * <p>Limits as on the Python side: at most {@link #MAX_PIXELS} pixels and {@link #MAX_SIDE} pixels a side;
  * larger images, and arrays whose length does not match the size, are refused with an
