@@ -110,16 +110,43 @@ def test_java_equals_pillow(comparisons):
     assert reordered in ([], ["tall"]), reordered  # tall (512 x 161) at R = 64 is the one such case here
 
 
-@pytest.mark.parametrize("fmt, mode", [("PNG", "RGBA"), ("PNG", "LA"), ("PNG", "L"), ("PNG", "P"), ("GIF", "RGB"),
-                                       ("BMP", "RGB")])
-def test_decoded_files_match_the_python_path(tmp_path, fmt, mode):
-    """Whole path from the file: decoding (alpha composited onto white, grey, palette) then resize and crop."""
-    encoded = photos.encoded("chelsea", fmt, mode)
-    path = tmp_path / f"chelsea_{mode}.{fmt.lower()}"
+def _png_16_bit_grey():
+    """A 16-bit grey PNG whose low bytes vary, so that taking the high byte and rounding differ."""
+    pixels = photos.photo("chelsea")[..., 0].astype(np.uint16) * 257 + np.arange(451, dtype=np.uint16)[None, :]
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _bmp_8_bit_palette():
+    buffer = io.BytesIO()
+    photos.pil_image("chelsea", "P").save(buffer, format="BMP")
+    return buffer.getvalue()
+
+
+DECODED_FILES = {
+    "png_rgba": lambda: photos.encoded("chelsea", "PNG", "RGBA"),  # alpha composited onto white
+    "png_la": lambda: photos.encoded("chelsea", "PNG", "LA"),
+    "png_grey": lambda: photos.encoded("chelsea", "PNG", "L"),
+    "png_palette": lambda: photos.encoded("chelsea", "PNG", "P"),
+    "png_16_bit_grey": _png_16_bit_grey,
+    "gif": lambda: photos.encoded("chelsea", "GIF"),
+    "gif_transparent": lambda: photos.encoded("chelsea", "GIF", "RGBA"),
+    "bmp": lambda: photos.encoded("chelsea", "BMP"),
+    "bmp_32_bit": lambda: photos.encoded("chelsea", "BMP", "RGBA"),  # the fourth channel is ignored
+    "bmp_8_bit_palette": _bmp_8_bit_palette,
+}
+
+
+@pytest.mark.parametrize("case", sorted(DECODED_FILES))
+def test_decoded_files_match_the_python_path(tmp_path, case):
+    """Whole path from the file: decoding (alpha, grey, palette, 16 bits) then resize and crop, vs load()."""
+    encoded = DECODED_FILES[case]()
+    path = tmp_path / f"{case}.img"
     path.write_bytes(encoded)
     ours = java_preprocess(path, 224, tmp_path)
     max_difference, count = _differences(ours, python_load_pixels(encoded, 224))
-    print(f"\n{fmt} {mode}: Java vs Python load(): max {max_difference}, {count} values differ")
+    print(f"\n{case}: Java vs Python load(): max {max_difference}, {count} values differ")
     assert max_difference <= 1
 
 

@@ -20,7 +20,7 @@ import javax.imageio.stream.ImageInputStream;
  * passes Bitmap.getPixels to {@link ImagePreprocessor#fromArgb} instead). Formats and conventions follow
  * clip_edge/preprocessing.py: PNG, JPEG, GIF (first frame) and BMP, recognised by their first bytes; grey
  * replicated; PNG and GIF transparency kept as alpha (the preprocessor composites it onto white); the fourth
- * channel of 32-bit BMPs ignored; 16-bit samples scaled to 8 bits.
+ * channel of 32-bit BMPs ignored; 16-bit samples cut to their high byte, as TensorFlow's PNG decoder does.
  *
  * <p>Sample values are read from the decoded raster as stored, never through BufferedImage.getRGB: that converts
  * from the file's colour space (grey is linear in Java, so getRGB would brighten every grey image; an embedded
@@ -203,12 +203,16 @@ public final class ImageFiles {
   }
 
   /**
-   * A sample of maximum `max` on the 0..255 scale: 8 bits as is; 1, 2 and 4 bits (grey PNG, BMP 5-bit fields)
-   * by exact rescaling; 16 bits rounded.
+   * A sample of maximum `max` (2^bits - 1) on the 0..255 scale: 8 bits as is; 16 bits by their high byte, as
+   * TensorFlow's decode_png does (libpng's strip_16); fewer bits (1, 2, 4-bit grey PNG) rescaled, which for
+   * those depths is exactly libpng's bit replication.
    */
   private static int to8Bits(int sample, int max) {
     if (max == 255) {
       return sample;
+    }
+    if (max > 255) {
+      return sample >> (Integer.bitCount(max) - 8);
     }
     return (int) ((sample * 255L + max / 2) / max);
   }
