@@ -1,0 +1,200 @@
+"""The Java preprocessing (android_demo/clip, through `clip-jvm preprocess`) against the Python ImagePreprocessor
+and against Pillow itself, on every photo of tests/photos.py written as PNG.
+
+References: clip_edge's ImagePreprocessor.resize_and_crop (the SavedModel's preprocessing; float32 sums, within
+one level of Pillow) and Pillow's Image.resize(BICUBIC) + centre crop, the steps of transformers'
+CLIPImageProcessor. The Java code does Pillow's integer arithmetic with the horizontal pass first, so it should
+equal Pillow exactly where Pillow also resamples horizontally first (all Pillow before 13, and Pillow 13 except
+when it reorders the passes, see _pillow_resamples_vertically_first), and be within one level of the Python path.
+Run with -s to see the table of differences.
+"""
+
+import io
+import zlib
+
+import numpy as np
+import PIL
+import pytest
+from PIL import Image
+
+from clip_edge.preprocessing import OPENAI_MEAN, OPENAI_STD, ImagePreprocessor
+from tests import jvm, photos
+
+RESOLUTIONS = (224, 64)
+
+
+def _resized_size(width, height, resolution):
+    """(new width, new height) as transformers' get_resize_output_image_size: shortest side = resolution."""
+    short, long = min(width, height), max(width, height)
+    new_long = int(resolution * long / short)
+    return (resolution, new_long) if width <= height else (new_long, resolution)
+
+
+def pil_resize_and_crop(pixels, resolution):
+    """Pillow's bicubic resize of the shortest side to R, then transformers' centre crop."""
+    image = Image.fromarray(np.ascontiguousarray(pixels))
+    new_width, new_height = _resized_size(image.width, image.height, resolution)
+    resized = image.resize((new_width, new_height), Image.Resampling.BICUBIC)
+    left, top = (new_width - resolution) // 2, (new_height - resolution) // 2
+    return np.asarray(resized.crop((left, top, left + resolution, top + resolution)))
+
+
+def _pillow_resamples_vertically_first(height, width, resolution):
+    """Pillow 13 runs the vertical pass first when that is cheaper, which changes the intermediate rounding.
+
+    The condition was found by measurement against the installed Pillow 13.0.0 (300 random sizes, no exception):
+    vertical first when the height shrinks and by more than twice what the width shrinks. For CLIP's resize that
+    means portrait images taller than twice their width that are shrunk.
+    """
+    if int(PIL.__version__.split(".")[0]) < 13:
+        return False
+    new_width, new_height = _resized_size(width, height, resolution)
+    return new_height < height and height - new_height > 2 * (width - new_width)
+
+
+def java_preprocess(path, resolution, tmp_path):
+    output = tmp_path / f"{path.stem}_{resolution}.rgb"
+    jvm.run("preprocess", "--resolution", resolution, "--output", output, path)
+    data = output.read_bytes()
+    assert len(data) == resolution * resolution * 3
+    return np.frombuffer(data, np.uint8).reshape(resolution, resolution, 3)
+
+
+def python_load_pixels(encoded, resolution):
+    """uint8 pixels from the Python path's load() (decode + resize + crop), undoing its normalisation."""
+    normalised = ImagePreprocessor(resolution).load([encoded])[0]
+    pixels = (normalised * np.array(OPENAI_STD, np.float32) + np.array(OPENAI_MEAN, np.float32)) * 255.0
+    return np.round(pixels).astype(np.uint8)
+
+
+def _differences(ours, reference):
+    difference = np.abs(ours.astype(np.int16) - reference.astype(np.int16))
+    return int(difference.max()), int(np.count_nonzero(difference))
+
+
+@pytest.fixture(scope="module")
+def comparisons(tmp_path_factory):
+    """{(photo, R): (shape, Java vs Python (max, count), Java vs Pillow (max, count))} for every photo."""
+    directory = tmp_path_factory.mktemp("jvm_preprocessing")
+    results = {}
+    for name, pixels in photos.sample_photos().items():
+        path = directory / f"{name}.png"
+        Image.fromarray(np.ascontiguousarray(pixels)).save(path)
+        for resolution in RESOLUTIONS:
+            ours = java_preprocess(path, resolution, directory)
+            python = ImagePreprocessor(resolution).resize_and_crop(pixels).numpy()
+            pillow = pil_resize_and_crop(pixels, resolution)
+            results[name, resolution] = (pixels.shape, _differences(ours, python), _differences(ours, pillow))
+    print("\nphoto, R: Java vs Python ImagePreprocessor (max level difference, values differing of R*R*3) | "
+          "Java vs Pillow")
+    for (name, resolution), (shape, python, pillow) in results.items():
+        print(f"  {name} {shape[0]}x{shape[1]}, R={resolution}: {python[0]} ({python[1]}) | {pillow[0]} ({pillow[1]})")
+    return results
+
+
+def test_java_within_one_level_of_the_python_preprocessor(comparisons):
+    assert set(name for name, _ in comparisons) == set(photos.sample_photos())
+    for (name, resolution), (_, (max_difference, _), _) in comparisons.items():
+        assert max_difference <= 1, f"{name} at R={resolution}: Java differs from Python by {max_difference}"
+
+
+def test_java_equals_pillow(comparisons):
+    reordered = []
+    for (name, resolution), (shape, _, (max_difference, count)) in comparisons.items():
+        if _pillow_resamples_vertically_first(shape[0], shape[1], resolution):
+            # Same weights, other order of the two rounded passes: a few levels at most, on some pixels.
+            reordered.append(name)
+            assert max_difference <= 3 and count < resolution * resolution * 3 // 4, (name, resolution)
+        else:
+            assert max_difference == 0, f"{name} at R={resolution}: {count} values differ, up to {max_difference}"
+    assert reordered in ([], ["tall"]), reordered  # tall (512 x 161) at R = 64 is the one such case here
+
+
+def _png_16_bit_grey():
+    """A 16-bit grey PNG whose low bytes vary, so that taking the high byte and rounding differ."""
+    pixels = photos.photo("chelsea")[..., 0].astype(np.uint16) * 257 + np.arange(451, dtype=np.uint16)[None, :]
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _bmp_8_bit_palette():
+    buffer = io.BytesIO()
+    photos.pil_image("chelsea", "P").save(buffer, format="BMP")
+    return buffer.getvalue()
+
+
+DECODED_FILES = {
+    "png_rgba": lambda: photos.encoded("chelsea", "PNG", "RGBA"),  # alpha composited onto white
+    "png_la": lambda: photos.encoded("chelsea", "PNG", "LA"),
+    "png_grey": lambda: photos.encoded("chelsea", "PNG", "L"),
+    "png_palette": lambda: photos.encoded("chelsea", "PNG", "P"),
+    "png_16_bit_grey": _png_16_bit_grey,
+    "gif": lambda: photos.encoded("chelsea", "GIF"),
+    "gif_transparent": lambda: photos.encoded("chelsea", "GIF", "RGBA"),
+    "bmp": lambda: photos.encoded("chelsea", "BMP"),
+    "bmp_32_bit": lambda: photos.encoded("chelsea", "BMP", "RGBA"),  # the fourth channel is ignored
+    "bmp_8_bit_palette": _bmp_8_bit_palette,
+}
+
+
+@pytest.mark.parametrize("case", sorted(DECODED_FILES))
+def test_decoded_files_match_the_python_path(tmp_path, case):
+    """Whole path from the file: decoding (alpha, grey, palette, 16 bits) then resize and crop, vs load()."""
+    encoded = DECODED_FILES[case]()
+    path = tmp_path / f"{case}.img"
+    path.write_bytes(encoded)
+    ours = java_preprocess(path, 224, tmp_path)
+    max_difference, count = _differences(ours, python_load_pixels(encoded, 224))
+    print(f"\n{case}: Java vs Python load(): max {max_difference}, {count} values differ")
+    assert max_difference <= 1
+
+
+def test_jpeg_decoding_differs_little(tmp_path):
+    """The JDK's JPEG decoder is not libjpeg-turbo: a small difference is expected and reported, not zero."""
+    encoded = photos.encoded("astronaut", "JPEG")
+    path = tmp_path / "astronaut.jpg"
+    path.write_bytes(encoded)
+    ours = java_preprocess(path, 224, tmp_path)
+    max_difference, count = _differences(ours, python_load_pixels(encoded, 224))
+    print(f"\nJPEG: Java vs Python load(): max {max_difference}, {count} values differ")
+    assert max_difference <= 4
+
+
+def _one_line_error(result, path):
+    assert result.returncode != 0
+    lines = result.stderr.decode("utf-8").strip().splitlines()
+    assert len(lines) == 1, lines
+    assert str(path) in lines[0], lines[0]
+    return lines[0]
+
+
+def test_corrupt_and_missing_files_fail_with_one_line(tmp_path):
+    output = tmp_path / "out.rgb"
+    missing = tmp_path / "missing.png"
+    line = _one_line_error(jvm.run("preprocess", "--resolution", 224, "--output", output, missing, check=False),
+                           missing)
+    assert "no such file" in line
+
+    corrupt = tmp_path / "corrupt.png"
+    whole = photos.encoded("coffee", "PNG")
+    corrupt.write_bytes(whole[:len(whole) // 3])
+    line = _one_line_error(jvm.run("preprocess", "--resolution", 224, "--output", output, corrupt, check=False),
+                           corrupt)
+    assert "cannot decode" in line
+
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    line = _one_line_error(jvm.run("preprocess", "--resolution", 224, "--output", output, text, check=False), text)
+    assert "is not a JPEG, PNG, GIF or BMP file" in line
+
+    huge = tmp_path / "huge.png"
+    image = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(image, format="PNG")
+    header = bytearray(image.getvalue())
+    header[16:24] = (70_000).to_bytes(4, "big") * 2  # IHDR width and height, then the chunk's CRC to match
+    header[29:33] = zlib.crc32(bytes(header[12:29])).to_bytes(4, "big")
+    huge.write_bytes(bytes(header))
+    line = _one_line_error(jvm.run("preprocess", "--resolution", 224, "--output", output, huge, check=False), huge)
+    assert "has a side longer than 65535 pixels" in line
+    assert not output.exists()
