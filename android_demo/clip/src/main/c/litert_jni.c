@@ -6,14 +6,16 @@
  * We declare the few LiteRT prototypes we call instead of including LiteRT's headers, which the wheel does not
  * ship. The LiteRT repository has no 2.3.0 tag; each declaration follows its litert/c headers at tag v2.2.0, and
  * none of them changed up to the August 2026 HEAD, after 2.3.0. Every symbol is exported by the wheel's
- * libLiteRt.so (checked with `nm -D`). Handles are opaque pointers and enums are ints. LiteRtLayout and
- * LiteRtRankedTensorType, which we pass to the library, have exactly the layout of litert_layout.h and
- * litert_model_types.h (68 and 72 bytes on 64-bit hosts, asserted there and here).
+ * libLiteRt.so (checked with `nm -D`). Handles are opaque pointers and enums are ints. The structs we pass to
+ * the library have exactly the layout of its headers: LiteRtAny and LiteRtEnvOption (litert_any.h,
+ * litert_environment_options.h: 16 and 24 bytes), LiteRtLayout and LiteRtRankedTensorType (litert_layout.h,
+ * litert_model_types.h: 68 and 72 bytes), sizes on 64-bit hosts asserted there and here.
  *
  * Every LiteRtStatus other than OK becomes a dev.clipedge.clip.runtime.LiteRtException naming the call and the
  * status; every error path frees what was created so far.
  */
 #include <jni.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,8 +35,26 @@ typedef struct LiteRtOpaqueOptionsT* LiteRtOpaqueOptions;
 typedef struct LiteRtCompiledModelT* LiteRtCompiledModel;
 typedef struct LiteRtTensorBufferT* LiteRtTensorBuffer;
 typedef struct LiteRtTensorBufferRequirementsT* LiteRtTensorBufferRequirements;
-/* Only ever passed as NULL (no environment options); the real type is a 24-byte struct. */
-typedef struct LiteRtEnvOption LiteRtEnvOption;
+/* litert_any.h and litert_environment_options.h: a tagged value, 16 bytes, and an environment option, 24. */
+typedef struct {
+  int type; /* LiteRtAnyType: kLiteRtAnyTypeInt = 2 */
+  union {
+    bool bool_value;
+    int64_t int_value;
+    double real_value;
+    const char* str_value;
+    const void* ptr_value;
+  };
+} LiteRtAny;
+typedef struct {
+  int tag; /* LiteRtEnvOptionTag */
+  LiteRtAny value;
+} LiteRtEnvOption;
+#define kLiteRtAnyTypeInt 2
+#define kLiteRtEnvOptionTagAutoRegisterAccelerators 24
+#define kLiteRtEnvOptionTagMinLoggerSeverity 25
+#define kLiteRtLogSeverityInfo 1
+#define kLiteRtLogSeverityError 3
 typedef size_t LiteRtParamIndex;
 typedef int LiteRtHwAcceleratorSet; /* bits: CPU 1, GPU 2, NPU 4 (LiteRtHwAccelerators) */
 typedef int LiteRtElementType;      /* enum values equal TfLiteType's: float32 1, int32 2, uint8 3, int8 9, ... */
@@ -52,6 +72,7 @@ typedef struct {
   LiteRtLayout layout;
 } LiteRtRankedTensorType;
 
+_Static_assert(sizeof(void*) != 8 || sizeof(LiteRtEnvOption) == 24, "LiteRtEnvOption differs from LiteRT 2.3.0");
 _Static_assert(sizeof(void*) != 8 || sizeof(LiteRtLayout) == 68, "LiteRtLayout differs from LiteRT 2.3.0");
 _Static_assert(sizeof(void*) != 8 || sizeof(LiteRtRankedTensorType) == 72,
                "LiteRtRankedTensorType differs from LiteRT 2.3.0");
@@ -278,7 +299,8 @@ static Tensor* tensor_at(JNIEnv* env, Model* m, jboolean output, jint index) {
 JNIEXPORT jlong JNICALL Java_dev_clipedge_clip_runtime_LiteRtJvmModel_nativeOpen(JNIEnv* env, jclass cls,
                                                                                  jstring jpath,
                                                                                  jint accelerators,
-                                                                                 jint cpu_threads) {
+                                                                                 jint cpu_threads,
+                                                                                 jboolean runtime_logs) {
   (void)cls;
   const char* path = (*env)->GetStringUTFChars(env, jpath, NULL);
   if (path == NULL) {
@@ -291,7 +313,17 @@ JNIEXPORT jlong JNICALL Java_dev_clipedge_clip_runtime_LiteRtJvmModel_nativeOpen
   if (!ok) {
     throw_java(env, "java/lang/OutOfMemoryError", "model handle");
   }
-  ok = ok && check(env, LiteRtCreateEnvironment(0, NULL, &m->environment), "LiteRtCreateEnvironment", NULL) &&
+  /* Register only the accelerators asked for (by default LiteRT tries to load every GPU and NPU library), and
+   * keep LiteRT's informational logging off stderr unless asked: the command line's stderr is for errors. The
+   * logger severity is process-wide in LiteRT. */
+  LiteRtEnvOption environment_options[2] = {
+      {kLiteRtEnvOptionTagAutoRegisterAccelerators, {.type = kLiteRtAnyTypeInt, .int_value = accelerators}},
+      {kLiteRtEnvOptionTagMinLoggerSeverity,
+       {.type = kLiteRtAnyTypeInt, .int_value = runtime_logs ? kLiteRtLogSeverityInfo : kLiteRtLogSeverityError}},
+  };
+  ok = ok &&
+       check(env, LiteRtCreateEnvironment(2, environment_options, &m->environment), "LiteRtCreateEnvironment",
+             NULL) &&
        check(env, LiteRtCreateModelFromFile(m->environment, path, &m->model), "LiteRtCreateModelFromFile", path) &&
        check(env, LiteRtGetNumModelSignatures(m->model, &num_signatures), "LiteRtGetNumModelSignatures", path);
   if (ok && num_signatures == 0) {

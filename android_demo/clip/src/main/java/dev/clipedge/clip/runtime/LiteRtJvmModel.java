@@ -47,31 +47,43 @@ public final class LiteRtJvmModel implements TfliteModel {
     }
   }
 
-  /** Opens {@code file} on LiteRT's CPU accelerator with the runtime's default thread count. */
-  public static LiteRtJvmModel open(Path file) {
-    return open(file, 0, Accelerator.CPU);
+  /**
+   * How to compile a model: the accelerators to use (LiteRT runs on the CPU whatever they cannot), the CPU
+   * accelerator's thread count (0: LiteRT's default), and whether LiteRT may log below error level to stderr.
+   */
+  public record Options(List<Accelerator> accelerators, int cpuThreads, boolean runtimeLogs) {
+    public Options {
+      accelerators = List.copyOf(accelerators);
+      if (accelerators.isEmpty()) {
+        throw new IllegalArgumentException("no accelerator given");
+      }
+      if (cpuThreads < 0) {
+        throw new IllegalArgumentException("cpu threads must be >= 0, got " + cpuThreads);
+      }
+    }
+
+    /** The CPU only, with {@code cpuThreads} threads (0: LiteRT's default). */
+    public static Options cpu(int cpuThreads) {
+      return new Options(List.of(Accelerator.CPU), cpuThreads, false);
+    }
   }
 
-  /**
-   * Opens {@code file} for the given accelerators (LiteRT falls back to the CPU for ops they cannot run);
-   * {@code cpuThreads > 0} sets the CPU accelerator's thread count, 0 leaves LiteRT's default.
-   */
-  public static LiteRtJvmModel open(Path file, int cpuThreads, Accelerator... accelerators) {
-    if (cpuThreads < 0) {
-      throw new IllegalArgumentException("cpu threads must be >= 0, got " + cpuThreads);
-    }
+  /** Opens {@code file} on LiteRT's CPU accelerator with the runtime's default thread count. */
+  public static LiteRtJvmModel open(Path file) {
+    return open(file, Options.cpu(0));
+  }
+
+  public static LiteRtJvmModel open(Path file, Options options) {
     if (!Files.isRegularFile(file) || !Files.isReadable(file)) {
       throw new IllegalArgumentException(file + ": no such readable model file");
     }
     int bits = 0;
-    for (Accelerator accelerator : accelerators) {
+    for (Accelerator accelerator : options.accelerators()) {
       bits |= accelerator.bit;
     }
-    if (bits == 0) {
-      throw new IllegalArgumentException("no accelerator given");
-    }
     loadLibrary();
-    return new LiteRtJvmModel(file, nativeOpen(file.toAbsolutePath().toString(), bits, cpuThreads));
+    return new LiteRtJvmModel(file, nativeOpen(file.toAbsolutePath().toString(), bits, options.cpuThreads(),
+        options.runtimeLogs()));
   }
 
   static synchronized void loadLibrary() {
@@ -190,7 +202,7 @@ public final class LiteRtJvmModel implements TfliteModel {
     return "LiteRtJvmModel(" + file + ")";
   }
 
-  private static native long nativeOpen(String path, int accelerators, int cpuThreads);
+  private static native long nativeOpen(String path, int accelerators, int cpuThreads, boolean runtimeLogs);
 
   private static native int nativeCount(long handle, boolean output);
 

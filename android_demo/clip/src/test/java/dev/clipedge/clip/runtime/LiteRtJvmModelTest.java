@@ -29,8 +29,8 @@ class LiteRtJvmModelTest {
   @Test
   void describesRunsAndClosesTwice() {
     Path export = export();
-    try (LiteRtJvmModel model = LiteRtJvmModel.open(export.resolve("tflite/text_encoder_float32.tflite"), 2,
-        LiteRtJvmModel.Accelerator.CPU)) {
+    try (LiteRtJvmModel model = LiteRtJvmModel.open(export.resolve("tflite/text_encoder_float32.tflite"),
+        LiteRtJvmModel.Options.cpu(2))) {
       assertEquals(1, model.inputs().size());
       TensorInfo ids = model.inputs().get(0);
       assertEquals(DType.INT32, ids.dtype());
