@@ -32,6 +32,7 @@ public final class Main {
   private static final Map<String, Command> COMMANDS = new LinkedHashMap<>();
 
   static {
+    COMMANDS.put("tokenize", new TokenizeCommand());
   }
 
   private Main() {}
