@@ -33,6 +33,7 @@ public final class Main {
 
   static {
     COMMANDS.put("tokenize", new TokenizeCommand());
+    COMMANDS.put("embed-text", new EmbedTextCommand());
   }
 
   private Main() {}
