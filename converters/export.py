@@ -238,7 +238,8 @@ def run_export(preset, weights, output_dir, name=None, variants=("float32", "flo
             _replace_directory(work, rejected)
             raise ExportError("parity: " + "; ".join(f"{r.path} {r.shortfall()}" for r in failed)
                               + f". Nothing was shipped; artifacts and report are in {rejected}")
-        manifest.write_manifest(work, name, preset, config, weights_source, results, recipes, delegate_reports)
+        manifest.write_manifest(work, name, preset, config, weights_source, results, recipes, delegate_reports,
+                                logit_multiplier=float(model.logit_multiplier()))
         target = os.path.join(output_dir, name)
         _replace_directory(work, target)
         progress.end(f"wrote {target}")
