@@ -34,6 +34,7 @@ public final class Main {
   static {
     COMMANDS.put("tokenize", new TokenizeCommand());
     COMMANDS.put("embed-text", new EmbedTextCommand());
+    COMMANDS.put("preprocess", new PreprocessCommand());
   }
 
   private Main() {}

@@ -1,0 +1,215 @@
+package dev.clipedge.clip.image;
+
+import java.awt.image.BufferedImage;
+import java.awt.image.ColorModel;
+import java.awt.image.IndexColorModel;
+import java.awt.image.Raster;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.Iterator;
+import javax.imageio.ImageIO;
+import javax.imageio.ImageReader;
+import javax.imageio.event.IIOReadWarningListener;
+import javax.imageio.stream.ImageInputStream;
+
+/**
+ * Image files to ARGB pixels on the desktop JVM (javax.imageio; an Android app decodes with BitmapFactory and
+ * passes Bitmap.getPixels to {@link ImagePreprocessor#fromArgb} instead). Formats and conventions follow
+ * clip_edge/preprocessing.py: PNG, JPEG, GIF (first frame) and BMP, recognised by their first bytes; grey
+ * replicated; PNG and GIF transparency kept as alpha (the preprocessor composites it onto white); the fourth
+ * channel of 32-bit BMPs ignored; 16-bit samples scaled to 8 bits.
+ *
+ * <p>Sample values are read from the decoded raster as stored, never through BufferedImage.getRGB: that converts
+ * from the file's colour space (grey is linear in Java, so getRGB would brighten every grey image; an embedded
+ * ICC profile would be applied), where PIL and TensorFlow's decoders pass the stored values through.
+ *
+ * <p>PNG, GIF and BMP decode to exactly the pixels the SavedModel decodes. JPEG may differ slightly: the JDK's
+ * JPEG decoder is its own build of the IJG code, not libjpeg-turbo with INTEGER_ACCURATE as the SavedModel's
+ * decode_jpeg (and PIL) use, so its inverse DCT and chroma upsampling can round some pixels differently.
+ *
+ * <p>The declared width and height are read from the header (ImageReader.getWidth/getHeight) and checked against
+ * the limits before any pixel is decoded. Every problem is an {@link ImageFileException} naming the file.
+ */
+public final class ImageFiles {
+  private ImageFiles() {}
+
+  /** Decoded pixels: 0xAARRGGBB, not premultiplied, row-major. */
+  public record Argb(int[] pixels, int width, int height) {}
+
+  /** An unreadable, corrupt, unsupported or oversized image file; the message names the file. */
+  public static final class ImageFileException extends IOException {
+    ImageFileException(String message, Throwable cause) {
+      super(message, cause);
+    }
+  }
+
+  private enum Format {
+    JPEG("jpeg", new byte[] {(byte) 0xFF, (byte) 0xD8, (byte) 0xFF}),
+    PNG("png", new byte[] {(byte) 0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'}),
+    GIF("gif", new byte[] {'G', 'I', 'F', '8'}),
+    BMP("bmp", new byte[] {'B', 'M'});
+
+    final String readerName;
+    final byte[] signature;
+
+    Format(String readerName, byte[] signature) {
+      this.readerName = readerName;
+      this.signature = signature;
+    }
+  }
+
+  public static Argb read(Path file) throws ImageFileException {
+    String label = "image " + file;
+    if (!Files.exists(file)) {
+      throw new ImageFileException(label + ": no such file", null);
+    }
+    if (!Files.isRegularFile(file)) {
+      throw new ImageFileException(label + ": not a regular file", null);
+    }
+    Format format;
+    try (InputStream in = Files.newInputStream(file)) {
+      format = format(in.readNBytes(8), label);
+    } catch (NoSuchFileException e) {
+      throw new ImageFileException(label + ": no such file", e);
+    } catch (IOException e) {
+      throw new ImageFileException(label + ": cannot read: " + e.getMessage(), e);
+    }
+    try (ImageInputStream stream = ImageIO.createImageInputStream(file.toFile())) {
+      if (stream == null) {
+        throw new ImageFileException(label + ": cannot open", null);
+      }
+      ImageReader reader = readerFor(format, label);
+      try {
+        return decode(reader, stream, format, label);
+      } finally {
+        reader.dispose();
+      }
+    } catch (ImageFileException e) {
+      throw e;
+    } catch (IOException | RuntimeException e) {
+      // ImageIO reports corrupt data as IIOException, and some readers as runtime exceptions
+      // (ArrayIndexOutOfBounds and the like); either way it is this file's fault.
+      String reason = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
+      throw new ImageFileException(label + ": cannot decode " + format + ": " + reason.replace('\n', ' '), e);
+    }
+  }
+
+  private static Format format(byte[] head, String label) throws ImageFileException {
+    if (head.length == 0) {
+      throw new ImageFileException(label + " is empty (0 bytes)", null);
+    }
+    for (Format format : Format.values()) {
+      if (head.length >= format.signature.length
+          && java.util.Arrays.equals(head, 0, format.signature.length, format.signature, 0, format.signature.length)) {
+        return format;
+      }
+    }
+    StringBuilder first = new StringBuilder();
+    for (byte b : head) {
+      first.append(first.length() == 0 ? "" : " ").append(String.format("%02x", b & 0xFF));
+    }
+    throw new ImageFileException(label + " is not a JPEG, PNG, GIF or BMP file; its first bytes are " + first, null);
+  }
+
+  private static ImageReader readerFor(Format format, String label) throws ImageFileException {
+    Iterator<ImageReader> readers = ImageIO.getImageReadersByFormatName(format.readerName);
+    if (!readers.hasNext()) {
+      throw new ImageFileException(label + ": this JVM has no " + format + " decoder", null);
+    }
+    return readers.next();
+  }
+
+  private static Argb decode(ImageReader reader, ImageInputStream stream, Format format, String label)
+      throws IOException {
+    reader.setInput(stream, true, true);
+    // Truncated or damaged JPEGs are only warnings to ImageIO (it fills the rest with grey); PIL and
+    // TensorFlow refuse them, and so do we.
+    reader.addIIOReadWarningListener(new IIOReadWarningListener() {
+      @Override
+      public void warningOccurred(ImageReader source, String warning) {
+        throw new IllegalStateException(warning);
+      }
+    });
+    int width = reader.getWidth(0);
+    int height = reader.getHeight(0);
+    try {
+      ImagePreprocessor.checkSize(width, height);
+    } catch (IllegalArgumentException e) {
+      throw new ImageFileException(label + ": " + e.getMessage(), e);
+    }
+    BufferedImage image = reader.read(0);
+    if (image.getWidth() != width || image.getHeight() != height) {
+      throw new ImageFileException(label + ": decoded " + image.getWidth() + " x " + image.getHeight()
+          + " pixels, its header says " + width + " x " + height, null);
+    }
+    return new Argb(toArgb(image, format == Format.BMP, label), width, height);
+  }
+
+  /** The stored sample values as 0xAARRGGBB; see the class comment for why not getRGB. */
+  private static int[] toArgb(BufferedImage image, boolean ignoreAlpha, String label) throws ImageFileException {
+    int width = image.getWidth();
+    int height = image.getHeight();
+    Raster raster = image.getRaster();
+    ColorModel model = image.getColorModel();
+    int[] argb = new int[width * height];
+    if (model instanceof IndexColorModel) {
+      IndexColorModel palette = (IndexColorModel) model;
+      int[] colours = new int[palette.getMapSize()];
+      palette.getRGBs(colours); // stored palette entries with their alpha, no conversion
+      int[] indices = new int[width];
+      for (int y = 0; y < height; y++) {
+        raster.getSamples(0, y, width, 1, 0, indices);
+        for (int x = 0; x < width; x++) {
+          int index = indices[x];
+          // An index beyond a short palette: PIL and libpng give black there.
+          argb[y * width + x] = index < colours.length ? colours[index] : 0xFF000000;
+        }
+      }
+    } else {
+      int bands = raster.getNumBands();
+      int colourBands = model.getNumColorComponents();
+      boolean alpha = model.hasAlpha() && !ignoreAlpha;
+      if (model.isAlphaPremultiplied() || !(colourBands == 1 || colourBands == 3)
+          || bands < colourBands || bands > colourBands + 1) {
+        throw new ImageFileException(label + ": unsupported pixel layout (" + colourBands + " colour components, "
+            + bands + " bands" + (model.isAlphaPremultiplied() ? ", premultiplied alpha" : "") + ")", null);
+      }
+      int[] maxima = new int[bands];
+      for (int band = 0; band < bands; band++) {
+        maxima[band] = (1 << raster.getSampleModel().getSampleSize(band)) - 1;
+      }
+      int[] samples = new int[width * bands];
+      for (int y = 0; y < height; y++) {
+        raster.getPixels(0, y, width, 1, samples);
+        for (int x = 0; x < width; x++) {
+          int base = x * bands;
+          int r = to8Bits(samples[base], maxima[0]);
+          int g = colourBands == 3 ? to8Bits(samples[base + 1], maxima[1]) : r;
+          int b = colourBands == 3 ? to8Bits(samples[base + 2], maxima[2]) : r;
+          int a = alpha && bands > colourBands ? to8Bits(samples[base + colourBands], maxima[colourBands]) : 255;
+          argb[y * width + x] = (a << 24) | (r << 16) | (g << 8) | b;
+        }
+      }
+    }
+    if (ignoreAlpha) {
+      for (int i = 0; i < argb.length; i++) {
+        argb[i] |= 0xFF000000;
+      }
+    }
+    return argb;
+  }
+
+  /**
+   * A sample of maximum `max` on the 0..255 scale: 8 bits as is; 1, 2 and 4 bits (grey PNG, BMP 5-bit fields)
+   * by exact rescaling; 16 bits rounded.
+   */
+  private static int to8Bits(int sample, int max) {
+    if (max == 255) {
+      return sample;
+    }
+    return (int) ((sample * 255L + max / 2) / max);
+  }
+}
