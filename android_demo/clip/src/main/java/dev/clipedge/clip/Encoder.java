@@ -92,23 +92,12 @@ public abstract class Encoder implements AutoCloseable {
           embedding[i] = (float) (q.scale() * ((outputBuffer.get(i) & 0xff) - q.zeroPoint()));
       }
     }
-    return l2Normalise(embedding, artifact.path());
-  }
-
-  static float[] l2Normalise(float[] vector, String source) {
-    double sum = 0;
-    for (float v : vector) {
-      sum += (double) v * v;
+    try {
+      return Embeddings.l2Normalize(embedding);
+    } catch (IllegalArgumentException e) {
+      throw new IllegalStateException(artifact.path() + " produced an embedding that cannot be normalised: "
+          + e.getMessage());
     }
-    double norm = Math.sqrt(sum);
-    if (!(norm > 0) || Double.isInfinite(norm)) {
-      throw new IllegalStateException(source + " produced an embedding of norm " + norm);
-    }
-    float[] unit = new float[vector.length];
-    for (int i = 0; i < vector.length; i++) {
-      unit[i] = (float) (vector[i] / norm);
-    }
-    return unit;
   }
 
   @Override

@@ -34,6 +34,8 @@ public final class Main {
   static {
     COMMANDS.put("tokenize", new TokenizeCommand());
     COMMANDS.put("embed-text", new EmbedTextCommand());
+    COMMANDS.put("embed-image", new EmbedImageCommand());
+    COMMANDS.put("classify", new ClassifyCommand());
     COMMANDS.put("preprocess", new PreprocessCommand());
   }
 
