@@ -10,7 +10,8 @@ import java.util.Locale;
 
 /**
  * The flags every model command shares: {@code --export DIR --variant V [--threads N] [--accelerator cpu|gpu|npu]}.
- * The export is read (manifest.json) as soon as the flags are parsed; artifacts are checked when opened.
+ * --threads defaults to the number of processors. The export's manifest.json is read as soon as the flags are
+ * parsed; artifacts are checked when opened.
  */
 final class ExportFlags {
   static final String USAGE = "--export DIR --variant V [--threads N] [--accelerator cpu|gpu|npu]";
@@ -25,11 +26,12 @@ final class ExportFlags {
     this.loader = loader;
   }
 
-  /** Reads the shared flags; call before {@link Main.Options#rejectUnknown()}. */
+  /** Reads the shared flags and refuses any other (the model commands have no flags of their own). */
   static ExportFlags fromOptions(Main.Options options) {
     String export = options.required("export");
     String variant = options.required("variant");
-    String threadsFlag = options.optional("threads", "0");
+    // Without CPU options LiteRT 2.3.0 runs one thread; by default we use every core the JVM may use.
+    String threadsFlag = options.optional("threads", Integer.toString(Runtime.getRuntime().availableProcessors()));
     String acceleratorFlag = options.optional("accelerator", "cpu");
     options.rejectUnknown();
     int threads;
@@ -39,8 +41,8 @@ final class ExportFlags {
       threads = -1;
     }
     if (threads < 0) {
-      throw new Main.UsageException("--threads must be a whole number >= 0 (0: LiteRT's default), got '"
-          + threadsFlag + "'");
+      throw new Main.UsageException("--threads must be a whole number >= 0 (0: LiteRT's default, one thread), "
+          + "got '" + threadsFlag + "'");
     }
     Accelerator accelerator;
     try {
