@@ -5,6 +5,7 @@ import dev.clipedge.clip.image.ImagePreprocessor;
 import java.io.InputStream;
 import java.io.PrintStream;
 import java.nio.file.Path;
+import java.util.List;
 
 /** {@code embed-image FILE...}: one JSON array (the unit-norm embedding) per file, one per line, in order. */
 final class EmbedImageCommand implements Main.Command {
@@ -21,8 +22,13 @@ final class EmbedImageCommand implements Main.Command {
     }
     try (ImageEncoder encoder = new ImageEncoder(export.manifest, export.variant, export.loader)) {
       ImagePreprocessor preprocessor = new ImagePreprocessor(encoder.resolution());
-      for (String file : options.positional()) {
-        out.println(JsonLines.array(encoder.encode(ImageInput.rgb(Path.of(file), preprocessor))));
+      List<String> files = options.positional();
+      for (int i = 0; i < files.size(); i++) {
+        byte[] rgb = ImageInput.rgb(Path.of(files.get(i)), preprocessor);
+        out.println(JsonLines.array(encoder.encode(rgb)));
+        if (i == 0) {
+          export.time(() -> encoder.encode(rgb));
+        }
       }
     }
     return 0;

@@ -23,7 +23,11 @@ final class EmbedTextCommand implements Main.Command {
       ClipTokenizer tokenizer = ClipTokenizer.fromExport(export.verifiedAssets(), encoder.contextLength());
       JsonLines lines = new JsonLines(in);
       for (String line; (line = lines.next()) != null; ) {
-        out.println(JsonLines.array(encoder.encode(tokenizer.tokenize(text(line, lines.lineNumber())).ids())));
+        int[] ids = tokenizer.tokenize(text(line, lines.lineNumber())).ids();
+        out.println(JsonLines.array(encoder.encode(ids)));
+        if (lines.lineNumber() == 1) {
+          export.time(() -> encoder.encode(ids));
+        }
       }
     }
     return 0;
