@@ -165,3 +165,21 @@ def test_bad_stdin_line_is_named(small_export):
     _fails_with_one_line(bad, "stdin line 2", "not a JSON string")
     assert len(bad.stdout.decode().splitlines()) == 1  # the good line before it was answered
 
+
+
+def test_junit_runner_tests_on_the_small_export(small_export, png_files):
+    """LiteRtJvmModelTest (describe, run, close twice, bad buffers, not-a-model errors) skips without an export;
+    run it here on this one, with the JNI library clip-jvm built."""
+    jvm.run("embed-image", "--export", small_export, "--variant", "float32", png_files[0])  # builds the library
+    project = jvm.REPO / "android_demo" / "clip"
+    library = project / "target" / "native" / "libclipedge_litert_jni.so"
+    # Under clip-jvm's build lock: both write target/.
+    result = subprocess.run(["flock", str(project / "target" / ".build.lock"),
+                             "mvn", "-B", "-q", "-o", "-s", "maven-settings.xml", "test",
+                             "-Dtest=LiteRtJvmModelTest", f"-Dclipedge.litert.jni={library}",
+                             f"-Dclipedge.test.export={small_export}"],
+                            cwd=project, capture_output=True, timeout=jvm.TIMEOUT_S)
+    assert result.returncode == 0, result.stdout.decode("utf-8", "replace")[-3000:]
+    report = (project / "target" / "surefire-reports" / "dev.clipedge.clip.runtime.LiteRtJvmModelTest.txt").read_text()
+    # Only the test of an unset library property may skip (the property is set here).
+    assert "Tests run: 5, Failures: 0, Errors: 0, Skipped: 1" in report, report
