@@ -40,10 +40,13 @@ class CLIP(tf.Module):
         """int32 [N, L] token ids (L <= context_length) -> projected text features [N, embed_dim]."""
         return self.text_encoder(tf.convert_to_tensor(token_ids), padding_mask)
 
+    def logit_multiplier(self):
+        """What cosine similarities are multiplied by to give logits: exp(logit_scale), capped."""
+        return tf.minimum(tf.exp(self.logit_scale), MAX_LOGIT_SCALE)
+
     def logits(self, image_features, text_features):
         """(image_logits [N, M], text_logits [M, N]) from unnormalised features, as OpenAI's forward."""
-        scale = tf.minimum(tf.exp(self.logit_scale), MAX_LOGIT_SCALE)
-        image_logits = scale * tf.matmul(l2_normalize_rows(image_features), l2_normalize_rows(text_features),
+        image_logits = self.logit_multiplier() * tf.matmul(l2_normalize_rows(image_features), l2_normalize_rows(text_features),
                                          transpose_b=True)
         return image_logits, tf.transpose(image_logits)
 

@@ -321,6 +321,16 @@ def utf8_clue_classes():
     }
 
 
+def embedded_utf8_pattern():
+    """decode_inconsistent_utf8's run of UTF-8-like characters, as RE2, with the character before it ("not after
+    a strict continuation", a look-behind in ftfy's pattern, which RE2 lacks); lines get a leading "\x01" so that
+    a run at the start has one too."""
+    clues = {name: _re2_ranges(chars) for name, chars in utf8_clue_classes().items()}
+    utf8_run = ("(?:[{first_of_2}][{continuation}]|[{first_of_3}][{continuation}]{{2}}"
+                "|[{first_of_4}][{continuation}]{{3}})").format(**clues)
+    return "[^" + clues["continuation_strict"] + "]" + utf8_run + "+"
+
+
 # Byte patterns of the re-decoding, over text whose characters stand for bytes (U+0000..U+00FF).
 # UTF-8 sequences whose byte A0 may have become a space, which ftfy puts back (restore_byte_a0); first "Ã " not
 # followed by one of a few Portuguese words or a space gets its A0 back before the space.
@@ -345,6 +355,176 @@ _UTF8_VARIANTS = r"\x{c0}(?:\x{80}|$)|\x{ed}(?:[\x{a0}-\x{bf}]|$)"
 _HTML_CHARREF = r"&(?:#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)"
 _FTFY_ENTITY = r"&#?[0-9A-Za-z]{1,24};"
 _ANSI_ESCAPE = r"\x1b\[[\p{Nd};]*[a-zA-Z]"
+
+
+# CLIP's contractions, matched case-insensitively before letter runs by the pre-tokenisation pattern.
+CONTRACTIONS = ("'s", "'t", "'re", "'ve", "'m", "'ll", "'d")
+
+# --- The cleaning and pre-tokenisation tables as data, for tokenizers outside TensorFlow ------------------------
+# text_cleaning_tables() writes every table and pattern the graph uses into one JSON document, so that an
+# on-device tokenizer (android_demo's Java one) follows the graph's Unicode data rather than its own platform's.
+# Where the graph uses TensorFlow's or RE2's Unicode tables (letter classes, lowercasing, NFC), they are read off
+# the graph's own ops, every code point at once. docs/tokenizer.md describes the format.
+
+TEXT_CLEANING_FORMAT = 1
+
+
+def _all_code_points():
+    return [c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+
+
+def _hex_ranges(codes):
+    """Sorted code points as "a-b,c,..." (hex, ranges of consecutive ones): compact in JSON."""
+    codes, out, i = sorted(set(codes)), [], 0
+    while i < len(codes):
+        j = i
+        while j + 1 < len(codes) and codes[j + 1] == codes[j] + 1:
+            j += 1
+        out.append(f"{codes[i]:x}" + (f"-{codes[j]:x}" if j > i else ""))
+        i = j + 1
+    return ",".join(out)
+
+
+def _hex_range_values(values):
+    """{code point: int} as "a-b:v,c:w,..." with ranges of consecutive code points of one value."""
+    codes, out, i = sorted(values), [], 0
+    while i < len(codes):
+        j = i
+        while j + 1 < len(codes) and codes[j + 1] == codes[j] + 1 and values[codes[j + 1]] == values[codes[i]]:
+            j += 1
+        out.append(f"{codes[i]:x}" + (f"-{codes[j]:x}" if j > i else "") + f":{values[codes[i]]}")
+        i = j + 1
+    return ",".join(out)
+
+
+def _graph_unicode_tables():
+    """What the graph's ops do to every code point: RE2's \\p{L}, \\p{N}, \\p{Nd}; tf.strings.lower followed by the
+    lowercase_gaps map; the Final_Sigma context classes of tf.strings.lower; tensorflow-text's NFD and NFC."""
+    codes = _all_code_points()
+    chars = tf.constant([chr(c).encode("utf-8") for c in codes])
+
+    def members(pattern):
+        return [c for c, hit in zip(codes, tf.strings.regex_full_match(chars, pattern).numpy()) if hit]
+
+    def decoded(tensor):
+        return [t.decode("utf-8") for t in tensor.numpy()]
+
+    gaps = lowercase_gaps()
+    lowered = ["".join(gaps.get(x, x) for x in t) for t in decoded(tf.strings.lower(chars, encoding="utf-8"))]
+    lowercase = {chr(c): low for c, low in zip(codes, lowered) if low != chr(c)}
+    # Final sigma (capital sigma -> "ς" at the end of a word): X + Σ ends in "ς" when X is cased; Α + X + Σ
+    # also when X is case-ignorable (skipped when looking for the cased letter before).
+    def final_sigma(prefix):
+        texts = decoded(tf.strings.lower(tf.strings.join([prefix, chars, "\u03a3"]), encoding="utf-8"))
+        return {c for c, t in zip(codes, texts) if t.endswith("\u03c2")}
+
+    cased = final_sigma("")
+    case_ignorable = final_sigma("\u0391") - cased
+    nfd = decoded(tf_text.normalize_utf8(chars, "NFD"))
+    nfc = decoded(tf_text.normalize_utf8(chars, "NFC"))
+    decompositions = {chr(c): d for c, d in zip(codes, nfd) if d != chr(c) and not 0xAC00 <= c <= 0xD7A3}
+    stable = {chr(c) for c, n in zip(codes, nfc) if n == chr(c)}
+    # Primary composites: a canonical pair (Python's table) that the graph's NFC composes, to a stable character.
+    pairs = {}
+    for c in decompositions:
+        parts = unicodedata.decomposition(c).split()
+        if c in stable and len(parts) == 2 and not parts[0].startswith("<"):
+            pairs["".join(chr(int(p, 16)) for p in parts)] = c
+    composed = decoded(tf_text.normalize_utf8(tf.constant([p.encode("utf-8") for p in pairs]), "NFC"))
+    compositions = {p: c for (p, c), n in zip(pairs.items(), composed) if n == c}
+    return {
+        "letters": _hex_ranges(members(r"\p{L}")),
+        "numbers": _hex_ranges(members(r"\p{N}")),
+        "decimal_digits": _hex_ranges(members(r"\p{Nd}")),
+        "lowercase": lowercase,
+        "cased": _hex_ranges(cased),
+        "case_ignorable": _hex_ranges(case_ignorable),
+        "decompositions": decompositions,
+        "compositions": compositions,
+    }
+
+
+def _case_variants(text):
+    """{c: every character RE2's (?i) matches for c} for the ASCII letters of `text` (Basic Multilingual Plane,
+    where all of their case-folding partners are)."""
+    bmp = [chr(c) for c in range(0x10000) if not 0xD800 <= c <= 0xDFFF]
+    bmp_tensor = tf.constant([c.encode("utf-8") for c in bmp])
+    variants = {}
+    for letter in sorted({c for c in text if c.isascii() and c.isalpha()}):
+        hits = tf.strings.regex_full_match(bmp_tensor, "(?i)" + letter).numpy()
+        variants[letter] = "".join(c for c, hit in zip(bmp, hits) if hit and c != letter)
+    return variants
+
+
+def text_cleaning_tables(special_tokens):
+    """Every table and pattern of the graph's cleaning and pre-tokenisation as one JSON-able dict (the export's
+    assets/text_cleaning.json). special_tokens: {text spelling recognised inside texts: token id}. Patterns are
+    RE2 as the graph uses them, except that "$" (end of text in RE2) is written "\\z", which means the same to
+    RE2 and to java.util.regex. Takes a few seconds: the Unicode tables are read off the graph's ops."""
+    unicode_tables = _graph_unicode_tables()
+    ftfy_entities = ftfy_html_entities()
+    html5 = html.entities.html5
+    # ftfy's table is html5's names with ";" plus all-caps spellings: only the latter are written.
+    extra_entities = {k: v for k, v in ftfy_entities.items() if html5.get(k[1:]) != v}
+    word_chars = "".join(special_tokens) + "".join(CONTRACTIONS)
+    return {
+        "format": TEXT_CLEANING_FORMAT,
+        "whitespace": _hex_ranges(ord(c) for c in PYTHON_WHITESPACE),
+        "ftfy": {
+            "plain_line": r"[\t\n\x0c\x20-\x25\x27-\x7e]*",
+            "entity": _FTFY_ENTITY,
+            "extra_entities": extra_entities,
+            "character_fixes": ftfy_character_fixes(),
+            "late_character_fixes": ftfy_late_character_fixes(),
+            "ansi_escape": _ANSI_ESCAPE.replace(r"\p{Nd}", _re2_ranges_hex(unicode_tables["decimal_digits"])),
+        },
+        "html": {
+            "charref": _HTML_CHARREF,
+            "entities": html5,
+            "invalid_charrefs": {str(k): v for k, v in sorted(html._invalid_charrefs.items())},
+            "invalid_codepoints": _hex_ranges(html._invalid_codepoints),
+        },
+        "mojibake": {
+            "max_run_depth": _MAX_RUN_DEPTH,
+            "pattern": mojibake_pattern(),
+            "encodings": [{"name": e, "chars": "".join(single_byte_chars(e)), "restore_byte_a0": e != "macroman",
+                           "sloppy": e.startswith("sloppy-")} for e in MOJIBAKE_ENCODINGS],
+            "c1_fixes": _c1_to_windows_1252(),
+            "a_grave_word": r"\x{c3} (?! |quele|quela|quilo|s )",
+            "spaced_utf8": _SPACED_UTF8,
+            "lossy_utf8": _LOSSY_UTF8,
+            "utf8_variants": _UTF8_VARIANTS.replace("$", r"\z"),
+            "embedded_utf8": embedded_utf8_pattern(),
+        },
+        "lowercase": {
+            "map": unicode_tables["lowercase"],
+            "cased": unicode_tables["cased"],
+            "case_ignorable": unicode_tables["case_ignorable"],
+        },
+        "nfc": {
+            "decompositions": unicode_tables["decompositions"],
+            "combining_classes": _hex_range_values({c: unicodedata.combining(chr(c)) for c in _all_code_points()
+                                                    if unicodedata.combining(chr(c))}),
+            "compositions": unicode_tables["compositions"],
+        },
+        "pre_tokenization": {
+            "special_tokens": special_tokens,
+            "contractions": list(CONTRACTIONS),
+            "case_variants": _case_variants(word_chars),
+            "letters": unicode_tables["letters"],
+            "numbers": unicode_tables["numbers"],
+            "unmatched": _hex_ranges([0x345]),
+        },
+    }
+
+
+def _re2_ranges_hex(ranges):
+    """"a-b,c" (as _hex_ranges writes) -> the inside of an RE2 class."""
+    parts = []
+    for part in ranges.split(","):
+        low, _, high = part.partition("-")
+        parts.append(f"\\x{{{low}}}" + (f"-\\x{{{high}}}" if high else ""))
+    return "".join(parts)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -536,12 +716,7 @@ class CLIPTokenizer(tf.Module):
         self._latin1_to_byte = _string_table({chr(b): bytes([b]) for b in range(256)}, _UNMAPPED)
         self._c1_fixes = _string_table(_c1_to_windows_1252(), _UNMAPPED)
         self._mojibake_search = "(?s).*(?:" + mojibake_pattern() + ").*"
-        clues = {name: _re2_ranges(chars) for name, chars in utf8_clue_classes().items()}
-        utf8_run = ("(?:[{first_of_2}][{continuation}]|[{first_of_3}][{continuation}]{{2}}"
-                    "|[{first_of_4}][{continuation}]{{3}})").format(**clues)
-        # The run with the character before it ("not after a strict continuation", a look-behind in ftfy's
-        # pattern, which RE2 lacks); lines get a leading "\x01" so that a run at the start has one too.
-        self._embedded_utf8 = "[^" + clues["continuation_strict"] + "]" + utf8_run + "+"
+        self._embedded_utf8 = embedded_utf8_pattern()
         self._lowercase_gaps = _string_table(lowercase_gaps(), _UNMAPPED) if lowercase_gaps() else None
         self._lowercase_gap_chars = "[" + _re2_chars(lowercase_gaps()) + "]"
         # CLIP's pattern. The reference compiles all of it with re.IGNORECASE; that matters only for the special
@@ -550,7 +725,7 @@ class CLIPTokenizer(tf.Module):
         # re.findall skips it; it is left out of the last class so that it goes unmatched here too. Its \s is
         # Unicode whitespace; after cleaning, U+0020 is the only whitespace left.
         specials = "|".join(_re2_escape(t) for t in special_names)
-        self._word_pattern = ("(?i:" + specials + r"|'s|'t|'re|'ve|'m|'ll|'d)|\p{L}+|\p{N}|[^"
+        self._word_pattern = ("(?i:" + specials + "|" + "|".join(CONTRACTIONS) + r")|\p{L}+|\p{N}|[^"
                               + _re2_chars(PYTHON_WHITESPACE) + r"\p{L}\p{N}\x{345}]+")
 
         # Cache: every word spelt by a "...</w>" token of the vocabulary, with its BPE computed once here. It
@@ -587,6 +762,11 @@ class CLIPTokenizer(tf.Module):
         symbols += ["".join(m.split()) for m in merges]
         symbols += [START_TOKEN_NAMES[0], END_TOKEN_NAMES[0]]
         return cls({s: i for i, s in enumerate(symbols)}, merges, context_length=context_length)
+
+    def text_cleaning_tables(self):
+        """text_cleaning_tables() for this tokenizer's special-token spellings (assets/text_cleaning.json)."""
+        tokens = self._data.tokens
+        return text_cleaning_tables({t: tokens[t] for t in (*START_TOKEN_NAMES, *END_TOKEN_NAMES) if t in tokens})
 
     def vocabulary_files(self):
         """(vocab.json text, merges.txt text) in Hugging Face's layout, with its special-token spellings."""

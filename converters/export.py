@@ -4,8 +4,8 @@
     bazel run //converters:export -- --preset=... --weights=... --output_dir=DIR
 
 writes DIR/NAME/ (NAME = the preset, or --name for a checkpoint of another architecture): saved_model/,
-tflite/{image,text}_encoder_{float32,float16,dynamic_int8,int8}.tflite, assets/vocab.json and merges.txt,
-manifest.json and parity_report.md (see the design's export contract).
+tflite/{image,text}_encoder_{float32,float16,dynamic_int8,int8}.tflite, assets/vocab.json, merges.txt and
+text_cleaning.json, manifest.json and parity_report.md (see the design's export contract).
 
 Everything is built in a hidden temporary folder beside the target and renamed into place at the end, so an
 interrupted export leaves nothing that looks complete, and a re-run replaces the old output whole. If any
@@ -14,6 +14,7 @@ the report go to DIR/NAME.rejected/ without a manifest.
 """
 
 import glob
+import json
 import os
 import shutil
 import sys
@@ -186,6 +187,8 @@ def run_export(preset, weights, output_dir, name=None, variants=("float32", "flo
         vocab_json, merges_txt = tokenizer.vocabulary_files()
         _write_bytes(os.path.join(work, "assets", "vocab.json"), vocab_json.encode("utf-8"))
         _write_bytes(os.path.join(work, "assets", "merges.txt"), merges_txt.encode("utf-8"))
+        cleaning = json.dumps(tokenizer.text_cleaning_tables(), ensure_ascii=False, separators=(",", ":"))
+        _write_bytes(os.path.join(work, "assets", "text_cleaning.json"), cleaning.encode("utf-8"))
         progress.end()
 
         representative = {}
@@ -235,7 +238,8 @@ def run_export(preset, weights, output_dir, name=None, variants=("float32", "flo
             _replace_directory(work, rejected)
             raise ExportError("parity: " + "; ".join(f"{r.path} {r.shortfall()}" for r in failed)
                               + f". Nothing was shipped; artifacts and report are in {rejected}")
-        manifest.write_manifest(work, name, preset, config, weights_source, results, recipes, delegate_reports)
+        manifest.write_manifest(work, name, preset, config, weights_source, results, recipes, delegate_reports,
+                                logit_multiplier=float(model.logit_multiplier()))
         target = os.path.join(output_dir, name)
         _replace_directory(work, target)
         progress.end(f"wrote {target}")

@@ -58,7 +58,10 @@ def _artifact_files(export_dir):
                 yield relative, path
 
 
-def write_manifest(export_dir, name, preset, config, weights_source, results, recipes, delegate_reports):
+def write_manifest(export_dir, name, preset, config, weights_source, results, recipes, delegate_reports,
+                   logit_multiplier):
+    """`logit_multiplier`: what serving_default multiplies cosines by (exp(logit_scale), capped); devices that
+    rank labels with the TFLite encoders need it to give the same probabilities."""
     by_path = {r.path: r for r in results}
     artifacts = []
     for relative, path in sorted(_artifact_files(export_dir)):
@@ -75,7 +78,7 @@ def write_manifest(export_dir, name, preset, config, weights_source, results, re
                          delegate=delegate_reports.get(relative))
         artifacts.append(entry)
     manifest = {
-        "name": name, "preset": preset, "config": config,
+        "name": name, "preset": preset, "config": config, "logit_multiplier": logit_multiplier,
         "weights": dict(weights_source, description=_describe_weights(weights_source)),
         "saved_model": {"path": "saved_model", "signatures": {
             "tokenize": {"inputs": {"texts": "string [N]"},

@@ -3,6 +3,7 @@ refusal of an artifact below its bar, kill-and-rerun, and one full clip-vit-base
 
 import hashlib
 import json
+import math
 import os
 import random
 import signal
@@ -70,6 +71,8 @@ def test_layout_and_manifest(tiny_export):
     assert listed["tflite/text_encoder_int8.tflite"]["delegate"]["target"] == "edgetpu"
     assert manifest["weights"]["kind"] == "checkpoint" and len(manifest["weights"]["sha256"]) == 64
     assert manifest["versions"]["tensorflow"] == tf.__version__
+    # random_hf_clip sets logit_scale to 3.1; serving_default multiplies cosines by its exp (transformers' forward)
+    assert manifest["logit_multiplier"] == pytest.approx(math.exp(3.1), rel=1e-6)
     report = open(os.path.join(target, "parity_report.md")).read()
     assert "all artifacts meet their bars" in report and "image_encoder_int8" in report
     vocab = json.loads(open(os.path.join(target, "assets/vocab.json")).read())

@@ -32,6 +32,10 @@ public final class Main {
   private static final Map<String, Command> COMMANDS = new LinkedHashMap<>();
 
   static {
+    COMMANDS.put("tokenize", new TokenizeCommand());
+    COMMANDS.put("embed-text", new EmbedTextCommand());
+    COMMANDS.put("embed-image", new EmbedImageCommand());
+    COMMANDS.put("classify", new ClassifyCommand());
     COMMANDS.put("preprocess", new PreprocessCommand());
   }
 

@@ -1,0 +1,362 @@
+package dev.clipedge.clip;
+
+import dev.clipedge.clip.runtime.DType;
+import dev.clipedge.clip.runtime.TensorInfo;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
+
+/**
+ * An export's DIR/manifest.json (written by converters/manifest.py): the artifacts with their checksums and tensor
+ * signatures, the model config, and the logit multiplier. Everything shape-related the device side needs (image
+ * resolution, context length, embedding size) comes from here, never from constants.
+ *
+ * <p>Every problem is an {@link ExportException} with a one-line message naming the file or item.
+ */
+public final class Manifest {
+  public static final String FILE_NAME = "manifest.json";
+  /** A manifest is metadata: anything this large is not one (checked before reading it into memory). */
+  private static final long MAX_MANIFEST_BYTES = 64L << 20;
+
+  /** A missing, corrupt or inconsistent export; the message is one line naming the problem. */
+  public static final class ExportException extends RuntimeException {
+    public ExportException(String message) {
+      super(message);
+    }
+  }
+
+  /** Per-tensor or per-channel affine quantisation: real = scale * (quantised - zeroPoint). */
+  public record Quantization(double[] scales, long[] zeroPoints) {
+    public Quantization {
+      scales = scales.clone();
+      zeroPoints = zeroPoints.clone();
+    }
+
+    public boolean perTensor() {
+      return scales.length == 1;
+    }
+
+    public double scale() {
+      return scales[0];
+    }
+
+    public long zeroPoint() {
+      return zeroPoints[0];
+    }
+  }
+
+  /** One tensor as the manifest lists it; {@code quantization} is null for unquantised tensors. */
+  public record Tensor(String name, DType dtype, int[] shape, Quantization quantization) {
+    public Tensor {
+      shape = shape.clone();
+    }
+
+    @Override
+    public int[] shape() {
+      return shape.clone();
+    }
+
+    /** Same element type and shape as the tensor the runtime reports (names differ: signature vs graph). */
+    public boolean matches(TensorInfo runtime) {
+      return dtype == runtime.dtype() && Arrays.equals(shape, runtime.shape());
+    }
+
+    @Override
+    public String toString() {
+      return name + " " + dtype + " " + Arrays.toString(shape);
+    }
+  }
+
+  /** A file of the export; TFLite encoders also have tower, variant and tensors (others have null and empty). */
+  public record Artifact(Path file, String path, String sha256, long bytes, String tower, String variant,
+                         List<Tensor> inputs, List<Tensor> outputs) {
+    /**
+     * The file, after checking that its size and sha256 are the manifest's (read in blocks, never whole):
+     * a truncated download, a tampered or swapped model is refused before any runtime parses it.
+     */
+    public Path verified() {
+      long size;
+      try {
+        size = Files.size(file);
+      } catch (NoSuchFileException e) {
+        throw new ExportException(file + ": missing (listed in the export's " + FILE_NAME + ")");
+      } catch (IOException e) {
+        throw new ExportException(file + ": cannot read: " + e.getMessage());
+      }
+      if (size != bytes) {
+        throw new ExportException(file + ": size " + size + " bytes does not match the manifest's " + bytes
+            + " (truncated or replaced file)");
+      }
+      String actual = fileSha256(file);
+      if (!actual.equals(sha256)) {
+        throw new ExportException(file + ": sha256 " + actual + " does not match the manifest's " + sha256
+            + " (corrupt or tampered file)");
+      }
+      return file;
+    }
+  }
+
+  private final Path directory;
+  private final String name;
+  private final Map<String, Object> config;
+  private final Double logitMultiplier;
+  private final List<Artifact> artifacts;
+
+  private Manifest(Path directory, String name, Map<String, Object> config, Double logitMultiplier,
+                   List<Artifact> artifacts) {
+    this.directory = directory;
+    this.name = name;
+    this.config = config;
+    this.logitMultiplier = logitMultiplier;
+    this.artifacts = artifacts;
+  }
+
+  /** Reads DIR/manifest.json; does not yet read the artifacts (see {@link Artifact#verified()}). */
+  public static Manifest load(Path directory) {
+    if (!Files.isDirectory(directory)) {
+      throw new ExportException("export " + directory + " does not exist or is not a folder");
+    }
+    Path file = directory.resolve(FILE_NAME);
+    String text;
+    try {
+      long size = Files.size(file);
+      if (size > MAX_MANIFEST_BYTES) {
+        throw new ExportException(file + ": " + size + " bytes is too large for a manifest");
+      }
+      text = new String(Files.readAllBytes(file), StandardCharsets.UTF_8);
+    } catch (NoSuchFileException e) {
+      throw new ExportException(directory + " is not an export: it has no " + FILE_NAME);
+    } catch (IOException e) {
+      throw new ExportException(file + ": cannot read: " + e.getMessage());
+    }
+    Object root;
+    try {
+      root = Json.parse(text);
+    } catch (Json.JsonException e) {
+      throw new ExportException(file + " is corrupt: " + e.getMessage());
+    }
+    return new Reader(file).manifest(directory, root);
+  }
+
+  public Path directory() {
+    return directory;
+  }
+
+  public String name() {
+    return name;
+  }
+
+  /** The model config (image_resolution, context_length, embed_dim, ...), as written by the exporter. */
+  public Map<String, Object> config() {
+    return config;
+  }
+
+  public List<Artifact> artifacts() {
+    return artifacts;
+  }
+
+  /** What cosine similarities are multiplied by to give logits, as serving_default does. */
+  public double logitMultiplier() {
+    if (logitMultiplier == null) {
+      throw new ExportException(directory.resolve(FILE_NAME) + " has no logit_multiplier (exported before it "
+          + "was recorded); re-export to rank labels");
+    }
+    return logitMultiplier;
+  }
+
+  /** The variants the export has for {@code tower} ("image" or "text"), in manifest order. */
+  public List<String> variants(String tower) {
+    return artifacts.stream().filter(a -> tower.equals(a.tower())).map(Artifact::variant).distinct()
+        .collect(Collectors.toList());
+  }
+
+  /** The {@code tower} encoder of {@code variant}; an unknown variant lists the available ones. */
+  public Artifact artifact(String tower, String variant) {
+    for (Artifact artifact : artifacts) {
+      if (tower.equals(artifact.tower()) && variant.equals(artifact.variant())) {
+        return artifact;
+      }
+    }
+    List<String> available = variants(tower);
+    throw new ExportException("export " + directory + " has no " + tower + " encoder of variant '" + variant
+        + "'; available: " + (available.isEmpty() ? "none" : String.join(", ", available)));
+  }
+
+  /** An artifact by its path in the export (e.g. assets/vocab.json). */
+  public Artifact file(String path) {
+    for (Artifact artifact : artifacts) {
+      if (artifact.path().equals(path)) {
+        return artifact;
+      }
+    }
+    throw new ExportException("export " + directory + " lists no " + path);
+  }
+
+  static String fileSha256(Path file) {
+    MessageDigest digest;
+    try {
+      digest = MessageDigest.getInstance("SHA-256");
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+    byte[] block = new byte[1 << 20];
+    try (InputStream in = Files.newInputStream(file)) {
+      for (int n; (n = in.read(block)) > 0; ) {
+        digest.update(block, 0, n);
+      }
+    } catch (IOException e) {
+      throw new ExportException(file + ": cannot read: " + e.getMessage());
+    }
+    return HexFormat.of().formatHex(digest.digest());
+  }
+
+  /** Typed access to the parsed JSON; each error names the manifest and the JSON path of the bad item. */
+  private static final class Reader {
+    private final Path file;
+
+    Reader(Path file) {
+      this.file = file;
+    }
+
+    Manifest manifest(Path directory, Object root) {
+      Map<String, Object> top = object(root, "the top level");
+      String name = string(top, "name", "");
+      Map<String, Object> config = Collections.unmodifiableMap(
+          new LinkedHashMap<>(object(require(top, "config", ""), "config")));
+      Object multiplier = top.get("logit_multiplier");
+      Double logitMultiplier = multiplier == null ? null : number(multiplier, "logit_multiplier").doubleValue();
+      List<Object> entries = array(require(top, "artifacts", ""), "artifacts");
+      List<Artifact> artifacts = new ArrayList<>();
+      for (int i = 0; i < entries.size(); i++) {
+        artifacts.add(artifact(directory, entries.get(i), "artifacts[" + i + "]"));
+      }
+      return new Manifest(directory, name, config, logitMultiplier, Collections.unmodifiableList(artifacts));
+    }
+
+    private Artifact artifact(Path directory, Object value, String where) {
+      Map<String, Object> entry = object(value, where);
+      String path = string(entry, "path", where);
+      Path resolved = directory.resolve(path).normalize();
+      // A manifest must not send us outside its export (../../etc/passwd, absolute paths).
+      if (Path.of(path).isAbsolute() || !resolved.startsWith(directory.normalize())) {
+        throw error(where + ".path '" + path + "' points outside the export");
+      }
+      String sha256 = string(entry, "sha256", where);
+      if (!sha256.matches("[0-9a-f]{64}")) {
+        throw error(where + ".sha256 is not 64 lowercase hex digits");
+      }
+      long bytes = number(require(entry, "bytes", where), where + ".bytes").longValue();
+      Object tower = entry.get("tower");
+      Object variant = entry.get("variant");
+      if (tower == null && variant == null) {
+        return new Artifact(resolved, path, sha256, bytes, null, null, List.of(), List.of());
+      }
+      return new Artifact(resolved, path, sha256, bytes, string(entry, "tower", where),
+          string(entry, "variant", where), tensors(entry, "inputs", where), tensors(entry, "outputs", where));
+    }
+
+    private List<Tensor> tensors(Map<String, Object> entry, String key, String where) {
+      List<Object> list = array(require(entry, key, where), where + "." + key);
+      List<Tensor> tensors = new ArrayList<>();
+      for (int i = 0; i < list.size(); i++) {
+        String at = where + "." + key + "[" + i + "]";
+        Map<String, Object> tensor = object(list.get(i), at);
+        DType dtype;
+        try {
+          dtype = DType.fromName(string(tensor, "dtype", at));
+        } catch (IllegalArgumentException e) {
+          throw error(at + ".dtype: " + e.getMessage());
+        }
+        List<Object> dims = array(require(tensor, "shape", at), at + ".shape");
+        int[] shape = new int[dims.size()];
+        for (int d = 0; d < shape.length; d++) {
+          long dim = number(dims.get(d), at + ".shape").longValue();
+          if (dim < 1 || dim > Integer.MAX_VALUE) {
+            throw error(at + ".shape has dimension " + dim + "; static positive shapes only");
+          }
+          shape[d] = (int) dim;
+        }
+        tensors.add(new Tensor(string(tensor, "name", at), dtype, shape, quantization(tensor.get("quantization"),
+            at + ".quantization")));
+      }
+      return Collections.unmodifiableList(tensors);
+    }
+
+    private Quantization quantization(Object value, String where) {
+      if (value == null) {
+        return null;
+      }
+      Map<String, Object> q = object(value, where);
+      List<Object> scales = array(require(q, "scales", where), where + ".scales");
+      List<Object> zeroPoints = array(require(q, "zero_points", where), where + ".zero_points");
+      if (scales.isEmpty() || scales.size() != zeroPoints.size()) {
+        throw error(where + " needs as many zero_points as scales, at least one");
+      }
+      double[] s = new double[scales.size()];
+      long[] z = new long[s.length];
+      for (int i = 0; i < s.length; i++) {
+        s[i] = number(scales.get(i), where + ".scales").doubleValue();
+        z[i] = number(zeroPoints.get(i), where + ".zero_points").longValue();
+        if (!(s[i] > 0) || Double.isInfinite(s[i])) {
+          throw error(where + ".scales[" + i + "] is " + s[i] + "; scales must be positive");
+        }
+      }
+      return new Quantization(s, z);
+    }
+
+    private Object require(Map<String, Object> map, String key, String where) {
+      if (!map.containsKey(key) || map.get(key) == null) {
+        throw error((where.isEmpty() ? "" : where + ".") + key + " is missing");
+      }
+      return map.get(key);
+    }
+
+    private String string(Map<String, Object> map, String key, String where) {
+      Object value = require(map, key, where);
+      if (!(value instanceof String)) {
+        throw error((where.isEmpty() ? "" : where + ".") + key + " is not a string");
+      }
+      return (String) value;
+    }
+
+    private Number number(Object value, String where) {
+      if (!(value instanceof Number)) {
+        throw error(where + " is not a number");
+      }
+      return (Number) value;
+    }
+
+    @SuppressWarnings("unchecked")
+    private Map<String, Object> object(Object value, String where) {
+      if (!(value instanceof Map)) {
+        throw error(where + " is not an object");
+      }
+      return (Map<String, Object>) value;
+    }
+
+    @SuppressWarnings("unchecked")
+    private List<Object> array(Object value, String where) {
+      if (!(value instanceof List)) {
+        throw error(where + " is not an array");
+      }
+      return (List<Object>) value;
+    }
+
+    private ExportException error(String what) {
+      return new ExportException(file + " is corrupt: " + what);
+    }
+  }
+}

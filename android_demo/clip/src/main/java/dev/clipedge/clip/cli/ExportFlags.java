@@ -1,0 +1,104 @@
+package dev.clipedge.clip.cli;
+
+import dev.clipedge.clip.Manifest;
+import dev.clipedge.clip.runtime.LiteRtJvmModel;
+import dev.clipedge.clip.runtime.LiteRtJvmModel.Accelerator;
+import dev.clipedge.clip.runtime.ModelLoader;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * The flags every model command shares: {@code --export DIR --variant V [--threads N] [--accelerator cpu|gpu|npu]}.
+ * --threads defaults to the number of processors (0: LiteRT's default, one thread). The export's manifest.json
+ * is read as soon as the flags are parsed; artifacts are checked when opened.
+ */
+final class ExportFlags {
+  static final String USAGE = "--export DIR --variant V [--threads N] [--accelerator cpu|gpu|npu]";
+
+  final Manifest manifest;
+  final String variant;
+  final ModelLoader loader;
+  /** Hidden option for benchmarks: time the first item's encoding (see {@link #time}); 0 = off. */
+  final int repeat;
+
+  private ExportFlags(Manifest manifest, String variant, ModelLoader loader, int repeat) {
+    this.manifest = manifest;
+    this.variant = variant;
+    this.loader = loader;
+    this.repeat = repeat;
+  }
+
+  /** Reads the shared flags and refuses any other (the model commands have no flags of their own). */
+  static ExportFlags fromOptions(Main.Options options) {
+    String export = options.required("export");
+    String variant = options.required("variant");
+    // Without CPU options LiteRT 2.3.0 runs one thread; by default we use every core the JVM may use.
+    String threadsFlag = options.optional("threads", Integer.toString(Runtime.getRuntime().availableProcessors()));
+    String acceleratorFlag = options.optional("accelerator", "cpu");
+    String repeatFlag = options.optional("repeat", "0");
+    options.rejectUnknown();
+    int repeat = nonNegative("repeat", repeatFlag);
+    int threads = nonNegative("threads", threadsFlag);
+    Accelerator accelerator;
+    try {
+      accelerator = Accelerator.valueOf(acceleratorFlag.toUpperCase(Locale.ROOT));
+    } catch (IllegalArgumentException e) {
+      throw new Main.UsageException("--accelerator must be cpu, gpu or npu, got '" + acceleratorFlag + "'");
+    }
+    // LiteRT runs on the CPU whatever it cannot place on the accelerator asked for. Its own logs go to stderr
+    // only with CLIP_JVM_DEBUG, like stack traces (Main).
+    LiteRtJvmModel.Options runtime = new LiteRtJvmModel.Options(
+        accelerator == Accelerator.CPU ? List.of(Accelerator.CPU) : List.of(accelerator, Accelerator.CPU), threads,
+        System.getenv("CLIP_JVM_DEBUG") != null);
+    ModelLoader loader = file -> LiteRtJvmModel.open(file, runtime);
+    return new ExportFlags(Manifest.load(Path.of(export)), variant, loader, repeat);
+  }
+
+  private static int nonNegative(String flag, String value) {
+    try {
+      int parsed = Integer.parseInt(value);
+      if (parsed >= 0) {
+        return parsed;
+      }
+    } catch (NumberFormatException e) {
+      // reported below
+    }
+    throw new Main.UsageException("--" + flag + " must be a whole number >= 0, got '" + value + "'");
+  }
+
+  /**
+   * With --repeat N: runs {@code encode} to warm up (N times and at least two seconds), then N times timed, and
+   * prints "encode_ms_median=X" to stderr. What is timed is the encoder alone (input copy, LiteRT run, output
+   * read and normalisation), not decoding, resizing or tokenizing.
+   */
+  void time(Runnable encode) {
+    if (repeat == 0) {
+      return;
+    }
+    long warmUpEnd = System.nanoTime() + 2_000_000_000L;
+    for (int i = 0; i < repeat || System.nanoTime() < warmUpEnd; i++) {
+      encode.run();
+    }
+    double[] millis = new double[repeat];
+    for (int i = 0; i < repeat; i++) {
+      long start = System.nanoTime();
+      encode.run();
+      millis[i] = (System.nanoTime() - start) / 1e6;
+    }
+    Arrays.sort(millis);
+    double median = repeat % 2 == 1 ? millis[repeat / 2] : (millis[repeat / 2 - 1] + millis[repeat / 2]) / 2;
+    System.err.printf(Locale.ROOT, "encode_ms_median=%.4f%n", median);
+  }
+
+  /** The export folder, after checking every assets/ file (the tokenizer's vocabulary) against the manifest. */
+  Path verifiedAssets() {
+    for (Manifest.Artifact artifact : manifest.artifacts()) {
+      if (artifact.path().startsWith("assets/")) {
+        artifact.verified();
+      }
+    }
+    return manifest.directory();
+  }
+}

@@ -1,0 +1,180 @@
+package dev.clipedge.clip.cli;
+
+import dev.clipedge.clip.Json;
+import dev.clipedge.clip.text.ClipTokenizer;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.io.PrintStream;
+import java.io.Reader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * {@code tokenize --export DIR}: one JSON string per line on stdin, one JSON array of token ids per line on stdout
+ * (start token to end token, no padding), with the export's vocabulary and context length. Streams: each line is
+ * answered before the next is read.
+ *
+ * <p>Hidden option {@code --benchmark SECONDS}: reads all lines, tokenizes them repeatedly on one thread (after a
+ * warm-up pass) for about that long and prints {@code {"texts_per_second": ..., "texts": ...}} instead
+ * (benchmarks/bench_jvm_tokenizer.py).
+ */
+public final class TokenizeCommand implements Main.Command {
+  /** A longer stdin line is refused rather than buffered. */
+  static final int MAX_LINE_CHARS = 64 << 20;
+
+  @Override
+  public String usage() {
+    return "tokenize --export DIR  (stdin: one JSON string per line; stdout: one JSON array of token ids per line)";
+  }
+
+  @Override
+  public int run(Main.Options options, InputStream in, PrintStream out) throws Exception {
+    Path export = Path.of(options.required("export"));
+    String benchmark = options.optional("benchmark", null);
+    options.rejectUnknown();
+    ClipTokenizer tokenizer = ClipTokenizer.fromExport(export, contextLength(export));
+    LineReader lines = new LineReader(new InputStreamReader(in, StandardCharsets.UTF_8));
+    if (benchmark != null) {
+      return benchmark(tokenizer, lines, seconds(benchmark), out);
+    }
+    StringBuilder json = new StringBuilder();
+    for (String line; (line = lines.next()) != null; ) {
+      json.setLength(0);
+      json.append('[');
+      int[] ids = tokenizer.encode(text(line, lines.number()));
+      for (int i = 0; i < ids.length; i++) {
+        json.append(i == 0 ? "" : ",").append(ids[i]);
+      }
+      out.println(json.append(']'));
+    }
+    return 0;
+  }
+
+  /** DIR/manifest.json's config.context_length. */
+  static int contextLength(Path export) throws IOException {
+    Path manifest = export.resolve("manifest.json");
+    if (!Files.isRegularFile(manifest)) {
+      throw new IOException(manifest + " not found (is " + export + " an export directory?)");
+    }
+    Object value;
+    try {
+      value = Json.parse(Files.readString(manifest, StandardCharsets.UTF_8));
+    } catch (Json.JsonException | IOException e) {
+      throw new IOException(manifest + ": " + e.getMessage());
+    }
+    Object config = value instanceof Map ? ((Map<?, ?>) value).get("config") : null;
+    Object length = config instanceof Map ? ((Map<?, ?>) config).get("context_length") : null;
+    if (!(length instanceof Long) || (Long) length < 2 || (Long) length > 1 << 16) {
+      throw new IOException(manifest + ": config.context_length is " + length + ", expected an integer >= 2");
+    }
+    return (int) (long) (Long) length;
+  }
+
+  private static String text(String line, int number) {
+    Object value;
+    try {
+      value = Json.parse(line);
+    } catch (Json.JsonException e) {
+      throw new IllegalArgumentException("stdin line " + number + " is not a JSON string: " + e.getMessage());
+    }
+    if (!(value instanceof String)) {
+      throw new IllegalArgumentException("stdin line " + number + " is a JSON "
+          + (value == null ? "null" : value.getClass().getSimpleName()) + ", expected a string");
+    }
+    return (String) value;
+  }
+
+  private static double seconds(String value) {
+    try {
+      double seconds = Double.parseDouble(value);
+      if (seconds > 0 && seconds <= 3600) {
+        return seconds;
+      }
+    } catch (NumberFormatException e) {
+      // reported below
+    }
+    throw new Main.UsageException("--benchmark needs seconds in (0, 3600], got '" + value + "'");
+  }
+
+  private static int benchmark(ClipTokenizer tokenizer, LineReader lines, double seconds, PrintStream out)
+      throws IOException {
+    List<String> texts = new ArrayList<>();
+    for (String line; (line = lines.next()) != null; ) {
+      texts.add(text(line, lines.number()));
+    }
+    if (texts.isEmpty()) {
+      throw new IllegalArgumentException("--benchmark needs texts on stdin");
+    }
+    long checksum = 0;
+    for (String text : texts) {
+      checksum += tokenizer.encode(text).length;
+    }
+    long count = 0;
+    long start = System.nanoTime();
+    long deadline = start + (long) (seconds * 1e9);
+    while (System.nanoTime() < deadline) {
+      for (String text : texts) {
+        checksum += tokenizer.encode(text).length;
+      }
+      count += texts.size();
+    }
+    double elapsed = (System.nanoTime() - start) / 1e9;
+    out.println("{\"texts_per_second\": " + count / elapsed + ", \"texts\": " + count + ", \"seconds\": " + elapsed
+        + ", \"checksum\": " + checksum + "}");
+    return 0;
+  }
+
+  /** Lines of a reader without their terminator ("\n" or "\r\n"), refusing lines longer than MAX_LINE_CHARS. */
+  private static final class LineReader {
+    private final Reader reader;
+    private final char[] buffer = new char[1 << 16];
+    private int position;
+    private int limit;
+    private int number;
+
+    LineReader(Reader reader) {
+      this.reader = reader;
+    }
+
+    int number() {
+      return number;
+    }
+
+    String next() throws IOException {
+      StringBuilder line = new StringBuilder();
+      while (true) {
+        if (position == limit) {
+          limit = reader.read(buffer);
+          position = 0;
+          if (limit <= 0) {
+            limit = 0;
+            if (line.length() == 0) {
+              return null;
+            }
+            number++;
+            return line.toString();
+          }
+        }
+        int start = position;
+        while (position < limit && buffer[position] != '\n') {
+          position++;
+        }
+        line.append(buffer, start, position - start);
+        if (line.length() > MAX_LINE_CHARS) {
+          throw new IOException("stdin line " + (number + 1) + " is longer than " + MAX_LINE_CHARS + " characters");
+        }
+        if (position < limit) {
+          position++;
+          number++;
+          int end = line.length();
+          return line.substring(0, end > 0 && line.charAt(end - 1) == '\r' ? end - 1 : end);
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,216 @@
+package dev.clipedge.clip.runtime;
+
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+
+/**
+ * {@link TfliteModel} on the desktop JVM: LiteRT's C API (libLiteRt.so of the ai-edge-litert wheel) through the
+ * JNI shim src/main/c/litert_jni.c, whose path the system property {@value #LIBRARY_PROPERTY} names
+ * (android_demo/clip-jvm sets it). Same runtime as Android's CompiledModel; only the first signature is used.
+ */
+public final class LiteRtJvmModel implements TfliteModel {
+  public static final String LIBRARY_PROPERTY = "clipedge.litert.jni";
+
+  /** LiteRT's hardware accelerator bits (LiteRtHwAccelerators). */
+  public enum Accelerator {
+    CPU(1),
+    GPU(2),
+    NPU(4);
+
+    final int bit;
+
+    Accelerator(int bit) {
+      this.bit = bit;
+    }
+  }
+
+  private static boolean loaded;
+
+  private final Path file;
+  private final List<TensorInfo> inputs;
+  private final List<TensorInfo> outputs;
+  private long handle;
+
+  private LiteRtJvmModel(Path file, long handle) {
+    this.file = file;
+    this.handle = handle;
+    try {
+      this.inputs = describe(false);
+      this.outputs = describe(true);
+    } catch (RuntimeException e) {
+      close();
+      throw e;
+    }
+  }
+
+  /**
+   * How to compile a model: the accelerators to use (LiteRT runs on the CPU whatever they cannot), the CPU
+   * accelerator's thread count (0: LiteRT's default), and whether LiteRT may log below error level to stderr.
+   */
+  public record Options(List<Accelerator> accelerators, int cpuThreads, boolean runtimeLogs) {
+    public Options {
+      accelerators = List.copyOf(accelerators);
+      if (accelerators.isEmpty()) {
+        throw new IllegalArgumentException("no accelerator given");
+      }
+      if (cpuThreads < 0) {
+        throw new IllegalArgumentException("cpu threads must be >= 0, got " + cpuThreads);
+      }
+    }
+
+    /** The CPU only, with {@code cpuThreads} threads (0: LiteRT's default). */
+    public static Options cpu(int cpuThreads) {
+      return new Options(List.of(Accelerator.CPU), cpuThreads, false);
+    }
+  }
+
+  /** Opens {@code file} on LiteRT's CPU accelerator with the runtime's default thread count. */
+  public static LiteRtJvmModel open(Path file) {
+    return open(file, Options.cpu(0));
+  }
+
+  public static LiteRtJvmModel open(Path file, Options options) {
+    if (!Files.isRegularFile(file) || !Files.isReadable(file)) {
+      throw new IllegalArgumentException(file + ": no such readable model file");
+    }
+    int bits = 0;
+    for (Accelerator accelerator : options.accelerators()) {
+      bits |= accelerator.bit;
+    }
+    loadLibrary();
+    return new LiteRtJvmModel(file, nativeOpen(file.toAbsolutePath().toString(), bits, options.cpuThreads(),
+        options.runtimeLogs()));
+  }
+
+  static synchronized void loadLibrary() {
+    if (loaded) {
+      return;
+    }
+    String path = System.getProperty(LIBRARY_PROPERTY);
+    if (path == null || path.isEmpty()) {
+      throw new IllegalStateException("system property " + LIBRARY_PROPERTY + " is not set: run through "
+          + "android_demo/clip-jvm, or pass -D" + LIBRARY_PROPERTY + "=/path/to/libclipedge_litert_jni.so");
+    }
+    if (!Files.isRegularFile(Path.of(path))) {
+      throw new IllegalStateException(LIBRARY_PROPERTY + " names " + path + ", which does not exist");
+    }
+    try {
+      System.load(Path.of(path).toAbsolutePath().toString());
+    } catch (UnsatisfiedLinkError e) {
+      throw new IllegalStateException("cannot load the LiteRT JNI library " + path + ": " + e.getMessage());
+    }
+    loaded = true;
+  }
+
+  private List<TensorInfo> describe(boolean output) {
+    int count = nativeCount(handle, output);
+    List<TensorInfo> tensors = new ArrayList<>(count);
+    for (int i = 0; i < count; i++) {
+      String name = nativeName(handle, output, i);
+      long[] type = nativeType(handle, output, i);
+      int[] shape = new int[type.length - 2];
+      for (int d = 0; d < shape.length; d++) {
+        shape[d] = (int) type[2 + d];
+      }
+      TensorInfo tensor = new TensorInfo(name, dtype((int) type[0], name), shape);
+      // Managed buffers may be padded, but the packed size of a static-shape tensor is exactly its bytes.
+      if (tensor.byteSize() != type[1]) {
+        throw new LiteRtException(file + ": " + tensor + " has a buffer of " + type[1] + " bytes, expected "
+            + tensor.byteSize() + " (dynamic shape?)");
+      }
+      tensors.add(tensor);
+    }
+    return Collections.unmodifiableList(tensors);
+  }
+
+  /** LiteRtElementType (= TfLiteType) codes. */
+  private DType dtype(int code, String tensor) {
+    switch (code) {
+      case 1:
+        return DType.FLOAT32;
+      case 2:
+        return DType.INT32;
+      case 3:
+        return DType.UINT8;
+      case 4:
+        return DType.INT64;
+      case 6:
+        return DType.BOOL;
+      case 7:
+        return DType.INT16;
+      case 9:
+        return DType.INT8;
+      case 10:
+        return DType.FLOAT16;
+      default:
+        throw new LiteRtException(file + ": tensor " + tensor + " has element type " + code
+            + ", which clip_edge does not use");
+    }
+  }
+
+  @Override
+  public List<TensorInfo> inputs() {
+    return inputs;
+  }
+
+  @Override
+  public List<TensorInfo> outputs() {
+    return outputs;
+  }
+
+  @Override
+  public synchronized void run(ByteBuffer[] inputBuffers, ByteBuffer[] outputBuffers) {
+    if (handle == 0) {
+      throw new IllegalStateException(file + " is closed");
+    }
+    check("input", inputs, inputBuffers);
+    check("output", outputs, outputBuffers);
+    nativeRun(handle, inputBuffers, outputBuffers);
+  }
+
+  private void check(String side, List<TensorInfo> tensors, ByteBuffer[] buffers) {
+    if (buffers.length != tensors.size()) {
+      throw new IllegalArgumentException(file.getFileName() + " takes " + tensors.size() + " " + side
+          + " buffers, got " + buffers.length);
+    }
+    for (int i = 0; i < buffers.length; i++) {
+      if (buffers[i] == null || !buffers[i].isDirect() || buffers[i].capacity() != tensors.get(i).byteSize()) {
+        throw new IllegalArgumentException(side + " " + tensors.get(i) + " needs a direct ByteBuffer of "
+            + tensors.get(i).byteSize() + " bytes");
+      }
+      if (side.equals("output") && buffers[i].isReadOnly()) {
+        throw new IllegalArgumentException("output " + tensors.get(i) + " buffer is read-only");
+      }
+    }
+  }
+
+  @Override
+  public synchronized void close() {
+    long toClose = handle;
+    handle = 0;
+    if (toClose != 0) {
+      nativeClose(toClose);
+    }
+  }
+
+  @Override
+  public String toString() {
+    return "LiteRtJvmModel(" + file + ")";
+  }
+
+  private static native long nativeOpen(String path, int accelerators, int cpuThreads, boolean runtimeLogs);
+
+  private static native int nativeCount(long handle, boolean output);
+
+  private static native String nativeName(long handle, boolean output, int index);
+
+  private static native long[] nativeType(long handle, boolean output, int index);
+
+  private static native void nativeRun(long handle, ByteBuffer[] inputs, ByteBuffer[] outputs);
+
+  private static native void nativeClose(long handle);
+}

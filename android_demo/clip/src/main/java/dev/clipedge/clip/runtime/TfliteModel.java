@@ -1,0 +1,46 @@
+package dev.clipedge.clip.runtime;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.List;
+
+/**
+ * A compiled .tflite model with one signature: what the CLIP encoders need from a runtime. The desktop JVM
+ * implements it with LiteRT's C API ({@link LiteRtJvmModel}); an Android app implements it with LiteRT's
+ * CompiledModel API ({@code com.google.ai.edge.litert:litert}), which runs the same runtime.
+ *
+ * <p>Buffers hold the tensor's bytes in native byte order, exactly {@link TensorInfo#byteSize()} of them, read
+ * from and written at absolute positions (position and limit are neither used nor changed). Implementations are
+ * safe to use from one thread at a time; {@link #close()} may be called more than once.
+ */
+public interface TfliteModel extends AutoCloseable {
+  List<TensorInfo> inputs();
+
+  List<TensorInfo> outputs();
+
+  /** Runs the model: reads every input buffer, overwrites every output buffer. */
+  void run(ByteBuffer[] inputs, ByteBuffer[] outputs);
+
+  @Override
+  void close();
+
+  /** A direct buffer in native order sized for {@code tensor}. */
+  static ByteBuffer allocate(TensorInfo tensor) {
+    long bytes = tensor.byteSize();
+    if (bytes > Integer.MAX_VALUE) {
+      throw new IllegalArgumentException("tensor " + tensor + " has more than 2 GiB");
+    }
+    return ByteBuffer.allocateDirect((int) bytes).order(ByteOrder.nativeOrder());
+  }
+
+  /** Allocates the output buffers, runs, returns them. */
+  default ByteBuffer[] run(ByteBuffer... inputs) {
+    List<TensorInfo> outputs = outputs();
+    ByteBuffer[] results = new ByteBuffer[outputs.size()];
+    for (int i = 0; i < results.length; i++) {
+      results[i] = allocate(outputs.get(i));
+    }
+    run(inputs, results);
+    return results;
+  }
+}

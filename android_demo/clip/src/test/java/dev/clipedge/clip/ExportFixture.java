@@ -1,0 +1,61 @@
+package dev.clipedge.clip;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/** Crafted export folders for the manifest and encoder tests (no real model needed). */
+final class ExportFixture {
+  /** FIPS 180-2's first SHA-256 test vector: the digest of "abc". */
+  static final String ABC_SHA256 = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+  private ExportFixture() {}
+
+  /** An artifact entry for a 3-byte file whose sha256 is {@link #ABC_SHA256}. */
+  static String artifact(String path, String tower, String variant, String input, String output) {
+    return "{\"path\": \"" + path + "\", \"sha256\": \"" + ABC_SHA256 + "\", \"bytes\": 3, \"tower\": \"" + tower
+        + "\", \"variant\": \"" + variant + "\", \"inputs\": [" + input + "], \"outputs\": [" + output + "]}";
+  }
+
+  static String tensor(String name, String dtype, String shape, String quantization) {
+    return "{\"name\": \"" + name + "\", \"dtype\": \"" + dtype + "\", \"shape\": " + shape
+        + ", \"quantization\": " + quantization + "}";
+  }
+
+  /** DIR with manifest.json = {@code manifest} and each listed file holding "abc". */
+  static Path write(Path directory, String manifest, String... files) throws IOException {
+    Files.createDirectories(directory);
+    Files.writeString(directory.resolve("manifest.json"), manifest, StandardCharsets.UTF_8);
+    for (String file : files) {
+      Path path = directory.resolve(file);
+      Files.createDirectories(path.getParent());
+      Files.writeString(path, "abc", StandardCharsets.UTF_8);
+    }
+    return directory;
+  }
+
+  /** A manifest with a float32 and an int8 image encoder (R = 4, D = 2) and a float32 text encoder (L = 5). */
+  static String manifest() {
+    String pixels = tensor("serving_default_pixels:0", "uint8", "[1, 4, 4, 3]", "null");
+    return "{\"name\": \"fixture\", \"config\": {\"image_resolution\": 4, \"context_length\": 5, "
+        + "\"vocab_size\": 100}, \"logit_multiplier\": 22.5, \"artifacts\": ["
+        + "{\"path\": \"assets/vocab.json\", \"sha256\": \"" + ABC_SHA256 + "\", \"bytes\": 3}, "
+        + artifact("tflite/image_encoder_float32.tflite", "image", "float32", pixels,
+            tensor("StatefulPartitionedCall:0", "float32", "[1, 2]", "null")) + ", "
+        + artifact("tflite/image_encoder_int8.tflite", "image", "int8",
+            tensor("serving_default_pixels:0", "int8", "[1, 4, 4, 3]",
+                "{\"scales\": [1.0], \"zero_points\": [-128]}"),
+            tensor("StatefulPartitionedCall:0", "int8", "[1, 2]", "{\"scales\": [0.5], \"zero_points\": [-1]}"))
+        + ", "
+        + artifact("tflite/text_encoder_float32.tflite", "text", "float32",
+            tensor("serving_default_token_ids:0", "int32", "[1, 5]", "null"),
+            tensor("StatefulPartitionedCall:0", "float32", "[1, 2]", "null"))
+        + "]}";
+  }
+
+  static Path writeDefault(Path directory) throws IOException {
+    return write(directory, manifest(), "assets/vocab.json", "tflite/image_encoder_float32.tflite",
+        "tflite/image_encoder_int8.tflite", "tflite/text_encoder_float32.tflite");
+  }
+}

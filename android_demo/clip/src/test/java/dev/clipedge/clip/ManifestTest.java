@@ -1,0 +1,130 @@
+package dev.clipedge.clip;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.clipedge.clip.Manifest.Artifact;
+import dev.clipedge.clip.Manifest.ExportException;
+import dev.clipedge.clip.runtime.DType;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class ManifestTest {
+  @TempDir Path folder;
+
+  private static ExportException fails(Path export, String... expectedInMessage) {
+    ExportException error = assertThrows(ExportException.class,
+        () -> Manifest.load(export).artifact("image", "float32").verified());
+    for (String expected : expectedInMessage) {
+      assertTrue(error.getMessage().contains(expected), error.getMessage());
+    }
+    assertFalse(error.getMessage().contains("\n"), "one line: " + error.getMessage());
+    return error;
+  }
+
+  @Test
+  void readsArtifactsTensorsAndQuantisation() throws IOException {
+    Path export = ExportFixture.writeDefault(folder.resolve("fixture"));
+    Manifest manifest = Manifest.load(export);
+    assertEquals("fixture", manifest.name());
+    assertEquals(22.5, manifest.logitMultiplier());
+    assertEquals(4L, manifest.config().get("image_resolution"));
+    assertEquals(List.of("float32", "int8"), manifest.variants("image"));
+    assertEquals(List.of("float32"), manifest.variants("text"));
+
+    Artifact image = manifest.artifact("image", "float32");
+    assertEquals(export.resolve("tflite/image_encoder_float32.tflite"), image.verified());
+    assertEquals(DType.UINT8, image.inputs().get(0).dtype());
+    assertArrayEquals(new int[] {1, 4, 4, 3}, image.inputs().get(0).shape());
+    assertNull(image.inputs().get(0).quantization());
+
+    Artifact int8 = manifest.artifact("image", "int8");
+    assertEquals(0.5, int8.outputs().get(0).quantization().scale());
+    assertEquals(-1, int8.outputs().get(0).quantization().zeroPoint());
+    assertEquals(DType.INT8, int8.inputs().get(0).dtype());
+    assertNull(manifest.file("assets/vocab.json").tower());
+  }
+
+  @Test
+  void missingExport() {
+    fails(folder.resolve("nowhere"), "nowhere", "does not exist");
+  }
+
+  @Test
+  void folderWithoutManifest() throws IOException {
+    Path empty = Files.createDirectories(folder.resolve("empty"));
+    fails(empty, "empty", "is not an export", "manifest.json");
+  }
+
+  @Test
+  void badJson() throws IOException {
+    Path export = ExportFixture.write(folder.resolve("bad"), "{\"name\": \"x\", \"artifacts\": [");
+    fails(export, "manifest.json is corrupt", "offset");
+  }
+
+  @Test
+  void missingField() throws IOException {
+    String manifest = ExportFixture.manifest().replaceFirst("\"bytes\": 3, \"tower\"", "\"tower\"");
+    Path export = ExportFixture.write(folder.resolve("x"), manifest);
+    fails(export, "manifest.json is corrupt", "artifacts[1].bytes is missing");
+  }
+
+  @Test
+  void pathOutsideTheExport() throws IOException {
+    String manifest = ExportFixture.manifest().replace("tflite/image_encoder_float32.tflite", "../outside");
+    Path export = ExportFixture.write(folder.resolve("x"), manifest);
+    fails(export, "artifacts[1].path '../outside' points outside the export");
+  }
+
+  @Test
+  void unknownVariantListsTheAvailableOnes() throws IOException {
+    Path export = ExportFixture.writeDefault(folder.resolve("fixture"));
+    ExportException error = assertThrows(ExportException.class,
+        () -> Manifest.load(export).artifact("image", "float64"));
+    assertTrue(error.getMessage().contains("'float64'"), error.getMessage());
+    assertTrue(error.getMessage().endsWith("available: float32, int8"), error.getMessage());
+  }
+
+  @Test
+  void missingArtifactFile() throws IOException {
+    Path export = ExportFixture.writeDefault(folder.resolve("fixture"));
+    Files.delete(export.resolve("tflite/image_encoder_float32.tflite"));
+    fails(export, "image_encoder_float32.tflite: missing");
+  }
+
+  @Test
+  void sha256Mismatch() throws IOException {
+    Path export = ExportFixture.writeDefault(folder.resolve("fixture"));
+    Files.writeString(export.resolve("tflite/image_encoder_float32.tflite"), "abd"); // same size, other bytes
+    fails(export, "image_encoder_float32.tflite: sha256", "does not match", ExportFixture.ABC_SHA256);
+  }
+
+  @Test
+  void sizeMismatch() throws IOException {
+    Path export = ExportFixture.writeDefault(folder.resolve("fixture"));
+    Files.writeString(export.resolve("tflite/image_encoder_float32.tflite"), "abcd");
+    fails(export, "image_encoder_float32.tflite: size 4 bytes does not match the manifest's 3");
+  }
+
+  @Test
+  void unknownDtype() throws IOException {
+    Path export = ExportFixture.write(folder.resolve("x"), ExportFixture.manifest().replace("\"uint8\"", "\"u8\""));
+    fails(export, "artifacts[1].inputs[0].dtype", "'u8'");
+  }
+
+  @Test
+  void missingLogitMultiplierIsExplained() throws IOException {
+    Path export = ExportFixture.write(folder.resolve("x"),
+        ExportFixture.manifest().replace("\"logit_multiplier\": 22.5, ", ""));
+    ExportException error = assertThrows(ExportException.class, () -> Manifest.load(export).logitMultiplier());
+    assertTrue(error.getMessage().contains("no logit_multiplier"), error.getMessage());
+  }
+}

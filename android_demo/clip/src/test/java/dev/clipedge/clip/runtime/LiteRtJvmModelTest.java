@@ -1,0 +1,100 @@
+package dev.clipedge.clip.runtime;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The JNI runner on real .tflite files. Needs the JNI library and an export, named by system properties
+ * ({@code mvn test -Dclipedge.litert.jni=... -Dclipedge.test.export=DIR}); without them these tests are skipped,
+ * and tests/test_jvm_runtime.py checks the numbers against the SavedModel through clip-jvm.
+ */
+class LiteRtJvmModelTest {
+  private static Path export() {
+    String library = System.getProperty(LiteRtJvmModel.LIBRARY_PROPERTY);
+    String export = System.getProperty("clipedge.test.export");
+    assumeTrue(library != null && export != null, "set -Dclipedge.litert.jni and -Dclipedge.test.export");
+    return Path.of(export);
+  }
+
+  @Test
+  void describesRunsAndClosesTwice() {
+    Path export = export();
+    try (LiteRtJvmModel model = LiteRtJvmModel.open(export.resolve("tflite/text_encoder_float32.tflite"),
+        LiteRtJvmModel.Options.cpu(2))) {
+      assertEquals(1, model.inputs().size());
+      TensorInfo ids = model.inputs().get(0);
+      assertEquals(DType.INT32, ids.dtype());
+      assertEquals(2, ids.shape().length);
+      TensorInfo embedding = model.outputs().get(0);
+      assertEquals(DType.FLOAT32, embedding.dtype());
+      ByteBuffer input = TfliteModel.allocate(ids);
+      input.putInt(0, 49406);
+      input.putInt(4, 49407);
+      ByteBuffer first = model.run(input)[0];
+      ByteBuffer second = model.run(input)[0];
+      float[] a = new float[embedding.shape()[1]];
+      float[] b = new float[a.length];
+      double norm = 0;
+      for (int i = 0; i < a.length; i++) {
+        a[i] = first.getFloat(4 * i);
+        b[i] = second.getFloat(4 * i);
+        norm += a[i] * a[i];
+      }
+      assertArrayEquals(a, b); // buffers are reused between runs; results must not leak from one to the next
+      assertEquals(1.0, norm, 1e-5); // the contract: the text encoder's output is L2-normalised
+      model.close();
+      model.close();
+      assertThrows(IllegalStateException.class, () -> model.run(input));
+    }
+  }
+
+  @Test
+  void refusesBuffersOfTheWrongSize() {
+    Path export = export();
+    try (LiteRtJvmModel model = LiteRtJvmModel.open(export.resolve("tflite/image_encoder_float32.tflite"))) {
+      TensorInfo pixels = model.inputs().get(0);
+      ByteBuffer small = ByteBuffer.allocateDirect((int) pixels.byteSize() - 1);
+      IllegalArgumentException error = assertThrows(IllegalArgumentException.class, () -> model.run(small));
+      assertTrue(error.getMessage().contains(pixels.byteSize() + " bytes"), error.getMessage());
+      ByteBuffer heap = ByteBuffer.allocate((int) pixels.byteSize());
+      assertThrows(IllegalArgumentException.class, () -> model.run(heap));
+    }
+  }
+
+  @Test
+  void notAModelIsALiteRtErrorNamingTheCall(@TempDir Path folder) throws IOException {
+    export();
+    Path garbage = folder.resolve("garbage.tflite");
+    Files.writeString(garbage, "this is not a flatbuffer");
+    LiteRtException error = assertThrows(LiteRtException.class, () -> LiteRtJvmModel.open(garbage));
+    assertTrue(error.getMessage().startsWith("LiteRtCreateModelFromFile (" + garbage.toAbsolutePath()),
+        error.getMessage());
+    assertTrue(error.getMessage().contains("kLiteRtStatus"), error.getMessage());
+  }
+
+  @Test
+  void missingFileIsNamed(@TempDir Path folder) {
+    Path missing = folder.resolve("missing.tflite");
+    IllegalArgumentException error = assertThrows(IllegalArgumentException.class,
+        () -> LiteRtJvmModel.open(missing));
+    assertTrue(error.getMessage().contains(missing.toString()), error.getMessage());
+  }
+
+  @Test
+  void unsetLibraryPropertyIsExplained(@TempDir Path folder) throws IOException {
+    assumeTrue(System.getProperty(LiteRtJvmModel.LIBRARY_PROPERTY) == null, "library property is set");
+    Path file = Files.writeString(folder.resolve("model.tflite"), "x");
+    IllegalStateException error = assertThrows(IllegalStateException.class, () -> LiteRtJvmModel.open(file));
+    assertTrue(error.getMessage().contains(LiteRtJvmModel.LIBRARY_PROPERTY), error.getMessage());
+  }
+}

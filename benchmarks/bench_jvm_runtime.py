@@ -1,0 +1,119 @@
+"""The Java core's encoders on LiteRT through JNI (clip-jvm) vs ai_edge_litert's Python CompiledModel on the same
+.tflite files, ms per encoding, same run, every variant.
+
+    .venv/bin/python -m benchmarks.bench_jvm_runtime --export=DIR [--threads=2] [--repeats=20] [--variants=...]
+
+Both sides run the same runtime (libLiteRt.so of the ai-edge-litert wheel) with the same CPU thread count, one
+image (the astronaut photo, already resized and cropped) and one sentence at batch 1. Java: the hidden
+`clip-jvm embed-image/embed-text --repeat N` option (N warm-up calls and at least two seconds, then the median of
+N timed calls of the encoder: input copy, LiteRT run, output read and L2 normalisation). Python: CompiledModel
+with the input buffer written once and the output read back each call. The sides alternate per artifact (Python,
+Java, Python) and Python's figure is the lower of its two medians, so load from other processes does not favour
+Java. Reports the CPU model, each median and the ratio Python / Java (above 1: the JVM path is faster).
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import re
+import statistics
+import tempfile
+import time
+
+import numpy as np
+
+from tests import jvm, photos, reference
+
+VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
+
+
+def cpu_model():
+    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines() if os.path.exists("/proc/cpuinfo") else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def python_median_ms(path, array, threads, repeats):
+    from ai_edge_litert.compiled_model import CompiledModel
+    from ai_edge_litert.options import CpuOptions, HardwareAccelerator, Options
+
+    model = CompiledModel.from_file(path, options=Options(hardware_accelerators=HardwareAccelerator.CPU,
+                                                          cpu_options=CpuOptions(num_threads=threads)))
+    inputs, outputs = model.create_input_buffers(0), model.create_output_buffers(0)
+    inputs[0].write(array)
+    (output,) = model.get_output_tensor_details(model.get_signature_by_index(0)["key"]).values()
+    size = int(np.prod(output["shape"]))
+
+    def once():
+        model.run_by_index(0, inputs, outputs)
+        return outputs[0].read(size, np.float32)
+
+    warm_up_end = time.perf_counter() + 2.0
+    count = 0
+    while count < repeats or time.perf_counter() < warm_up_end:
+        once()
+        count += 1
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        once()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def java_median_ms(command, export, variant, threads, repeats, argument=None, line=None):
+    result = jvm.run(command, "--export", export, "--variant", variant, "--threads", threads, "--repeat", repeats,
+                     *([argument] if argument else []), lines=[line] if line is not None else None)
+    match = re.search(r"encode_ms_median=([0-9.]+)", result.stderr.decode("utf-8"))
+    if not match:
+        raise RuntimeError(f"clip-jvm printed no timing: {result.stderr.decode('utf-8', 'replace')[-500:]}")
+    return float(match.group(1))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--export", required=True)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    args = parser.parse_args()
+    manifest = json.load(open(os.path.join(args.export, "manifest.json")))
+    artifacts = {(a["tower"], a["variant"]): a for a in manifest["artifacts"] if a.get("tower")}
+    print(f"CPU: {cpu_model()}; {args.threads} threads; median of {args.repeats}; batch 1")
+    print("| artifact | Python CompiledModel ms | clip-jvm ms | Python / Java |")
+    print("|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as folder:
+        from PIL import Image
+
+        from clip_edge.preprocessing import ImagePreprocessor
+
+        for tower in ("image", "text"):
+            for variant in args.variants.split(","):
+                artifact = artifacts[(tower, variant)]
+                shape = artifact["inputs"][0]["shape"]
+                path = os.path.join(args.export, artifact["path"])
+                if tower == "image":
+                    # Already R x R, so the Java side's resize is the identity and both sides time the encoder.
+                    pixels = ImagePreprocessor(shape[1]).resize_and_crop(photos.photo("astronaut")).numpy()
+                    pixels = np.asarray(pixels, np.uint8).reshape(shape)
+                    png = os.path.join(folder, "astronaut.png")
+                    Image.fromarray(pixels[0]).save(png)
+                    array, java = pixels, lambda: java_median_ms(
+                        "embed-image", args.export, variant, args.threads, args.repeats, argument=png)
+                else:
+                    sentence = reference.SENTENCES[2]
+                    array = reference.reference_token_ids([sentence], shape[1])
+                    java = lambda: java_median_ms(  # noqa: E731
+                        "embed-text", args.export, variant, args.threads, args.repeats, line=sentence)
+                first = python_median_ms(path, array, args.threads, args.repeats)
+                java_ms = java()
+                python_ms = min(first, python_median_ms(path, array, args.threads, args.repeats))
+                print(f"| {artifact['path']} | {python_ms:.2f} | {java_ms:.2f} | {python_ms / java_ms:.2f} |",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()
