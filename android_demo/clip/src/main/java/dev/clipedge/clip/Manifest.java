@@ -195,6 +195,16 @@ public final class Manifest {
         + "'; available: " + (available.isEmpty() ? "none" : String.join(", ", available)));
   }
 
+  /** The export folder, after checking every assets/ file (the tokenizer's vocabulary) against the manifest. */
+  public Path verifiedAssets() {
+    for (Artifact artifact : artifacts) {
+      if (artifact.path().startsWith("assets/")) {
+        artifact.verified();
+      }
+    }
+    return directory;
+  }
+
   /** An artifact by its path in the export (e.g. assets/vocab.json). */
   public Artifact file(String path) {
     for (Artifact artifact : artifacts) {

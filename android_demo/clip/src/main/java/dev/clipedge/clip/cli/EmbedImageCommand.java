@@ -27,7 +27,7 @@ final class EmbedImageCommand implements Main.Command {
         byte[] rgb = ImageInput.rgb(Path.of(files.get(i)), preprocessor);
         out.println(JsonLines.array(encoder.encode(rgb)));
         if (i == 0) {
-          export.time(() -> encoder.encode(rgb));
+          export.time("encode", () -> encoder.encode(rgb));
         }
       }
     }

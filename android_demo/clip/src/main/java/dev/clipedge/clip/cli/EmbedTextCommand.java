@@ -20,13 +20,13 @@ final class EmbedTextCommand implements Main.Command {
       throw new Main.UsageException("embed-text reads its texts from stdin, not from arguments");
     }
     try (TextEncoder encoder = new TextEncoder(export.manifest, export.variant, export.loader)) {
-      ClipTokenizer tokenizer = ClipTokenizer.fromExport(export.verifiedAssets(), encoder.contextLength());
+      ClipTokenizer tokenizer = ClipTokenizer.fromExport(export.manifest.verifiedAssets(), encoder.contextLength());
       JsonLines lines = new JsonLines(in);
       for (String line; (line = lines.next()) != null; ) {
         int[] ids = tokenizer.tokenize(text(line, lines.lineNumber())).ids();
         out.println(JsonLines.array(encoder.encode(ids)));
         if (lines.lineNumber() == 1) {
-          export.time(() -> encoder.encode(ids));
+          export.time("encode", () -> encoder.encode(ids));
         }
       }
     }

@@ -69,36 +69,27 @@ final class ExportFlags {
   }
 
   /**
-   * With --repeat N: runs {@code encode} to warm up (N times and at least two seconds), then N times timed, and
-   * prints "encode_ms_median=X" to stderr. What is timed is the encoder alone (input copy, LiteRT run, output
-   * read and normalisation), not decoding, resizing or tokenizing.
+   * With --repeat N: runs {@code work} to warm up (N times and at least two seconds), then N times timed, and
+   * prints "{@code what}_ms_median=X" to stderr. The commands time only the model work of one item: an encoder
+   * alone (input copy, LiteRT run, output read and normalisation; "encode"), or a whole classification with the
+   * label embeddings cached ("classify": resize and crop, image encoder, ranking).
    */
-  void time(Runnable encode) {
+  void time(String what, Runnable work) {
     if (repeat == 0) {
       return;
     }
     long warmUpEnd = System.nanoTime() + 2_000_000_000L;
     for (int i = 0; i < repeat || System.nanoTime() < warmUpEnd; i++) {
-      encode.run();
+      work.run();
     }
     double[] millis = new double[repeat];
     for (int i = 0; i < repeat; i++) {
       long start = System.nanoTime();
-      encode.run();
+      work.run();
       millis[i] = (System.nanoTime() - start) / 1e6;
     }
     Arrays.sort(millis);
     double median = repeat % 2 == 1 ? millis[repeat / 2] : (millis[repeat / 2 - 1] + millis[repeat / 2]) / 2;
-    System.err.printf(Locale.ROOT, "encode_ms_median=%.4f%n", median);
-  }
-
-  /** The export folder, after checking every assets/ file (the tokenizer's vocabulary) against the manifest. */
-  Path verifiedAssets() {
-    for (Manifest.Artifact artifact : manifest.artifacts()) {
-      if (artifact.path().startsWith("assets/")) {
-        artifact.verified();
-      }
-    }
-    return manifest.directory();
+    System.err.printf(Locale.ROOT, "%s_ms_median=%.4f%n", what, median);
   }
 }
