@@ -183,3 +183,19 @@ def test_junit_runner_tests_on_the_small_export(small_export, png_files):
     report = (project / "target" / "surefire-reports" / "dev.clipedge.clip.runtime.LiteRtJvmModelTest.txt").read_text()
     # Only the test of an unset library property may skip (the property is set here).
     assert "Tests run: 5, Failures: 0, Errors: 0, Skipped: 1" in report, report
+
+
+def test_junit_runner_tests_on_the_export(small_export):
+    """The JUnit tests of the JNI runner that need a real model (skipped by a plain `mvn test`), run here on the
+    small export with the JNI library clip-jvm built."""
+    jvm.run("embed-text", "--export", small_export, "--variant", "float32", lines=["builds the JNI library"])
+    core = jvm.REPO / "android_demo" / "clip"
+    result = subprocess.run(
+        ["mvn", "-B", "-o", "-s", str(core / "maven-settings.xml"), "-f", str(core / "pom.xml"), "test",
+         "-Dtest=LiteRtJvmModelTest", f"-Dclipedge.test.export={small_export}",
+         f"-Dclipedge.litert.jni={core / 'target' / 'native' / 'libclipedge_litert_jni.so'}"],
+        capture_output=True, text=True, timeout=jvm.TIMEOUT_S)
+    summary = [line for line in result.stdout.splitlines() if "Tests run:" in line]
+    assert result.returncode == 0, result.stdout[-3000:]
+    # One test checks the message when no library is configured, so it is the one skipped here.
+    assert summary and "Failures: 0, Errors: 0, Skipped: 1" in summary[-1], summary
