@@ -17,6 +17,7 @@ import logging
 import sys
 
 import apache_beam as beam
+from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -44,7 +45,7 @@ def main(argv=None):
         export = Export(args.export)
         export.verify()  # here as well as in every worker: a wrong export fails before the job starts
         matched = FileSystems.match([args.input], limits=[1])[0].metadata_list
-    except (ExportError, beam.io.filesystem.BeamIOError) as error:
+    except (ExportError, BeamIOError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     if not matched:

@@ -4,6 +4,7 @@ These live apart from the command so that Beam pickles them by this module's nam
 run with `python -m` are `__main__.X`, which workers cannot import.
 """
 
+import hashlib
 import json
 import re
 import typing
@@ -11,7 +12,7 @@ import typing
 import apache_beam as beam
 import numpy as np
 from apache_beam.io import fileio
-from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
@@ -35,8 +36,6 @@ class ReadImages(beam.DoFn):
         self._max_bytes = max_bytes
 
     def process(self, metadata):
-        import hashlib
-
         path = metadata.path
         if metadata.size_in_bytes > self._max_bytes:
             yield beam.pvalue.TaggedOutput(DEAD, {"path": path, "reason": (
@@ -45,7 +44,7 @@ class ReadImages(beam.DoFn):
         try:
             with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as file:
                 data = file.read(self._max_bytes + 1)
-        except (OSError, IOError, beam.io.filesystem.BeamIOError) as error:
+        except (OSError, BeamIOError) as error:
             yield beam.pvalue.TaggedOutput(DEAD, {"path": path, "reason": f"cannot read: {error}"})
             return
         if len(data) > self._max_bytes:
