@@ -300,6 +300,13 @@ def test_tampered_export_is_refused(index_prefix, small_export, photo_folder, tm
         assert result.returncode == 1
         assert "variables.data-00000-of-00001: sha256" in result.stderr and "Traceback" not in result.stderr
     assert not list(tmp_path.glob("index*"))
+    # The workers' own check, which the launcher's does not replace (the export may change after launch).
+    worker = subprocess.run(
+        [_beam_python(), "-c", "import sys; from clip_edge.beam.pipeline import EncodeImageHandler\n"
+                               "EncodeImageHandler(sys.argv[1]).load_model()", str(export)],
+        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=REPO), timeout=600)
+    assert worker.returncode != 0
+    assert "ExportError" in worker.stderr and "variables.data-00000-of-00001: sha256" in worker.stderr
 
 
 def test_search_refuses_an_index_of_another_export(index_prefix, small_export, tmp_path):
