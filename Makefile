@@ -2,6 +2,8 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# clip_edge.beam's own virtualenv: apache-beam 2.77 needs protobuf < 7 and pillow < 13, older than .venv's.
+BEAM_VENV ?= .venv-beam
 PRESET ?= clip-vit-base-patch32
 WEIGHTS ?= random
 OUTPUT_DIR ?= out
@@ -9,7 +11,7 @@ OUTPUT_DIR ?= out
 JAVA_CORE := android_demo/clip
 MVN := mvn -B -o -s $(JAVA_CORE)/maven-settings.xml -f $(JAVA_CORE)/pom.xml
 
-.PHONY: install system-packages export test test-fast java-test benchmarks bazel
+.PHONY: install system-packages beam-venv export test test-fast java-test benchmarks bazel
 
 # open_clip_torch is installed without dependencies: its tokenizer.py is the reference tokenizer for tests,
 # and its declared dependency torchvision cannot be installed beside the pinned CPU torch.
@@ -26,15 +28,25 @@ system-packages:
 
 install: $(VENV)/.installed system-packages
 
+# tests/test_beam.py runs the pipeline in this virtualenv (CLIP_EDGE_BEAM_PYTHON) against references in .venv.
+$(BEAM_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(BEAM_VENV)
+	$(BEAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BEAM_VENV)/bin/python -m pip install --quiet -e '.[beam]'
+	touch $@
+
+beam-venv: $(BEAM_VENV)/.installed
+
 export: $(VENV)/.installed
 	$(PY) -m converters.export --preset=$(PRESET) --weights=$(WEIGHTS) --output_dir=$(OUTPUT_DIR)
 
-# The Java core's JUnit tests, then every pytest suite (which includes the JVM-vs-SavedModel cross-checks).
-test: java-test
-	$(PY) -m pytest -q tests
+# The Java core's JUnit tests, then every pytest suite (which includes the JVM-vs-SavedModel cross-checks and
+# the Beam pipeline in its own virtualenv).
+test: java-test beam-venv
+	CLIP_EDGE_BEAM_PYTHON=$(abspath $(BEAM_VENV))/bin/python $(PY) -m pytest -q tests
 
-test-fast: java-test
-	$(PY) -m pytest -q -m "not slow" tests
+test-fast: java-test beam-venv
+	CLIP_EDGE_BEAM_PYTHON=$(abspath $(BEAM_VENV))/bin/python $(PY) -m pytest -q -m "not slow" tests
 
 java-test: install
 	$(MVN) test

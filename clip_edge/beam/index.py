@@ -1,0 +1,97 @@
+"""The index written by embed_images: file names, the Parquet schema, shard assignment, and chunked reading.
+
+    PREFIX-SSSSS-of-NNNNN.parquet   rows (path, sha256, embedding), sorted by path within each shard
+    PREFIX-dead_letters.jsonl       {"path", "reason"} per image that could not be read or decoded, sorted
+    PREFIX-summary.json             counts, the export's identity, the shard list (written last)
+
+A path goes to shard int(sha256(path)[:8]) mod N, N = ceil(rows / rows_per_shard): the same input gives the
+same files with the same rows in the same order, whatever the runner, worker count or batching.
+"""
+
+import hashlib
+import json
+import math
+import uuid
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+SUMMARY_SUFFIX = "-summary.json"
+DEAD_LETTERS_SUFFIX = "-dead_letters.jsonl"
+SHARD_GLOB_SUFFIX = "-?????-of-?????.parquet"
+
+
+class IndexFileError(Exception):
+    """The index is missing, incomplete, or was built with another export."""
+
+
+def schema(dimensions):
+    return pa.schema([
+        pa.field("path", pa.string(), nullable=False),
+        pa.field("sha256", pa.string(), nullable=False),  # hex digest of the file's bytes
+        pa.field("embedding", pa.list_(pa.float32(), dimensions), nullable=False),  # L2-normalised
+    ])
+
+
+def shard_name(prefix, shard, count):
+    return f"{prefix}-{shard:05d}-of-{count:05d}.parquet"
+
+
+def shard_count(rows, rows_per_shard):
+    return max(1, math.ceil(rows / rows_per_shard))
+
+
+def shard_of(path, count):
+    return int.from_bytes(hashlib.sha256(path.encode("utf-8")).digest()[:8], "big") % count
+
+
+def write_atomically(path, write):
+    """Run write(file) on a temporary file beside `path`, then rename it to `path` (readers never see half a
+    file; a retried bundle replaces the file whole)."""
+    temporary = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
+    with FileSystems.create(temporary, compression_type=CompressionTypes.UNCOMPRESSED) as file:
+        write(file)
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+    FileSystems.rename([temporary], [path])
+
+
+def write_shard(path, rows, dimensions):
+    """rows: (path, sha256, float32 [D]) sorted by path -> one Parquet file."""
+    embeddings = np.stack([row[2] for row in rows]).astype(np.float32, copy=False).reshape(-1)
+    table = pa.Table.from_arrays([
+        pa.array([row[0] for row in rows], pa.string()),
+        pa.array([row[1] for row in rows], pa.string()),
+        pa.FixedSizeListArray.from_arrays(pa.array(embeddings, pa.float32()), dimensions),
+    ], schema=schema(dimensions))
+    write_atomically(path, lambda file: pq.write_table(table, file))
+
+
+def read_summary(prefix):
+    path = prefix + SUMMARY_SUFFIX
+    if not FileSystems.exists(path):
+        raise IndexFileError(f"{path}: no such file; --index takes the --output PREFIX of a finished "
+                          f"clip_edge.beam.embed_images run")
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as file:
+        try:
+            return json.loads(file.read())
+        except ValueError as error:
+            raise IndexFileError(f"{path}: not JSON ({error})") from None
+
+
+def iter_chunks(summary, chunk_rows):
+    """Yield (paths list, float32 [n, D]) chunks of at most `chunk_rows` rows over every shard in the summary:
+    memory is bounded by the chunk, not the index."""
+    dimensions = summary["dimensions"]
+    for shard in summary["shards"]:
+        with FileSystems.open(shard["path"], compression_type=CompressionTypes.UNCOMPRESSED) as file:
+            parquet = pq.ParquetFile(file)
+            if parquet.schema_arrow.field("embedding").type != pa.list_(pa.float32(), dimensions):
+                raise IndexFileError(f"{shard['path']}: embedding column is "
+                                  f"{parquet.schema_arrow.field('embedding').type}, not {dimensions} float32s")
+            for batch in parquet.iter_batches(batch_size=chunk_rows, columns=["path", "embedding"]):
+                embeddings = batch.column("embedding").flatten().to_numpy(zero_copy_only=False)
+                yield batch.column("path").to_pylist(), embeddings.reshape(-1, dimensions)

@@ -1,0 +1,342 @@
+"""clip_edge.beam against the export's own signatures, on Beam's local runner with two worker processes.
+
+The pipeline and the search run in the Beam virtualenv (`make beam-venv`: apache-beam needs older protobuf
+and pillow than this virtualenv has) as subprocesses, named by CLIP_EDGE_BEAM_PYTHON (`make test` sets it)
+or found at .venv-beam/. The references are computed here, in the main virtualenv: the SavedModel's
+encode_image called on one file at a time, its encode_text, and numpy brute force. The photos are variants
+(crops, flips, rotations, resizes; JPEG, PNG, GIF, BMP) of tests/photos.py's real photographs.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import photos
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Files the SavedModel cannot decode, each with a word its dead-letter reason must contain.
+CORRUPT = {
+    "corrupt_truncated.jpg": "cannot decode",
+    "corrupt_random_bytes.jpg": "not a JPEG, PNG, GIF or BMP",
+    "corrupt_empty.jpg": "empty",
+    "corrupt_bogus_signature.png": "not a JPEG, PNG, GIF or BMP",
+    "corrupt_zero_width.png": "no pixels",
+}
+QUERIES = ["a photo of a dog", "an astronaut in a white suit"]
+
+
+def _beam_python():
+    configured = os.environ.get("CLIP_EDGE_BEAM_PYTHON")
+    if configured:
+        if not os.path.exists(configured):
+            pytest.fail(f"CLIP_EDGE_BEAM_PYTHON={configured}: no such file (make beam-venv creates it)")
+        return configured
+    default = os.path.join(REPO, ".venv-beam", "bin", "python")
+    if not os.path.exists(default):
+        pytest.skip("no Beam virtualenv: run `make beam-venv` (make test does) or set CLIP_EDGE_BEAM_PYTHON")
+    return default
+
+
+def run_beam(module, *args, check=True):
+    """Run `python -m clip_edge.beam.<module> args` in the Beam virtualenv with this tree on the path."""
+    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
+    result = subprocess.run([_beam_python(), "-m", f"clip_edge.beam.{module}", *map(str, args)],
+                            capture_output=True, text=True, env=env, cwd=REPO, timeout=900)
+    if check and result.returncode != 0:
+        pytest.fail(f"clip_edge.beam.{module} exited {result.returncode}:\n{result.stderr[-5000:]}")
+    return result
+
+
+def embed(export, pattern, prefix, *options):
+    started = time.perf_counter()
+    run_beam("embed_images", "--export", export, "--input", pattern, "--output", prefix, *options)
+    return time.perf_counter() - started
+
+
+# FnApiRunner is what Beam 2.77's DirectRunner falls back to after trying Prism, which it downloads from
+# GitHub on first use: naming it keeps the runner the same on machines with and without network access.
+TWO_PROCESSES = ("--runner=FnApiRunner", "--direct_num_workers=2", "--direct_running_mode=multi_processing")
+ONE_PROCESS = ("--runner=FnApiRunner", "--direct_num_workers=1")
+
+
+def read_index(prefix):
+    """The summary, the dead letters and every shard's rows, the shards read with pyarrow in the Beam
+    virtualenv (independently of clip_edge.beam.index)."""
+    with open(prefix + "-summary.json") as file:
+        summary = json.load(file)
+    with open(prefix + "-dead_letters.jsonl") as file:
+        dead_letters = [json.loads(line) for line in file]
+    dump = prefix + "-rows.npz"
+    script = ("import sys, numpy as np, pyarrow.parquet as pq\n"
+              "tables = [pq.read_table(path) for path in sys.argv[2:]]\n"
+              "np.savez(sys.argv[1], files=np.array([len(t) for t in tables]),\n"
+              "  paths=np.array(sum((t['path'].to_pylist() for t in tables), []), dtype=object),\n"
+              "  sha256=np.array(sum((t['sha256'].to_pylist() for t in tables), []), dtype=object),\n"
+              "  embeddings=np.concatenate([np.array(t['embedding'].to_pylist(), np.float32).reshape(len(t), -1)\n"
+              "                             for t in tables]))\n")
+    subprocess.run([_beam_python(), "-c", script, dump, *[shard["path"] for shard in summary["shards"]]],
+                   check=True, capture_output=True)
+    rows = dict(np.load(dump, allow_pickle=True))
+    return summary, dead_letters, rows
+
+
+def _variants(pixels):
+    """Crops, flips, a rotation and resizes of one photo (never empty: tiny photos keep at least a pixel)."""
+    height, width = pixels.shape[:2]
+    h, w = max(1, height * 3 // 5), max(1, width * 3 // 5)
+    image = Image.fromarray(np.ascontiguousarray(pixels))
+    yield "whole", image
+    yield "flip_lr", image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    yield "flip_tb", image.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+    yield "rot90", image.transpose(Image.Transpose.ROTATE_90)
+    yield "crop_tl", image.crop((0, 0, w, h))
+    yield "crop_br", image.crop((width - w, height - h, width, height))
+    yield "crop_centre", image.crop(((width - w) // 2, (height - h) // 2, (width - w) // 2 + w, (height - h) // 2 + h))
+    for scale in (2, 3, 5):
+        yield f"shrink{scale}", image.resize((max(1, width // scale), max(1, height // scale)), Image.Resampling.BILINEAR)
+    yield "grow", image.resize((width * 3 // 2 or 1, height * 3 // 2 or 1), Image.Resampling.BICUBIC)
+    yield "square97", image.resize((97, 97), Image.Resampling.LANCZOS)
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory):
+    """A few hundred real-photo files plus CORRUPT; returns the folder."""
+    folder = tmp_path_factory.mktemp("beam_photos")
+    for number, (name, pixels) in enumerate(sorted(photos.sample_photos().items())):
+        for variant, image in _variants(pixels):
+            image.save(folder / f"{name}_{variant}.jpg", quality=85 + number % 10)
+            image.save(folder / f"{name}_{variant}.png")
+        whole = Image.fromarray(np.ascontiguousarray(pixels))
+        whole.save(folder / f"{name}.gif")
+        whole.save(folder / f"{name}.bmp")
+    jpeg = photos.encoded("rocket", "JPEG")
+    png = photos.encoded("chelsea", "PNG")
+    (folder / "corrupt_truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    (folder / "corrupt_random_bytes.jpg").write_bytes(np.random.default_rng(0).bytes(4096))
+    (folder / "corrupt_empty.jpg").write_bytes(b"")
+    (folder / "corrupt_bogus_signature.png").write_bytes(b"\x89PNG\r\n\x1a\x0b" + png[8:])
+    # IHDR's width (bytes 16..19) set to 0, its CRC left as it was.
+    (folder / "corrupt_zero_width.png").write_bytes(png[:16] + b"\0\0\0\0" + png[20:])
+    return folder
+
+
+@pytest.fixture(scope="module")
+def small_export(tmp_path_factory):
+    """conftest's small random CLIP (same configuration and seed), exported with the float32 variant only: the
+    Beam path uses only the SavedModel, and this skips the TFLite variants' minute and a half (and their int8
+    parity bar, which conftest's fixture missed on this branch: min cosine 0.9737 < 0.98)."""
+    import reference
+    from converters import export
+
+    checkpoint = tmp_path_factory.mktemp("beam_small_clip")
+    reference.random_hf_clip(reference.hf_clip_config(64, 2, 4, 16, 64, 64, 2, 4, 32), seed=5).save_pretrained(
+        checkpoint)
+    target, _ = export.run_export(None, str(checkpoint), str(tmp_path_factory.mktemp("beam_exports")), name="small",
+                                  variants=("float32",))
+    return target
+
+
+@pytest.fixture(scope="module")
+def saved_model(small_export):
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401
+
+    return tf.saved_model.load(os.path.join(small_export, "saved_model"))
+
+
+@pytest.fixture(scope="module")
+def direct(photo_folder, saved_model):
+    """{path: embedding} from encode_image on each file alone, and the set of files it refuses."""
+    import tensorflow as tf
+
+    encode = saved_model.signatures["encode_image"]
+    embeddings, refused = {}, set()
+    for path in sorted(str(p) for p in photo_folder.iterdir()):
+        try:
+            embeddings[path] = encode(images=tf.constant([open(path, "rb").read()]))["embeddings"].numpy()[0]
+        except tf.errors.InvalidArgumentError:
+            refused.add(path)
+    return embeddings, refused
+
+
+@pytest.fixture(scope="module")
+def index_prefix(small_export, photo_folder, tmp_path_factory):
+    """The pipeline run once over the folder with two worker processes, 100 rows per shard."""
+    prefix = str(tmp_path_factory.mktemp("beam_index") / "photos")
+    seconds = embed(small_export, f"{photo_folder}/*", prefix, "--rows_per_shard=100", *TWO_PROCESSES)
+    sys.stderr.write(f"\nembed_images, {len(os.listdir(photo_folder))} files, 2 processes: {seconds:.1f} s\n")
+    return prefix
+
+
+def test_folder_is_what_the_test_means(photo_folder, direct):
+    """The reference refuses exactly the files meant to be corrupt, and there are a few hundred others."""
+    embeddings, refused = direct
+    assert refused == {str(photo_folder / name) for name in CORRUPT}
+    assert len(embeddings) >= 250
+
+
+def test_embeddings_equal_direct_savedmodel_calls(index_prefix, direct):
+    embeddings, _ = direct
+    _, _, rows = read_index(index_prefix)
+    assert sorted(rows["paths"]) == sorted(embeddings)
+    expected = np.stack([embeddings[path] for path in rows["paths"]])
+    cosines = np.sum(rows["embeddings"] * expected, axis=1) / (
+        np.linalg.norm(rows["embeddings"], axis=1) * np.linalg.norm(expected, axis=1))
+    sys.stderr.write(f"\nBeam vs direct encode_image, {len(cosines)} images: min cosine {cosines.min():.8f}, "
+                     f"max |difference| {np.abs(rows['embeddings'] - expected).max():.2e}\n")
+    assert cosines.min() >= 0.99999
+    np.testing.assert_allclose(np.linalg.norm(rows["embeddings"], axis=1), 1.0, atol=1e-5)
+    for path, sha256 in zip(rows["paths"], rows["sha256"]):
+        assert sha256 == hashlib.sha256(open(path, "rb").read()).hexdigest(), path
+
+
+def test_dead_letters_are_exactly_the_corrupt_files(index_prefix, photo_folder):
+    _, dead_letters, _ = read_index(index_prefix)
+    assert [letter["path"] for letter in dead_letters] == sorted(str(photo_folder / name) for name in CORRUPT)
+    for letter in dead_letters:
+        assert CORRUPT[os.path.basename(letter["path"])] in letter["reason"], letter
+
+
+def test_shards_sorted_and_summary(index_prefix, small_export, direct):
+    summary, dead_letters, rows = read_index(index_prefix)
+    embeddings, refused = direct
+    with open(os.path.join(small_export, "manifest.json"), "rb") as file:
+        manifest_bytes = file.read()
+    manifest = json.loads(manifest_bytes)
+    assert summary["count"] == len(embeddings) and summary["failures"] == len(refused) == len(dead_letters)
+    assert summary["dimensions"] == manifest["config"]["embed_dim"] == rows["embeddings"].shape[1]
+    assert summary["export"]["name"] == manifest["name"]
+    assert summary["export"]["manifest_sha256"] == hashlib.sha256(manifest_bytes).hexdigest()
+    count = len(summary["shards"])
+    assert count == -(-len(embeddings) // 100)  # ceil(rows / --rows_per_shard)
+    assert [shard["path"] for shard in summary["shards"]] == [
+        f"{index_prefix}-{shard:05d}-of-{count:05d}.parquet" for shard in range(count)]
+    assert list(rows["files"]) == [shard["rows"] for shard in summary["shards"]]
+    start = 0
+    for rows_in_shard in rows["files"]:
+        paths = list(rows["paths"][start:start + rows_in_shard])
+        assert paths == sorted(paths)
+        start += rows_in_shard
+
+
+@pytest.mark.slow  # a second pipeline run
+def test_rerun_with_one_worker_writes_the_same_index(index_prefix, small_export, photo_folder, tmp_path):
+    """Same input, another worker count and batching: the same files, rows and order; embeddings may differ
+    in their last bits only when batches are composed differently. Shards left under the prefix by an earlier
+    run with another shard count are removed."""
+    prefix = str(tmp_path / "photos")
+    stale = [tmp_path / "photos-00000-of-00007.parquet", tmp_path / "photos-00006-of-00007.parquet"]
+    for path in stale:
+        path.write_bytes(b"PAR1")
+    embed(small_export, f"{photo_folder}/*", prefix, "--rows_per_shard=100", "--batch_size=5", *ONE_PROCESS)
+    first, second = read_index(index_prefix), read_index(prefix)
+    assert [(os.path.basename(s["path"]), s["rows"]) for s in first[0]["shards"]] == [
+        (os.path.basename(s["path"]), s["rows"]) for s in second[0]["shards"]]
+    assert sorted(path.name for path in tmp_path.glob("photos-*.parquet")) == [
+        os.path.basename(s["path"]) for s in second[0]["shards"]]
+    assert first[1] == second[1]
+    assert list(first[2]["paths"]) == list(second[2]["paths"])
+    assert list(first[2]["sha256"]) == list(second[2]["sha256"])
+    difference = np.abs(first[2]["embeddings"] - second[2]["embeddings"]).max()
+    sys.stderr.write(f"\nre-run with 1 worker and batches of 5: max |embedding difference| {difference:.2e}\n")
+    assert difference <= 1e-6
+
+
+def _search(index_prefix, export, *args):
+    output = run_beam("search", "--index", index_prefix, "--export", export, *args).stdout
+    results = [line.split("\t") for line in output.strip().splitlines()]
+    return [(float(score), path) for score, path in results]
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_text_search_equals_numpy_brute_force(index_prefix, small_export, saved_model, direct, query):
+    import tensorflow as tf
+
+    embeddings, _ = direct
+    paths = sorted(embeddings)
+    matrix = np.stack([embeddings[path] for path in paths])
+    text = saved_model.signatures["encode_text"](texts=tf.constant([query]))["embeddings"].numpy()[0]
+    scores = matrix @ text
+    expected = np.argsort(-scores, kind="stable")[:7]
+    # Chunks of 37 rows: the top-k is merged across chunks and across shards.
+    found = _search(index_prefix, small_export, query, "--top_k=7", "--chunk_rows=37")
+    assert len(found) == 7
+    np.testing.assert_allclose([score for score, _ in found], scores[expected], atol=2e-5)
+    by_path = dict(zip(paths, scores))
+    for score, path in found:
+        assert abs(by_path[path] - score) < 2e-5, path
+
+
+def test_image_search_finds_the_image_itself(index_prefix, small_export, photo_folder):
+    query = str(photo_folder / "coffee_crop_tl.jpg")
+    found = _search(index_prefix, small_export, "--image", query, "--top_k=3")
+    assert found[0][1] == query and found[0][0] > 0.9999
+    assert found[1][0] <= found[0][0] and found[2][0] <= found[1][0]
+
+
+def _copy_export(small_export, tmp_path):
+    copy = tmp_path / "export"
+    shutil.copytree(small_export, copy)
+    return copy
+
+
+def test_tampered_export_is_refused(index_prefix, small_export, photo_folder, tmp_path):
+    export = _copy_export(small_export, tmp_path)
+    variables = export / "saved_model" / "variables" / "variables.data-00000-of-00001"
+    data = bytearray(variables.read_bytes())
+    data[len(data) // 2] ^= 1
+    variables.write_bytes(bytes(data))
+    for result in (run_beam("embed_images", "--export", export, "--input", f"{photo_folder}/*.gif",
+                            "--output", tmp_path / "index", check=False),
+                   run_beam("search", "--index", index_prefix, "--export", export, "a dog", check=False)):
+        assert result.returncode == 1
+        assert "variables.data-00000-of-00001: sha256" in result.stderr and "Traceback" not in result.stderr
+    assert not list(tmp_path.glob("index*"))
+    # The workers' own check, which the launcher's does not replace (the export may change after launch).
+    worker = subprocess.run(
+        [_beam_python(), "-c", "import sys; from clip_edge.beam.pipeline import EncodeImageHandler\n"
+                               "EncodeImageHandler(sys.argv[1]).load_model()", str(export)],
+        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=REPO), timeout=600)
+    assert worker.returncode != 0
+    assert "ExportError" in worker.stderr and "variables.data-00000-of-00001: sha256" in worker.stderr
+
+
+def test_search_refuses_an_index_of_another_export(index_prefix, small_export, tmp_path):
+    """An export whose SavedModel differs (here: one byte, with a manifest that agrees) is another model."""
+    export = _copy_export(small_export, tmp_path)
+    variables = export / "saved_model" / "variables" / "variables.data-00000-of-00001"
+    data = bytearray(variables.read_bytes())
+    data[len(data) // 2] ^= 1
+    variables.write_bytes(bytes(data))
+    manifest = json.loads((export / "manifest.json").read_text())
+    for artifact in manifest["artifacts"]:
+        if artifact["path"] == "saved_model/variables/variables.data-00000-of-00001":
+            artifact["sha256"] = hashlib.sha256(bytes(data)).hexdigest()
+    (export / "manifest.json").write_text(json.dumps(manifest))
+    result = run_beam("search", "--index", index_prefix, "--export", export, "a dog", check=False)
+    assert result.returncode == 1 and "was built with export" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--input", "{folder}/*.tiff"], "matches no file"),
+    (["--export", "{folder}"], "manifest.json: no such file"),
+    (["--batch_size", "0"], "--batch_size must be positive"),
+])
+def test_command_line_errors(small_export, photo_folder, tmp_path, args, message):
+    flags = {"--export": str(small_export), "--input": f"{photo_folder}/*.gif", "--output": str(tmp_path / "x")}
+    extra = []
+    for flag, value in zip(args[::2], args[1::2]):
+        if flag in flags:
+            flags[flag] = value.format(folder=photo_folder)
+        else:
+            extra += [flag, value]
+    result = run_beam("embed_images", *[part for item in flags.items() for part in item], *extra, check=False)
+    assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
