@@ -19,9 +19,11 @@ MAX_LOGIT_SCALE = 100.0
 DEFAULT_TEXT_BUCKETS = (16, 32)
 
 
-def text_buckets(context_length, shorter=DEFAULT_TEXT_BUCKETS):
+def text_buckets(context_length, shorter=None):
     """Sorted lengths the text tower runs at: `shorter` (each 2 <= L < context_length, room for start and end
-    tokens) and always context_length itself."""
+    tokens; default: the DEFAULT_TEXT_BUCKETS below context_length) and always context_length itself."""
+    if shorter is None:
+        shorter = [n for n in DEFAULT_TEXT_BUCKETS if n < context_length]
     lengths = sorted(set(int(n) for n in shorter))
     bad = [n for n in lengths if not 2 <= n < context_length]
     if bad:
@@ -74,6 +76,10 @@ class CLIP(tf.Module):
         prompts. Set `text_buckets = ()` to always run at L."""
         token_ids = tf.convert_to_tensor(token_ids)
         length = token_ids.shape[1]
+        # Checked before trimming, which would otherwise hide it (the tower checks it too).
+        tf.debugging.assert_less_equal(
+            tf.shape(token_ids)[1], self.text_encoder.context_length,
+            message=f"token_ids are longer than context_length {self.text_encoder.context_length}")
         # A dynamic length (None) is at most context_length, the last bucket; slicing past it keeps it whole.
         buckets = [n for n in self.text_buckets if length is None or n < length]
         if buckets:

@@ -40,9 +40,9 @@ flags.DEFINE_string("image_int8_recipe", None, "int8 recipe of the image encoder
                     "INT8_RECIPES; default: the recommended one, which met the bar in our measurements)")
 flags.DEFINE_string("text_int8_recipe", None, "int8 recipe of the text encoder (as --image_int8_recipe)")
 flags.DEFINE_integer("threads", 2, "threads for TensorFlow, TFLite conversion and latency measurement")
-flags.DEFINE_list("text_buckets", ["16", "32"], "shorter token lengths the TFLite text encoders also take, as "
+flags.DEFINE_list("text_buckets", None, "shorter token lengths the TFLite text encoders also take, as "
                   "signatures tokens_L of the same file (the full context length is always there, as "
-                  "serving_default); empty for none")
+                  "serving_default); default 16,32 (those below the context length); empty for none")
 flags.DEFINE_string("zero_shot_labels", None, "file of class names, one per line: also export "
                     "tflite/zero_shot_{variant}.tflite (uint8 image -> class probabilities)")
 flags.DEFINE_string("zero_shot_templates", None, "file of prompt templates, one per line, {} standing for the "
@@ -176,7 +176,7 @@ def run_export(preset, weights, output_dir, name=None, variants=("float32", "flo
     """The whole export; returns (path of DIR/NAME, parity results). Raises ExportError naming the stage.
     `threads` applies to TFLite latency measurement; the command line also sets TensorFlow's thread pool.
     `int8_recipes` may name the int8 recipe per tower ({"image": ..., "text": ...}). `text_buckets`: shorter
-    text lengths (default clip_edge.model.DEFAULT_TEXT_BUCKETS). `zero_shot_labels` / `zero_shot_templates`:
+    text lengths (default: clip_edge.model.DEFAULT_TEXT_BUCKETS below the context length). `zero_shot_labels` / `zero_shot_templates`:
     files for the zero-shot classifiers (templates default to converters.zero_shot.DEFAULT_TEMPLATES)."""
     int8_recipes = int8_recipes or {}
     from clip_edge import model as clip_model
@@ -184,9 +184,9 @@ def run_export(preset, weights, output_dir, name=None, variants=("float32", "flo
     from clip_edge.tokenizer import CLIPTokenizer
     from converters import datasets, delegate_check, manifest, parity, serving, tflite_variants, zero_shot
 
-    if preset:
-        preset_table.get_preset(preset)
-    text_buckets = clip_model.DEFAULT_TEXT_BUCKETS if text_buckets is None else tuple(text_buckets)
+    text_buckets = None if text_buckets is None else tuple(text_buckets)
+    if preset:  # with a checkpoint the context length, and so the buckets' check, waits for the model
+        clip_model.text_buckets(preset_table.get_preset(preset)["config"]["context_length"], text_buckets)
     labels = templates = None
     if zero_shot_labels:  # bad label files fail here, before any work
         labels, templates = zero_shot.read_labels(zero_shot_labels), zero_shot.read_templates(zero_shot_templates)
@@ -315,11 +315,18 @@ def main(argv):
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)  # before TensorFlow runs anything
+    buckets = FLAGS.text_buckets
+    if buckets is not None:
+        bad = [n for n in buckets if not n.strip().isdigit()]
+        if bad:
+            print(f"export failed: --text_buckets takes token lengths (integers), got {bad}", file=sys.stderr)
+            return 1
+        buckets = [int(n) for n in buckets]
     try:
         run_export(FLAGS.preset, FLAGS.weights, FLAGS.output_dir, FLAGS.name, FLAGS.variants,
                    FLAGS.calibration_images, FLAGS.threads,
                    {"image": FLAGS.image_int8_recipe, "text": FLAGS.text_int8_recipe},
-                   [int(n) for n in FLAGS.text_buckets], FLAGS.zero_shot_labels, FLAGS.zero_shot_templates)
+                   buckets, FLAGS.zero_shot_labels, FLAGS.zero_shot_templates)
     except (ExportError, ValueError) as error:
         print(f"export failed: {error}", file=sys.stderr)
         return 1
