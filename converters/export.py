@@ -176,8 +176,9 @@ def run_export(preset, weights, output_dir, name=None, variants=("float32", "flo
     """The whole export; returns (path of DIR/NAME, parity results). Raises ExportError naming the stage.
     `threads` applies to TFLite latency measurement; the command line also sets TensorFlow's thread pool.
     `int8_recipes` may name the int8 recipe per tower ({"image": ..., "text": ...}). `text_buckets`: shorter
-    text lengths (default: clip_edge.model.DEFAULT_TEXT_BUCKETS below the context length). `zero_shot_labels` / `zero_shot_templates`:
-    files for the zero-shot classifiers (templates default to converters.zero_shot.DEFAULT_TEMPLATES)."""
+    text lengths (default: clip_edge.model.DEFAULT_TEXT_BUCKETS below the context length).
+    `zero_shot_labels` / `zero_shot_templates`: files for the zero-shot classifiers (templates default to
+    converters.zero_shot.DEFAULT_TEMPLATES)."""
     int8_recipes = int8_recipes or {}
     from clip_edge import model as clip_model
     from clip_edge import presets as preset_table
@@ -236,12 +237,12 @@ def run_export(preset, weights, output_dir, name=None, variants=("float32", "flo
         if labels:
             stage = "zero-shot class embeddings"
             progress.begin(f"{stage} ({len(labels)} labels x {len(templates)} templates)")
-            weights, scale = zero_shot.class_weights(model, tokenizer, labels, templates)
+            class_weights, scale = zero_shot.class_weights(model, tokenizer, labels, templates)
             for relative, lines in ((parity.ZERO_SHOT_LABELS, labels), (parity.ZERO_SHOT_TEMPLATES, templates)):
                 _write_bytes(os.path.join(work, relative), ("\n".join(lines) + "\n").encode("utf-8"))
             zero_shot_info = {"labels": labels, "templates": templates, "logit_scale": scale,
                               "labels_path": parity.ZERO_SHOT_LABELS, "templates_path": parity.ZERO_SHOT_TEMPLATES}
-            towers.append(("zero_shot", zero_shot.tflite_zero_shot(model, weights)))
+            towers.append(("zero_shot", zero_shot.tflite_zero_shot(model, class_weights)))
             progress.end()
 
         recipes = {}
@@ -271,13 +272,15 @@ def run_export(preset, weights, output_dir, name=None, variants=("float32", "flo
 
         stage = "delegate checks"
         progress.begin(stage)
-        delegate_reports = {}
+        delegate_reports, subgraphs = {}, {}
         for result in results:
             target = {"float16": "gpu", "int8": "edgetpu"}.get(result.variant)
             if target:
                 path = os.path.join(work, result.path)
-                subgraph = delegate_check.signature_subgraphs(open(path, "rb").read(), path)[
-                    getattr(result, "signature", parity.FULL_LENGTH_SIGNATURE)]
+                if path not in subgraphs:  # a delegate runs one signature's subgraph: each is checked
+                    with open(path, "rb") as file:
+                        subgraphs[path] = delegate_check.signature_subgraphs(file.read(), path)
+                subgraph = subgraphs[path][getattr(result, "signature", parity.FULL_LENGTH_SIGNATURE)]
                 report = delegate_check.check(path, target, subgraph).to_dict()
                 delegate_reports[result.label] = {key: report[key] for key in (
                     "target", "ready", "op_count", "delegated_op_count", "model_problems", "unsupported_ops")}

@@ -292,7 +292,8 @@ def test_bad_label_files_fail_before_any_work(tmp_path, labels, templates, messa
         template_file.write_text(templates)
     output = tmp_path / "out"
     with pytest.raises(zero_shot.ZeroShotInputError, match=message):
-        export.run_export(None, str(tmp_path / "no-checkpoint"), str(output), zero_shot_labels=str(tmp_path / "labels.txt"),
+        export.run_export(None, str(tmp_path / "no-checkpoint"), str(output),
+                          zero_shot_labels=str(tmp_path / "labels.txt"),
                           zero_shot_templates=template_file and str(template_file))
     assert not output.exists()  # nothing was started
     with pytest.raises(zero_shot.ZeroShotInputError, match="cannot read the labels file"):
