@@ -143,6 +143,8 @@ def test_manifest_lists_every_signature(small_export):
             assert signature["inputs"][0]["shape"] == [1, signature["length"]]
             assert signature["inputs"][0]["dtype"] == "int32" and signature["outputs"][0]["shape"] == [1, EMBED]
             assert signature["parity"]["passed"] and signature["parity"]["examples"] > 0
+            if variant == "float16":  # each signature's own subgraph is checked, the others are not control flow
+                assert signature["delegate"]["target"] == "gpu" and signature["delegate"]["model_problems"] == []
         assert entry["inputs"][0]["shape"] == [1, 77]  # the default subgraph, as before
     report = open(os.path.join(small_export, "parity_report.md")).read()
     assert "text_encoder_float32.tflite [tokens_16]" in report
