@@ -2,12 +2,16 @@
 the same weights, and ai_edge_litert latency per signature for one short prompt (XNNPACK, batch 1).
 
     python -m benchmarks.bench_text_buckets --preset=clip-vit-base-patch32 --variants=float32,dynamic_int8
+    python -m benchmarks.bench_text_buckets --preset=clip-vit-base-patch32 --saved_model
 
 Random weights (latency and size do not depend on them). The prompt ("a photo of a cat", 7 tokens with start
 and end) runs through every signature; its embedding must be the same in each (max abs difference printed).
+--saved_model instead times the SavedModel's encode_text with the model's buckets and with text_buckets=()
+(always 77), for the prompt alone and a batch of 8 short prompts.
 """
 
 import argparse
+import os
 import statistics
 import time
 
@@ -30,6 +34,37 @@ def _latency_ms(runner, token_ids, repeats):
     return 1e3 * statistics.median(times)
 
 
+def _saved_model_latency(preset, repeats):
+    import tempfile
+
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  registers the tokenizer's ops
+
+    batches = {1: [PROMPT], 8: [PROMPT, "a photo of a dog", "a diagram", "two dogs playing in the snow"] * 2}
+    print(f"{preset} SavedModel encode_text, TensorFlow intra-op threads "
+          f"{tf.config.threading.get_intra_op_parallelism_threads()}, median of {repeats}")
+    print("| batch | buckets ms | always 77 ms |\n|---|---|---|")
+    timings = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for name, buckets in (("buckets", None), ("77", ())):
+            model = clip_edge.CLIP.from_preset(preset, load_weights=False)
+            if buckets is not None:
+                model.text_buckets = buckets
+            serving.save_serving_model(model, os.path.join(folder, name))
+            encode = tf.saved_model.load(os.path.join(folder, name)).signatures["encode_text"]
+            for size, texts in batches.items():
+                texts = tf.constant(texts)
+                encode(texts=texts)
+                times = []
+                for _ in range(repeats):
+                    start = time.perf_counter()
+                    encode(texts=texts)["embeddings"].numpy()
+                    times.append(time.perf_counter() - start)
+                timings[size, name] = 1e3 * statistics.median(times)
+    for size in batches:
+        print(f"| {size} | {timings[size, 'buckets']:.1f} | {timings[size, '77']:.1f} |")
+
+
 def main():
     from ai_edge_litert.interpreter import Interpreter
 
@@ -39,7 +74,14 @@ def main():
     parser.add_argument("--buckets", default="16,32")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--saved_model", action="store_true", help="time the SavedModel's encode_text instead")
     args = parser.parse_args()
+    if args.saved_model:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        _saved_model_latency(args.preset, min(args.repeats, 5))
+        return
     model = clip_edge.CLIP.from_preset(args.preset, load_weights=False)
     context = model.get_config()["context_length"]
     lengths = clip_edge.model.text_buckets(context, [int(n) for n in args.buckets.split(",")])
