@@ -6,10 +6,40 @@ import numpy as np
 import tensorflow as tf
 
 from clip_edge import presets
-from clip_edge.layers import CLIPImageEncoder, CLIPTextEncoder, l2_normalize_rows
+from clip_edge.layers import CLIPImageEncoder, CLIPTextEncoder, end_of_text_one_hot, l2_normalize_rows
 
 # exp(logit_scale) is capped at 100 as in OpenAI's training (their released checkpoints sit exactly at the cap).
 MAX_LOGIT_SCALE = 100.0
+
+# Text lengths shorter than the context the text tower runs at when a batch's texts fit. PyTorch and ONNX
+# Runtime run a prompt at its own length; we use a few fixed lengths instead, so that TFLite files (static
+# shapes) have one signature per length and every length can be checked for exact equality once. Causal
+# attention makes the end-of-text features independent of the positions after the end token, so a shorter run
+# gives the same embedding.
+DEFAULT_TEXT_BUCKETS = (16, 32)
+
+
+def text_buckets(context_length, shorter=None):
+    """Sorted lengths the text tower runs at: `shorter` (each 2 <= L < context_length, room for start and end
+    tokens; default: the DEFAULT_TEXT_BUCKETS below context_length) and always context_length itself."""
+    if shorter is None:
+        shorter = [n for n in DEFAULT_TEXT_BUCKETS if n < context_length]
+    lengths = sorted(set(int(n) for n in shorter))
+    bad = [n for n in lengths if not 2 <= n < context_length]
+    if bad:
+        raise ValueError(f"text buckets {bad} are outside 2..{context_length - 1} (context_length "
+                         f"{context_length} is always included)")
+    return tuple(lengths) + (context_length,)
+
+
+def text_bucket_length(token_ids, buckets):
+    """The shortest of `buckets` that holds every row's first end-of-text token (the largest id, where the
+    features are pooled), as a scalar int32 tensor."""
+    token_ids = tf.convert_to_tensor(token_ids, tf.int32)
+    end_positions = tf.argmax(end_of_text_one_hot(token_ids), axis=-1, output_type=tf.int32)
+    needed = tf.reduce_max(tf.concat([end_positions + 1, [0]], axis=0))  # 0 for an empty batch
+    buckets = tf.constant(sorted(buckets), tf.int32)
+    return tf.reduce_min(tf.boolean_mask(buckets, buckets >= needed))
 
 
 class CLIP(tf.Module):
@@ -29,6 +59,8 @@ class CLIP(tf.Module):
         self.text_encoder = CLIPTextEncoder(transformer_width, transformer_layers, transformer_heads, vocab_size,
                                             embed_dim, context_length, name="text_encoder")
         self.logit_scale = tf.Variable(math.log(1 / 0.07), name="logit_scale")
+        # Lengths encode_text trims token ids to (not part of the config: it changes speed, not results).
+        self.text_buckets = text_buckets(context_length)
 
     # -- inference -------------------------------------------------------------------------------------------
 
@@ -37,8 +69,28 @@ class CLIP(tf.Module):
         return self.image_encoder(tf.convert_to_tensor(images, tf.float32))
 
     def encode_text(self, token_ids, padding_mask=None):
-        """int32 [N, L] token ids (L <= context_length) -> projected text features [N, embed_dim]."""
-        return self.text_encoder(tf.convert_to_tensor(token_ids), padding_mask)
+        """int32 [N, L] token ids (L <= context_length) -> projected text features [N, embed_dim].
+
+        Runs the tower at the shortest of `self.text_buckets` (and L) that holds the batch's longest text: the
+        same features, bit for bit in float32 (tests/test_text_buckets.py), at a fraction of the cost for short
+        prompts. Set `text_buckets = ()` to always run at L."""
+        token_ids = tf.convert_to_tensor(token_ids)
+        length = token_ids.shape[1]
+        # Checked before trimming, which would otherwise hide it (the tower checks it too).
+        tf.debugging.assert_less_equal(
+            tf.shape(token_ids)[1], self.text_encoder.context_length,
+            message=f"token_ids are longer than context_length {self.text_encoder.context_length}")
+        # A dynamic length (None) is at most context_length, the last bucket; slicing past it keeps it whole.
+        buckets = [n for n in self.text_buckets if length is None or n < length]
+        if buckets:
+            if padding_mask is not None:
+                padding_mask = tf.convert_to_tensor(padding_mask)
+                tf.debugging.assert_equal(tf.shape(padding_mask), tf.shape(token_ids),
+                                          message="padding_mask must have the shape of token_ids")
+            keep = text_bucket_length(token_ids, buckets + ([length] if length is not None else []))
+            token_ids = token_ids[:, :keep]
+            padding_mask = None if padding_mask is None else padding_mask[:, :keep]
+        return self.text_encoder(token_ids, padding_mask)
 
     def logit_multiplier(self):
         """What cosine similarities are multiplied by to give logits: exp(logit_scale), capped."""

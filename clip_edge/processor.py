@@ -3,6 +3,7 @@
 import tensorflow as tf
 
 from clip_edge import presets
+from clip_edge.model import text_bucket_length
 from clip_edge.preprocessing import ImagePreprocessor
 from clip_edge.tokenizer import CLIPTokenizer
 
@@ -31,9 +32,17 @@ class CLIPProcessor(tf.Module):
         """List of paths, encoded bytes or uint8 arrays -> float32 [N, R, R, 3] NHWC, normalised as OpenAI."""
         return self.image_preprocessor.load(images)
 
-    def __call__(self, texts):
-        """List of str or tf.string [N] -> {"token_ids": int32 [N, L], "padding_mask": int32 [N, L]}."""
-        return self.tokenizer(texts)
+    def __call__(self, texts, buckets=None):
+        """List of str or tf.string [N] -> {"token_ids": int32 [N, L], "padding_mask": int32 [N, L]}.
+
+        L is context_length, or with `buckets` (e.g. a model's `text_buckets`, or the lengths of a TFLite text
+        encoder's signatures) the shortest of them that holds every text's end token: what a length-L
+        encoder needs for the same embedding."""
+        tokens = self.tokenizer(texts)
+        if buckets:
+            keep = text_bucket_length(tokens["token_ids"], sorted(set(buckets) | {self.context_length}))
+            tokens = {key: value[:, :keep] for key, value in tokens.items()}
+        return tokens
 
     def detokenize(self, token_ids):
         """token ids -> the texts they spell (lowercased, cleaned, with OpenAI's spacing), for debugging."""

@@ -104,37 +104,43 @@ class ModelInfo:
     inputs: tuple[TensorInfo, ...]
     outputs: tuple[TensorInfo, ...]
     subgraph_count: int
+    # Subgraphs that no signature starts (WHILE/IF bodies): control flow the checks do not follow. The other
+    # signatures of a multi-signature file are separate entry points, each checked on its own.
+    control_flow_subgraph_count: int = 0
 
 
-def read_model(path: str | Path) -> ModelInfo:
-    """Parses the main subgraph of a .tflite file; raises TFLiteModelError naming the file on bad input."""
+def read_model(path: str | Path, subgraph: int = 0) -> ModelInfo:
+    """Parses one subgraph of a .tflite file (the main one by default; a multi-signature file has one per
+    signature); raises TFLiteModelError naming the file on bad input."""
     path = Path(path)
     try:
         buf = path.read_bytes()
     except OSError as e:
         raise TFLiteModelError(f"{path}: cannot read file ({e.strerror or e})") from e
-    return parse_model(buf, str(path))
+    return parse_model(buf, str(path), subgraph)
 
 
-def parse_model(buf: bytes, label: str = "<bytes>") -> ModelInfo:
+def parse_model(buf: bytes, label: str = "<bytes>", subgraph: int = 0) -> ModelInfo:
     """Like read_model, for a flatbuffer already in memory; `label` names it in errors."""
     path = label
     if len(buf) < 8 or not schema.Model.ModelBufferHasIdentifier(buf, 0):
         raise TFLiteModelError(f"{path}: not a TFLite model (no 'TFL3' flatbuffer identifier, {len(buf)} bytes)")
     try:
-        return _parse(path, buf)
+        return _parse(path, buf, subgraph)
     except TFLiteModelError:
         raise
     except Exception as e:  # flatbuffers raises struct.error/IndexError/etc. on truncated or corrupt data
         raise TFLiteModelError(f"{path}: corrupt or truncated TFLite model ({type(e).__name__}: {e})") from e
 
 
-def _parse(path: str, buf: bytes) -> ModelInfo:
+def _parse(path: str, buf: bytes, subgraph: int = 0) -> ModelInfo:
     model = schema.Model.GetRootAs(buf, 0)
     if model.SubgraphsLength() < 1:
         raise TFLiteModelError(f"{path}: TFLite model has no subgraphs")
+    if not 0 <= subgraph < model.SubgraphsLength():
+        raise TFLiteModelError(f"{path}: no subgraph {subgraph} (the model has {model.SubgraphsLength()})")
     buffers = [model.Buffers(i) for i in range(model.BuffersLength())]
-    graph = model.Subgraphs(0)
+    graph = model.Subgraphs(subgraph)
 
     def buffer_bytes(index: int) -> np.ndarray | None:
         if index <= 0 or index >= len(buffers):
@@ -186,8 +192,10 @@ def _parse(path: str, buf: bytes) -> ModelInfo:
 
     graph_inputs = tuple(tensors[j] for j in graph.InputsAsNumpy()) if graph.InputsLength() else ()
     graph_outputs = tuple(tensors[j] for j in graph.OutputsAsNumpy()) if graph.OutputsLength() else ()
+    entry_points = {model.SignatureDefs(i).SubgraphIndex() for i in range(model.SignatureDefsLength())} | {subgraph}
     return ModelInfo(path=str(path), ops=tuple(ops), inputs=graph_inputs, outputs=graph_outputs,
-                     subgraph_count=model.SubgraphsLength())
+                     subgraph_count=model.SubgraphsLength(),
+                     control_flow_subgraph_count=model.SubgraphsLength() - len(entry_points))
 
 
 def _builtin_options(op) -> object | None:
@@ -544,8 +552,9 @@ def check_gpu(model: ModelInfo) -> DelegateReport:
     delegated_inputs = {t.index for op in model.ops if op.index in delegated for t in op.present_inputs}
     delegated |= {op.index for op in weight_dequantizes if op.outputs[0].index in delegated_inputs}
     model_problems = [f"dynamic model input {t.describe()}" for t in model.inputs if t.is_dynamic]
-    if model.subgraph_count > 1:
-        model_problems.append(f"{model.subgraph_count} subgraphs (control flow); only the main one is checked")
+    if model.control_flow_subgraph_count:
+        model_problems.append(f"{model.control_flow_subgraph_count} control-flow subgraphs besides the "
+                              f"signatures'; only the signature's own subgraph is checked")
     findings = [OpFinding(op.index, op.name, problems[op.index], op.index in delegated) for op in model.ops]
     return DelegateReport(model.path, "gpu", model.ops, findings, model_problems)
 
@@ -722,17 +731,31 @@ def check_edgetpu(model: ModelInfo) -> DelegateReport:
     model_problems = [f"dynamic model input {t.describe()}" for t in model.inputs if t.is_dynamic]
     model_problems += [f"model input is {t.dtype}, not 8-bit: {t.describe()}"
                        for t in model.inputs if t.dtype not in _EDGETPU_INT_TYPES]
-    if model.subgraph_count > 1:
-        model_problems.append(f"{model.subgraph_count} subgraphs (control flow); only the main one is checked")
+    if model.control_flow_subgraph_count:
+        model_problems.append(f"{model.control_flow_subgraph_count} control-flow subgraphs besides the "
+                              f"signatures'; only the signature's own subgraph is checked")
     findings = [OpFinding(op.index, op.name, p, op.index < first_unsupported)
                 for op, p in zip(model.ops, problems)]
     return DelegateReport(model.path, "edgetpu", model.ops, findings, model_problems)
 
 
-def check(path: str | Path, target: str) -> DelegateReport:
+def signature_subgraphs(buf: bytes, label: str = "<bytes>") -> dict[str, int]:
+    """Signature key -> subgraph index of a TFLite flatbuffer ({} for a model without signatures)."""
+    if len(buf) < 8 or not schema.Model.ModelBufferHasIdentifier(buf, 0):
+        raise TFLiteModelError(f"{label}: not a TFLite model (no 'TFL3' flatbuffer identifier, {len(buf)} bytes)")
+    model = schema.Model.GetRootAs(buf, 0)
+    signatures = {}
+    for i in range(model.SignatureDefsLength()):
+        signature = model.SignatureDefs(i)
+        signatures[signature.SignatureKey().decode("utf-8", "replace")] = signature.SubgraphIndex()
+    return signatures
+
+
+def check(path: str | Path, target: str, subgraph: int = 0) -> DelegateReport:
+    """Readiness of one subgraph (a delegate is applied to the subgraph of the signature being run)."""
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}")
-    model = read_model(path)
+    model = read_model(path, subgraph)
     return check_gpu(model) if target == "gpu" else check_edgetpu(model)
 
 

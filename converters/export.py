@@ -4,8 +4,10 @@
     bazel run //converters:export -- --preset=... --weights=... --output_dir=DIR
 
 writes DIR/NAME/ (NAME = the preset, or --name for a checkpoint of another architecture): saved_model/,
-tflite/{image,text}_encoder_{float32,float16,dynamic_int8,int8}.tflite, assets/vocab.json, merges.txt and
-text_cleaning.json, manifest.json and parity_report.md (see the design's export contract).
+tflite/{image,text}_encoder_{float32,float16,dynamic_int8,int8}.tflite (each text encoder with one signature
+per --text_buckets length besides the full context), assets/vocab.json, merges.txt and text_cleaning.json,
+manifest.json and parity_report.md (see the design's export contract); with --zero_shot_labels also
+tflite/zero_shot_{variant}.tflite and assets/zero_shot_{labels,templates}.txt.
 
 Everything is built in a hidden temporary folder beside the target and renamed into place at the end, so an
 interrupted export leaves nothing that looks complete, and a re-run replaces the old output whole. If any
@@ -39,6 +41,13 @@ flags.DEFINE_string("image_int8_recipe", None, "int8 recipe of the image encoder
                     "INT8_RECIPES; default: the recommended one, which met the bar in our measurements)")
 flags.DEFINE_string("text_int8_recipe", None, "int8 recipe of the text encoder (as --image_int8_recipe)")
 flags.DEFINE_integer("threads", 2, "threads for TensorFlow, TFLite conversion and latency measurement")
+flags.DEFINE_list("text_buckets", None, "shorter token lengths the TFLite text encoders also take, as "
+                  "signatures tokens_L of the same file (the full context length is always there, as "
+                  "serving_default); default 16,32 (those below the context length); empty for none")
+flags.DEFINE_string("zero_shot_labels", None, "file of class names, one per line: also export "
+                    "tflite/zero_shot_{variant}.tflite (uint8 image -> class probabilities)")
+flags.DEFINE_string("zero_shot_templates", None, "file of prompt templates, one per line, {} standing for the "
+                    "class name (default: converters.zero_shot.DEFAULT_TEMPLATES, 8 of OpenAI's ImageNet prompts)")
 flags.mark_flag_as_required("output_dir")
 
 CALIBRATION_SENTENCE_COUNT = 64
@@ -99,8 +108,20 @@ def _resolve_model(preset, weights):
     return clip_edge.CLIP.from_checkpoint(weights), source
 
 
-def _calibration(model, tokenizer, images_folder, progress):
-    """Representative datasets (generators of [input] lists) for the image and text int8 calibration."""
+def _truncated(token_ids, length):
+    """[N, L] token ids cut to `length` as OpenAI's tokenizer truncates: the end token (the largest id) kept
+    last, so every calibration sentence also exercises the shorter text signatures."""
+    import numpy as np
+
+    cut = np.array(token_ids[:, :length])
+    too_long = np.argmax(token_ids, axis=1) >= length
+    cut[too_long, -1] = token_ids.max()
+    return cut
+
+
+def _calibration(model, tokenizer, images_folder, progress, text_signatures):
+    """Representative datasets (generators of [input] lists) for the image and text int8 calibration; the text
+    one per signature ({key: dataset}, `text_signatures` = {key: length})."""
     import numpy as np
 
     from converters import datasets
@@ -118,7 +139,8 @@ def _calibration(model, tokenizer, images_folder, progress):
         return generate
 
     return {"image": dataset(pixels, "calibrating image encoder"),
-            "text": dataset(token_ids, "calibrating text encoder")}, len(pixels), len(token_ids)
+            "text": {key: dataset(_truncated(token_ids, length), f"calibrating text encoder [{key}]")
+                     for key, length in text_signatures.items()}}, len(pixels), len(token_ids)
 
 
 def _write_bytes(path, data):
@@ -150,17 +172,28 @@ def _replace_directory(source, target):
 
 
 def run_export(preset, weights, output_dir, name=None, variants=("float32", "float16", "dynamic_int8", "int8"),
-               calibration_images=None, threads=2, int8_recipes=None):
+               calibration_images=None, threads=2, int8_recipes=None, text_buckets=None, zero_shot_labels=None,
+               zero_shot_templates=None):
     """The whole export; returns (path of DIR/NAME, parity results). Raises ExportError naming the stage.
     `threads` applies to TFLite latency measurement; the command line also sets TensorFlow's thread pool.
-    `int8_recipes` may name the int8 recipe per tower ({"image": ..., "text": ...})."""
+    `int8_recipes` may name the int8 recipe per tower ({"image": ..., "text": ...}). `text_buckets`: shorter
+    text lengths (default: clip_edge.model.DEFAULT_TEXT_BUCKETS below the context length).
+    `zero_shot_labels` / `zero_shot_templates`: files for the zero-shot classifiers (templates default to
+    converters.zero_shot.DEFAULT_TEMPLATES)."""
     int8_recipes = int8_recipes or {}
+    from clip_edge import model as clip_model
     from clip_edge import presets as preset_table
     from clip_edge.tokenizer import CLIPTokenizer
-    from converters import datasets, delegate_check, manifest, parity, serving, tflite_variants
+    from converters import datasets, delegate_check, manifest, parity, serving, tflite_variants, zero_shot
 
-    if preset:
-        preset_table.get_preset(preset)
+    text_buckets = None if text_buckets is None else tuple(text_buckets)
+    if preset:  # with a checkpoint the context length, and so the buckets' check, waits for the model
+        clip_model.text_buckets(preset_table.get_preset(preset)["config"]["context_length"], text_buckets)
+    labels = templates = None
+    if zero_shot_labels:  # bad label files fail here, before any work
+        labels, templates = zero_shot.read_labels(zero_shot_labels), zero_shot.read_templates(zero_shot_templates)
+    elif zero_shot_templates:
+        raise ExportError("--zero_shot_templates needs --zero_shot_labels")
     name = name or preset or os.path.basename(os.path.normpath(weights))
     unknown = [v for v in variants if v not in parity.BARS]
     if unknown:
@@ -179,6 +212,9 @@ def run_export(preset, weights, output_dir, name=None, variants=("float32", "flo
         model, weights_source = _resolve_model(preset, weights)
         config = model.get_config()
         tokenizer = CLIPTokenizer.from_openai_vocabulary(config["context_length"])
+        text_lengths = clip_model.text_buckets(config["context_length"], text_buckets)
+        text_functions = serving.tflite_text_encoders(model, text_lengths)
+        text_signatures = {key: int(f.structured_input_signature[0][0].shape[1]) for key, f in text_functions.items()}
         progress.end(f"{model.count_params():,} parameters")
 
         stage = "SavedModel"
@@ -195,17 +231,32 @@ def run_export(preset, weights, output_dir, name=None, variants=("float32", "flo
         if "int8" in variants:
             stage = "calibration data"
             progress.begin(stage)
-            representative, image_count, text_count = _calibration(model, tokenizer, calibration_images, progress)
+            representative, image_count, text_count = _calibration(model, tokenizer, calibration_images, progress,
+                                                                   text_signatures)
             progress.end(f"{image_count} photos, {text_count} sentences")
 
+        zero_shot_info = None
+        towers = [("image", serving.tflite_image_encoder(model)), ("text", text_functions)]
+        if labels:
+            stage = "zero-shot class embeddings"
+            progress.begin(f"{stage} ({len(labels)} labels x {len(templates)} templates)")
+            class_weights, scale = zero_shot.class_weights(model, tokenizer, labels, templates)
+            for relative, lines in ((parity.ZERO_SHOT_LABELS, labels), (parity.ZERO_SHOT_TEMPLATES, templates)):
+                _write_bytes(os.path.join(work, relative), ("\n".join(lines) + "\n").encode("utf-8"))
+            zero_shot_info = {"labels": labels, "templates": templates, "logit_scale": scale,
+                              "labels_path": parity.ZERO_SHOT_LABELS, "templates_path": parity.ZERO_SHOT_TEMPLATES}
+            towers.append(("zero_shot", zero_shot.tflite_zero_shot(model, class_weights)))
+            progress.end()
+
         recipes = {}
-        for tower, function in (("image", serving.tflite_image_encoder(model)),
-                                ("text", serving.tflite_text_encoder(model))):
-            stage = f"TFLite {tower} encoder"
+        for tower, function in towers:
+            stage = f"TFLite {tower} encoder" if tower != "zero_shot" else "TFLite zero-shot classifier"
             progress.begin(f"{stage} ({', '.join(variants)})")
+            # The classifier is the image tower plus one matmul: it is calibrated and quantised as the image one.
+            kind = "image" if tower == "zero_shot" else tower
             converted = tflite_variants.convert_variants(
-                function, list(variants), representative_dataset=representative.get(tower),
-                int8_recipe=int8_recipes.get(tower) or tflite_variants.RECOMMENDED_INT8_RECIPES[f"{tower}_encoder"])
+                function, list(variants), representative_dataset=representative.get(kind),
+                int8_recipe=int8_recipes.get(kind) or tflite_variants.RECOMMENDED_INT8_RECIPES[f"{kind}_encoder"])
             for variant, result in converted.items():
                 _write_bytes(os.path.join(work, parity.tflite_path(tower, variant)), result.tflite)
                 recipes[parity.tflite_path(tower, variant)] = result.recipe
@@ -214,32 +265,42 @@ def run_export(preset, weights, output_dir, name=None, variants=("float32", "flo
         stage = "parity"
         progress.begin(f"{stage} (held-out photos and sentences vs the float SavedModel)")
         held_out = datasets.builtin_images(datasets.HELD_OUT_PHOTOS, config["image_resolution"])
-        results = parity.measure(work, list(variants), held_out, datasets.held_out_sentences(), threads=threads)
+        reference = parity.FloatReference(os.path.join(work, "saved_model"), held_out, datasets.held_out_sentences())
+        results = parity.measure(work, list(variants), held_out, datasets.held_out_sentences(), threads=threads,
+                                 reference=reference)
+        if labels:
+            results += parity.measure_zero_shot(work, list(variants), held_out, threads=threads, reference=reference)
         progress.end(f"{sum(r.passed for r in results)}/{len(results)} artifacts meet their bar")
         print(parity.format_table(results), flush=True)
 
         stage = "delegate checks"
         progress.begin(stage)
-        delegate_reports = {}
+        delegate_reports, subgraphs = {}, {}
         for result in results:
             target = {"float16": "gpu", "int8": "edgetpu"}.get(result.variant)
             if target:
-                report = delegate_check.check(os.path.join(work, result.path), target).to_dict()
-                delegate_reports[result.path] = {key: report[key] for key in (
+                path = os.path.join(work, result.path)
+                if path not in subgraphs:  # a delegate runs one signature's subgraph: each is checked
+                    with open(path, "rb") as file:
+                        subgraphs[path] = delegate_check.signature_subgraphs(file.read(), path)
+                subgraph = subgraphs[path][getattr(result, "signature", parity.FULL_LENGTH_SIGNATURE)]
+                report = delegate_check.check(path, target, subgraph).to_dict()
+                delegate_reports[result.label] = {key: report[key] for key in (
                     "target", "ready", "op_count", "delegated_op_count", "model_problems", "unsupported_ops")}
         progress.end()
 
         stage = "manifest"
         progress.begin(stage)
         failed = [r for r in results if not r.passed]
-        manifest.write_report(work, name, preset, config, weights_source, results, recipes, delegate_reports)
+        manifest.write_report(work, name, preset, config, weights_source, results, recipes, delegate_reports,
+                              zero_shot_info)
         if failed:
             rejected = os.path.join(output_dir, f"{name}.rejected")
             _replace_directory(work, rejected)
-            raise ExportError("parity: " + "; ".join(f"{r.path} {r.shortfall()}" for r in failed)
+            raise ExportError("parity: " + "; ".join(f"{r.label} {r.shortfall()}" for r in failed)
                               + f". Nothing was shipped; artifacts and report are in {rejected}")
         manifest.write_manifest(work, name, preset, config, weights_source, results, recipes, delegate_reports,
-                                logit_multiplier=float(model.logit_multiplier()))
+                                logit_multiplier=float(model.logit_multiplier()), zero_shot=zero_shot_info)
         target = os.path.join(output_dir, name)
         _replace_directory(work, target)
         progress.end(f"wrote {target}")
@@ -260,10 +321,18 @@ def main(argv):
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)  # before TensorFlow runs anything
+    buckets = FLAGS.text_buckets
+    if buckets is not None:
+        bad = [n for n in buckets if not n.strip().isdigit()]
+        if bad:
+            print(f"export failed: --text_buckets takes token lengths (integers), got {bad}", file=sys.stderr)
+            return 1
+        buckets = [int(n) for n in buckets]
     try:
         run_export(FLAGS.preset, FLAGS.weights, FLAGS.output_dir, FLAGS.name, FLAGS.variants,
                    FLAGS.calibration_images, FLAGS.threads,
-                   {"image": FLAGS.image_int8_recipe, "text": FLAGS.text_int8_recipe})
+                   {"image": FLAGS.image_int8_recipe, "text": FLAGS.text_int8_recipe},
+                   buckets, FLAGS.zero_shot_labels, FLAGS.zero_shot_templates)
     except (ExportError, ValueError) as error:
         print(f"export failed: {error}", file=sys.stderr)
         return 1

@@ -33,12 +33,26 @@ def _tensor_details(details):
             "shape": [int(d) for d in details["shape"]], "quantization": quantization}
 
 
-def tflite_io(path):
+def tflite_io(path, signature=None):
+    """(inputs, outputs) of the default subgraph, or of one signature."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=path)
-    return ([_tensor_details(d) for d in interpreter.get_input_details()],
-            [_tensor_details(d) for d in interpreter.get_output_details()])
+    if signature is None:
+        return ([_tensor_details(d) for d in interpreter.get_input_details()],
+                [_tensor_details(d) for d in interpreter.get_output_details()])
+    runner = interpreter.get_signature_runner(signature)
+    return ([dict(_tensor_details(d), signature_name=k) for k, d in runner.get_input_details().items()],
+            [dict(_tensor_details(d), signature_name=k) for k, d in runner.get_output_details().items()])
+
+
+def _parity_entry(result):
+    return {k: v for k, v in result.to_dict().items()
+            if k not in ("path", "tower", "variant", "latency_ms", "threads", "signature", "length")}
+
+
+def _latency_entry(result):
+    return {"median": result.latency_ms, "runtime": "ai_edge_litert", "threads": result.threads, "batch": 1}
 
 
 def _describe_weights(source):
@@ -59,10 +73,17 @@ def _artifact_files(export_dir):
 
 
 def write_manifest(export_dir, name, preset, config, weights_source, results, recipes, delegate_reports,
-                   logit_multiplier):
+                   logit_multiplier, zero_shot=None):
     """`logit_multiplier`: what serving_default multiplies cosines by (exp(logit_scale), capped); devices that
-    rank labels with the TFLite encoders need it to give the same probabilities."""
-    by_path = {r.path: r for r in results}
+    rank labels with the TFLite encoders need it to give the same probabilities. `results` hold one entry per
+    text signature; the artifact's top-level inputs, outputs and parity are its default signature's (the full
+    length), and "signatures" lists every one. `zero_shot`: labels, templates and logit scale of the zero-shot
+    classifiers, if any."""
+    by_path = {r.path: r for r in results if r.label == r.path}
+    signatures = {}
+    for r in results:
+        if r.tower == "text":
+            signatures.setdefault(r.path, []).append(r)
     artifacts = []
     for relative, path in sorted(_artifact_files(export_dir)):
         entry = {"path": relative, "sha256": files_sha256([path]), "bytes": os.path.getsize(path)}
@@ -70,12 +91,18 @@ def write_manifest(export_dir, name, preset, config, weights_source, results, re
             result = by_path[relative]
             inputs, outputs = tflite_io(path)
             entry.update(tower=result.tower, variant=result.variant, recipe=recipes.get(relative),
-                         inputs=inputs, outputs=outputs,
-                         parity={k: v for k, v in result.to_dict().items()
-                                 if k not in ("path", "tower", "variant", "latency_ms", "threads")},
-                         latency_ms={"median": result.latency_ms, "runtime": "ai_edge_litert",
-                                     "threads": result.threads, "batch": 1},
-                         delegate=delegate_reports.get(relative))
+                         inputs=inputs, outputs=outputs, parity=_parity_entry(result),
+                         latency_ms=_latency_entry(result), delegate=delegate_reports.get(relative))
+        if relative in signatures:
+            entry["signatures"] = []
+            for result in signatures[relative]:
+                inputs, outputs = tflite_io(path, result.signature)
+                entry["signatures"].append({
+                    "key": result.signature, "length": result.length, "inputs": inputs, "outputs": outputs,
+                    "parity": _parity_entry(result), "latency_ms": _latency_entry(result),
+                    "delegate": delegate_reports.get(result.label)})
+        if relative.startswith("tflite/zero_shot_"):
+            entry["labels"] = zero_shot and zero_shot["labels_path"]
         artifacts.append(entry)
     manifest = {
         "name": name, "preset": preset, "config": config, "logit_multiplier": logit_multiplier,
@@ -95,6 +122,16 @@ def write_manifest(export_dir, name, preset, config, weights_source, results, re
         "artifacts": artifacts,
         "versions": _versions(),
     }
+    text_lengths = sorted({r.length for r in results if r.tower == "text"})
+    if text_lengths:
+        manifest["text_buckets"] = {
+            "lengths": text_lengths,
+            "signature_keys": {str(r.length): r.signature for r in results if r.tower == "text"},
+            "rule": "run the shortest length whose signature holds the text's first end-of-text token (the "
+                    "largest id): same embedding as the full length; the full length is signature "
+                    "serving_default, subgraph 0"}
+    if zero_shot:
+        manifest["zero_shot"] = zero_shot
     _write_json_atomically(os.path.join(export_dir, MANIFEST), manifest)
 
 
@@ -105,7 +142,8 @@ def _write_json_atomically(path, data):
     os.replace(temporary, path)
 
 
-def write_report(export_dir, name, preset, config, weights_source, results, recipes, delegate_reports):
+def write_report(export_dir, name, preset, config, weights_source, results, recipes, delegate_reports,
+                 zero_shot=None):
     from converters.parity import format_table
 
     float32_bytes = {r.tower: os.path.getsize(os.path.join(export_dir, r.path)) for r in results
@@ -115,20 +153,34 @@ def write_report(export_dir, name, preset, config, weights_source, results, reci
              f"Weights: {_describe_weights(weights_source)}.", "",
              "Every TFLite artifact against the float32 SavedModel on held-out real photos and sentences "
              "(never the calibration ones). Latency: median of 10 runs, ai_edge_litert, 2 threads, batch 1.", "",
+             "Text encoders: one row per signature (token length). A shorter signature is measured on the "
+             "sentences that fit it, including ones that exactly fill it; `vs full length` compares it with "
+             "the same file's full-length signature on those sentences.", "",
              format_table(results), "",
              "| artifact | bytes | size vs float32 | recipe | delegate readiness |", "|---|---|---|---|---|"]
+    if zero_shot:
+        lines[-2:-2] = [f"Zero-shot classifiers: {len(zero_shot['labels'])} classes ({zero_shot['labels_path']}), "
+                        f"{len(zero_shot['templates'])} templates averaged per class, logit scale "
+                        f"{zero_shot['logit_scale']:.4g}; reference: the float zero-shot from the SavedModel's "
+                        f"encode_text and encode_pixels with the same texts.", ""]
     for result in results:
+        if result.label != result.path:
+            continue
         size = os.path.getsize(os.path.join(export_dir, result.path))
         ratio = f"{size / float32_bytes[result.tower]:.2f}x" if result.tower in float32_bytes else ""
         delegate = delegate_reports.get(result.path)
+        extra = [delegate_reports[r.label] for r in results if r.path == result.path and r.label != r.path
+                 and r.label in delegate_reports]
         readiness = ""
         if delegate:
             readiness = (f"{delegate['target']}: {'ready' if delegate['ready'] else 'not ready'}, "
                          f"{delegate['delegated_op_count']}/{delegate['op_count']} ops on the accelerator"
                          + (f"; unsupported: {', '.join(delegate['unsupported_ops'])}" if delegate["unsupported_ops"] else ""))
+            if extra:
+                readiness += f"; shorter signatures: {sum(d['ready'] for d in extra)}/{len(extra)} ready"
         lines.append(f"| {result.path} | {size:,} | {ratio} | {recipes.get(result.path, '')} | {readiness} |")
     failed = [r for r in results if not r.passed]
     lines += ["", "**Result: " + ("all artifacts meet their bars.**" if not failed else
-                                 "FAILED: " + "; ".join(f"{r.path}: {r.shortfall()}" for r in failed) + "**")]
+                                 "FAILED: " + "; ".join(f"{r.label}: {r.shortfall()}" for r in failed) + "**")]
     with open(os.path.join(export_dir, REPORT), "w") as file:
         file.write("\n".join(lines) + "\n")

@@ -8,6 +8,13 @@ works on any export directory, in or out of the exporter:
 For each variant: cosine similarity of embeddings (mean and min), max absolute error, and zero-shot top-1
 agreement with the float model (held-out photos x prompts; the other tower stays float). A variant whose
 minimum cosine is below its bar fails: the command exits 1, and the exporter refuses to ship it.
+
+Text encoders are measured per signature (one per length bucket): each on the sentences that fit it, plus
+sentences that exactly fill each bucket and ones a token too long (which only the next bucket may take),
+against the float model and against the same file's full-length signature (float32 must agree with it to
+cosine 1 - 1e-7; every bucket must meet its variant's bar). Zero-shot classifiers (tflite/zero_shot_*.tflite)
+are compared with the float zero-shot computed from the SavedModel's encode_text and encode_pixels with the
+same labels and templates (assets/zero_shot_*.txt): top-1 agreement and max probability error, per variant.
 """
 
 import dataclasses
@@ -21,6 +28,17 @@ import numpy as np
 # Minimum cosine similarity to the float model, per variant.
 BARS = {"float32": 0.99999, "float16": 0.999, "dynamic_int8": 0.99, "int8": 0.98}
 TOWERS = ("image", "text")
+FULL_LENGTH_SIGNATURE = "serving_default"
+# A float32 bucket computes the same arithmetic as the full length on the positions it keeps (0.0 difference
+# measured with XNNPACK); the bar allows for a kernel that sums in another order, nothing more.
+FLOAT32_BUCKET_COSINE = 1 - 1e-7
+# Zero-shot classifier bars per variant: (min top-1 agreement, max absolute probability error) against the
+# float zero-shot of the SavedModel. Probabilities amplify embedding errors by the logit scale (100 for
+# OpenAI's checkpoints), so the quantised variants get loose probability bars; top-1 is what users see.
+ZERO_SHOT_BARS = {"float32": (1.0, 1e-4), "float16": (0.95, 0.05), "dynamic_int8": (0.9, 0.25),
+                  "int8": (0.85, 0.35)}
+ZERO_SHOT_LABELS = os.path.join("assets", "zero_shot_labels.txt")
+ZERO_SHOT_TEMPLATES = os.path.join("assets", "zero_shot_templates.txt")
 
 
 @dataclasses.dataclass
@@ -36,44 +54,105 @@ class ArtifactParity:
     bar: float
     examples: int
     threads: int
+    signature: str = FULL_LENGTH_SIGNATURE
+    length: int | None = None  # text encoders: the signature's token count
+    # Shorter text signatures: the same texts through the file's full-length signature.
+    full_length_cosine_min: float | None = None
+    full_length_max_abs_diff: float | None = None
+
+    @property
+    def label(self):
+        return self.path if self.signature == FULL_LENGTH_SIGNATURE else f"{self.path} [{self.signature}]"
 
     @property
     def passed(self):
-        return self.cosine_min >= self.bar
+        return self.cosine_min >= self.bar and not self._bucket_shortfall()
+
+    def _bucket_shortfall(self):
+        if self.variant == "float32" and self.full_length_cosine_min is not None \
+                and self.full_length_cosine_min < FLOAT32_BUCKET_COSINE:
+            return (f"cosine to the full-length signature {self.full_length_cosine_min:.9f} is below "
+                    f"{FLOAT32_BUCKET_COSINE:.7f}")
+        return ""
 
     def shortfall(self):
-        return "" if self.passed else f"min cosine {self.cosine_min:.6f} is {self.bar - self.cosine_min:.6f} below {self.bar}"
+        problems = [self._bucket_shortfall()]
+        if self.cosine_min < self.bar:
+            problems.insert(0, f"min cosine {self.cosine_min:.6f} is {self.bar - self.cosine_min:.6f} below {self.bar}")
+        return "; ".join(p for p in problems if p)
 
     def to_dict(self):
         return dict(dataclasses.asdict(self), passed=self.passed)
 
 
+@dataclasses.dataclass
+class ZeroShotParity:
+    path: str
+    variant: str
+    top1_agreement: float
+    max_prob_error: float
+    latency_ms: float
+    examples: int
+    classes: int
+    threads: int
+    tower: str = "zero_shot"
+
+    @property
+    def label(self):
+        return self.path
+
+    @property
+    def bars(self):
+        return ZERO_SHOT_BARS[self.variant]
+
+    @property
+    def passed(self):
+        return self.top1_agreement >= self.bars[0] and self.max_prob_error <= self.bars[1]
+
+    def shortfall(self):
+        problems = []
+        if self.top1_agreement < self.bars[0]:
+            problems.append(f"top-1 agreement {self.top1_agreement:.1%} is below {self.bars[0]:.0%}")
+        if self.max_prob_error > self.bars[1]:
+            problems.append(f"max probability error {self.max_prob_error:.2e} is above {self.bars[1]}")
+        return "; ".join(problems)
+
+    def to_dict(self):
+        return dict(dataclasses.asdict(self), bars={"top1_agreement_min": self.bars[0],
+                                                     "max_prob_error_max": self.bars[1]}, passed=self.passed)
+
+
 def tflite_path(tower, variant):
+    if tower == "zero_shot":
+        return os.path.join("tflite", f"zero_shot_{variant}.tflite")
     return os.path.join("tflite", f"{tower}_encoder_{variant}.tflite")
 
 
 class TFLiteEncoder:
-    """One .tflite encoder in ai_edge_litert's Interpreter, checked against the export contract."""
+    """One signature of a .tflite encoder in ai_edge_litert, checked against the export contract."""
 
-    def __init__(self, path, expected_input_dtype, expected_input_shape, threads):
+    def __init__(self, path, expected_input_dtype, expected_input_shape, threads, signature=None):
         from ai_edge_litert.interpreter import Interpreter
 
         self.path = path
         self.interpreter = Interpreter(model_path=path, num_threads=threads)
-        self.interpreter.allocate_tensors()
-        (self.input,) = self.interpreter.get_input_details()
-        (self.output,) = self.interpreter.get_output_details()
+        signatures = self.interpreter.get_signature_list()
+        signature = signature or (FULL_LENGTH_SIGNATURE if FULL_LENGTH_SIGNATURE in signatures else None)
+        if signature is None:
+            raise ValueError(f"{path}: no {FULL_LENGTH_SIGNATURE} signature (found {sorted(signatures)})")
+        self.runner = self.interpreter.get_signature_runner(signature)
+        (self.input_name, self.input), = self.runner.get_input_details().items()
+        (self.output_name, self.output), = self.runner.get_output_details().items()
         found = (np.dtype(self.input["dtype"]).name, tuple(self.input["shape"]))
         if found != (np.dtype(expected_input_dtype).name, tuple(expected_input_shape)):
-            raise ValueError(f"{path}: input is {found}, the contract says "
+            raise ValueError(f"{path} [{signature}]: input is {found}, the contract says "
                              f"{(np.dtype(expected_input_dtype).name, tuple(expected_input_shape))}")
         if np.dtype(self.output["dtype"]) != np.float32:
-            raise ValueError(f"{path}: output is {np.dtype(self.output['dtype']).name}, the contract says float32")
+            raise ValueError(f"{path} [{signature}]: output is {np.dtype(self.output['dtype']).name}, the contract "
+                             f"says float32")
 
     def __call__(self, item):
-        self.interpreter.set_tensor(self.input["index"], item[np.newaxis])
-        self.interpreter.invoke()
-        return self.interpreter.get_tensor(self.output["index"])[0].copy()
+        return self.runner(**{self.input_name: item[np.newaxis]})[self.output_name][0].copy()
 
     def embed(self, items):
         return np.stack([self(item) for item in items])
@@ -88,6 +167,23 @@ class TFLiteEncoder:
         return 1e3 * statistics.median(times)
 
 
+def text_signatures(path):
+    """{signature key: token length} of a text encoder file, the full length first."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=path)
+    lengths = {}
+    for key in interpreter.get_signature_list():
+        (detail,) = interpreter.get_signature_runner(key).get_input_details().values()
+        lengths[key] = int(detail["shape"][1])
+    return dict(sorted(lengths.items(), key=lambda item: (item[0] != FULL_LENGTH_SIGNATURE, item[1])))
+
+
+def end_positions(token_ids):
+    """Each row's first largest id (the end token, where CLIP pools)."""
+    return np.argmax(token_ids, axis=1)
+
+
 def _cosines(a, b):
     return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
@@ -99,50 +195,177 @@ class FloatReference:
         import tensorflow as tf
         import tensorflow_text  # noqa: F401  registers the tokenizer's ops before loading
 
-        model = tf.saved_model.load(saved_model_dir)
+        self.model = tf.saved_model.load(saved_model_dir)
         self.pixels = pixels
-        self.token_ids = model.signatures["tokenize"](texts=tf.constant(sentences))["token_ids"].numpy()
-        self.image = model.signatures["encode_pixels"](pixels=tf.constant(pixels))["embeddings"].numpy()
-        self.text = model.signatures["encode_text"](texts=tf.constant(sentences))["embeddings"].numpy()
+        self.token_ids, self.text = self.texts(sentences)
+        self.image = self.model.signatures["encode_pixels"](pixels=tf.constant(pixels))["embeddings"].numpy()
+
+    def texts(self, sentences):
+        """(token ids [N, L], float embeddings [N, D]) of `sentences`."""
+        import tensorflow as tf
+
+        texts = tf.constant(list(sentences), tf.string)
+        return (self.model.signatures["tokenize"](texts=texts)["token_ids"].numpy(),
+                self.model.signatures["encode_text"](texts=texts)["embeddings"].numpy())
+
+    def logit_scale(self, texts):
+        """The model's logit scale as serving_default applies it: least squares of its image logits against
+        the cosines of encode_image and encode_text (one held-out photo, PNG-encoded, and `texts`)."""
+        import tensorflow as tf
+
+        png = tf.io.encode_png(tf.constant(self.pixels[0]))[tf.newaxis]
+        texts = tf.constant(list(texts), tf.string)
+        logits = self.model.signatures["serving_default"](images=png, texts=texts)["image_logits"].numpy()[0]
+        cosines = (self.model.signatures["encode_image"](images=png)["embeddings"].numpy()
+                   @ self.model.signatures["encode_text"](texts=texts)["embeddings"].numpy().T)[0]
+        return float(np.sum(logits * cosines) / np.sum(cosines * cosines))
 
     def zero_shot(self, image, text):
         return np.argmax(image @ text.T, axis=1)
 
 
-def measure(export_dir, variants, pixels, sentences, threads=2, latency_repeats=10, towers=TOWERS):
-    """[ArtifactParity] for each tower and variant present in export_dir."""
-    reference = FloatReference(os.path.join(export_dir, "saved_model"), pixels, sentences)
+def boundary_sentences(reference, lengths, pool=None):
+    """Word prefixes of held-out captions with exactly L tokens (start and end included) and L + 1 tokens,
+    for each length L below the largest: the texts that fill a bucket and the ones it must refuse."""
+    from converters import datasets
+
+    words = " ".join(pool or datasets.HELD_OUT_CAPTIONS).split()
+    prefixes = [" ".join(words[:k]) for k in range(1, len(words) + 1)]
+    counts = [int(n) for n in (reference.texts(prefixes)[0] != 0).sum(axis=1)]
+    chosen = []
+    for length in sorted(lengths)[:-1]:
+        for wanted in (length, length + 1):
+            if wanted in counts:
+                chosen.append(prefixes[counts.index(wanted)])
+    return chosen
+
+
+def _measure_text_signatures(export_dir, relative, variant, reference, threads, latency_repeats):
+    path = os.path.join(export_dir, relative)
+    signatures = text_signatures(path)
+    full = TFLiteEncoder(path, np.int32, (1, reference.token_ids.shape[1]), threads)
+    full_found = full.embed(reference.token_ids)
+    results = []
+    for key, length in signatures.items():
+        fits = end_positions(reference.token_ids) < length
+        inputs = reference.token_ids[fits, :length]
+        expected = reference.text[fits]
+        encoder = full if key == FULL_LENGTH_SIGNATURE else TFLiteEncoder(path, np.int32, (1, length), threads, key)
+        found = full_found if key == FULL_LENGTH_SIGNATURE else encoder.embed(inputs)
+        cosines = _cosines(found, expected)
+        top1 = reference.zero_shot(reference.image, found) == reference.zero_shot(reference.image, expected)
+        extra = {}
+        if key != FULL_LENGTH_SIGNATURE:
+            extra = dict(full_length_cosine_min=float(np.min(_cosines(found, full_found[fits]))),
+                         full_length_max_abs_diff=float(np.max(np.abs(found - full_found[fits]))))
+        results.append(ArtifactParity(
+            path=relative, tower="text", variant=variant, cosine_mean=float(np.mean(cosines)),
+            cosine_min=float(np.min(cosines)), max_abs_error=float(np.max(np.abs(found - expected))),
+            top1_agreement=float(np.mean(top1)), latency_ms=encoder.median_latency_ms(inputs[0], latency_repeats),
+            bar=BARS[variant], examples=len(inputs), threads=threads, signature=key, length=length, **extra))
+    return results
+
+
+def measure(export_dir, variants, pixels, sentences, threads=2, latency_repeats=10, towers=TOWERS, reference=None):
+    """[ArtifactParity] for each tower and variant present in export_dir (text: one per signature).
+    `reference`: a FloatReference of the same pixels and sentences, to reuse a loaded SavedModel."""
+    reference = reference or FloatReference(os.path.join(export_dir, "saved_model"), pixels, sentences)
     float_top1 = reference.zero_shot(reference.image, reference.text)
     results = []
     for tower in towers:
         for variant in variants:
             relative = tflite_path(tower, variant)
-            if tower == "image":
-                encoder = TFLiteEncoder(os.path.join(export_dir, relative), np.uint8, (1,) + pixels.shape[1:], threads)
-                inputs, expected = reference.pixels, reference.image
-            else:
-                encoder = TFLiteEncoder(os.path.join(export_dir, relative), np.int32,
-                                        (1, reference.token_ids.shape[1]), threads)
-                inputs, expected = reference.token_ids, reference.text
-            found = encoder.embed(inputs)
-            cosines = _cosines(found, expected)
-            top1 = (reference.zero_shot(found, reference.text) if tower == "image"
-                    else reference.zero_shot(reference.image, found))
+            if tower == "text":
+                path = os.path.join(export_dir, relative)
+                lengths = list(text_signatures(path).values())
+                extra = [s for s in boundary_sentences(reference, lengths) if s not in sentences]
+                text_reference = reference
+                if extra:
+                    text_reference = _ExtendedTexts(reference, extra)
+                results += _measure_text_signatures(export_dir, relative, variant, text_reference, threads,
+                                                    latency_repeats)
+                continue
+            encoder = TFLiteEncoder(os.path.join(export_dir, relative), np.uint8, (1,) + pixels.shape[1:], threads)
+            found = encoder.embed(reference.pixels)
+            cosines = _cosines(found, reference.image)
+            top1 = reference.zero_shot(found, reference.text)
             results.append(ArtifactParity(
                 path=relative, tower=tower, variant=variant, cosine_mean=float(np.mean(cosines)),
-                cosine_min=float(np.min(cosines)), max_abs_error=float(np.max(np.abs(found - expected))),
+                cosine_min=float(np.min(cosines)), max_abs_error=float(np.max(np.abs(found - reference.image))),
                 top1_agreement=float(np.mean(top1 == float_top1)),
-                latency_ms=encoder.median_latency_ms(inputs[0], latency_repeats), bar=BARS[variant],
-                examples=len(inputs), threads=threads))
+                latency_ms=encoder.median_latency_ms(reference.pixels[0], latency_repeats), bar=BARS[variant],
+                examples=len(reference.pixels), threads=threads))
+    return results
+
+
+class _ExtendedTexts:
+    """A FloatReference view with more sentences (the bucket-boundary ones) after the held-out ones."""
+
+    def __init__(self, reference, sentences):
+        token_ids, text = reference.texts(sentences)
+        self.image = reference.image
+        self.token_ids = np.concatenate([reference.token_ids, token_ids])
+        self.text = np.concatenate([reference.text, text])
+        self.zero_shot = reference.zero_shot
+
+
+def read_zero_shot_texts(export_dir):
+    """(labels, templates) from the export's assets."""
+    def lines(relative):
+        with open(os.path.join(export_dir, relative), encoding="utf-8") as file:
+            return [line.rstrip("\n") for line in file if line.strip()]
+    return lines(ZERO_SHOT_LABELS), lines(ZERO_SHOT_TEMPLATES)
+
+
+def measure_zero_shot(export_dir, variants, pixels, threads=2, latency_repeats=10, reference=None):
+    """[ZeroShotParity] for each variant's tflite/zero_shot_{variant}.tflite, against the float zero-shot of
+    the SavedModel with the export's labels and templates."""
+    from converters import zero_shot
+
+    labels, templates = read_zero_shot_texts(export_dir)
+    reference = reference or FloatReference(os.path.join(export_dir, "saved_model"), pixels, [])
+    texts = zero_shot.prompts(labels, templates)
+    text = np.concatenate([reference.texts(texts[i:i + 256])[1] for i in range(0, len(texts), 256)])
+    classes = zero_shot.average_class_embeddings(text, len(labels))
+    logits = reference.logit_scale(texts[:16]) * (reference.image @ classes.T)
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    results = []
+    for variant in variants:
+        relative = tflite_path("zero_shot", variant)
+        encoder = TFLiteEncoder(os.path.join(export_dir, relative), np.uint8, (1,) + pixels.shape[1:], threads)
+        found = encoder.embed(reference.pixels)
+        if found.shape[1] != len(labels):
+            raise ValueError(f"{relative}: {found.shape[1]} outputs for {len(labels)} labels in {ZERO_SHOT_LABELS}")
+        results.append(ZeroShotParity(
+            path=relative, variant=variant,
+            top1_agreement=float(np.mean(np.argmax(found, 1) == np.argmax(expected, 1))),
+            max_prob_error=float(np.max(np.abs(found - expected))),
+            latency_ms=encoder.median_latency_ms(reference.pixels[0], latency_repeats), examples=len(found),
+            classes=len(labels), threads=threads))
     return results
 
 
 def format_table(results):
-    lines = ["| artifact | cosine mean | cosine min | bar | max abs error | zero-shot top-1 agreement | latency ms | |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| artifact | length | cosine mean | cosine min | bar | max abs error | vs full length | "
+             "zero-shot top-1 agreement | latency ms | |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        lines.append(f"| {r.path} | {r.cosine_mean:.6f} | {r.cosine_min:.6f} | {r.bar} | {r.max_abs_error:.2e} | "
-                     f"{r.top1_agreement:.0%} | {r.latency_ms:.1f} | {'pass' if r.passed else 'FAIL: ' + r.shortfall()} |")
+        if r.tower == "zero_shot":
+            continue
+        full = "" if r.full_length_max_abs_diff is None else (
+            f"max diff {r.full_length_max_abs_diff:.1e}, cos {r.full_length_cosine_min:.9f}")
+        lines.append(f"| {r.label} | {r.length or ''} | {r.cosine_mean:.6f} | {r.cosine_min:.6f} | {r.bar} | "
+                     f"{r.max_abs_error:.2e} | {full} | {r.top1_agreement:.0%} ({r.examples}) | {r.latency_ms:.1f} | "
+                     f"{'pass' if r.passed else 'FAIL: ' + r.shortfall()} |")
+    zero_shot = [r for r in results if r.tower == "zero_shot"]
+    if zero_shot:
+        lines += ["", "| zero-shot classifier | classes | top-1 agreement | bar | max probability error | bar | "
+                      "latency ms | |", "|---|---|---|---|---|---|---|---|"]
+        for r in zero_shot:
+            lines.append(f"| {r.path} | {r.classes} | {r.top1_agreement:.1%} ({r.examples}) | {r.bars[0]:.0%} | "
+                         f"{r.max_prob_error:.2e} | {r.bars[1]} | {r.latency_ms:.1f} | "
+                         f"{'pass' if r.passed else 'FAIL: ' + r.shortfall()} |")
     return "\n".join(lines)
 
 
@@ -166,12 +389,18 @@ def main(argv=None):
 
     resolution = Interpreter(model_path=os.path.join(args.export_dir, tflite_path("image", variants[0]))
                              ).get_input_details()[0]["shape"][1]
-    results = measure(args.export_dir, variants, datasets.builtin_images(datasets.HELD_OUT_PHOTOS, resolution),
-                      datasets.held_out_sentences(), threads=args.threads)
+    pixels = datasets.builtin_images(datasets.HELD_OUT_PHOTOS, resolution)
+    reference = FloatReference(os.path.join(args.export_dir, "saved_model"), pixels, datasets.held_out_sentences())
+    results = measure(args.export_dir, variants, pixels, datasets.held_out_sentences(), threads=args.threads,
+                      reference=reference)
+    zero_shot_variants = [v for v in BARS if os.path.exists(os.path.join(args.export_dir, tflite_path("zero_shot", v)))]
+    if zero_shot_variants:
+        results += measure_zero_shot(args.export_dir, zero_shot_variants, pixels, threads=args.threads,
+                                     reference=reference)
     print(format_table(results))
     failed = [r for r in results if not r.passed]
     for r in failed:
-        print(f"FAIL {r.path}: {r.shortfall()}", file=sys.stderr)
+        print(f"FAIL {r.label}: {r.shortfall()}", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -78,12 +78,31 @@ def tflite_image_encoder(model):
     return image_encoder.get_concrete_function()
 
 
-def tflite_text_encoder(model):
-    """Concrete function int32 [1, L] token ids -> L2-normalised float32 [1, D]."""
-    length = model.get_config()["context_length"]
+def text_signature_key(length, context_length):
+    """TFLite signature key of the text encoder at `length`: the full context length keeps serving_default (the
+    key of a one-signature file, subgraph 0, what plain Interpreter calls run); shorter buckets are tokens_L."""
+    return "serving_default" if length == context_length else f"tokens_{length}"
 
-    @tf.function(input_signature=[tf.TensorSpec([1, length], tf.int32, name="token_ids")])
+
+def tflite_text_encoder(model, length=None):
+    """Concrete function int32 [1, L] token ids -> L2-normalised float32 [1, D]; L defaults to the context
+    length. Causal attention makes a shorter L give the same embedding for every text whose end token is at
+    a position < L."""
+    context_length = model.get_config()["context_length"]
+    length = length or context_length
+
     def text_encoder(token_ids):
-        return {"embedding": l2_normalize_rows(model.encode_text(token_ids))}
+        # The tower itself, not CLIP.encode_text, which would trim to a bucket with a dynamic shape.
+        return {"embedding": l2_normalize_rows(model.text_encoder(token_ids))}
 
-    return text_encoder.get_concrete_function()
+    # The converter names each signature of a multi-signature file after its Python function.
+    text_encoder.__name__ = text_signature_key(length, context_length)
+    function = tf.function(text_encoder, input_signature=[tf.TensorSpec([1, length], tf.int32, name="token_ids")])
+    return function.get_concrete_function()
+
+
+def tflite_text_encoders(model, lengths):
+    """{signature key: concrete function} for each length, the full context length first (subgraph 0)."""
+    context_length = model.get_config()["context_length"]
+    ordered = [context_length] + sorted(set(lengths) - {context_length})
+    return {text_signature_key(n, context_length): tflite_text_encoder(model, n) for n in ordered}

@@ -7,6 +7,11 @@ The function must have a static signature with batch 1 (the export contract: uin
 int32 token ids [1, L] in, float32 embeddings [1, D] out), as converters.serving's tflite_image_encoder and
 tflite_text_encoder build them.
 
+Several functions become the signatures of one file when given as {signature_key: concrete_fn} (the length
+buckets of the text encoder): the converter stores each weight once and every signature's subgraph reads it.
+The first key is subgraph 0, the one a plain Interpreter call runs; the representative dataset is then a
+{signature_key: dataset} of the same keys, and int8 calibration covers every signature.
+
 Variants:
 - float32: the plain converter.
 - float16: float16 weights (converter.target_spec.supported_types = [tf.float16]); the GPU delegate folds the
@@ -99,11 +104,16 @@ class VariantConversionError(RuntimeError):
 
 RepresentativeDataset = Callable[[], Iterable[Sequence[np.ndarray]]]
 
+# The converter names the only signature of a one-function model serving_default; with several functions it
+# names each after its Python function and orders subgraphs by key.
+SINGLE_SIGNATURE_KEY = "serving_default"
+
 
 def convert_variants(concrete_fn, variant_names: Sequence[str] = VARIANTS,
-                     representative_dataset: RepresentativeDataset | None = None,
+                     representative_dataset: RepresentativeDataset | Mapping[str, RepresentativeDataset] | None = None,
                      int8_recipe: str = DEFAULT_INT8_RECIPE) -> dict[str, Variant]:
-    """Converts `concrete_fn` into the named variants; int8 needs `representative_dataset`.
+    """Converts `concrete_fn` (or {signature_key: concrete_fn}, see the module doc) into the named variants;
+    int8 needs `representative_dataset`.
 
     `representative_dataset()` yields lists of numpy inputs in the function's input order, each with the
     signature's shape and dtype (the converter's convention).
@@ -111,38 +121,58 @@ def convert_variants(concrete_fn, variant_names: Sequence[str] = VARIANTS,
     unknown = [v for v in variant_names if v not in VARIANTS]
     if unknown:
         raise ValueError(f"unknown TFLite variants {unknown}; expected some of {list(VARIANTS)}")
-    _check_static_signature(concrete_fn)
+    functions = dict(concrete_fn) if isinstance(concrete_fn, Mapping) else {SINGLE_SIGNATURE_KEY: concrete_fn}
+    if not functions:
+        raise ValueError("no functions to convert")
+    for function in functions.values():
+        _check_static_signature(function)
+    datasets = None
+    if representative_dataset is not None:
+        datasets = (dict(representative_dataset) if isinstance(representative_dataset, Mapping)
+                    else {SINGLE_SIGNATURE_KEY: representative_dataset})
+        if set(datasets) != set(functions):
+            raise ValueError(f"representative_dataset covers signatures {sorted(datasets)}; the functions are "
+                             f"{sorted(functions)} (calibration must cover every signature)")
     if "int8" in variant_names:
-        if representative_dataset is None:
+        if datasets is None:
             raise ValueError("the int8 variant needs a representative_dataset (calibration inputs)")
         if int8_recipe not in INT8_RECIPES:
             raise ValueError(f"unknown int8 recipe {int8_recipe!r}; expected one of {sorted(INT8_RECIPES)}")
 
-    # Smoke-test input: a real calibration sample when there is one (an int8 model can run on zeros and still
-    # fail on real data, e.g. a quantised divisor that rounds to zero), zeros otherwise.
-    smoke_input = next(iter(representative_dataset()), None) if representative_dataset is not None else None
+    # Smoke-test input per signature: a real calibration sample when there is one (an int8 model can run on
+    # zeros and still fail on real data, e.g. a quantised divisor that rounds to zero), zeros otherwise.
+    smoke_inputs = {key: next(iter(dataset()), None) for key, dataset in (datasets or {}).items()}
     results = {}
     float32 = None
     for name in variant_names:
         if name == "int8":
             recipe = INT8_RECIPES[int8_recipe]
             if recipe.engine == "converter":
-                tflite = _convert(concrete_fn, int8_data=representative_dataset)
+                tflite = _convert(functions, int8_data=datasets)
             else:
-                float32 = float32 or _convert(concrete_fn)
-                tflite = quantize_with_ai_edge_quantizer(float32, recipe, representative_dataset)
+                float32 = float32 or _convert(functions)
+                tflite = quantize_with_ai_edge_quantizer(float32, recipe, datasets)
             description = recipe.describe()
         else:
-            tflite = _convert(concrete_fn, variant=name)
+            tflite = _convert(functions, variant=name)
             description = {"float32": "TFLiteConverter float32",
                            "float16": "TFLiteConverter float16 weights (target_spec.supported_types=[float16])",
                            "dynamic_int8": "TFLiteConverter dynamic range: int8 weights, float activations "
                                            "(optimizations=[DEFAULT], no data)"}[name]
             if name == "float32":
                 float32 = tflite
-        _check_runs(tflite, name, smoke_input)
+        _check_signatures(tflite, name, list(functions))
+        _check_runs(tflite, name, smoke_inputs)
         results[name] = Variant(name, bytes(tflite), description)
     return results
+
+
+def _check_signatures(tflite: bytes, name: str, keys: list[str]) -> None:
+    """The file's signatures are `keys`, the first one in subgraph 0 (the default for plain Interpreter use)."""
+    found = delegate_check.signature_subgraphs(tflite, f"{name} variant")
+    if set(found) != set(keys) or found[keys[0]] != 0:
+        raise VariantConversionError(f"the {name} variant has signatures {found} (key: subgraph); expected "
+                                     f"{keys} with {keys[0]!r} in subgraph 0")
 
 
 def _check_static_signature(concrete_fn) -> None:
@@ -152,12 +182,13 @@ def _check_static_signature(concrete_fn) -> None:
                              f"has shape {spec.shape}")
 
 
-def _convert(concrete_fn, variant: str = "float32", int8_data: RepresentativeDataset | None = None) -> bytes:
-    # The converter writes a signature (needed by ai-edge-quantizer's calibration) only when given a trackable
-    # object that owns the function's variables.
+def _convert(functions: Mapping, variant: str = "float32",
+             int8_data: Mapping[str, RepresentativeDataset] | None = None) -> bytes:
+    # The converter writes signatures (needed by ai-edge-quantizer's calibration) only when given a trackable
+    # object that owns the functions' variables.
     owner = tf.Module()
-    owner.captured_variables = list(concrete_fn.variables)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete_fn], owner)
+    owner.captured_variables = list({id(v): v for f in functions.values() for v in f.variables}.values())
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(list(functions.values()), owner)
     if variant == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -165,7 +196,7 @@ def _convert(concrete_fn, variant: str = "float32", int8_data: RepresentativeDat
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if int8_data is not None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = int8_data
+        converter.representative_dataset = _converter_dataset(functions, int8_data)
         # Builtins only as a fallback for ops without an int8 kernel (the uint8->float CAST at the input); the
         # rest is int8, and the interface keeps the contract types (uint8/int32 in, float32 out).
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -174,6 +205,19 @@ def _convert(concrete_fn, variant: str = "float32", int8_data: RepresentativeDat
     except Exception as e:  # the converter raises ConverterError with the MLIR diagnostics
         raise VariantConversionError(f"TFLite conversion of the {variant if int8_data is None else 'int8'} "
                                      f"variant failed: {_first_lines(e)}") from e
+
+
+def _converter_dataset(functions: Mapping, datasets: Mapping[str, RepresentativeDataset]) -> RepresentativeDataset:
+    """The converter's calibration convention: input lists for one function, (key, {input: value}) for several."""
+    if len(functions) == 1:
+        return next(iter(datasets.values()))
+
+    def generate():
+        for key, function in functions.items():
+            names = [spec.name for spec in function.structured_input_signature[0]]
+            for sample in datasets[key]():
+                yield key, dict(zip(names, sample))
+    return generate
 
 
 def _override_entry(op: str, bits: int | None) -> dict:
@@ -213,62 +257,88 @@ def ai_edge_quantizer_recipe(recipe: Int8Recipe, float32_tflite: bytes) -> list[
 
 
 def softmax_input_add_names(tflite: bytes) -> list[str]:
-    """Output tensor names of the ADD ops whose result feeds a SOFTMAX (ai-edge-quantizer scopes by them)."""
-    model = delegate_check.parse_model(tflite, "float32 variant")
-    softmax_inputs = {op.inputs[0].index for op in model.ops if op.name == "SOFTMAX" and op.inputs}
-    return [op.outputs[0].name for op in model.ops if op.name == "ADD" and op.outputs[0].index in softmax_inputs]
+    """Output tensor names of the ADD ops whose result feeds a SOFTMAX (ai-edge-quantizer scopes by them), in
+    every subgraph: each signature of a multi-signature file has its own mask ADDs."""
+    names = []
+    for subgraph in range(delegate_check.parse_model(tflite, "float32 variant").subgraph_count):
+        model = delegate_check.parse_model(tflite, "float32 variant", subgraph)
+        softmax_inputs = {op.inputs[0].index for op in model.ops if op.name == "SOFTMAX" and op.inputs}
+        names += [op.outputs[0].name for op in model.ops
+                  if op.name == "ADD" and op.outputs[0].index in softmax_inputs and op.outputs[0].name not in names]
+    return names
 
 
 def quantize_with_ai_edge_quantizer(float32_tflite: bytes, recipe: Int8Recipe,
-                                    representative_dataset: RepresentativeDataset) -> bytes:
+                                    representative_dataset: RepresentativeDataset | Mapping[str, RepresentativeDataset]
+                                    ) -> bytes:
+    """Static quantisation calibrated on every signature (a {key: dataset} for several, a dataset for one)."""
     from ai_edge_litert.interpreter import Interpreter
     from ai_edge_quantizer import quantizer
 
     signatures = Interpreter(model_content=float32_tflite).get_signature_list()
-    if len(signatures) != 1:
-        raise VariantConversionError(f"expected one signature in the float32 model, got {sorted(signatures)}")
-    (key, io), = signatures.items()
-    calibration = []
-    for sample in representative_dataset():
-        if len(sample) != len(io["inputs"]):
-            raise ValueError(f"representative_dataset items have {len(sample)} inputs; the signature takes "
-                             f"{io['inputs']}")
-        calibration.append(dict(zip(io["inputs"], sample)))
-    if not calibration:
-        raise ValueError("representative_dataset yielded no samples")
+    datasets = (dict(representative_dataset) if isinstance(representative_dataset, Mapping)
+                else {key: representative_dataset for key in signatures})
+    if len(datasets) != len(signatures) or set(datasets) != set(signatures):
+        raise VariantConversionError(f"calibration data for signatures {sorted(datasets)}; the float32 model has "
+                                     f"{sorted(signatures)}")
+    calibration = {}
+    for key, io in signatures.items():
+        samples = []
+        for sample in datasets[key]():
+            if len(sample) != len(io["inputs"]):
+                raise ValueError(f"representative_dataset items have {len(sample)} inputs; signature {key!r} "
+                                 f"takes {io['inputs']}")
+            samples.append(dict(zip(io["inputs"], sample)))
+        if not samples:
+            raise ValueError(f"representative_dataset yielded no samples for signature {key!r}")
+        calibration[key] = samples
     qt = quantizer.Quantizer(float32_tflite, ai_edge_quantizer_recipe(recipe, float32_tflite))
     try:
-        result = qt.calibrate({key: calibration}, num_threads=2)
+        result = qt.calibrate(calibration, num_threads=2)
         return bytes(qt.quantize(result, enable_progress_bar=False, enable_progress_report=False).quantized_model)
     except Exception as e:
         raise VariantConversionError(f"ai-edge-quantizer recipe {recipe.name} failed: {_first_lines(e)}") from e
 
 
-def _check_runs(tflite: bytes, name: str, sample: Sequence[np.ndarray] | None) -> None:
-    """Loads and invokes the model once in ai_edge_litert on `sample` (zeros if None); Flex ops would fail
-    here. Checks the outputs are float32, as the contract says."""
+def _check_runs(tflite: bytes, name: str, samples: Mapping[str, Sequence[np.ndarray] | None]) -> None:
+    """Loads and invokes every signature once in ai_edge_litert on its sample (zeros if none); Flex ops
+    would fail here. Checks the outputs are float32, as the contract says."""
     from ai_edge_litert.interpreter import Interpreter
 
     try:
         interpreter = Interpreter(model_content=tflite)
-        interpreter.allocate_tensors()
-        for i, detail in enumerate(interpreter.get_input_details()):
-            value = np.zeros(detail["shape"], detail["dtype"]) if sample is None else sample[i]
-            interpreter.set_tensor(detail["index"], np.asarray(value, detail["dtype"]))
-        interpreter.invoke()
+        signatures = interpreter.get_signature_list()
+        for key, io in signatures.items():
+            runner = interpreter.get_signature_runner(key)
+            details = runner.get_input_details()
+            sample = samples.get(key)
+            feeds = {}
+            for i, input_name in enumerate(io["inputs"]):
+                detail = details[input_name]
+                value = np.zeros(detail["shape"], detail["dtype"]) if sample is None else sample[i]
+                feeds[input_name] = np.asarray(value, detail["dtype"])
+            runner(**feeds)
+            for output_name, detail in runner.get_output_details().items():
+                if detail["dtype"] != np.float32:
+                    raise VariantConversionError(f"the {name} variant's output {output_name!r} of signature "
+                                                 f"{key!r} is {np.dtype(detail['dtype']).name}, not float32")
+    except VariantConversionError:
+        raise
     except Exception as e:
         raise VariantConversionError(f"the {name} variant does not run in ai_edge_litert: {_first_lines(e)}") from e
-    for detail in interpreter.get_output_details():
-        if detail["dtype"] != np.float32:
-            raise VariantConversionError(f"the {name} variant's output {detail['name']!r} is "
-                                         f"{np.dtype(detail['dtype']).name}, not float32")
 
 
-def run_tflite(tflite: bytes, inputs: Sequence[np.ndarray], num_threads: int = 2) -> np.ndarray:
-    """Runs a single-input/single-output model on each input (batch-1 arrays); stacks the outputs."""
+def run_tflite(tflite: bytes, inputs: Sequence[np.ndarray], num_threads: int = 2,
+               signature: str | None = None) -> np.ndarray:
+    """Runs a single-input/single-output model (or one signature of it) on each input (batch-1 arrays);
+    stacks the outputs."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=tflite, num_threads=num_threads)
+    if signature is not None:
+        runner = interpreter.get_signature_runner(signature)
+        (input_name,), (output_name,) = runner.get_input_details(), runner.get_output_details()
+        return np.stack([runner(**{input_name: np.asarray(x)})[output_name][0].copy() for x in inputs])
     interpreter.allocate_tensors()
     (input_detail,), (output_detail,) = interpreter.get_input_details(), interpreter.get_output_details()
     outputs = []
