@@ -147,13 +147,15 @@ public final class TextCleaner {
 
   /**
    * The cleaning of {@code text} one line at a time, in order: each piece is the cleaned text of one input line
-   * (with its line break), before whitespace is collapsed. Lines are independent after ftfy's per-line fixes
-   * (no HTML reference, lowercasing context or word crosses a line break), so a consumer that needs only the
-   * start of the text can stop early. Lone surrogates become U+FFFD first, as the graph's UTF-8 input would.
+   * (with its line break; several lines where the graph loses a line break), before whitespace is collapsed.
+   * The pieces are independent after ftfy's per-line fixes (no HTML reference, lowercasing context or word
+   * crosses a line break), so a consumer that needs only the start of the text can stop early. Lone surrogates
+   * become U+FFFD first, as the graph's UTF-8 input would.
    */
   public void cleanLines(String text, LineSink sink) {
     text = replaceLoneSurrogates(text);
     boolean unescape = true;
+    StringBuilder pending = new StringBuilder();
     int start = 0;
     while (start < text.length()) {
       int newline = text.indexOf('\n', start);
@@ -164,11 +166,27 @@ public final class TextCleaner {
       if (line.indexOf('<') >= 0) {
         unescape = false;
       }
-      String fixed = fixLine(line, unescape);
+      pending.append(fixLine(line, unescape));
+      // A line the graph cut at a NUL has lost its "\n": it runs on into the next one.
+      if (start < text.length() && (pending.length() == 0 || pending.charAt(pending.length() - 1) != '\n')) {
+        continue;
+      }
+      String fixed = pending.toString();
+      pending.setLength(0);
       if (!sink.accept(lowercase(htmlUnescape(htmlUnescape(fixed))))) {
         return;
       }
     }
+  }
+
+  /**
+   * The text up to its first NUL. tensorflow-text's regex_split, which the graph uses to replace matches (HTML
+   * references, bytes A0, runs of mojibake), reads its input as a C string and drops everything from a NUL on;
+   * the graph's tf.strings.lower does the same. ftfy removes NULs, so this only matters before it has.
+   */
+  private static String cutAtNul(String text) {
+    int nul = text.indexOf('\0');
+    return nul < 0 ? text : text.substring(0, nul);
   }
 
   // --- ftfy.fix_text (CLIPTokenizer._fix_text) -------------------------------------------------------------
@@ -212,6 +230,7 @@ public final class TextCleaner {
     if (text.indexOf('&') < 0) {
       return text;
     }
+    text = cutAtNul(text);
     Matcher m = ftfyEntity.matcher(text);
     StringBuilder out = null;
     int last = 0;
@@ -346,7 +365,7 @@ public final class TextCleaner {
     if (!spacedUtf8.matcher(byteChars).find()) {
       return byteChars;
     }
-    String text = aGraveWord.matcher(byteChars).replaceAll("\u00c3\u00a0 ");
+    String text = cutAtNul(aGraveWord.matcher(byteChars).replaceAll("\u00c3\u00a0 "));
     Matcher m = spacedUtf8.matcher(text);
     StringBuilder out = new StringBuilder(text.length());
     int last = 0;
@@ -404,7 +423,7 @@ public final class TextCleaner {
    * mojibake is repaired on its own. Runs nested deeper than max_run_depth are not reproduced: unsure.
    */
   private Fixed decodeInconsistentUtf8(String line, int depth) {
-    String text = "\u0001" + line;
+    String text = cutAtNul("\u0001" + line);
     int lineLength = line.codePointCount(0, line.length());
     Matcher m = embeddedUtf8.matcher(text);
     StringBuilder out = null;
@@ -428,8 +447,11 @@ public final class TextCleaner {
       out.append(text, last, runStart).append(repaired.text);
       last = m.end();
     }
-    if (out == null) {
+    if (depth >= maxRunDepth) {
       return new Fixed(line, false);
+    }
+    if (out == null) {
+      return new Fixed(text.substring(1), false);
     }
     out.append(text, last, text.length());
     return new Fixed(out.substring(1), unsure);
@@ -442,6 +464,7 @@ public final class TextCleaner {
     if (text.indexOf('&') < 0) {
       return text;
     }
+    text = cutAtNul(text);
     Matcher m = charref.matcher(text);
     StringBuilder out = null;
     int last = 0;
@@ -523,6 +546,7 @@ public final class TextCleaner {
 
   /** str.lower as the graph does it: its per-character map, and the final form of capital sigma in context. */
   String lowercase(String text) {
+    text = cutAtNul(text);
     int i = 0;
     char[] ascii = null;
     for (; i < text.length(); i++) {
