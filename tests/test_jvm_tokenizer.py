@@ -73,7 +73,9 @@ def held_out_texts(count, seed):
     spaces = list(PYTHON_WHITESPACE) + ["\r\n", "\r", "\x85", "\u200b", "\ufeff", "\x1b[1;31m", "\x00", "\x7f"]
     words = ["café", "naïve", "Schön", "“quoted”", "it’s", "—", "…", "€5", "ΟΔΥΣΣΕΥΣ", "Σ", "ὈΔΥΣΣΕΎΣ", "Привет",
              "日本語", "😀", "½", "İstanbul", "ﬁne", "©", "™", "\u00a0", "é", "Ångström", "한국어", "ǅ", "ß", "K",
-             "<start_of_text>", "<END_OF_TEXT>", "<|endoftext|>", "'S", "'ſ", "don't", "ᾳ\u0345", "Ꭰꭰ", "ǰ̌"]
+             "<start_of_text>", "<END_OF_TEXT>", "<|endoftext|>", "'S", "'ſ", "don't", "ᾳ\u0345", "Ꭰꭰ", "ǰ̌",
+             "ΑΣ\u0301", "ΑΣ\u0345Α", "Σ\u00ad", "x.Σ", "ΑΣ'Α", "cesu í\xa0½í¸€", "Ã\xa0 la", "Ã quelle",
+             "\u1100\u1161\u11a8", "\u0915\u093c", "a\u0898\u0301\u0316"]
 
     def fragment():
         source = rng.choice(corpus) if rng.random() < 0.6 else rng.choice(stress)
@@ -83,7 +85,7 @@ def held_out_texts(count, seed):
     def mojibake(text):
         wrong = rng.choice(CODE_PAGES)
         garbled = text.encode("utf-8").decode(wrong, errors="replace")
-        if rng.random() < 0.2:
+        for _ in range(rng.choice([0, 0, 0, 1, 2])):
             garbled = garbled.encode("utf-8", errors="replace").decode(rng.choice(CODE_PAGES), errors="replace")
         return garbled
 

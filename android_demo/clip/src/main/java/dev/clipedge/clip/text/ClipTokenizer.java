@@ -324,15 +324,25 @@ public final class ClipTokenizer {
   }
 
   private int[] bpe(byte[] bytes) {
+    return bpe(bytes, bytes.length >= HEAP_BPE_MIN && ranksConsistent);
+  }
+
+  /** The BPE of a word's UTF-8 bytes, by the heap or by OpenAI's loop (package-private for tests). */
+  int[] bpe(byte[] bytes, boolean heap) {
     int n = bytes.length;
     int[] symbols = new int[n];
     for (int i = 0; i < n; i++) {
       symbols[i] = i == n - 1 ? finalByteIds[bytes[i] & 0xFF] : byteIds[bytes[i] & 0xFF];
     }
-    if (n >= HEAP_BPE_MIN && ranksConsistent) {
-      return heapBpe(symbols);
-    }
-    return loopBpe(symbols);
+    return heap ? heapBpe(symbols) : loopBpe(symbols);
+  }
+
+  int cacheSize() {
+    return cache.size();
+  }
+
+  boolean ranksConsistent() {
+    return ranksConsistent;
   }
 
   private int rank(int left, int right) {
