@@ -21,7 +21,11 @@ sys.path.insert(0, os.path.dirname(__file__))
 from tokenizer_corpus import (MOJIBAKE_NOT_REPAIRED, STRESS_TEXTS, documentation_corpus,  # noqa: E402
                               mojibake_texts)
 
-from clip_edge.tokenizer import PYTHON_WHITESPACE  # noqa: E402
+from clip_edge import tokenizer as tokenizer_module  # noqa: E402
+from clip_edge.tokenizer import PYTHON_WHITESPACE, CLIPTokenizer  # noqa: E402
+
+JUNIT_RESOURCES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "android_demo", "clip",
+                               "src", "test", "resources", "dev", "clipedge", "clip", "text")
 
 BATCH = 256
 CODE_PAGES = ("latin-1", "cp1252", "cp1251", "cp1250", "cp1253", "cp1254", "cp1257", "iso-8859-2", "mac_roman",
@@ -175,3 +179,42 @@ def test_tokenize_streams_and_reports_bad_lines(small_export, tmp_path):
     assert len(broken.stderr.decode().strip().splitlines()) == 1
     usage = run("", "--wrong", "x")
     assert usage.returncode == 2
+
+
+def test_export_writes_the_cleaning_tables_and_junit_copy_is_current(small_export):
+    # The export's assets/text_cleaning.json and the JUnit tests' copy (android_demo/make_tokenizer_test_resources.py)
+    # are what text_cleaning_tables() gives now.
+    current = CLIPTokenizer.from_openai_vocabulary().text_cleaning_tables()
+    with open(os.path.join(small_export, "assets", "text_cleaning.json"), encoding="utf-8") as f:
+        assert json.load(f) == current
+    with open(os.path.join(JUNIT_RESOURCES, "text_cleaning.json"), encoding="utf-8") as f:
+        assert json.load(f) == current, "run android_demo/make_tokenizer_test_resources.py"
+
+
+def test_mojibake_sequences_find_what_the_graph_pattern_finds():
+    # The heuristic as data (for the Java side) against the RE2 pattern the graph searches, on every pair of the
+    # characters it involves and random strings of them.
+    sequences = tokenizer_module.mojibake_sequence_steps()
+
+    def matches_at(steps, text, k, i):
+        if k == len(steps):
+            return True
+        step = steps[k]
+        if i < len(text) and (text[i] in step["chars"]) != step["negate"] and matches_at(steps, text, k + 1, i + 1):
+            return True
+        return step["optional"] and matches_at(steps, text, k + 1, i)
+
+    def is_bad(text):
+        return any(matches_at(s["steps"], text, 0, i) for i in range(len(text)) for s in sequences
+                   if not s["anchored"] or i == 0)
+
+    classes = [tokenizer_module.class_chars(spec) for spec in tokenizer_module.MOJIBAKE_CLASSES.values()]
+    alphabet = sorted(set().union(*classes) | set("ÂÃÎÐŒœ°ŸŠ®µ»à¹√∂†≠™´¥ø≈‚ÄìîïòôúùûπâóäêвЂВГРСўβ€ΆΒΓΞΟā")
+                      | set("aZz.,?!_ \n\t1\u2003\u0663\u0301"))
+    rng = random.Random(1)
+    texts = [a + b for a in alphabet for b in alphabet]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(3, 6))) for _ in range(20000)]
+    pattern = "(?s).*(?:" + tokenizer_module.mojibake_pattern() + ").*"
+    graph = tf.strings.regex_full_match(tf.constant([t.encode("utf-8") for t in texts]), pattern).numpy()
+    differing = [t for t, bad in zip(texts, graph) if bool(bad) != is_bad(t)]
+    assert sum(graph) > 10000 and not differing, differing[:20]

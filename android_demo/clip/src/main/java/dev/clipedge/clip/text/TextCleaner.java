@@ -41,7 +41,7 @@ public final class TextCleaner {
   private final CodePointSet invalidCodepoints;
   // ftfy.fix_encoding
   private final int maxRunDepth;
-  private final Pattern mojibake;
+  private final MojibakeHeuristic mojibake;
   private final Map<Integer, Integer>[] codePages;
   private final boolean[] restoresByteA0;
   private final boolean[] sloppy;
@@ -94,7 +94,7 @@ public final class TextCleaner {
 
       Tables moji = tables.section("mojibake");
       maxRunDepth = (int) moji.number("max_run_depth");
-      mojibake = moji.pattern("pattern", Pattern.DOTALL);
+      mojibake = new MojibakeHeuristic(moji);
       int pages = moji.list("encodings").size();
       @SuppressWarnings("unchecked")
       Map<Integer, Integer>[] maps = new Map[pages];
@@ -300,7 +300,7 @@ public final class TextCleaner {
   }
 
   private Fixed fixEncodingStep(String line, int depth) {
-    if (isAscii(line) || !mojibake.matcher(line).find()) {
+    if (isAscii(line) || !mojibake.isBad(line)) {
       return new Fixed(line, false);
     }
     for (int page = 0; page < codePages.length; page++) {
@@ -433,7 +433,7 @@ public final class TextCleaner {
       // The match is the character before the run, then the run.
       int runStart = m.start() + Character.charCount(text.codePointAt(m.start()));
       String run = text.substring(runStart, m.end());
-      if (run.codePointCount(0, run.length()) >= lineLength || !mojibake.matcher(run).find()) {
+      if (run.codePointCount(0, run.length()) >= lineLength || !mojibake.isBad(run)) {
         continue;
       }
       if (depth >= maxRunDepth) {
