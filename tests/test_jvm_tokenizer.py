@@ -103,7 +103,11 @@ def held_out_texts(count, seed):
                                  rng.randrange(10 ** 9)])
             return "&#" + rng.choice([str(number), "x%x" % number, "X%X" % number, "0" + str(number)]) \
                 + rng.choice([";", ";", ""])
-        return "&amp;" * rng.randint(1, 3) + rng.choice(["lt;", "amp;", "eacute;", "rsquo;", "x"])
+        if draw < 0.9:
+            return "&amp;" * rng.randint(1, 3) + rng.choice(["lt;", "amp;", "eacute;", "rsquo;", "x"])
+        # Entity soup: nested and overlapping references that unescape over several passes.
+        return "".join(rng.choice(["&amp;", "amp;", "lt;", "&#38;", "#38;", "&", "a", "&#x26;", "eacute;", "&a",
+                                   "mp;", ";", "#109;", "&#109;", "&AMP;", "quot;"]) for _ in range(rng.randint(2, 30)))
 
     def piece():
         draw = rng.random()

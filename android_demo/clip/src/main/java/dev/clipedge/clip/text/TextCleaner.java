@@ -3,7 +3,9 @@ package dev.clipedge.clip.text;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -23,6 +25,8 @@ public final class TextCleaner {
   }
 
   private static final String REPLACEMENT = "\ufffd";
+  /** Longer than any match of ftfy's entity pattern (checked when the tables are read). */
+  private static final int MAX_ENTITY_LENGTH = 40;
 
   private final CodePointSet whitespace;
   // ftfy.fix_text
@@ -72,6 +76,11 @@ public final class TextCleaner {
         plainAscii[c] = plainLine.matcher(String.valueOf(c)).matches();
       }
       ftfyEntity = ftfy.pattern("entity", 0);
+      Matcher longest = ftfyEntity.matcher("&#" + "0".repeat(MAX_ENTITY_LENGTH) + ";");
+      if (longest.lookingAt() && longest.end() >= MAX_ENTITY_LENGTH) {
+        throw new IllegalArgumentException(ftfy.file() + " entity: matches more than " + MAX_ENTITY_LENGTH
+            + " characters");
+      }
       extraEntities = ftfy.strings("extra_entities");
       characterFixes = new CharMap(ftfy.charMap("character_fixes"));
       lateCharacterFixes = new CharMap(ftfy.charMap("late_character_fixes"));
@@ -199,6 +208,9 @@ public final class TextCleaner {
     String parts = original;
     boolean noRepair = false;
     while (true) {
+      if (unescape && isPlainOrAmpersand(parts)) {
+        parts = unescapePlain(parts);
+      }
       String before = parts;
       String text = unescape ? ftfyUnescape(before) : before;
       Fixed repaired = noRepair ? new Fixed(text, false) : fixEncoding(text, 0);
@@ -213,6 +225,81 @@ public final class TextCleaner {
         return parts;
       }
     }
+  }
+
+  private boolean isPlainOrAmpersand(String line) {
+    for (int i = 0; i < line.length(); i++) {
+      char c = line.charAt(i);
+      if (c != '&' && (c >= 128 || !plainAscii[c])) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * The loop above on a line of plain ASCII and "&", where the mojibake repair and the other fixes change
+   * nothing: unescaping repeated while its result stays such a line and changes. Returns the last such value
+   * (the loop goes on from there). Each pass after the first looks only near what the pass before replaced
+   * (a match elsewhere would have been found, and replaced, in that pass already): HTML entities nested
+   * thousands of levels deep (&amp;amp;amp;...) cost a copy of the line per level, not a regex search of it.
+   */
+  private String unescapePlain(String line) {
+    String current = line;
+    List<int[]> changed = List.of(new int[] {0, line.length()});
+    int margin = 0;
+    while (true) {
+      StringBuilder out = new StringBuilder(current.length());
+      List<int[]> replaced = new ArrayList<>();
+      Matcher m = ftfyEntity.matcher(current);
+      int copied = 0;
+      boolean plain = true;
+      for (int[] window : windows(changed, margin, current.length())) {
+        int from = Math.max(window[0], copied);
+        while (from < window[1]) {
+          // A match starting in the window ends within MAX_ENTITY_LENGTH of it: search no further.
+          m.region(from, Math.min(current.length(), window[1] + MAX_ENTITY_LENGTH));
+          if (!m.find() || m.start() >= window[1]) {
+            break;
+          }
+          String entity = m.group();
+          String replacement = entityReplacement(entity);
+          out.append(current, copied, m.start());
+          if (!replacement.equals(entity)) {
+            replaced.add(new int[] {out.length(), out.length() + replacement.length()});
+            plain &= isPlainOrAmpersand(replacement);
+          }
+          out.append(replacement);
+          copied = m.end();
+          from = m.end();
+        }
+      }
+      if (replaced.isEmpty()) {
+        return current;
+      }
+      if (!plain) {
+        return current;
+      }
+      current = out.append(current, copied, current.length()).toString();
+      changed = replaced;
+      margin = MAX_ENTITY_LENGTH;
+    }
+  }
+
+  /** Each interval widened by {@code margin} on both sides, clipped to [0, length), overlapping ones merged. */
+  private static List<int[]> windows(List<int[]> intervals, int margin, int length) {
+    List<int[]> windows = new ArrayList<>();
+    for (int[] interval : intervals) {
+      int start = Math.max(0, interval[0] - margin);
+      int end = Math.min(length, interval[1] + margin);
+      int[] previous = windows.isEmpty() ? null : windows.get(windows.size() - 1);
+      if (previous != null && start <= previous[1]) {
+        previous[1] = Math.max(previous[1], end);
+      } else {
+        windows.add(new int[] {start, end});
+      }
+    }
+    return windows;
   }
 
   private boolean isPlain(String line) {
@@ -235,20 +322,7 @@ public final class TextCleaner {
     StringBuilder out = null;
     int last = 0;
     while (m.find()) {
-      String entity = m.group();
-      String replacement = html5.get(entity.substring(1));
-      if (replacement == null) {
-        replacement = extraEntities.get(entity);
-      }
-      if (replacement == null) {
-        replacement = entity;
-        if (entity.startsWith("&#")) {
-          String numeric = htmlUnescape(entity);
-          if (numeric.indexOf(';') < 0) {
-            replacement = numeric;
-          }
-        }
-      }
+      String replacement = entityReplacement(m.group());
       if (out == null) {
         out = new StringBuilder(text.length());
       }
@@ -256,6 +330,20 @@ public final class TextCleaner {
       last = m.end();
     }
     return out == null ? text : out.append(text, last, text.length()).toString();
+  }
+
+  private String entityReplacement(String entity) {
+    String replacement = html5.get(entity.substring(1));
+    if (replacement == null) {
+      replacement = extraEntities.get(entity);
+    }
+    if (replacement == null && entity.startsWith("&#")) {
+      String numeric = htmlUnescape(entity);
+      if (numeric.indexOf(';') < 0) {
+        replacement = numeric;
+      }
+    }
+    return replacement == null ? entity : replacement;
   }
 
   /** ftfy's fixes after unescape_html and fix_encoding, in its order (CLIPTokenizer._ftfy_fixes). */
