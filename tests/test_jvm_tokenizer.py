@@ -162,8 +162,9 @@ def test_tokenize_streams_and_reports_bad_lines(small_export, tmp_path):
 
     def run(stdin, *args):
         jvm.require_java()
-        return subprocess.run([str(jvm.CLIP_JVM), "tokenize", *args], input=stdin.encode("utf-8"),
-                              capture_output=True, timeout=jvm.TIMEOUT_S)
+        data = stdin if isinstance(stdin, bytes) else stdin.encode("utf-8")
+        return subprocess.run([str(jvm.CLIP_JVM), "tokenize", *args], input=data, capture_output=True,
+                              timeout=jvm.TIMEOUT_S)
 
     ok = run(good + "\n" + good + "\n", "--export", str(small_export))
     assert ok.returncode == 0 and len(ok.stdout.decode().splitlines()) == 2
@@ -174,6 +175,8 @@ def test_tokenize_streams_and_reports_bad_lines(small_export, tmp_path):
         assert what in message and "JSON" in message, message
         # Lines before the bad one were answered.
         assert len(result.stdout.decode().splitlines()) == bad.count("\n") - 1
+    not_utf8 = run(good.encode() + b"\n\"caf\xe9\"\n", "--export", str(small_export))
+    assert not_utf8.returncode != 0 and "stdin line 2 is not UTF-8" in not_utf8.stderr.decode()
     missing = run(good + "\n", "--export", str(tmp_path / "nowhere"))
     assert missing.returncode != 0 and "manifest.json not found" in missing.stderr.decode()
     (tmp_path / "broken").mkdir()
