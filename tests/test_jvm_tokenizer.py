@@ -7,6 +7,7 @@ import html.entities
 import json
 import os
 import random
+import select
 import subprocess
 import sys
 import unicodedata
@@ -225,3 +226,23 @@ def test_mojibake_sequences_find_what_the_graph_pattern_finds():
     graph = tf.strings.regex_full_match(tf.constant([t.encode("utf-8") for t in texts]), pattern).numpy()
     differing = [t for t, bad in zip(texts, graph) if bool(bad) != is_bad(t)]
     assert sum(graph) > 10000 and not differing, differing[:20]
+
+
+def test_tokenize_answers_each_line_before_reading_the_next(small_export):
+    jvm.require_java()
+    process = subprocess.Popen([str(jvm.CLIP_JVM), "tokenize", "--export", str(small_export)], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        answers = []
+        for text in ("a photo of a cat", "a dog"):
+            process.stdin.write((json.dumps(text) + "\n").encode())
+            process.stdin.flush()
+            # stdin stays open: the answer must come without the rest of the input.
+            ready, _, _ = select.select([process.stdout], [], [], jvm.TIMEOUT_S)
+            assert ready, "no answer while stdin is open"
+            answers.append(json.loads(process.stdout.readline()))
+        process.stdin.close()
+        assert process.wait(timeout=60) == 0
+    finally:
+        process.kill()
+    assert answers[0][0] == 49406 and answers[0][-1] == 49407 and len(answers[1]) == 4
