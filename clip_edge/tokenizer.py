@@ -549,7 +549,7 @@ def text_cleaning_tables(special_tokens):
             "spaced_utf8": _SPACED_UTF8,
             "lossy_utf8": _LOSSY_UTF8,
             "utf8_variants": _UTF8_VARIANTS.replace("$", r"\z"),
-            "embedded_utf8": embedded_utf8_pattern(),
+            "utf8_clues": {name: _hex_ranges(ord(c) for c in chars) for name, chars in utf8_clue_classes().items()},
         },
         "lowercase": {
             "map": unicode_tables["lowercase"],

@@ -54,7 +54,11 @@ public final class TextCleaner {
   private final Pattern spacedUtf8;
   private final Pattern lossyUtf8;
   private final Pattern utf8Variants;
-  private final Pattern embeddedUtf8;
+  private final CodePointSet strictContinuation;
+  private final CodePointSet continuation;
+  private final CodePointSet firstOf2;
+  private final CodePointSet firstOf3;
+  private final CodePointSet firstOf4;
   // lowercasing
   private final CharMap lowercase;
   private final int[] asciiLowercase = new int[128];
@@ -128,7 +132,12 @@ public final class TextCleaner {
       spacedUtf8 = moji.pattern("spaced_utf8", 0);
       lossyUtf8 = moji.pattern("lossy_utf8", 0);
       utf8Variants = moji.pattern("utf8_variants", 0);
-      embeddedUtf8 = moji.pattern("embedded_utf8", 0);
+      Tables clues = moji.section("utf8_clues");
+      strictContinuation = clues.codePoints("continuation_strict");
+      continuation = clues.codePoints("continuation");
+      firstOf2 = clues.codePoints("first_of_2");
+      firstOf3 = clues.codePoints("first_of_3");
+      firstOf4 = clues.codePoints("first_of_4");
 
       Tables lower = tables.section("lowercase");
       lowercase = new CharMap(lower.charMap("map"));
@@ -512,37 +521,75 @@ public final class TextCleaner {
    */
   private Fixed decodeInconsistentUtf8(String line, int depth) {
     String text = cutAtNul("\u0001" + line);
+    int[] chars = text.codePoints().toArray();
     int lineLength = line.codePointCount(0, line.length());
-    Matcher m = embeddedUtf8.matcher(text);
-    StringBuilder out = null;
-    int last = 0;
+    StringBuilder out = new StringBuilder(text.length());
     boolean unsure = false;
-    while (m.find()) {
-      // The match is the character before the run, then the run.
-      int runStart = m.start() + Character.charCount(text.codePointAt(m.start()));
-      String run = text.substring(runStart, m.end());
-      if (run.codePointCount(0, run.length()) >= lineLength || !mojibake.isBad(run)) {
+    int copied = 0;
+    for (int i = 0; i + 1 < chars.length; i++) {
+      // The run must follow a character that is not a strict continuation (ftfy's look-behind).
+      if (strictContinuation.contains(chars[i])) {
         continue;
       }
-      if (depth >= maxRunDepth) {
-        return new Fixed(line, true);
+      int end = utf8RunEnd(chars, i + 1);
+      if (end == i + 1) {
+        continue;
       }
-      Fixed repaired = fixEncoding(run, depth + 1);
-      unsure |= repaired.unsure;
-      if (out == null) {
-        out = new StringBuilder(text.length());
+      String run = new String(chars, i + 1, end - i - 1);
+      if (end - i - 1 < lineLength && mojibake.isBad(run)) {
+        if (depth >= maxRunDepth) {
+          return new Fixed(line, true);
+        }
+        Fixed repaired = fixEncoding(run, depth + 1);
+        unsure |= repaired.unsure;
+        appendCodePoints(out, chars, copied, i + 1).append(repaired.text);
+        copied = end;
       }
-      out.append(text, last, runStart).append(repaired.text);
-      last = m.end();
+      i = end - 1;
     }
     if (depth >= maxRunDepth) {
       return new Fixed(line, false);
     }
-    if (out == null) {
-      return new Fixed(text.substring(1), false);
-    }
-    out.append(text, last, text.length());
+    appendCodePoints(out, chars, copied, chars.length);
     return new Fixed(out.substring(1), unsure);
+  }
+
+  /**
+   * Where the run of UTF-8-like characters starting at {@code start} ends (start itself if there is none), as
+   * the graph's pattern {@code (?:[first_of_2][cont]|[first_of_3][cont]{2}|[first_of_4][cont]{3})+} matches
+   * greedily, alternatives in order. Written out because java.util.regex recurses once per repetition.
+   */
+  private int utf8RunEnd(int[] chars, int start) {
+    int i = start;
+    while (true) {
+      int length = firstOf2.contains(at(chars, i)) && continues(chars, i + 1, 1) ? 2
+          : firstOf3.contains(at(chars, i)) && continues(chars, i + 1, 2) ? 3
+          : firstOf4.contains(at(chars, i)) && continues(chars, i + 1, 3) ? 4 : 0;
+      if (length == 0) {
+        return i;
+      }
+      i += length;
+    }
+  }
+
+  private boolean continues(int[] chars, int from, int count) {
+    for (int k = from; k < from + count; k++) {
+      if (!continuation.contains(at(chars, k))) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private static StringBuilder appendCodePoints(StringBuilder out, int[] chars, int from, int to) {
+    for (int k = from; k < to; k++) {
+      out.appendCodePoint(chars[k]);
+    }
+    return out;
+  }
+
+  private static int at(int[] chars, int i) {
+    return i < chars.length ? chars[i] : -1;
   }
 
   // --- html.unescape (CLIPTokenizer._html_unescape) ---------------------------------------------------------
