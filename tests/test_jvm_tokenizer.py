@@ -154,7 +154,9 @@ def test_long_texts_are_fast_and_truncated(small_export, saved_model_tokenize):
     # token after contextLength - 1 kept tokens, as the SavedModel.
     texts = ["a" * 1_000_000, "ab" * 300_000, "é" * 200_000, "x\n" * 200_000, "😀" * 100_000,
              # A long run of mojibake inside a line that is not mojibake as a whole (repaired run by run).
-             "\u20ac\u0080 " + "Ã©" * 50_000, "x\u2603 " + "Ã©" * 3_000 + " \u2603"]
+             "\u20ac\u0080 " + "Ã©" * 50_000, "x\u2603 " + "Ã©" * 3_000 + " \u2603",
+             # Combining marks of two classes, alternating: NFC reorders all of them.
+             "a" + "\u0301\u0316" * 50_000]
     ours = java_tokenize(small_export, texts)
     assert ours == saved_model_tokenize(texts)
     assert all(len(ids) == 77 for ids in ours)
