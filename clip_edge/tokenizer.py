@@ -293,6 +293,58 @@ def mojibake_pattern():
     return "|".join(sequence.format(**classes) for sequence in MOJIBAKE_SEQUENCES)
 
 
+def mojibake_sequence_steps():
+    """The heuristic's sequences as data instead of a pattern: [{"anchored": bool, "steps": [{"chars": set,
+    "negate": bool, "optional": bool}, ...]}, ...], a line being bad where any sequence matches at some position
+    (anchored ones only at the start). For matchers without RE2 whose large classes are slow (java.util.regex)."""
+    named = {name: class_chars(spec) for name, spec in MOJIBAKE_CLASSES.items()}
+    named["space"] = set(PYTHON_WHITESPACE)
+    named["word"] = set(python_word_chars())
+
+    def parse_class(inside):
+        chars, i = set(), 0
+        while i < len(inside):
+            if inside[i] == "{":
+                end = inside.index("}", i)
+                chars |= named[inside[i + 1:end]]
+                i = end + 1
+            elif i + 2 < len(inside) and inside[i + 1] == "-":
+                chars.update(chr(c) for c in range(ord(inside[i]), ord(inside[i + 2]) + 1))
+                i += 3
+            else:
+                chars.add(inside[i])
+                i += 1
+        return chars
+
+    sequences = []
+    for sequence in MOJIBAKE_SEQUENCES:
+        steps, i, anchored = [], 0, sequence.startswith("^")
+        i = 1 if anchored else 0
+        while i < len(sequence):
+            if sequence[i] == "[":
+                end = sequence.index("]", i + 1)
+                negate = sequence[i + 1] == "^"
+                steps.append({"chars": parse_class(sequence[i + 1 + negate:end]), "negate": negate})
+                i = end + 1
+            elif sequence[i] == "{":
+                end = sequence.index("}", i)
+                steps.append({"chars": named[sequence[i + 1:end]], "negate": False})
+                i = end + 1
+            elif sequence[i] == ".":
+                steps.append({"chars": set(), "negate": True})
+                i += 1
+            elif sequence[i] == "?":
+                steps[-1]["optional"] = True
+                i += 1
+            else:
+                steps.append({"chars": {sequence[i]}, "negate": False})
+                i += 1
+        for step in steps:
+            step.setdefault("optional", False)
+        sequences.append({"anchored": anchored, "steps": steps})
+    return sequences
+
+
 def utf8_clue_classes():
     """ftfy's decode_inconsistent_utf8 looks for runs of characters that a Latin-1-like code page gives for the
     bytes of UTF-8 sequences: lead bytes of 2-, 3- and 4-byte sequences and continuation bytes (also a space,
@@ -486,7 +538,10 @@ def text_cleaning_tables(special_tokens):
         },
         "mojibake": {
             "max_run_depth": _MAX_RUN_DEPTH,
-            "pattern": mojibake_pattern(),
+            "sequences": [{"anchored": seq["anchored"],
+                           "steps": [{"chars": _hex_ranges(ord(c) for c in step["chars"]), "negate": step["negate"],
+                                      "optional": step["optional"]} for step in seq["steps"]]}
+                          for seq in mojibake_sequence_steps()],
             "encodings": [{"name": e, "chars": "".join(single_byte_chars(e)), "restore_byte_a0": e != "macroman",
                            "sloppy": e.startswith("sloppy-")} for e in MOJIBAKE_ENCODINGS],
             "c1_fixes": _c1_to_windows_1252(),
@@ -494,7 +549,7 @@ def text_cleaning_tables(special_tokens):
             "spaced_utf8": _SPACED_UTF8,
             "lossy_utf8": _LOSSY_UTF8,
             "utf8_variants": _UTF8_VARIANTS.replace("$", r"\z"),
-            "embedded_utf8": embedded_utf8_pattern(),
+            "utf8_clues": {name: _hex_ranges(ord(c) for c in chars) for name, chars in utf8_clue_classes().items()},
         },
         "lowercase": {
             "map": unicode_tables["lowercase"],

@@ -52,7 +52,8 @@ def test_layout_and_manifest(tiny_export):
     assert os.path.basename(target) == "tiny"
     manifest = json.loads(open(os.path.join(target, "manifest.json")).read())
     listed = {a["path"]: a for a in manifest["artifacts"]}
-    for relative in TOWER_FILES + ["assets/vocab.json", "assets/merges.txt", "saved_model/saved_model.pb"]:
+    for relative in TOWER_FILES + ["assets/vocab.json", "assets/merges.txt", "assets/text_cleaning.json",
+                                   "saved_model/saved_model.pb"]:
         assert relative in listed, relative
         path = os.path.join(target, relative)
         assert listed[relative]["sha256"] == _sha256(path)

@@ -324,15 +324,25 @@ public final class ClipTokenizer {
   }
 
   private int[] bpe(byte[] bytes) {
+    return bpe(bytes, bytes.length >= HEAP_BPE_MIN && ranksConsistent);
+  }
+
+  /** The BPE of a word's UTF-8 bytes, by the heap or by OpenAI's loop (package-private for tests). */
+  int[] bpe(byte[] bytes, boolean heap) {
     int n = bytes.length;
     int[] symbols = new int[n];
     for (int i = 0; i < n; i++) {
       symbols[i] = i == n - 1 ? finalByteIds[bytes[i] & 0xFF] : byteIds[bytes[i] & 0xFF];
     }
-    if (n >= HEAP_BPE_MIN && ranksConsistent) {
-      return heapBpe(symbols);
-    }
-    return loopBpe(symbols);
+    return heap ? heapBpe(symbols) : loopBpe(symbols);
+  }
+
+  int cacheSize() {
+    return cache.size();
+  }
+
+  boolean ranksConsistent() {
+    return ranksConsistent;
   }
 
   private int rank(int left, int right) {
@@ -499,8 +509,8 @@ public final class ClipTokenizer {
         continue;
       }
       String where = file + " line " + number;
-      String[] parts = line.strip().split("\\s+");
-      if (parts.length != 2 || parts[0].isEmpty()) {
+      String[] parts = splitWhitespace(line);
+      if (parts.length != 2) {
         throw new IOException(where + ": " + Json.quote(line) + " is not two space-separated symbols");
       }
       Integer left = vocab.get(parts[0]);
@@ -525,6 +535,23 @@ public final class ClipTokenizer {
       throw new IOException(file + ": no merge usable with the vocabulary");
     }
     return merges;
+  }
+
+  /** Python's str.split(): the pieces between runs of whitespace (str.isspace), none empty. */
+  private static String[] splitWhitespace(String line) {
+    List<String> parts = new ArrayList<>(2);
+    int start = -1;
+    for (int i = 0; i <= line.length(); i++) {
+      char c = i < line.length() ? line.charAt(i) : ' ';
+      boolean space = Character.isWhitespace(c) || Character.isSpaceChar(c) || c == '\u0085';
+      if (space && start >= 0) {
+        parts.add(line.substring(start, i));
+        start = -1;
+      } else if (!space && start < 0) {
+        start = i;
+      }
+    }
+    return parts.toArray(new String[0]);
   }
 
   // --- small primitive collections ----------------------------------------------------------------------------

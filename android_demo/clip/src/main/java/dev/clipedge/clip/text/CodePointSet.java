@@ -60,7 +60,11 @@ final class CodePointSet {
     }
   }
 
+  /** Whether {@code c} is in the set (a negative value, for "no character", is not). */
   boolean contains(int c) {
+    if (c < 0) {
+      return false;
+    }
     if (c <= 0xFFFF) {
       return (bmp[c >>> 6] & (1L << c)) != 0;
     }

@@ -135,21 +135,38 @@ final class Nfc {
     return java.util.Arrays.copyOf(out, n);
   }
 
-  /** Stable sort of each run of non-starters by combining class (insertion sort: runs are short). */
+  /** Stable sort of each run of non-starters by combining class (counting sort: runs can be long). */
   private void reorder(int[] chars) {
-    for (int i = 1; i < chars.length; i++) {
-      int c = chars[i];
-      int cc = combiningClass(c);
-      if (cc == 0) {
+    int i = 0;
+    while (i < chars.length) {
+      if (combiningClass(chars[i]) == 0) {
+        i++;
         continue;
       }
-      int j = i;
-      while (j > 0 && combiningClass(chars[j - 1]) > cc) {
-        chars[j] = chars[j - 1];
-        j--;
+      int end = i;
+      while (end < chars.length && combiningClass(chars[end]) != 0) {
+        end++;
       }
-      chars[j] = c;
+      if (end - i > 1) {
+        sortRun(chars, i, end);
+      }
+      i = end;
     }
+  }
+
+  private void sortRun(int[] chars, int start, int end) {
+    int[] counts = new int[257];
+    for (int k = start; k < end; k++) {
+      counts[combiningClass(chars[k]) + 1]++;
+    }
+    for (int c = 1; c < counts.length; c++) {
+      counts[c] += counts[c - 1];
+    }
+    int[] sorted = new int[end - start];
+    for (int k = start; k < end; k++) {
+      sorted[counts[combiningClass(chars[k])]++] = chars[k];
+    }
+    System.arraycopy(sorted, 0, chars, start, sorted.length);
   }
 
   /** Canonical composition in place; returns the new length. */

@@ -84,11 +84,7 @@ final class Tables {
   }
 
   CodePointSet codePoints(String key) {
-    try {
-      return CodePointSet.parse(string(key), file + " " + key);
-    } catch (IllegalArgumentException e) {
-      throw new IllegalArgumentException(e.getMessage());
-    }
+    return CodePointSet.parse(string(key), file + " " + key);
   }
 
   Pattern pattern(String key, int flags) {

@@ -3,7 +3,9 @@ package dev.clipedge.clip.text;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -23,6 +25,8 @@ public final class TextCleaner {
   }
 
   private static final String REPLACEMENT = "\ufffd";
+  /** Longer than any match of ftfy's entity pattern (checked when the tables are read). */
+  private static final int MAX_ENTITY_LENGTH = 40;
 
   private final CodePointSet whitespace;
   // ftfy.fix_text
@@ -41,7 +45,7 @@ public final class TextCleaner {
   private final CodePointSet invalidCodepoints;
   // ftfy.fix_encoding
   private final int maxRunDepth;
-  private final Pattern mojibake;
+  private final MojibakeHeuristic mojibake;
   private final Map<Integer, Integer>[] codePages;
   private final boolean[] restoresByteA0;
   private final boolean[] sloppy;
@@ -50,7 +54,11 @@ public final class TextCleaner {
   private final Pattern spacedUtf8;
   private final Pattern lossyUtf8;
   private final Pattern utf8Variants;
-  private final Pattern embeddedUtf8;
+  private final CodePointSet strictContinuation;
+  private final CodePointSet continuation;
+  private final CodePointSet firstOf2;
+  private final CodePointSet firstOf3;
+  private final CodePointSet firstOf4;
   // lowercasing
   private final CharMap lowercase;
   private final int[] asciiLowercase = new int[128];
@@ -72,6 +80,11 @@ public final class TextCleaner {
         plainAscii[c] = plainLine.matcher(String.valueOf(c)).matches();
       }
       ftfyEntity = ftfy.pattern("entity", 0);
+      Matcher longest = ftfyEntity.matcher("&#" + "0".repeat(MAX_ENTITY_LENGTH) + ";");
+      if (longest.lookingAt() && longest.end() >= MAX_ENTITY_LENGTH) {
+        throw new IllegalArgumentException(ftfy.file() + " entity: matches more than " + MAX_ENTITY_LENGTH
+            + " characters");
+      }
       extraEntities = ftfy.strings("extra_entities");
       characterFixes = new CharMap(ftfy.charMap("character_fixes"));
       lateCharacterFixes = new CharMap(ftfy.charMap("late_character_fixes"));
@@ -94,7 +107,7 @@ public final class TextCleaner {
 
       Tables moji = tables.section("mojibake");
       maxRunDepth = (int) moji.number("max_run_depth");
-      mojibake = moji.pattern("pattern", Pattern.DOTALL);
+      mojibake = new MojibakeHeuristic(moji);
       int pages = moji.list("encodings").size();
       @SuppressWarnings("unchecked")
       Map<Integer, Integer>[] maps = new Map[pages];
@@ -119,7 +132,12 @@ public final class TextCleaner {
       spacedUtf8 = moji.pattern("spaced_utf8", 0);
       lossyUtf8 = moji.pattern("lossy_utf8", 0);
       utf8Variants = moji.pattern("utf8_variants", 0);
-      embeddedUtf8 = moji.pattern("embedded_utf8", 0);
+      Tables clues = moji.section("utf8_clues");
+      strictContinuation = clues.codePoints("continuation_strict");
+      continuation = clues.codePoints("continuation");
+      firstOf2 = clues.codePoints("first_of_2");
+      firstOf3 = clues.codePoints("first_of_3");
+      firstOf4 = clues.codePoints("first_of_4");
 
       Tables lower = tables.section("lowercase");
       lowercase = new CharMap(lower.charMap("map"));
@@ -147,13 +165,15 @@ public final class TextCleaner {
 
   /**
    * The cleaning of {@code text} one line at a time, in order: each piece is the cleaned text of one input line
-   * (with its line break), before whitespace is collapsed. Lines are independent after ftfy's per-line fixes
-   * (no HTML reference, lowercasing context or word crosses a line break), so a consumer that needs only the
-   * start of the text can stop early. Lone surrogates become U+FFFD first, as the graph's UTF-8 input would.
+   * (with its line break; several lines where the graph loses a line break), before whitespace is collapsed.
+   * The pieces are independent after ftfy's per-line fixes (no HTML reference, lowercasing context or word
+   * crosses a line break), so a consumer that needs only the start of the text can stop early. Lone surrogates
+   * become U+FFFD first, as the graph's UTF-8 input would.
    */
   public void cleanLines(String text, LineSink sink) {
     text = replaceLoneSurrogates(text);
     boolean unescape = true;
+    StringBuilder pending = new StringBuilder();
     int start = 0;
     while (start < text.length()) {
       int newline = text.indexOf('\n', start);
@@ -164,11 +184,27 @@ public final class TextCleaner {
       if (line.indexOf('<') >= 0) {
         unescape = false;
       }
-      String fixed = fixLine(line, unescape);
+      pending.append(fixLine(line, unescape));
+      // A line the graph cut at a NUL has lost its "\n": it runs on into the next one.
+      if (start < text.length() && (pending.length() == 0 || pending.charAt(pending.length() - 1) != '\n')) {
+        continue;
+      }
+      String fixed = pending.toString();
+      pending.setLength(0);
       if (!sink.accept(lowercase(htmlUnescape(htmlUnescape(fixed))))) {
         return;
       }
     }
+  }
+
+  /**
+   * The text up to its first NUL. tensorflow-text's regex_split, which the graph uses to replace matches (HTML
+   * references, bytes A0, runs of mojibake), reads its input as a C string and drops everything from a NUL on;
+   * the graph's tf.strings.lower does the same. ftfy removes NULs, so this only matters before it has.
+   */
+  private static String cutAtNul(String text) {
+    int nul = text.indexOf('\0');
+    return nul < 0 ? text : text.substring(0, nul);
   }
 
   // --- ftfy.fix_text (CLIPTokenizer._fix_text) -------------------------------------------------------------
@@ -181,6 +217,9 @@ public final class TextCleaner {
     String parts = original;
     boolean noRepair = false;
     while (true) {
+      if (unescape && isPlainOrAmpersand(parts)) {
+        parts = unescapePlain(parts);
+      }
       String before = parts;
       String text = unescape ? ftfyUnescape(before) : before;
       Fixed repaired = noRepair ? new Fixed(text, false) : fixEncoding(text, 0);
@@ -195,6 +234,81 @@ public final class TextCleaner {
         return parts;
       }
     }
+  }
+
+  private boolean isPlainOrAmpersand(String line) {
+    for (int i = 0; i < line.length(); i++) {
+      char c = line.charAt(i);
+      if (c != '&' && (c >= 128 || !plainAscii[c])) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * The loop above on a line of plain ASCII and "&", where the mojibake repair and the other fixes change
+   * nothing: unescaping repeated while its result stays such a line and changes. Returns the last such value
+   * (the loop goes on from there). Each pass after the first looks only near what the pass before replaced
+   * (a match elsewhere would have been found, and replaced, in that pass already): HTML entities nested
+   * thousands of levels deep (&amp;amp;amp;...) cost a copy of the line per level, not a regex search of it.
+   */
+  private String unescapePlain(String line) {
+    String current = line;
+    List<int[]> changed = List.of(new int[] {0, line.length()});
+    int margin = 0;
+    while (true) {
+      StringBuilder out = new StringBuilder(current.length());
+      List<int[]> replaced = new ArrayList<>();
+      Matcher m = ftfyEntity.matcher(current);
+      int copied = 0;
+      boolean plain = true;
+      for (int[] window : windows(changed, margin, current.length())) {
+        int from = Math.max(window[0], copied);
+        while (from < window[1]) {
+          // A match starting in the window ends within MAX_ENTITY_LENGTH of it: search no further.
+          m.region(from, Math.min(current.length(), window[1] + MAX_ENTITY_LENGTH));
+          if (!m.find() || m.start() >= window[1]) {
+            break;
+          }
+          String entity = m.group();
+          String replacement = entityReplacement(entity);
+          out.append(current, copied, m.start());
+          if (!replacement.equals(entity)) {
+            replaced.add(new int[] {out.length(), out.length() + replacement.length()});
+            plain &= isPlainOrAmpersand(replacement);
+          }
+          out.append(replacement);
+          copied = m.end();
+          from = m.end();
+        }
+      }
+      if (replaced.isEmpty()) {
+        return current;
+      }
+      if (!plain) {
+        return current;
+      }
+      current = out.append(current, copied, current.length()).toString();
+      changed = replaced;
+      margin = MAX_ENTITY_LENGTH;
+    }
+  }
+
+  /** Each interval widened by {@code margin} on both sides, clipped to [0, length), overlapping ones merged. */
+  private static List<int[]> windows(List<int[]> intervals, int margin, int length) {
+    List<int[]> windows = new ArrayList<>();
+    for (int[] interval : intervals) {
+      int start = Math.max(0, interval[0] - margin);
+      int end = Math.min(length, interval[1] + margin);
+      int[] previous = windows.isEmpty() ? null : windows.get(windows.size() - 1);
+      if (previous != null && start <= previous[1]) {
+        previous[1] = Math.max(previous[1], end);
+      } else {
+        windows.add(new int[] {start, end});
+      }
+    }
+    return windows;
   }
 
   private boolean isPlain(String line) {
@@ -212,24 +326,12 @@ public final class TextCleaner {
     if (text.indexOf('&') < 0) {
       return text;
     }
+    text = cutAtNul(text);
     Matcher m = ftfyEntity.matcher(text);
     StringBuilder out = null;
     int last = 0;
     while (m.find()) {
-      String entity = m.group();
-      String replacement = html5.get(entity.substring(1));
-      if (replacement == null) {
-        replacement = extraEntities.get(entity);
-      }
-      if (replacement == null) {
-        replacement = entity;
-        if (entity.startsWith("&#")) {
-          String numeric = htmlUnescape(entity);
-          if (numeric.indexOf(';') < 0) {
-            replacement = numeric;
-          }
-        }
-      }
+      String replacement = entityReplacement(m.group());
       if (out == null) {
         out = new StringBuilder(text.length());
       }
@@ -237,6 +339,20 @@ public final class TextCleaner {
       last = m.end();
     }
     return out == null ? text : out.append(text, last, text.length()).toString();
+  }
+
+  private String entityReplacement(String entity) {
+    String replacement = html5.get(entity.substring(1));
+    if (replacement == null) {
+      replacement = extraEntities.get(entity);
+    }
+    if (replacement == null && entity.startsWith("&#")) {
+      String numeric = htmlUnescape(entity);
+      if (numeric.indexOf(';') < 0) {
+        replacement = numeric;
+      }
+    }
+    return replacement == null ? entity : replacement;
   }
 
   /** ftfy's fixes after unescape_html and fix_encoding, in its order (CLIPTokenizer._ftfy_fixes). */
@@ -281,7 +397,7 @@ public final class TextCleaner {
   }
 
   private Fixed fixEncodingStep(String line, int depth) {
-    if (isAscii(line) || !mojibake.matcher(line).find()) {
+    if (isAscii(line) || !mojibake.isBad(line)) {
       return new Fixed(line, false);
     }
     for (int page = 0; page < codePages.length; page++) {
@@ -346,7 +462,7 @@ public final class TextCleaner {
     if (!spacedUtf8.matcher(byteChars).find()) {
       return byteChars;
     }
-    String text = aGraveWord.matcher(byteChars).replaceAll("\u00c3\u00a0 ");
+    String text = cutAtNul(aGraveWord.matcher(byteChars).replaceAll("\u00c3\u00a0 "));
     Matcher m = spacedUtf8.matcher(text);
     StringBuilder out = new StringBuilder(text.length());
     int last = 0;
@@ -404,35 +520,76 @@ public final class TextCleaner {
    * mojibake is repaired on its own. Runs nested deeper than max_run_depth are not reproduced: unsure.
    */
   private Fixed decodeInconsistentUtf8(String line, int depth) {
-    String text = "\u0001" + line;
+    String text = cutAtNul("\u0001" + line);
+    int[] chars = text.codePoints().toArray();
     int lineLength = line.codePointCount(0, line.length());
-    Matcher m = embeddedUtf8.matcher(text);
-    StringBuilder out = null;
-    int last = 0;
+    StringBuilder out = new StringBuilder(text.length());
     boolean unsure = false;
-    while (m.find()) {
-      // The match is the character before the run, then the run.
-      int runStart = m.start() + Character.charCount(text.codePointAt(m.start()));
-      String run = text.substring(runStart, m.end());
-      if (run.codePointCount(0, run.length()) >= lineLength || !mojibake.matcher(run).find()) {
+    int copied = 0;
+    for (int i = 0; i + 1 < chars.length; i++) {
+      // The run must follow a character that is not a strict continuation (ftfy's look-behind).
+      if (strictContinuation.contains(chars[i])) {
         continue;
       }
-      if (depth >= maxRunDepth) {
-        return new Fixed(line, true);
+      int end = utf8RunEnd(chars, i + 1);
+      if (end == i + 1) {
+        continue;
       }
-      Fixed repaired = fixEncoding(run, depth + 1);
-      unsure |= repaired.unsure;
-      if (out == null) {
-        out = new StringBuilder(text.length());
+      String run = new String(chars, i + 1, end - i - 1);
+      if (end - i - 1 < lineLength && mojibake.isBad(run)) {
+        if (depth >= maxRunDepth) {
+          return new Fixed(line, true);
+        }
+        Fixed repaired = fixEncoding(run, depth + 1);
+        unsure |= repaired.unsure;
+        appendCodePoints(out, chars, copied, i + 1).append(repaired.text);
+        copied = end;
       }
-      out.append(text, last, runStart).append(repaired.text);
-      last = m.end();
+      i = end - 1;
     }
-    if (out == null) {
+    if (depth >= maxRunDepth) {
       return new Fixed(line, false);
     }
-    out.append(text, last, text.length());
+    appendCodePoints(out, chars, copied, chars.length);
     return new Fixed(out.substring(1), unsure);
+  }
+
+  /**
+   * Where the run of UTF-8-like characters starting at {@code start} ends (start itself if there is none), as
+   * the graph's pattern {@code (?:[first_of_2][cont]|[first_of_3][cont]{2}|[first_of_4][cont]{3})+} matches
+   * greedily, alternatives in order. Written out because java.util.regex recurses once per repetition.
+   */
+  private int utf8RunEnd(int[] chars, int start) {
+    int i = start;
+    while (true) {
+      int length = firstOf2.contains(at(chars, i)) && continues(chars, i + 1, 1) ? 2
+          : firstOf3.contains(at(chars, i)) && continues(chars, i + 1, 2) ? 3
+          : firstOf4.contains(at(chars, i)) && continues(chars, i + 1, 3) ? 4 : 0;
+      if (length == 0) {
+        return i;
+      }
+      i += length;
+    }
+  }
+
+  private boolean continues(int[] chars, int from, int count) {
+    for (int k = from; k < from + count; k++) {
+      if (!continuation.contains(at(chars, k))) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private static StringBuilder appendCodePoints(StringBuilder out, int[] chars, int from, int to) {
+    for (int k = from; k < to; k++) {
+      out.appendCodePoint(chars[k]);
+    }
+    return out;
+  }
+
+  private static int at(int[] chars, int i) {
+    return i < chars.length ? chars[i] : -1;
   }
 
   // --- html.unescape (CLIPTokenizer._html_unescape) ---------------------------------------------------------
@@ -442,6 +599,7 @@ public final class TextCleaner {
     if (text.indexOf('&') < 0) {
       return text;
     }
+    text = cutAtNul(text);
     Matcher m = charref.matcher(text);
     StringBuilder out = null;
     int last = 0;
@@ -523,6 +681,7 @@ public final class TextCleaner {
 
   /** str.lower as the graph does it: its per-character map, and the final form of capital sigma in context. */
   String lowercase(String text) {
+    text = cutAtNul(text);
     int i = 0;
     char[] ascii = null;
     for (; i < text.length(); i++) {

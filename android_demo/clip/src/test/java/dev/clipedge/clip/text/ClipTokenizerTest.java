@@ -1,0 +1,182 @@
+package dev.clipedge.clip.text;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.IntStream;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class ClipTokenizerTest {
+  private static ClipTokenizer tokenizer;
+
+  @BeforeAll
+  static void load() throws IOException {
+    tokenizer = TestFiles.tokenizer(77);
+  }
+
+  private static int[] ids(List<?> values) {
+    return values.stream().mapToInt(v -> (int) (long) (Long) v).toArray();
+  }
+
+  @Test
+  void encodesLikeOpenAisReference() throws IOException {
+    // Expected ids from open_clip's SimpleTokenizer with ftfy (android_demo/make_tokenizer_test_resources.py).
+    List<Map<?, ?>> cases = TestFiles.jsonLines("tokenizer_golden.jsonl");
+    assertTrue(cases.size() >= 100);
+    List<String> wrong = new ArrayList<>();
+    for (Map<?, ?> row : cases) {
+      String text = (String) row.get("text");
+      int[] expected = ids((List<?>) row.get("ids"));
+      int[] got = tokenizer.encode(text);
+      if (!Arrays.equals(expected, got)) {
+        wrong.add(text + "\n  expected " + Arrays.toString(expected) + "\n  got      " + Arrays.toString(got));
+      }
+    }
+    assertEquals(List.of(), wrong);
+  }
+
+  @Test
+  void framesPadsAndTruncates() {
+    assertEquals(77, tokenizer.contextLength());
+    assertEquals(49406, tokenizer.startTokenId());
+    assertEquals(49407, tokenizer.endTokenId());
+    // "a photo of a cat" in OpenAI's vocabulary.
+    int[] photo = {49406, 320, 1125, 539, 320, 2368, 49407};
+    assertArrayEquals(photo, tokenizer.encode("A photo of a CAT"));
+    ClipTokenizer.Tokens tokens = tokenizer.tokenize("a photo of a cat");
+    assertEquals(77, tokens.ids().length);
+    assertArrayEquals(photo, Arrays.copyOf(tokens.ids(), 7));
+    assertEquals(0, tokens.ids()[7]);
+    assertEquals(7, Arrays.stream(tokens.paddingMask()).sum());
+    assertEquals(1, tokens.paddingMask()[6]);
+    assertArrayEquals(new int[] {49406, 49407}, tokenizer.encode(" \t "));
+    // The first contextLength - 1 tokens and the end token last.
+    int[] cut = tokenizer.encode("a photo of a cat ".repeat(40));
+    assertEquals(77, cut.length);
+    assertEquals(49407, cut[76]);
+    assertArrayEquals(Arrays.copyOfRange(photo, 1, 6), Arrays.copyOfRange(cut, 1, 6));
+  }
+
+  @Test
+  void shortContextLength() throws IOException {
+    ClipTokenizer five = TestFiles.tokenizer(5);
+    assertArrayEquals(new int[] {49406, 320, 1125, 539, 49407}, five.encode("a photo of a cat"));
+    assertArrayEquals(new int[] {49406, 49407}, TestFiles.tokenizer(2).encode("a photo"));
+    assertThrows(IllegalArgumentException.class, () -> TestFiles.tokenizer(1));
+  }
+
+  @Test
+  void longInputIsBoundedWork() {
+    // A megabyte without spaces, many lines, a long word of rare pairs: each in well under a second.
+    assertTimeoutPreemptively(Duration.ofSeconds(20), () -> {
+      assertEquals(77, tokenizer.encode("a".repeat(1_000_000)).length);
+      assertEquals(77, tokenizer.encode("xq".repeat(500_000)).length);
+      assertEquals(77, tokenizer.encode("word\n".repeat(200_000)).length);
+      assertEquals(77, tokenizer.encode("é".repeat(300_000)).length);
+      // ftfy unescapes one level per pass until nothing changes: 20,000 levels come down to "<".
+      assertArrayEquals(tokenizer.encode("<"), tokenizer.encode("&amp;" + "amp;".repeat(20_000) + "lt;"));
+    });
+  }
+
+  @Test
+  void heapBpeOfLongWordsEqualsOpenAisLoop() throws IOException {
+    // Long words take the n log n BPE; it must merge exactly as OpenAI's loop (which the golden cases check).
+    assertTrue(tokenizer.ranksConsistent());
+    int compared = 0;
+    for (Map<?, ?> row : TestFiles.jsonLines("tokenizer_golden.jsonl")) {
+      String glued = tokenizer.cleaner().clean((String) row.get("text")).replace(" ", "");
+      for (int start = 0; start + 48 <= glued.length(); start += 11) {
+        byte[] word = glued.substring(start, Math.min(glued.length(), start + 48 + start % 200))
+            .getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        assertArrayEquals(tokenizer.bpe(word, false), tokenizer.bpe(word, true));
+        compared++;
+      }
+    }
+    assertTrue(compared > 100, "compared " + compared);
+  }
+
+  @Test
+  void cacheStaysBounded() {
+    for (int i = 0; i < ClipTokenizer.CACHE_LIMIT * 3; i++) {
+      tokenizer.encode("w" + Integer.toString(i, 36));
+    }
+    assertTrue(tokenizer.cacheSize() <= ClipTokenizer.CACHE_LIMIT);
+  }
+
+  @Test
+  void threadSafe() throws IOException {
+    List<Map<?, ?>> cases = TestFiles.jsonLines("tokenizer_golden.jsonl");
+    ClipTokenizer fresh = TestFiles.tokenizer(77);
+    long wrong = IntStream.range(0, 20).parallel().flatMap(round -> IntStream.range(0, cases.size()))
+        .filter(i -> !Arrays.equals(ids((List<?>) cases.get(i).get("ids")),
+            fresh.encode((String) cases.get(i).get("text"))))
+        .count();
+    assertEquals(0, wrong);
+  }
+
+  @Test
+  void malformedMergesNameFileAndLine() throws IOException {
+    String vocab = TestFiles.vocabJson();
+    String merges = TestFiles.mergesTxt();
+    String[] lines = merges.split("\n", -1);
+    lines[3] = "onlyone";
+    IOException one = assertThrows(IOException.class, () -> load(vocab, String.join("\n", lines)));
+    assertEquals("merges.txt line 4: \"onlyone\" is not two space-separated symbols", one.getMessage());
+    lines[3] = lines[2];
+    IOException repeated = assertThrows(IOException.class, () -> load(vocab, String.join("\n", lines)));
+    assertTrue(repeated.getMessage().startsWith("merges.txt line 4: merge"), repeated.getMessage());
+    assertTrue(repeated.getMessage().endsWith("repeats line 3"), repeated.getMessage());
+    String unknownFirst = merges.replaceFirst("\n", "\nzzz\u4e00 qqq\n");
+    IOException unknown = assertThrows(IOException.class, () -> load(vocab, unknownFirst));
+    assertTrue(unknown.getMessage().startsWith("merges.txt line 2: merge"), unknown.getMessage());
+    IOException empty = assertThrows(IOException.class, () -> load(vocab, "#version: 0.2\n"));
+    assertEquals("merges.txt: no merge usable with the vocabulary", empty.getMessage());
+  }
+
+  @Test
+  void malformedVocabularyNamesTheProblem() throws IOException {
+    String merges = TestFiles.mergesTxt();
+    IOException json = assertThrows(IOException.class, () -> load("{\n\"a\": 1,\n\"b\" 2}", merges));
+    assertTrue(json.getMessage().startsWith("vocab.json line 3: invalid JSON"), json.getMessage());
+    IOException id = assertThrows(IOException.class, () -> load("{\"a\": -1}", merges));
+    assertEquals("vocab.json: token \"a\" has id -1, not an integer in 0..16777216", id.getMessage());
+    IOException shared = assertThrows(IOException.class, () -> load("{\"a\": 1, \"b\": 1}", merges));
+    assertEquals("vocab.json: tokens \"a\" and \"b\" share id 1", shared.getMessage());
+    String noStart = TestFiles.vocabJson().replace("<|startoftext|>", "<|start|>");
+    IOException start = assertThrows(IOException.class, () -> load(noStart, merges));
+    assertTrue(start.getMessage().contains("no start token"), start.getMessage());
+  }
+
+  @Test
+  void fromExportNamesMissingFiles(@TempDir Path dir) throws IOException {
+    IOException missing = assertThrows(IOException.class, () -> ClipTokenizer.fromExport(dir, 77));
+    assertTrue(missing.getMessage().contains("vocab.json not found"), missing.getMessage());
+    Path assets = Files.createDirectories(dir.resolve("assets"));
+    Files.writeString(assets.resolve("vocab.json"), TestFiles.vocabJson());
+    Files.writeString(assets.resolve("merges.txt"), "#version: 0.2\na\n");
+    Files.writeString(assets.resolve("text_cleaning.json"), TestFiles.resourceText("text_cleaning.json"));
+    IOException bad = assertThrows(IOException.class, () -> ClipTokenizer.fromExport(dir, 77));
+    assertEquals(assets.resolve("merges.txt") + " line 2: \"a\" is not two space-separated symbols",
+        bad.getMessage());
+    Files.writeString(assets.resolve("merges.txt"), TestFiles.mergesTxt());
+    assertArrayEquals(tokenizer.encode("a cat"), ClipTokenizer.fromExport(dir, 77).encode("a cat"));
+  }
+
+  private static ClipTokenizer load(String vocab, String merges) throws IOException {
+    return ClipTokenizer.load(TestFiles.stream(vocab), TestFiles.stream(merges),
+        TestFiles.resource("text_cleaning.json"), 77);
+  }
+}
