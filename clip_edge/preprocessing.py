@@ -486,3 +486,80 @@ def _readable_error(message, label):
     if reason.startswith("assertion failed:"):
         return re.sub(r"[\[\]]", "", reason[len("assertion failed:") :]).strip()
     return f"{label}: cannot decode: {reason}"
+
+
+# --- The same resize and crop for TFLite, any input size -----------------------------------------------------
+#
+# TFLite builtins have neither float64 nor int64 arithmetic (FLOOR_DIV, MAXIMUM, RANGE, MUL, ... reject them), so
+# the resampling matrices are rebuilt from int32 and float32 only. Where float32 alone would be imprecise, integers
+# keep things exact: the centre of output o, (2o + 1) * in / (2 * out), is split into its integer part and
+# remainder with int32 arithmetic, so the offset of every input from it, d = (2i + 1) * out - (2o + 1) * in, is an
+# exact integer and the kernel argument d / (2 * max(in, out)) is one correctly rounded division. Only the kernel
+# polynomial, the row sum and the normalisation are float32 (the SavedModel: float64), which can move a weight by
+# one unit of the 22-bit fixed point; tests/test_preprocess_tflite.py counts how often.
+
+# Digits of the input size taken per step of the exact centre computation (in < 2**16: four 4-bit digits).
+_DIGIT_BITS = 4
+_DIGITS = 16 // _DIGIT_BITS
+
+
+def _centre_divmod(numerators, in_size, denominator):
+    """(floor(n * in_size / denominator), n * in_size mod denominator) for int32 n >= 0, exactly, without
+    forming the product (which exceeds int32 for long sides): Horner's rule over the 4-bit digits of in_size.
+    Needs in_size < 2**16 and 16 * denominator < 2**30."""
+    quotient = tf.zeros_like(numerators)
+    remainder = tf.zeros_like(numerators)
+    for step in reversed(range(_DIGITS)):
+        digit = tf.math.floormod(in_size // (1 << (_DIGIT_BITS * step)), 1 << _DIGIT_BITS)
+        partial = remainder * (1 << _DIGIT_BITS) + numerators * digit
+        quotient = quotient * (1 << _DIGIT_BITS) + partial // denominator
+        remainder = tf.math.floormod(partial, denominator)
+    return quotient, remainder
+
+
+def _resampling_matrix_int32(in_size, out_size, first, count):
+    """float32 [count, in_size]: _resampling_matrix's weights from int32 and float32 ops only (see above)."""
+    outputs = first + tf.range(count, dtype=tf.int32)
+    # Centre of output o in input coordinates: base + remainder / (2 * out), 0 <= remainder < 2 * out.
+    base, remainder = _centre_divmod(2 * outputs + 1, in_size, 2 * out_size)
+    # Inputs further than 2 * max(in / out, 1) from the centre get weight 0; clipping the distance first keeps
+    # d inside int32 for any image within the limits.
+    reach = 2 * (in_size // out_size + 1) + 2
+    distance = tf.clip_by_value(tf.range(in_size, dtype=tf.int32)[None, :] - base[:, None], -reach, reach)
+    offsets = distance * (2 * out_size) + (out_size - remainder)[:, None]  # (2i + 1) * out - (2o + 1) * in
+    # Pillow stretches the kernel by the scale when shrinking: x = (i + 0.5 - centre) / max(in / out, 1).
+    weights = _pil_bicubic(tf.cast(offsets, tf.float32) / tf.cast(2 * tf.maximum(in_size, out_size), tf.float32))
+    total = tf.reduce_sum(weights, axis=1, keepdims=True)
+    weights = weights / total  # total > 0: the kernel is positive within 1 of the centre, which has an input
+    one = float(1 << _PIL_WEIGHT_BITS)
+    return tf.sign(weights) * tf.floor(tf.abs(weights) * one + 0.5) / one
+
+
+def resize_and_crop_any_size(pixels, resolution):
+    """uint8 [1, H, W, 3] of any size -> uint8 [1, R, R, 3]: ImagePreprocessor.resize_and_crop in TFLite builtins.
+
+    Equal to it within one 8-bit level (float32 weights, see above). No size checks: TFLite has no assertions, so
+    callers must keep 1 <= H, W <= MAX_SIDE and H * W <= MAX_PIXELS. An empty image (H or W = 0) gives zeros;
+    sides of 65,536 or more give wrong pixels (the exact centres take 16-bit sizes), silently.
+    """
+    if not 0 < resolution <= 512:  # 16 * 2 * out < 2**30 for out <= 512 * MAX_SIDE in _centre_divmod
+        raise ValueError(f"resolution must be in 1..512, got {resolution}")
+    shape = tf.shape(pixels)
+    height, width = shape[1], shape[2]
+    short = tf.maximum(tf.minimum(height, width), 1)
+    # transformers' get_resize_output_image_size, as _resized_size, in int32 (R * MAX_SIDE < 2**31). Both are
+    # at least R for any image; the maximum only keeps a 0 x 0 input from dividing by zero (it gives zeros).
+    new_height = tf.maximum(tf.where(height <= width, resolution, resolution * height // short), resolution)
+    new_width = tf.maximum(tf.where(height <= width, resolution * width // short, resolution), resolution)
+    top, left = (new_height - resolution) // 2, (new_width - resolution) // 2
+    rows = _resampling_matrix_int32(height, new_height, top, resolution)  # [R, H]
+    columns = _resampling_matrix_int32(width, new_width, left, resolution)  # [R, W]
+
+    # Horizontal pass first, rounded to 8 bits, then vertical: Pillow's order, as _resize_and_crop_batch.
+    values = tf.transpose(tf.cast(pixels[0], tf.float32), [0, 2, 1])  # [H, 3, W]
+    values = tf.matmul(tf.reshape(values, [height * 3, width]), columns, transpose_b=True)
+    values = _round_to_levels(values)
+    values = tf.transpose(tf.reshape(values, [height, 3 * resolution]))  # [3 * R, H]
+    values = _round_to_levels(tf.matmul(values, rows, transpose_b=True))  # [3 * R (channel, column), R (row)]
+    values = tf.transpose(tf.reshape(values, [3, resolution, resolution]), [2, 1, 0])
+    return tf.cast(values, tf.uint8)[None]

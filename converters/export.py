@@ -4,7 +4,8 @@
     bazel run //converters:export -- --preset=... --weights=... --output_dir=DIR
 
 writes DIR/NAME/ (NAME = the preset, or --name for a checkpoint of another architecture): saved_model/,
-tflite/{image,text}_encoder_{float32,float16,dynamic_int8,int8}.tflite, assets/vocab.json and merges.txt,
+tflite/{image,text}_encoder_{float32,float16,dynamic_int8,int8}.tflite, tflite/preprocess.tflite (any-size
+resize and crop, unless --nopreprocess), assets/vocab.json and merges.txt,
 manifest.json and parity_report.md (see the design's export contract).
 
 Everything is built in a hidden temporary folder beside the target and renamed into place at the end, so an
@@ -37,6 +38,8 @@ flags.DEFINE_string("calibration_images", None, "folder of your own photos for i
 flags.DEFINE_string("image_int8_recipe", None, "int8 recipe of the image encoder (converters.tflite_variants."
                     "INT8_RECIPES; default: the recommended one, which met the bar in our measurements)")
 flags.DEFINE_string("text_int8_recipe", None, "int8 recipe of the text encoder (as --image_int8_recipe)")
+flags.DEFINE_bool("preprocess", True, "also write tflite/preprocess.tflite: uint8 [1,H,W,3] of any size -> the "
+                  "image encoder's uint8 [1,R,R,3], PIL's bicubic resize and centre crop in builtin ops")
 flags.DEFINE_integer("threads", 2, "threads for TensorFlow, TFLite conversion and latency measurement")
 flags.mark_flag_as_required("output_dir")
 
@@ -149,10 +152,11 @@ def _replace_directory(source, target):
 
 
 def run_export(preset, weights, output_dir, name=None, variants=("float32", "float16", "dynamic_int8", "int8"),
-               calibration_images=None, threads=2, int8_recipes=None):
+               calibration_images=None, threads=2, int8_recipes=None, preprocess=True):
     """The whole export; returns (path of DIR/NAME, parity results). Raises ExportError naming the stage.
     `threads` applies to TFLite latency measurement; the command line also sets TensorFlow's thread pool.
-    `int8_recipes` may name the int8 recipe per tower ({"image": ..., "text": ...})."""
+    `int8_recipes` may name the int8 recipe per tower ({"image": ..., "text": ...}); `preprocess` adds
+    tflite/preprocess.tflite."""
     int8_recipes = int8_recipes or {}
     from clip_edge import presets as preset_table
     from clip_edge.tokenizer import CLIPTokenizer
@@ -208,12 +212,25 @@ def run_export(preset, weights, output_dir, name=None, variants=("float32", "flo
                 recipes[parity.tflite_path(tower, variant)] = result.recipe
             progress.end()
 
+        if preprocess:
+            stage = "TFLite preprocessing"
+            progress.begin(stage)
+            _write_bytes(os.path.join(work, parity.PREPROCESS_PATH), tflite_variants.convert_preprocess(
+                serving.tflite_preprocess(config["image_resolution"])))
+            progress.end()
+
         stage = "parity"
         progress.begin(f"{stage} (held-out photos and sentences vs the float SavedModel)")
         held_out = datasets.builtin_images(datasets.HELD_OUT_PHOTOS, config["image_resolution"])
         results = parity.measure(work, list(variants), held_out, datasets.held_out_sentences(), threads=threads)
-        progress.end(f"{sum(r.passed for r in results)}/{len(results)} artifacts meet their bar")
+        preprocess_parity = None
+        if preprocess:
+            preprocess_parity = parity.measure_preprocess(work, datasets.held_out_photos(),
+                                                          config["image_resolution"], threads)
+        progress.end(f"{sum(r.passed for r in results)}/{len(results)} encoders meet their bar")
         print(parity.format_table(results), flush=True)
+        if preprocess_parity:
+            print(parity.format_preprocess(preprocess_parity), flush=True)
 
         stage = "delegate checks"
         progress.begin(stage)
@@ -228,14 +245,18 @@ def run_export(preset, weights, output_dir, name=None, variants=("float32", "flo
 
         stage = "manifest"
         progress.begin(stage)
-        failed = [r for r in results if not r.passed]
-        manifest.write_report(work, name, preset, config, weights_source, results, recipes, delegate_reports)
+        failed = [f"{r.path} {r.shortfall()}" for r in results if not r.passed]
+        if preprocess_parity and not preprocess_parity["passed"]:
+            failed.append(f"{parity.PREPROCESS_PATH} {parity.format_preprocess(preprocess_parity)}")
+        manifest.write_report(work, name, preset, config, weights_source, results, recipes, delegate_reports,
+                              preprocess_parity)
         if failed:
             rejected = os.path.join(output_dir, f"{name}.rejected")
             _replace_directory(work, rejected)
-            raise ExportError("parity: " + "; ".join(f"{r.path} {r.shortfall()}" for r in failed)
+            raise ExportError("parity: " + "; ".join(failed)
                               + f". Nothing was shipped; artifacts and report are in {rejected}")
-        manifest.write_manifest(work, name, preset, config, weights_source, results, recipes, delegate_reports)
+        manifest.write_manifest(work, name, preset, config, weights_source, results, recipes, delegate_reports,
+                                preprocess_parity)
         target = os.path.join(output_dir, name)
         _replace_directory(work, target)
         progress.end(f"wrote {target}")
@@ -259,7 +280,7 @@ def main(argv):
     try:
         run_export(FLAGS.preset, FLAGS.weights, FLAGS.output_dir, FLAGS.name, FLAGS.variants,
                    FLAGS.calibration_images, FLAGS.threads,
-                   {"image": FLAGS.image_int8_recipe, "text": FLAGS.text_int8_recipe})
+                   {"image": FLAGS.image_int8_recipe, "text": FLAGS.text_int8_recipe}, FLAGS.preprocess)
     except (ExportError, ValueError) as error:
         print(f"export failed: {error}", file=sys.stderr)
         return 1
