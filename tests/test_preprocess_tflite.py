@@ -14,6 +14,7 @@ from clip_edge.preprocessing import ImagePreprocessor, _resampling_matrix, _resa
 from converters import delegate_check, serving, tflite_variants
 
 import photos
+import reference
 
 RESOLUTION = 224
 # (height, width): 1 x 1 up to a 12 MP phone photo, tall and wide, odd, smaller than the crop on one or both sides,
@@ -95,10 +96,12 @@ def test_empty_images_give_zeros(model):
 
 @pytest.fixture(scope="module")
 def weights_model():
-    """The resampling matrix of one dimension as its own TFLite model: (in, out, first) -> [R, in]."""
+    """The resampling matrix of one dimension as its own TFLite model: (in, out, first) -> weights [R, length]
+    of the inputs start..start+length-1."""
     specs = [tf.TensorSpec([], tf.int32, name=name) for name in ("in_size", "out_size", "first")]
-    function = tf.function(lambda i, o, f: {"weights": _resampling_matrix_int32(i, o, f, RESOLUTION)},
-                           input_signature=specs)
+    function = tf.function(
+        lambda i, o, f: dict(zip(("weights", "start", "length"), _resampling_matrix_int32(i, o, f, RESOLUTION))),
+        input_signature=specs)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()], tf.Module())
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     from ai_edge_litert.interpreter import Interpreter
@@ -117,9 +120,13 @@ def test_weights_within_a_few_fixed_point_units_of_float64(weights_model):
         cases.append((long, out, (out - RESOLUTION) // 2))
     differing = total = 0
     for in_size, out_size, first in cases:
-        found = weights_model(in_size=np.int32(in_size), out_size=np.int32(out_size), first=np.int32(first))["weights"]
+        result = weights_model(in_size=np.int32(in_size), out_size=np.int32(out_size), first=np.int32(first))
+        found, start, length = result["weights"], int(result["start"]), int(result["length"])
         expected = _resampling_matrix(tf.constant(in_size), tf.constant(out_size), tf.constant(first),
                                       RESOLUTION).numpy()
+        # The inputs left out are the ones without weight.
+        assert not expected[:, :start].any() and not expected[:, start + length:].any()
+        expected = expected[:, start:start + length]
         units = np.abs(np.round((found.astype(np.float64) - expected) * 2**22))
         assert units.max() <= 8, f"in {in_size}, out {out_size}: {units.max()} units"
         # Zeros stay zeros: the kernel's support is the same.
@@ -128,10 +135,25 @@ def test_weights_within_a_few_fixed_point_units_of_float64(weights_model):
     print(f"{differing} of {total} non-zero weights differ from float64's fixed-point value")
 
 
-def test_export_writes_preprocess_model_with_manifest_entry(small_export):
-    path = os.path.join(small_export, "tflite", "preprocess.tflite")
+@pytest.fixture(scope="module")
+def float32_export(tmp_path_factory):
+    """An export of a small random CLIP (64-pixel images), float32 encoders only (preprocess.tflite does not
+    depend on the variants; conftest's small_export would also calibrate int8, which takes minutes)."""
+    from converters import export
+
+    checkpoint = tmp_path_factory.mktemp("small_clip")
+    reference.random_hf_clip(reference.hf_clip_config(64, 2, 4, 16, 64, 64, 2, 4, 32), seed=5).save_pretrained(
+        checkpoint)
+    target, _ = export.run_export(None, str(checkpoint), str(tmp_path_factory.mktemp("exports")), name="small",
+                                  variants=("float32",))
+    return target
+
+
+def test_export_writes_preprocess_model_with_manifest_entry(float32_export):
+    export_dir = float32_export
+    path = os.path.join(export_dir, "tflite", "preprocess.tflite")
     assert os.path.exists(path)
-    manifest = json.load(open(os.path.join(small_export, "manifest.json")))
+    manifest = json.load(open(os.path.join(export_dir, "manifest.json")))
     (entry,) = [a for a in manifest["artifacts"] if a["path"] == "tflite/preprocess.tflite"]
     assert entry["inputs"][0]["shape_signature"] == [1, -1, -1, 3]
     assert entry["outputs"][0]["shape"] == [1, 64, 64, 3] and entry["outputs"][0]["dtype"] == "uint8"
@@ -142,16 +164,17 @@ def test_export_writes_preprocess_model_with_manifest_entry(small_export):
     assert "shape_signature" not in encoder["inputs"][0]
 
 
-def test_preprocess_then_encoder_equals_saved_model_on_a_full_photo(small_export):
+def test_preprocess_then_encoder_equals_saved_model_on_a_full_photo(float32_export):
     """A whole photo through preprocess.tflite then image_encoder_float32.tflite, against the SavedModel's
     encode_pixels on the same photo: the device pipeline without any resizing code of its own."""
     import tensorflow_text  # noqa: F401  (the SavedModel's tokenizer ops)
 
+    export_dir = float32_export
     pixels = photos.photo("rocket")[None]  # 427 x 640
-    with open(os.path.join(small_export, "tflite", "preprocess.tflite"), "rb") as file:
+    with open(os.path.join(export_dir, "tflite", "preprocess.tflite"), "rb") as file:
         cropped = tflite_variants.run_preprocess(file.read(), pixels)
-    with open(os.path.join(small_export, "tflite", "image_encoder_float32.tflite"), "rb") as file:
+    with open(os.path.join(export_dir, "tflite", "image_encoder_float32.tflite"), "rb") as file:
         on_device = tflite_variants.run_tflite(file.read(), [cropped])[0]
-    saved_model = tf.saved_model.load(os.path.join(small_export, "saved_model"))
+    saved_model = tf.saved_model.load(os.path.join(export_dir, "saved_model"))
     served = saved_model.signatures["encode_pixels"](pixels=tf.constant(pixels))["embeddings"].numpy()[0]
     assert tflite_variants.cosine_rows(on_device[None], served[None])[0] > 0.9999
