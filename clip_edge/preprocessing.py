@@ -519,49 +519,49 @@ def _centre_divmod(numerators, in_size, denominator):
     return quotient, remainder
 
 
-def _resampling_span(in_size, out_size, first, count):
-    """(base, remainder, reach, start, length) of outputs first..first+count-1: each centre is base + remainder /
-    (2 * out) in input coordinates; inputs further than `reach` from the base get weight 0, so only the inputs
-    start..start+length-1 can have a weight."""
-    outputs = first + tf.range(count, dtype=tf.int32)
-    base, remainder = _centre_divmod(2 * outputs + 1, in_size, 2 * out_size)
-    # Pillow's kernel reaches 2 * max(in / out, 1) from the centre; `reach` is a little more.
-    reach = 2 * (in_size // out_size + 1) + 2
-    start = tf.clip_by_value(base[0] - reach, 0, in_size)
-    length = tf.clip_by_value(base[-1] + reach + 1, 0, in_size) - start
-    return base, remainder, reach, start, length
-
-
-def _resampling_matrix_int32(in_size, out_size, first, count):
-    """(float32 [count, length] weights of inputs start..start+length-1, start, length): _resampling_matrix's rows
-    first..first+count-1, restricted to the inputs they use, from int32 and float32 ops only (see above)."""
-    base, remainder, reach, start, length = _resampling_span(in_size, out_size, first, count)
-    # Clipping the distance keeps d inside int32 for any image within the limits (weights there are 0 anyway).
-    inputs = start + tf.range(length, dtype=tf.int32)
-    distance = tf.clip_by_value(inputs[None, :] - base[:, None], -reach, reach)
-    offsets = distance * (2 * out_size) + (out_size - remainder)[:, None]  # (2i + 1) * out - (2o + 1) * in
-    # Pillow stretches the kernel by the scale when shrinking: x = (i + 0.5 - centre) / max(in / out, 1).
-    weights = _pil_bicubic(tf.cast(offsets, tf.float32) / tf.cast(2 * tf.maximum(in_size, out_size), tf.float32))
-    total = tf.reduce_sum(weights, axis=1, keepdims=True)
-    weights = weights / total  # total > 0: the kernel is positive within 1 of the centre, which has an input
-    one = float(1 << _PIL_WEIGHT_BITS)
-    return tf.sign(weights) * tf.floor(tf.abs(weights) * one + 0.5) / one, start, length
-
-
 def _band_count(resolution, most=16):
     """The largest divisor of `resolution` up to `most`: the number of output bands per pass."""
     return max(n for n in range(1, most + 1) if resolution % n == 0)
 
 
+def _band_matrices(in_size, out_size, first, count, bands):
+    """_resampling_matrix's rows first..first+count-1 in `bands` bands of count / bands outputs, each restricted
+    to the inputs it uses, from int32 and float32 ops only (see above): (weights float32 [bands, size, longest],
+    starts int32 [bands], lengths int32 [bands]); band b's weights are weights[b, :, :lengths[b]], for the
+    inputs starts[b]..starts[b]+lengths[b]-1."""
+    size = count // bands
+    outputs = first + tf.range(count, dtype=tf.int32)
+    # Centre of output o in input coordinates: base + remainder / (2 * out), 0 <= remainder < 2 * out.
+    base, remainder = _centre_divmod(2 * outputs + 1, in_size, 2 * out_size)
+    base, remainder = tf.reshape(base, [bands, size]), tf.reshape(remainder, [bands, size])
+    # Pillow's kernel reaches 2 * max(in / out, 1) from the centre; inputs further than `reach` get weight 0.
+    reach = 2 * (in_size // out_size + 1) + 2
+    starts = tf.clip_by_value(base[:, 0] - reach, 0, in_size)
+    lengths = tf.clip_by_value(base[:, -1] + reach + 1, 0, in_size) - starts
+    inputs = starts[:, None] + tf.range(tf.reduce_max(lengths), dtype=tf.int32)[None, :]  # [bands, longest]
+    # Clipping the distance keeps d inside int32 for any image within the limits (weights there are 0 anyway).
+    distance = tf.clip_by_value(inputs[:, None, :] - base[:, :, None], -reach, reach)
+    offsets = distance * (2 * out_size) + (out_size - remainder)[:, :, None]  # (2i + 1) * out - (2o + 1) * in
+    # Pillow stretches the kernel by the scale when shrinking: x = (i + 0.5 - centre) / max(in / out, 1).
+    weights = _pil_bicubic(tf.cast(offsets, tf.float32) / tf.cast(2 * tf.maximum(in_size, out_size), tf.float32))
+    # Bands shorter than the longest are padded with positions past the image, which must weigh nothing.
+    weights = weights * tf.cast(inputs < in_size, tf.float32)[:, None, :]
+    total = tf.reduce_sum(weights, axis=2, keepdims=True)
+    weights = weights / total  # total > 0: the kernel is positive within 1 of the centre, which has an input
+    one = float(1 << _PIL_WEIGHT_BITS)
+    return tf.sign(weights) * tf.floor(tf.abs(weights) * one + 0.5) / one, starts, lengths
+
+
 def _banded_product(values, values_start, in_size, out_size, first, count, bands):
     """values [N, inputs values_start...] x the resampling matrix of outputs first..first+count-1, transposed
-    -> [N, count], as `bands` products of the inputs each band of count / bands outputs uses."""
-    size = count // bands
+    -> [N, count], as `bands` products, each of the inputs its band of outputs uses."""
+    weights, starts, lengths = _band_matrices(in_size, out_size, first, count, bands)
+    rows = tf.shape(values)[0]
     results = []
     for band in range(bands):
-        weights, start, length = _resampling_matrix_int32(in_size, out_size, first + band * size, size)
-        inputs = tf.slice(values, tf.stack([0, start - values_start]), tf.stack([tf.shape(values)[0], length]))
-        results.append(tf.matmul(inputs, weights, transpose_b=True))
+        inputs = tf.slice(values, tf.stack([0, starts[band] - values_start]), tf.stack([rows, lengths[band]]))
+        band_weights = tf.slice(weights[band], [0, 0], tf.stack([count // bands, lengths[band]]))
+        results.append(tf.matmul(inputs, band_weights, transpose_b=True))
     return tf.concat(results, axis=1)
 
 
@@ -586,8 +586,9 @@ def resize_and_crop_any_size(pixels, resolution):
     # outputs, each a product with only the inputs its band uses: the matrices are mostly zeros (Pillow's kernel
     # spans about 4 x the scale), so dense products over the whole image would do R / band_count times the work.
     bands = _band_count(resolution)
-    _, _, _, row_start, row_count = _resampling_span(height, new_height, top, resolution)
-    _, _, _, column_start, column_count = _resampling_span(width, new_width, left, resolution)
+    _, row_start, row_count = _band_matrices(height, new_height, top, resolution, 1)
+    _, column_start, column_count = _band_matrices(width, new_width, left, resolution, 1)
+    row_start, row_count, column_start, column_count = row_start[0], row_count[0], column_start[0], column_count[0]
     used = tf.slice(pixels[0], tf.stack([row_start, column_start, 0]), tf.stack([row_count, column_count, 3]))
 
     # Horizontal pass first, rounded to 8 bits, then vertical: Pillow's order, as _resize_and_crop_batch.

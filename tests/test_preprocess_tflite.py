@@ -10,7 +10,7 @@ import tensorflow as tf
 import transformers
 from PIL import Image
 
-from clip_edge.preprocessing import ImagePreprocessor, _resampling_matrix, _resampling_matrix_int32
+from clip_edge.preprocessing import ImagePreprocessor, _band_matrices, _resampling_matrix
 from converters import delegate_check, serving, tflite_variants
 
 import photos
@@ -100,7 +100,7 @@ def weights_model():
     of the inputs start..start+length-1."""
     specs = [tf.TensorSpec([], tf.int32, name=name) for name in ("in_size", "out_size", "first")]
     function = tf.function(
-        lambda i, o, f: dict(zip(("weights", "start", "length"), _resampling_matrix_int32(i, o, f, RESOLUTION))),
+        lambda i, o, f: dict(zip(("weights", "start", "length"), _band_matrices(i, o, f, RESOLUTION, 1))),
         input_signature=specs)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()], tf.Module())
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -121,7 +121,7 @@ def test_weights_within_a_few_fixed_point_units_of_float64(weights_model):
     differing = total = 0
     for in_size, out_size, first in cases:
         result = weights_model(in_size=np.int32(in_size), out_size=np.int32(out_size), first=np.int32(first))
-        found, start, length = result["weights"], int(result["start"]), int(result["length"])
+        found, start, length = result["weights"][0], int(result["start"][0]), int(result["length"][0])
         expected = _resampling_matrix(tf.constant(in_size), tf.constant(out_size), tf.constant(first),
                                       RESOLUTION).numpy()
         # The inputs left out are the ones without weight.
