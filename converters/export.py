@@ -247,7 +247,7 @@ def run_export(preset, weights, output_dir, name=None, variants=("float32", "flo
         progress.begin(stage)
         failed = [f"{r.path} {r.shortfall()}" for r in results if not r.passed]
         if preprocess_parity and not preprocess_parity["passed"]:
-            failed.append(f"{parity.PREPROCESS_PATH} {parity.format_preprocess(preprocess_parity)}")
+            failed.append(parity.format_preprocess(preprocess_parity))
         manifest.write_report(work, name, preset, config, weights_source, results, recipes, delegate_reports,
                               preprocess_parity)
         if failed:

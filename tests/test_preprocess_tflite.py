@@ -178,3 +178,15 @@ def test_preprocess_then_encoder_equals_saved_model_on_a_full_photo(float32_expo
     saved_model = tf.saved_model.load(os.path.join(export_dir, "saved_model"))
     served = saved_model.signatures["encode_pixels"](pixels=tf.constant(pixels))["embeddings"].numpy()[0]
     assert tflite_variants.cosine_rows(on_device[None], served[None])[0] > 0.9999
+
+
+def test_preprocess_model_beyond_its_bar_is_refused(tmp_path, monkeypatch):
+    from converters import export, parity
+
+    monkeypatch.setattr(parity, "PREPROCESS_BAR_LEVELS", -1)  # unreachable: a difference is at least 0
+    weights = tmp_path / "clip"
+    reference.random_hf_clip(reference.hf_clip_config(64, 2, 4, 16, 64, 64, 2, 4, 32), seed=5).save_pretrained(weights)
+    with pytest.raises(export.ExportError, match=r"tflite/preprocess.tflite: max difference .* FAIL"):
+        export.run_export(None, str(weights), str(tmp_path), name="gated", variants=("float32",))
+    assert not os.path.exists(tmp_path / "gated")
+    assert "FAIL" in (tmp_path / "gated.rejected" / "parity_report.md").read_text()
