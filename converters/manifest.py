@@ -65,7 +65,8 @@ def _artifact_files(export_dir):
 # What preprocess.tflite does and what the app must check (TFLite has no assertions, so nothing refuses).
 PREPROCESS_NOTE = ("uint8 RGB [1,H,W,3] of any size (resize_tensor_input) -> uint8 [1,R,R,3], the image encoders' "
                    "input: bicubic resize of the shortest side to R as PIL does it (antialiased when shrinking), "
-                   "then the centre crop of CLIPImageProcessor; within one 8-bit level of the SavedModel. CPU only "
+                   "then the centre crop of CLIPImageProcessor; within one or two 8-bit levels of the SavedModel (see "
+                   "parity). CPU only "
                    "(float32). The app must check 1 <= H, W <= {max_side} and H * W <= {max_pixels} first: the "
                    "model has no checks; it gives all zeros for H or W = 0, wrong pixels for a side above the "
                    "limit, and its memory grows with H * W (float32 copies of the image, 12 bytes a pixel each).")

@@ -157,7 +157,7 @@ def test_export_writes_preprocess_model_with_manifest_entry(float32_export):
     (entry,) = [a for a in manifest["artifacts"] if a["path"] == "tflite/preprocess.tflite"]
     assert entry["inputs"][0]["shape_signature"] == [1, -1, -1, 3]
     assert entry["outputs"][0]["shape"] == [1, 64, 64, 3] and entry["outputs"][0]["dtype"] == "uint8"
-    assert entry["parity"]["passed"] and entry["parity"]["max_level_difference"] <= 1
+    assert entry["parity"]["passed"] and entry["parity"]["max_level_difference"] <= 2
     assert entry["limits"] == {"max_side": 65535, "max_pixels": 100_000_000}
     # The encoder entries keep their static shapes without a signature field.
     encoder = [a for a in manifest["artifacts"] if a["path"] == "tflite/image_encoder_float32.tflite"][0]
