@@ -498,7 +498,9 @@ def _readable_error(message, label):
 # polynomial, the row sum and the normalisation stay float32 (the SavedModel: float64): float32 cannot hold a
 # weight to a fraction of the 22-bit fixed point's unit, so about 7% of the weights land 1 to 4 units (2**-22)
 # away from the float64 ones (measured over 1,154 sizes from 1 to 65,535); tests/test_preprocess_tflite.py
-# bounds it. A pixel moves only when its sum lies within about 1e-3 of a rounding boundary.
+# bounds it. A pixel moves only when its sum lies within about 1e-3 of a rounding boundary, which is common only
+# where in / out is a ratio of small integers (256 -> 224): there exact ties are frequent, and a tie broken the
+# other way in both passes gives 2 levels (converters/parity.py's bar).
 
 # Digits of the input size taken per step of the exact centre computation (in < 2**16: four 4-bit digits).
 _DIGIT_BITS = 4
@@ -568,7 +570,8 @@ def _banded_product(values, values_start, in_size, out_size, first, count, bands
 def resize_and_crop_any_size(pixels, resolution):
     """uint8 [1, H, W, 3] of any size -> uint8 [1, R, R, 3]: ImagePreprocessor.resize_and_crop in TFLite builtins.
 
-    Equal to it within one 8-bit level (float32 weights, see above). No size checks: TFLite has no assertions, so
+    Equal to it within one 8-bit level, two on scalings with many exact ties (float32 weights, see above). No
+    size checks: TFLite has no assertions, so
     callers must keep 1 <= H, W <= MAX_SIDE and H * W <= MAX_PIXELS. An empty image (H or W = 0) gives zeros;
     sides of 65,536 or more give wrong pixels (the exact centres take 16-bit sizes), silently.
     """
