@@ -11,6 +11,9 @@ the batch), timed alternately so that load from other processes hits both alike:
   pixels     uint8 arrays (one size per batch) -> normalised: from_pixels vs CLIPImageProcessor
   tflite     uint8 [1, 427, 640, 3] -> uint8 [1, R, R, 3]: resize_and_crop converted to TFLite (LiteRT
              interpreter) vs PIL's Image.resize(BICUBIC) + crop, the same step done by Pillow
+  preprocess.tflite   the exported any-size model (converters.serving.tflite_preprocess, input resized with
+             resize_tensor_input before timing) vs the same Pillow step, on 640x480, 1920x1080 and 4032x3024
+             photos (the Hubble photo resized): what a phone app gets instead of writing the resize itself
 
 Reports the median images/s of each and the ratio ours / reference (above 1 = we are faster).
 """
@@ -55,6 +58,24 @@ def tflite_resize_and_crop(preprocessor, shape):
     interpreter = Interpreter(model_content=converter.convert())
     interpreter.allocate_tensors()
     (input_detail,), (output_detail,) = interpreter.get_input_details(), interpreter.get_output_details()
+
+    def run(pixels):
+        interpreter.set_tensor(input_detail["index"], pixels)
+        interpreter.invoke()
+        return interpreter.get_tensor(output_detail["index"])
+
+    return run
+
+
+def any_size_runner(tflite, shape, threads=2):
+    """preprocess.tflite with its input resized to `shape` once; the returned call sets pixels and invokes."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=tflite, num_threads=threads)
+    (input_detail,) = interpreter.get_input_details()
+    interpreter.resize_tensor_input(input_detail["index"], shape, strict=True)
+    interpreter.allocate_tensors()
+    (output_detail,) = interpreter.get_output_details()
 
     def run(pixels):
         interpreter.set_tensor(input_detail["index"], pixels)
@@ -141,6 +162,17 @@ def main():
         [lambda: on_device(rocket), lambda: pil_resize_and_crop(rocket[0], resolution)], args.repeats * 5
     )
     rows.append(("tflite: resize_and_crop 427x640 uint8 (LiteRT vs Pillow)", ours, theirs, 1))
+
+    from converters import serving, tflite_variants
+
+    any_size = tflite_variants.convert_preprocess(serving.tflite_preprocess(resolution))
+    for width, height in ((640, 480), (1920, 1080), (4032, 3024)):
+        pixels = np.asarray(Image.fromarray(sample["hubble"]).resize((width, height), Image.Resampling.BICUBIC))[None]
+        on_device = any_size_runner(any_size, pixels.shape)
+        ours, theirs = median_seconds(
+            [lambda: on_device(pixels), lambda: pil_resize_and_crop(pixels[0], resolution)], args.repeats
+        )
+        rows.append((f"preprocess.tflite: {width}x{height} uint8 (LiteRT vs Pillow)", ours, theirs, 1))
 
     print(f"resolution {resolution}, TensorFlow {tf.__version__}, median of {args.repeats} runs")
     print("| case | ours images/s | reference images/s | ratio ours / reference |")

@@ -64,6 +64,11 @@ def builtin_images(names, resolution):
     return _resized(preprocessor, [crop for name in names for crop in _crops(_photo(name))])
 
 
+def held_out_photos():
+    """[uint8 [H, W, 3]]: the held-out photos at their own sizes and in their crops, before any resizing."""
+    return [image for name in HELD_OUT_PHOTOS for image in (_photo(name), *_crops(_photo(name)))]
+
+
 def folder_images(folder, resolution):
     """uint8 [N, R, R, 3] from every JPEG/PNG/GIF/BMP file in `folder` (a user's own calibration photos)."""
     extensions = (".jpg", ".jpeg", ".png", ".gif", ".bmp")

@@ -5,9 +5,10 @@
 
 writes DIR/NAME/ (NAME = the preset, or --name for a checkpoint of another architecture): saved_model/,
 tflite/{image,text}_encoder_{float32,float16,dynamic_int8,int8}.tflite (each text encoder with one signature
-per --text_buckets length besides the full context), assets/vocab.json, merges.txt and text_cleaning.json,
-manifest.json and parity_report.md (see the design's export contract); with --zero_shot_labels also
-tflite/zero_shot_{variant}.tflite and assets/zero_shot_{labels,templates}.txt.
+per --text_buckets length besides the full context), tflite/preprocess.tflite (any-size resize and crop, unless
+--nopreprocess), assets/vocab.json, merges.txt and text_cleaning.json, manifest.json and parity_report.md (see
+the design's export contract); with --zero_shot_labels also tflite/zero_shot_{variant}.tflite and
+assets/zero_shot_{labels,templates}.txt.
 
 Everything is built in a hidden temporary folder beside the target and renamed into place at the end, so an
 interrupted export leaves nothing that looks complete, and a re-run replaces the old output whole. If any
@@ -40,6 +41,8 @@ flags.DEFINE_string("calibration_images", None, "folder of your own photos for i
 flags.DEFINE_string("image_int8_recipe", None, "int8 recipe of the image encoder (converters.tflite_variants."
                     "INT8_RECIPES; default: the recommended one, which met the bar in our measurements)")
 flags.DEFINE_string("text_int8_recipe", None, "int8 recipe of the text encoder (as --image_int8_recipe)")
+flags.DEFINE_bool("preprocess", True, "also write tflite/preprocess.tflite: uint8 [1,H,W,3] of any size -> the "
+                  "image encoder's uint8 [1,R,R,3], PIL's bicubic resize and centre crop in builtin ops")
 flags.DEFINE_integer("threads", 2, "threads for TensorFlow, TFLite conversion and latency measurement")
 flags.DEFINE_list("text_buckets", None, "shorter token lengths the TFLite text encoders also take, as "
                   "signatures tokens_L of the same file (the full context length is always there, as "
@@ -173,13 +176,13 @@ def _replace_directory(source, target):
 
 def run_export(preset, weights, output_dir, name=None, variants=("float32", "float16", "dynamic_int8", "int8"),
                calibration_images=None, threads=2, int8_recipes=None, text_buckets=None, zero_shot_labels=None,
-               zero_shot_templates=None):
+               zero_shot_templates=None, preprocess=True):
     """The whole export; returns (path of DIR/NAME, parity results). Raises ExportError naming the stage.
     `threads` applies to TFLite latency measurement; the command line also sets TensorFlow's thread pool.
     `int8_recipes` may name the int8 recipe per tower ({"image": ..., "text": ...}). `text_buckets`: shorter
     text lengths (default: clip_edge.model.DEFAULT_TEXT_BUCKETS below the context length).
     `zero_shot_labels` / `zero_shot_templates`: files for the zero-shot classifiers (templates default to
-    converters.zero_shot.DEFAULT_TEMPLATES)."""
+    converters.zero_shot.DEFAULT_TEMPLATES). `preprocess` adds tflite/preprocess.tflite."""
     int8_recipes = int8_recipes or {}
     from clip_edge import model as clip_model
     from clip_edge import presets as preset_table
@@ -262,6 +265,13 @@ def run_export(preset, weights, output_dir, name=None, variants=("float32", "flo
                 recipes[parity.tflite_path(tower, variant)] = result.recipe
             progress.end()
 
+        if preprocess:
+            stage = "TFLite preprocessing"
+            progress.begin(stage)
+            _write_bytes(os.path.join(work, parity.PREPROCESS_PATH), tflite_variants.convert_preprocess(
+                serving.tflite_preprocess(config["image_resolution"])))
+            progress.end()
+
         stage = "parity"
         progress.begin(f"{stage} (held-out photos and sentences vs the float SavedModel)")
         held_out = datasets.builtin_images(datasets.HELD_OUT_PHOTOS, config["image_resolution"])
@@ -270,8 +280,14 @@ def run_export(preset, weights, output_dir, name=None, variants=("float32", "flo
                                  reference=reference)
         if labels:
             results += parity.measure_zero_shot(work, list(variants), held_out, threads=threads, reference=reference)
+        preprocess_parity = None
+        if preprocess:
+            preprocess_parity = parity.measure_preprocess(work, datasets.held_out_photos(),
+                                                          config["image_resolution"], threads)
         progress.end(f"{sum(r.passed for r in results)}/{len(results)} artifacts meet their bar")
         print(parity.format_table(results), flush=True)
+        if preprocess_parity:
+            print(parity.format_preprocess(preprocess_parity), flush=True)
 
         stage = "delegate checks"
         progress.begin(stage)
@@ -291,16 +307,19 @@ def run_export(preset, weights, output_dir, name=None, variants=("float32", "flo
 
         stage = "manifest"
         progress.begin(stage)
-        failed = [r for r in results if not r.passed]
+        failed = [f"{r.label} {r.shortfall()}" for r in results if not r.passed]
+        if preprocess_parity and not preprocess_parity["passed"]:
+            failed.append(parity.format_preprocess(preprocess_parity))
         manifest.write_report(work, name, preset, config, weights_source, results, recipes, delegate_reports,
-                              zero_shot_info)
+                              zero_shot_info, preprocess_parity)
         if failed:
             rejected = os.path.join(output_dir, f"{name}.rejected")
             _replace_directory(work, rejected)
-            raise ExportError("parity: " + "; ".join(f"{r.label} {r.shortfall()}" for r in failed)
+            raise ExportError("parity: " + "; ".join(failed)
                               + f". Nothing was shipped; artifacts and report are in {rejected}")
         manifest.write_manifest(work, name, preset, config, weights_source, results, recipes, delegate_reports,
-                                logit_multiplier=float(model.logit_multiplier()), zero_shot=zero_shot_info)
+                                logit_multiplier=float(model.logit_multiplier()), zero_shot=zero_shot_info,
+                                preprocess_parity=preprocess_parity)
         target = os.path.join(output_dir, name)
         _replace_directory(work, target)
         progress.end(f"wrote {target}")
@@ -332,7 +351,7 @@ def main(argv):
         run_export(FLAGS.preset, FLAGS.weights, FLAGS.output_dir, FLAGS.name, FLAGS.variants,
                    FLAGS.calibration_images, FLAGS.threads,
                    {"image": FLAGS.image_int8_recipe, "text": FLAGS.text_int8_recipe},
-                   buckets, FLAGS.zero_shot_labels, FLAGS.zero_shot_templates)
+                   buckets, FLAGS.zero_shot_labels, FLAGS.zero_shot_templates, FLAGS.preprocess)
     except (ExportError, ValueError) as error:
         print(f"export failed: {error}", file=sys.stderr)
         return 1

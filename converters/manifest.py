@@ -29,8 +29,12 @@ def _tensor_details(details):
     quantization = None
     if len(scales):
         quantization = {"scales": [float(s) for s in scales], "zero_points": [int(z) for z in zero_points]}
-    return {"name": details["name"], "dtype": np.dtype(details["dtype"]).name,
-            "shape": [int(d) for d in details["shape"]], "quantization": quantization}
+    entry = {"name": details["name"], "dtype": np.dtype(details["dtype"]).name,
+             "shape": [int(d) for d in details["shape"]], "quantization": quantization}
+    signature = [int(d) for d in details.get("shape_signature", details["shape"])]
+    if signature != entry["shape"]:  # -1 marks a dimension set with resize_tensor_input (preprocess.tflite)
+        entry["shape_signature"] = signature
+    return entry
 
 
 def tflite_io(path, signature=None):
@@ -72,13 +76,32 @@ def _artifact_files(export_dir):
                 yield relative, path
 
 
+# What preprocess.tflite does and what the app must check (TFLite has no assertions, so nothing refuses).
+PREPROCESS_NOTE = ("uint8 RGB [1,H,W,3] of any size (resize_tensor_input) -> uint8 [1,R,R,3], the image encoders' "
+                   "input: bicubic resize of the shortest side to R as PIL does it (antialiased when shrinking), "
+                   "then the centre crop of CLIPImageProcessor; within one or two 8-bit levels of the SavedModel (see "
+                   "parity). CPU only "
+                   "(float32). The app must check 1 <= H, W <= {max_side} and H * W <= {max_pixels} first: the "
+                   "model has no checks; it gives all zeros for H or W = 0, wrong pixels for a side above the "
+                   "limit, and its memory grows with H * W (float32 copies of the image, 12 bytes a pixel each).")
+
+
+def _preprocess_entry(path, parity):
+    from clip_edge.preprocessing import MAX_PIXELS, MAX_SIDE
+
+    inputs, outputs = tflite_io(path)
+    return {"role": "preprocess", "inputs": inputs, "outputs": outputs,
+            "limits": {"max_side": MAX_SIDE, "max_pixels": MAX_PIXELS},
+            "note": PREPROCESS_NOTE.format(max_side=MAX_SIDE, max_pixels=MAX_PIXELS), "parity": parity}
+
+
 def write_manifest(export_dir, name, preset, config, weights_source, results, recipes, delegate_reports,
-                   logit_multiplier, zero_shot=None):
+                   logit_multiplier, zero_shot=None, preprocess_parity=None):
     """`logit_multiplier`: what serving_default multiplies cosines by (exp(logit_scale), capped); devices that
     rank labels with the TFLite encoders need it to give the same probabilities. `results` hold one entry per
     text signature; the artifact's top-level inputs, outputs and parity are its default signature's (the full
     length), and "signatures" lists every one. `zero_shot`: labels, templates and logit scale of the zero-shot
-    classifiers, if any."""
+    classifiers, if any. `preprocess_parity`: preprocess.tflite's, if it was exported."""
     by_path = {r.path: r for r in results if r.label == r.path}
     signatures = {}
     for r in results:
@@ -103,6 +126,8 @@ def write_manifest(export_dir, name, preset, config, weights_source, results, re
                     "delegate": delegate_reports.get(result.label)})
         if relative.startswith("tflite/zero_shot_"):
             entry["labels"] = zero_shot and zero_shot["labels_path"]
+        if relative == os.path.join("tflite", "preprocess.tflite"):
+            entry.update(_preprocess_entry(path, preprocess_parity))
         artifacts.append(entry)
     manifest = {
         "name": name, "preset": preset, "config": config, "logit_multiplier": logit_multiplier,
@@ -143,8 +168,8 @@ def _write_json_atomically(path, data):
 
 
 def write_report(export_dir, name, preset, config, weights_source, results, recipes, delegate_reports,
-                 zero_shot=None):
-    from converters.parity import format_table
+                 zero_shot=None, preprocess_parity=None):
+    from converters.parity import format_preprocess, format_table
 
     float32_bytes = {r.tower: os.path.getsize(os.path.join(export_dir, r.path)) for r in results
                      if r.variant == "float32"}
@@ -179,8 +204,12 @@ def write_report(export_dir, name, preset, config, weights_source, results, reci
             if extra:
                 readiness += f"; shorter signatures: {sum(d['ready'] for d in extra)}/{len(extra)} ready"
         lines.append(f"| {result.path} | {size:,} | {ratio} | {recipes.get(result.path, '')} | {readiness} |")
-    failed = [r for r in results if not r.passed]
+    failed = [f"{r.label}: {r.shortfall()}" for r in results if not r.passed]
+    if preprocess_parity:
+        lines += ["", "Preprocessing against the SavedModel's resize and crop: " + format_preprocess(preprocess_parity)]
+        if not preprocess_parity["passed"]:
+            failed.append(format_preprocess(preprocess_parity))
     lines += ["", "**Result: " + ("all artifacts meet their bars.**" if not failed else
-                                 "FAILED: " + "; ".join(f"{r.label}: {r.shortfall()}" for r in failed) + "**")]
+                                 "FAILED: " + "; ".join(failed) + "**")]
     with open(os.path.join(export_dir, REPORT), "w") as file:
         file.write("\n".join(lines) + "\n")

@@ -346,6 +346,43 @@ def measure_zero_shot(export_dir, variants, pixels, threads=2, latency_repeats=1
     return results
 
 
+PREPROCESS_PATH = os.path.join("tflite", "preprocess.tflite")
+# Max abs difference from ImagePreprocessor.resize_and_crop, in 8-bit levels. The aim is 1; the float32 weights
+# (see clip_edge.preprocessing) break exact ties differently from the float64 ones, and on scalings with many
+# ties (256 -> 224 crops of the moon and gravel photos) a tie in the first pass then meets one in the second:
+# 2 levels on a few values (1,845 of 6,021,120 values differ on the held-out photos at R = 224, 2026-12-01).
+PREPROCESS_BAR_LEVELS = 2
+
+
+def measure_preprocess(export_dir, images, resolution, threads=2):
+    """preprocess.tflite against the SavedModel's resize and crop (ImagePreprocessor.resize_and_crop, the same
+    graph code) on uint8 [H, W, 3] images of their own sizes: {"max_level_difference", "values_differing",
+    "values", "images", "bar_levels", "passed"}."""
+    from clip_edge.preprocessing import ImagePreprocessor
+    from converters.tflite_variants import run_preprocess
+
+    with open(os.path.join(export_dir, PREPROCESS_PATH), "rb") as file:
+        tflite = file.read()
+    preprocessor = ImagePreprocessor(resolution)
+    worst, differing, values = 0, 0, 0
+    for image in images:
+        found = run_preprocess(tflite, image[np.newaxis], threads)[0].astype(np.int16)
+        expected = preprocessor.resize_and_crop(image).numpy().astype(np.int16)
+        difference = np.abs(found - expected)
+        worst, differing, values = max(worst, int(difference.max())), differing + int(np.count_nonzero(difference)), \
+            values + difference.size
+    return {"max_level_difference": worst, "values_differing": differing, "values": values, "images": len(images),
+            "bar_levels": PREPROCESS_BAR_LEVELS, "passed": worst <= PREPROCESS_BAR_LEVELS}
+
+
+def format_preprocess(result):
+    """One line for people: how far preprocess.tflite is from the SavedModel's resize and crop."""
+    return (f"{PREPROCESS_PATH}: max difference {result['max_level_difference']} level(s) (bar "
+            f"{result['bar_levels']}), {result['values_differing']:,} of {result['values']:,} values differ, "
+            f"{result['images']} held-out photos and crops at their own sizes: "
+            f"{'pass' if result['passed'] else 'FAIL'}")
+
+
 def format_table(results):
     lines = ["| artifact | length | cosine mean | cosine min | bar | max abs error | vs full length | "
              "zero-shot top-1 agreement | latency ms | |",

@@ -1,15 +1,16 @@
 """The graphs we export: the SavedModel's serving signatures and the two TFLite encoder entry points.
 
 The SavedModel holds the whole pipeline (tokenizer, decoding, resizing) because TF Serving runs any TF op.
-TFLite cannot run string ops, image decoding or our dynamic-size resampling without Flex ops, which neither
-TFLite interpreter here provides, so its encoders start at token ids and at pixels already resized and cropped
-(devices tokenize and resize natively, as android_demo does).
+TFLite cannot run string ops or image decoding without Flex ops, which neither TFLite interpreter here provides,
+so its encoders start at token ids and at pixels already resized and cropped (devices tokenize and decode
+natively, as android_demo does). The resize and crop itself, for any image size, is a separate TFLite model
+(tflite_preprocess) built from builtin ops.
 """
 
 import tensorflow as tf
 
 from clip_edge.layers import l2_normalize_rows
-from clip_edge.preprocessing import ImagePreprocessor
+from clip_edge.preprocessing import ImagePreprocessor, resize_and_crop_any_size
 from clip_edge.tokenizer import CLIPTokenizer
 
 SIGNATURE_NAMES = ("tokenize", "encode_text", "encode_image", "encode_pixels", "serving_default")
@@ -106,3 +107,14 @@ def tflite_text_encoders(model, lengths):
     context_length = model.get_config()["context_length"]
     ordered = [context_length] + sorted(set(lengths) - {context_length})
     return {text_signature_key(n, context_length): tflite_text_encoder(model, n) for n in ordered}
+
+
+def tflite_preprocess(resolution):
+    """Concrete function uint8 [1, H, W, 3] (any H, W) -> uint8 [1, R, R, 3], resized and centre-cropped as
+    ImagePreprocessor.resize_and_crop does it (PIL's bicubic), from TFLite builtin ops only."""
+
+    @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.uint8, name="pixels")])
+    def preprocess(pixels):
+        return {"pixels": resize_and_crop_any_size(pixels, resolution)}
+
+    return preprocess.get_concrete_function()

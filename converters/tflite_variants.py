@@ -220,6 +220,38 @@ def _converter_dataset(functions: Mapping, datasets: Mapping[str, Representative
     return generate
 
 
+def convert_preprocess(concrete_fn) -> bytes:
+    """The any-size preprocessing function (converters.serving.tflite_preprocess) as float32 TFLite, builtin
+    ops only, checked to run in ai_edge_litert at two input sizes set with resize_tensor_input."""
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete_fn], tf.Module())
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # fails on any Flex op
+    try:
+        tflite = converter.convert()
+    except Exception as e:
+        raise VariantConversionError(f"TFLite conversion of the preprocessing model failed: {_first_lines(e)}") from e
+    for shape in ((1, 1, 1, 3), (1, 5, 3, 3)):
+        try:
+            run_preprocess(tflite, np.zeros(shape, np.uint8))
+        except Exception as e:
+            raise VariantConversionError(f"the preprocessing model does not run in ai_edge_litert on {shape}: "
+                                         f"{_first_lines(e)}") from e
+    return tflite
+
+
+def run_preprocess(tflite: bytes, pixels: np.ndarray, num_threads: int = 2) -> np.ndarray:
+    """uint8 [1, H, W, 3] through preprocess.tflite (input resized to the image's size) -> uint8 [1, R, R, 3]."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=tflite, num_threads=num_threads)
+    (detail,) = interpreter.get_input_details()
+    interpreter.resize_tensor_input(detail["index"], pixels.shape, strict=True)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(detail["index"], np.ascontiguousarray(pixels, np.uint8))
+    interpreter.invoke()
+    (output,) = interpreter.get_output_details()
+    return interpreter.get_tensor(output["index"]).copy()
+
+
 def _override_entry(op: str, bits: int | None) -> dict:
     if bits is None:
         return {"regex": ".*", "operation": op, "algorithm_key": "no_quantize"}

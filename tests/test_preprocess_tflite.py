@@ -1,0 +1,192 @@
+"""tflite/preprocess.tflite (any-size resize and crop in TFLite builtins) against the SavedModel's preprocessing
+(ImagePreprocessor.resize_and_crop, float64 resampling weights) and against Pillow itself, in ai_edge_litert."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import transformers
+from PIL import Image
+
+from clip_edge.preprocessing import ImagePreprocessor, _band_matrices, _resampling_matrix
+from converters import delegate_check, serving, tflite_variants
+
+import photos
+import reference
+
+RESOLUTION = 224
+# (height, width): 1 x 1 up to a 12 MP phone photo, tall and wide, odd, smaller than the crop on one or both sides,
+# exactly the crop, and extreme strips.
+SIZES = [(1, 1), (1, 2), (2, 1), (3, 5), (9, 13), (100, 37), (37, 100), (223, 223), (224, 224), (225, 224),
+         (224, 5000), (5000, 224), (1, 4032), (4032, 1), (301, 451), (1001, 777), (480, 640), (640, 480),
+         (1080, 1920), (1920, 1080), (3024, 4032), (4032, 3024)]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tflite_variants.convert_preprocess(serving.tflite_preprocess(RESOLUTION))
+
+
+@pytest.fixture(scope="module")
+def preprocessor():
+    return ImagePreprocessor(RESOLUTION)
+
+
+def _photo_of_size(height, width):
+    """Real photo content at any size: the Hubble deep field resized by Pillow (Lanczos)."""
+    return np.asarray(Image.fromarray(photos.photo("hubble")).resize((width, height), Image.Resampling.LANCZOS))
+
+
+def _pillow(pixels, resolution=RESOLUTION):
+    """Pillow's own resize + crop, as transformers' CLIPImageProcessor (PIL backend) calls it: shortest side to R
+    with int(R * long / short) for the other, Image.resize(BICUBIC), crop offset (size - R) // 2."""
+    image = Image.fromarray(pixels)
+    width, height = image.size
+    short, long = min(width, height), max(width, height)
+    new_long = int(resolution * long / short)
+    size = (resolution, new_long) if width <= height else (new_long, resolution)
+    resized = image.resize(size, Image.Resampling.BICUBIC)
+    left, top = (size[0] - resolution) // 2, (size[1] - resolution) // 2
+    return np.asarray(resized.crop((left, top, left + resolution, top + resolution)))
+
+
+def test_builtin_ops_only_and_dynamic_input(model):
+    parsed = delegate_check.parse_model(model, "preprocess.tflite")
+    assert not [op.name for op in parsed.ops if op.is_custom], "custom or Flex ops"
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=model)
+    (given,), (produced,) = interpreter.get_input_details(), interpreter.get_output_details()
+    assert list(given["shape_signature"]) == [1, -1, -1, 3] and given["dtype"] == np.uint8
+    assert list(produced["shape_signature"]) == [1, RESOLUTION, RESOLUTION, 3] and produced["dtype"] == np.uint8
+
+
+@pytest.mark.parametrize("height,width", SIZES)
+def test_equals_saved_model_preprocessing_and_pillow(model, preprocessor, height, width):
+    pixels = _photo_of_size(height, width)
+    found = tflite_variants.run_preprocess(model, pixels[None])[0].astype(np.int16)
+    expected = preprocessor.resize_and_crop(pixels).numpy().astype(np.int16)
+    pillow = _pillow(pixels).astype(np.int16)
+    for name, reference in (("SavedModel's resize_and_crop", expected), ("Pillow", pillow)):
+        difference = np.abs(found - reference)
+        print(f"{height}x{width} vs {name}: max {difference.max()}, {np.count_nonzero(difference)} of "
+              f"{difference.size} values differ")
+        assert difference.max() <= 1, f"{height}x{width}: {difference.max()} levels from {name}"
+        assert np.count_nonzero(difference) <= 0.001 * difference.size
+
+
+def test_pillow_reference_is_clip_image_processors(preprocessor):
+    """The Pillow helper above is what CLIPImageProcessor does (before rescaling and normalisation)."""
+    processor = transformers.CLIPImageProcessorPil(
+        size={"shortest_edge": RESOLUTION}, crop_size={"height": RESOLUTION, "width": RESOLUTION},
+        do_rescale=False, do_normalize=False)
+    for height, width in ((9, 13), (640, 480), (301, 451)):
+        pixels = _photo_of_size(height, width)
+        theirs = processor(images=Image.fromarray(pixels), return_tensors="np")["pixel_values"][0].transpose(1, 2, 0)
+        np.testing.assert_array_equal(_pillow(pixels), theirs.astype(np.uint8))
+
+
+def test_empty_images_give_zeros(model):
+    for shape in ((1, 0, 5, 3), (1, 5, 0, 3), (1, 0, 0, 3)):
+        out = tflite_variants.run_preprocess(model, np.zeros(shape, np.uint8))
+        assert out.shape == (1, RESOLUTION, RESOLUTION, 3) and not out.any()
+
+
+@pytest.fixture(scope="module")
+def weights_model():
+    """The resampling matrix of one dimension as its own TFLite model: (in, out, first) -> weights [R, length]
+    of the inputs start..start+length-1."""
+    specs = [tf.TensorSpec([], tf.int32, name=name) for name in ("in_size", "out_size", "first")]
+    function = tf.function(
+        lambda i, o, f: dict(zip(("weights", "start", "length"), _band_matrices(i, o, f, RESOLUTION, 1))),
+        input_signature=specs)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()], tf.Module())
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=converter.convert())
+    interpreter.allocate_tensors()
+    return interpreter.get_signature_runner()
+
+
+def test_weights_within_a_few_fixed_point_units_of_float64(weights_model):
+    """The float32 weights land on the float64 ones' 22-bit fixed-point values or a few units (2**-22) away;
+    shrinking and enlarging, both sides of the crop, up to the limits (MAX_SIDE)."""
+    cases = [(size, RESOLUTION, 0) for size in (1, 2, 3, 5, 100, 223, 224, 225, 479, 480, 1080, 3024, 4032)]
+    for long, short in ((640, 480), (4032, 3024), (1920, 1080), (5000, 7), (65535, 1), (65535, 1525)):
+        out = RESOLUTION * long // short
+        cases.append((long, out, (out - RESOLUTION) // 2))
+    differing = total = 0
+    for in_size, out_size, first in cases:
+        result = weights_model(in_size=np.int32(in_size), out_size=np.int32(out_size), first=np.int32(first))
+        found, start, length = result["weights"][0], int(result["start"][0]), int(result["length"][0])
+        expected = _resampling_matrix(tf.constant(in_size), tf.constant(out_size), tf.constant(first),
+                                      RESOLUTION).numpy()
+        # The inputs left out are the ones without weight.
+        assert not expected[:, :start].any() and not expected[:, start + length:].any()
+        expected = expected[:, start:start + length]
+        units = np.abs(np.round((found.astype(np.float64) - expected) * 2**22))
+        assert units.max() <= 8, f"in {in_size}, out {out_size}: {units.max()} units"
+        # Zeros stay zeros: the kernel's support is the same.
+        np.testing.assert_array_equal(found != 0, expected != 0)
+        differing, total = differing + np.count_nonzero(units), total + np.count_nonzero(expected)
+    print(f"{differing} of {total} non-zero weights differ from float64's fixed-point value")
+
+
+@pytest.fixture(scope="module")
+def float32_export(tmp_path_factory):
+    """An export of a small random CLIP (64-pixel images), float32 encoders only (preprocess.tflite does not
+    depend on the variants; conftest's small_export would also calibrate int8, which takes minutes)."""
+    from converters import export
+
+    checkpoint = tmp_path_factory.mktemp("small_clip")
+    reference.random_hf_clip(reference.hf_clip_config(64, 2, 4, 16, 64, 64, 2, 4, 32), seed=5).save_pretrained(
+        checkpoint)
+    target, _ = export.run_export(None, str(checkpoint), str(tmp_path_factory.mktemp("exports")), name="small",
+                                  variants=("float32",))
+    return target
+
+
+def test_export_writes_preprocess_model_with_manifest_entry(float32_export):
+    export_dir = float32_export
+    path = os.path.join(export_dir, "tflite", "preprocess.tflite")
+    assert os.path.exists(path)
+    manifest = json.load(open(os.path.join(export_dir, "manifest.json")))
+    (entry,) = [a for a in manifest["artifacts"] if a["path"] == "tflite/preprocess.tflite"]
+    assert entry["inputs"][0]["shape_signature"] == [1, -1, -1, 3]
+    assert entry["outputs"][0]["shape"] == [1, 64, 64, 3] and entry["outputs"][0]["dtype"] == "uint8"
+    assert entry["parity"]["passed"] and entry["parity"]["max_level_difference"] <= 2
+    assert entry["limits"] == {"max_side": 65535, "max_pixels": 100_000_000}
+    # The encoder entries keep their static shapes without a signature field.
+    encoder = [a for a in manifest["artifacts"] if a["path"] == "tflite/image_encoder_float32.tflite"][0]
+    assert "shape_signature" not in encoder["inputs"][0]
+
+
+def test_preprocess_then_encoder_equals_saved_model_on_a_full_photo(float32_export):
+    """A whole photo through preprocess.tflite then image_encoder_float32.tflite, against the SavedModel's
+    encode_pixels on the same photo: the device pipeline without any resizing code of its own."""
+    import tensorflow_text  # noqa: F401  (the SavedModel's tokenizer ops)
+
+    export_dir = float32_export
+    pixels = photos.photo("rocket")[None]  # 427 x 640
+    with open(os.path.join(export_dir, "tflite", "preprocess.tflite"), "rb") as file:
+        cropped = tflite_variants.run_preprocess(file.read(), pixels)
+    with open(os.path.join(export_dir, "tflite", "image_encoder_float32.tflite"), "rb") as file:
+        on_device = tflite_variants.run_tflite(file.read(), [cropped])[0]
+    saved_model = tf.saved_model.load(os.path.join(export_dir, "saved_model"))
+    served = saved_model.signatures["encode_pixels"](pixels=tf.constant(pixels))["embeddings"].numpy()[0]
+    assert tflite_variants.cosine_rows(on_device[None], served[None])[0] > 0.9999
+
+
+def test_preprocess_model_beyond_its_bar_is_refused(tmp_path, monkeypatch):
+    from converters import export, parity
+
+    monkeypatch.setattr(parity, "PREPROCESS_BAR_LEVELS", -1)  # unreachable: a difference is at least 0
+    weights = tmp_path / "clip"
+    reference.random_hf_clip(reference.hf_clip_config(64, 2, 4, 16, 64, 64, 2, 4, 32), seed=5).save_pretrained(weights)
+    with pytest.raises(export.ExportError, match=r"tflite/preprocess.tflite: max difference .* FAIL"):
+        export.run_export(None, str(weights), str(tmp_path), name="gated", variants=("float32",))
+    assert not os.path.exists(tmp_path / "gated")
+    assert "FAIL" in (tmp_path / "gated.rejected" / "parity_report.md").read_text()
