@@ -283,7 +283,10 @@ def assign(model, tensors, source):
 
 def _reference_shape(variable, transform):
     """The variable's shape as the checkpoint would store it, for error messages."""
-    return tuple(transform(np.empty(variable.shape, np.float32)).shape)
+    shape = tuple(variable.shape)
+    if transform is _CONV:  # the inverse of _CONV: TF [kh, kw, in, out] -> torch [out, in, kh, kw]
+        return (shape[3], shape[2], shape[0], shape[1])
+    return tuple(transform(np.empty(shape, np.float32)).shape)  # _LINEAR and _SAME are their own inverses
 
 
 def load_into(model, path, expected):
