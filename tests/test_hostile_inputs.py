@@ -2,12 +2,17 @@
 names the file, tensor or item (never a crash, a hang, a heap read or a huge allocation)."""
 
 import io
+import json
+import os
 import pickle
 import zipfile
 
 import numpy as np
 import pytest
 
+import clip_edge
+from clip_edge import checkpoints
+from clip_edge.checkpoints import CheckpointError
 from clip_edge.torch_files import read_torch_state_dict
 
 # -- .pt files written by hand -----------------------------------------------------------------------------------
@@ -137,3 +142,201 @@ def test_pt_of_a_self_containing_torchscript_module_is_refused(tmp_path):
     with pytest.raises(ValueError, match="nested more than") as error:
         read_torch_state_dict(str(path))
     assert str(error.value).startswith(str(path))
+
+
+# -- checkpoints: folders, indexes, configs, tensors ---------------------------------------------------------------
+
+TINY = dict(embed_dim=16, image_resolution=32, vision_layers=1, vision_width=64, vision_patch_size=16,
+            context_length=77, vocab_size=49408, transformer_width=64, transformer_heads=1, transformer_layers=1,
+            vision_heads=1)  # heads as inferred without a config.json (width // 64)
+
+
+@pytest.fixture(scope="module")
+def tiny_tensors():
+    """Valid Hugging Face-named tensors for TINY (random values of the checkpoint layout's shapes)."""
+    model = clip_edge.CLIP(**TINY)
+    rng = np.random.default_rng(0)
+    return {name: rng.normal(size=checkpoints._reference_shape(variable, transform)).astype(np.float32)
+            for name, variable, transform in checkpoints.variable_targets(model)}
+
+
+def save_folder(folder, tensors, config=None):
+    from safetensors.numpy import save_file
+
+    os.makedirs(folder, exist_ok=True)
+    save_file(tensors, os.path.join(folder, "model.safetensors"))
+    if config is not None:
+        with open(os.path.join(folder, "config.json"), "w") as file:
+            file.write(config if isinstance(config, str) else json.dumps(config))
+    return str(folder)
+
+
+def test_tiny_checkpoint_loads(tiny_tensors, tmp_path):
+    model = clip_edge.CLIP.from_checkpoint(save_folder(tmp_path / "ok", tiny_tensors))
+    assert model.get_config() == TINY
+
+
+def sharded(folder, tensors, weight_map_of):
+    """Two shards and an index whose entries weight_map_of(default entry) may rewrite."""
+    from safetensors.numpy import save_file
+
+    os.makedirs(folder, exist_ok=True)
+    names = sorted(tensors)
+    halves = {"model-1.safetensors": names[: len(names) // 2], "model-2.safetensors": names[len(names) // 2:]}
+    weight_map = {}
+    for shard, shard_names in halves.items():
+        save_file({n: tensors[n] for n in shard_names}, os.path.join(folder, shard))
+        weight_map.update({n: weight_map_of(shard) for n in shard_names})
+    with open(os.path.join(folder, "model.safetensors.index.json"), "w") as file:
+        json.dump({"weight_map": weight_map}, file)
+    return str(folder)
+
+
+def test_sharded_checkpoint_loads(tiny_tensors, tmp_path):
+    model = clip_edge.CLIP.from_checkpoint(sharded(tmp_path / "ok", tiny_tensors, lambda shard: shard))
+    assert model.get_config() == TINY
+
+
+@pytest.mark.parametrize("where", ["absolute", "parent", "subfolder"])
+def test_shards_outside_the_checkpoint_folder_are_refused(tiny_tensors, tmp_path, where):
+    # The shard really exists at the named place, so only the confinement can refuse it.
+    outside = sharded(tmp_path / "outside", tiny_tensors, lambda shard: shard)
+    names = {"absolute": lambda shard: os.path.join(outside, shard),
+             "parent": lambda shard: f"../outside/{shard}",
+             "subfolder": lambda shard: f"sub/{shard}"}
+    os.makedirs(tmp_path / "ckpt" / "sub")
+    for shard in ("model-1.safetensors", "model-2.safetensors"):
+        os.link(os.path.join(outside, shard), tmp_path / "ckpt" / "sub" / shard)
+    folder = sharded(tmp_path / "ckpt", tiny_tensors, names[where])
+    with pytest.raises(CheckpointError, match="shards must be file names in the index's folder") as error:
+        clip_edge.CLIP.from_checkpoint(folder)
+    assert "model.safetensors.index.json" in str(error.value)
+    with pytest.raises(CheckpointError, match="shards must be file names"):
+        checkpoints.checkpoint_sha256(folder)
+
+
+@pytest.mark.parametrize("which", ["checkpoint", "shard", "config", "index"])
+def test_fifo_in_place_of_a_file_is_refused_without_blocking(tiny_tensors, tmp_path, which):
+    # Opening a FIFO for reading blocks until a writer appears: only a check before opening avoids the hang.
+    if which == "checkpoint":
+        path = str(tmp_path / "model.safetensors")
+        os.mkfifo(path)
+    elif which == "shard":
+        path = sharded(tmp_path / "ckpt", tiny_tensors, lambda shard: shard)
+        os.remove(os.path.join(path, "model-2.safetensors"))
+        os.mkfifo(os.path.join(path, "model-2.safetensors"))
+    elif which == "config":
+        path = save_folder(tmp_path / "ckpt", tiny_tensors)
+        os.mkfifo(os.path.join(path, "config.json"))
+    else:
+        path = str(tmp_path / "ckpt")
+        os.makedirs(path)
+        os.mkfifo(os.path.join(path, "model.safetensors.index.json"))
+    with pytest.raises(CheckpointError, match="is not a regular file"):
+        clip_edge.CLIP.from_checkpoint(path)
+    with pytest.raises(CheckpointError, match="is not a regular file"):
+        checkpoints.checkpoint_sha256(path) if which != "config" else checkpoints.read_checkpoint(path)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int32, np.int64, np.bool_])
+def test_non_float_tensor_is_refused(tiny_tensors, tmp_path, dtype):
+    name = "vision_model.encoder.layers.0.mlp.fc1.weight"
+    bad = dict(tiny_tensors, **{name: tiny_tensors[name].astype(dtype)})
+    with pytest.raises(CheckpointError, match=rf"{name} has dtype {np.dtype(dtype).name}; weights must be floating"):
+        clip_edge.CLIP.from_checkpoint(save_folder(tmp_path / "ckpt", bad))
+
+
+def test_float16_and_float64_tensors_still_load(tiny_tensors, tmp_path):
+    tensors = {name: value.astype(np.float16 if index % 2 else np.float64)
+               for index, (name, value) in enumerate(sorted(tiny_tensors.items()))}
+    clip_edge.CLIP.from_checkpoint(save_folder(tmp_path / "ckpt", tensors))
+
+
+def hf_config(text=None, vision=None):
+    return {"text_config": dict({"num_attention_heads": 2, "hidden_size": 64, "intermediate_size": 256}, **(text or {})),
+            "vision_config": dict({"num_attention_heads": 4, "hidden_size": 64, "intermediate_size": 256},
+                                  **(vision or {}))}
+
+
+@pytest.mark.parametrize("config, problem", [
+    (hf_config(text={"num_attention_heads": 0}), "0 text attention heads do not divide the text width 64"),
+    (hf_config(text={"num_attention_heads": -2}), "-2 text attention heads"),
+    (hf_config(vision={"num_attention_heads": 3}), "3 vision attention heads do not divide the vision width 64"),
+    (hf_config(vision={"num_attention_heads": "4"}), "vision_config.num_attention_heads is '4', not an integer"),
+    (hf_config(text={"num_attention_heads": True}), "not an integer"),
+    (hf_config(text={"num_attention_heads": 2.0}), "not an integer"),
+    (hf_config(text={"hidden_size": "64"}), "not an integer"),
+    (hf_config(text={"layer_norm_eps": "1e-5"}), "layer_norm_eps is '1e-5'"),
+    (hf_config(text={"layer_norm_eps": None}), "layer_norm_eps is None"),
+    (hf_config(vision={"hidden_act": ["gelu"]}), "hidden_act"),
+    ({"text_config": "big"}, "config text_config is a str, not an object"),
+    ({"vision_config": [1]}, "config vision_config is a list"),
+    ([1, 2], "config holds a JSON list, not an object"),
+    ("3", "config holds a JSON int"),
+    ("{not json", "unreadable config"),
+    ("[" * 100_000 + "]" * 100_000, "unreadable config"),  # RecursionError inside json
+    ("\udcff", "unreadable config"),  # invalid UTF-8 (written with surrogateescape below)
+])
+def test_malformed_config_is_named(tiny_tensors, tmp_path, config, problem):
+    folder = save_folder(tmp_path / "ckpt", tiny_tensors)
+    with open(os.path.join(folder, "config.json"), "w", encoding="utf-8", errors="surrogateescape") as file:
+        file.write(config if isinstance(config, str) else json.dumps(config))
+    with pytest.raises(CheckpointError, match=problem) as error:
+        clip_edge.CLIP.from_checkpoint(folder)
+    assert os.path.join(folder, "") in str(error.value)
+
+
+@pytest.mark.parametrize("index, problem", [
+    ("{", "unreadable checkpoint index"),
+    ("[]", "checkpoint index holds a JSON list"),
+    ('{"weight_map": []}', "no weight_map"),
+    ('{"weight_map": {}}', "no weight_map"),
+    ('{"weight_map": {"a": 3}}', "names shard 3"),
+    ('{"weight_map": {"a": null}}', "names shard None"),
+    ('{"weight_map": {"a": ""}}', "names shard ''"),
+    ('{"weight_map": {"a": ".."}}', "names shard '..'"),
+    ('{"weight_map": {"a": "x.safetensors"}}', "shard x.safetensors is missing"),
+    ('{"weight_map": {"a": "model.safetensors.index.json"}}', "unreadable safetensors file"),
+])
+def test_malformed_index_is_named(tmp_path, index, problem):
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "model.safetensors.index.json").write_text(index)
+    with pytest.raises(CheckpointError, match=problem) as error:
+        clip_edge.CLIP.from_checkpoint(str(folder))
+    assert "model.safetensors.index.json" in str(error.value)
+
+
+@pytest.mark.parametrize("name, value, problem", [
+    ("text_model.embeddings.token_embedding.weight", np.array(1.0, np.float32), r"has shape \(\); expected 2"),
+    ("vision_model.embeddings.patch_embedding.weight", np.zeros((64, 3, 16), np.float32), "expected 4"),
+    ("vision_model.embeddings.position_embedding.weight", np.zeros((0, 64), np.float32), "non-empty"),
+    ("vision_model.embeddings.position_embedding.weight", np.zeros((1, 64), np.float32), "square grid"),
+    ("text_projection.weight", np.zeros((16, 0), np.float32), "non-empty"),
+])
+def test_misshapen_architecture_tensor_is_named(tiny_tensors, tmp_path, name, value, problem):
+    bad = dict(tiny_tensors, **{name: value})
+    with pytest.raises(CheckpointError, match=problem) as error:
+        clip_edge.CLIP.from_checkpoint(save_folder(tmp_path / "ckpt", bad))
+    assert name in str(error.value)
+
+
+def test_checkpoint_without_layers_is_refused(tiny_tensors, tmp_path):
+    kept = {k: v for k, v in tiny_tensors.items() if ".encoder.layers." not in k or k.startswith("vision")}
+    with pytest.raises(CheckpointError, match="no text encoder layers"):
+        clip_edge.CLIP.from_checkpoint(save_folder(tmp_path / "ckpt", kept))
+
+
+def test_openai_layout_scalar_in_proj_is_named(tmp_path):
+    path = tmp_path / "openai.safetensors"
+    from safetensors.numpy import save_file
+
+    save_file({"visual.conv1.weight": np.zeros((8, 3, 4, 4), np.float32),
+               "transformer.resblocks.0.attn.in_proj_weight": np.zeros((), np.float32)}, str(path))
+    with pytest.raises(CheckpointError, match="in_proj_weight has shape"):
+        clip_edge.CLIP.from_checkpoint(str(path))
+
+
+def test_attention_heads_must_be_positive():
+    with pytest.raises(ValueError, match="not divisible by num_heads 0"):
+        clip_edge.CLIP(**dict(TINY, transformer_heads=0))
