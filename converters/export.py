@@ -37,7 +37,8 @@ flags.DEFINE_string("calibration_images", None, "folder of your own photos for i
 flags.DEFINE_string("image_int8_recipe", None, "int8 recipe of the image encoder (converters.tflite_variants."
                     "INT8_RECIPES; default: the recommended one, which met the bar in our measurements)")
 flags.DEFINE_string("text_int8_recipe", None, "int8 recipe of the text encoder (as --image_int8_recipe)")
-flags.DEFINE_integer("threads", 2, "threads for TensorFlow, TFLite conversion and latency measurement")
+flags.DEFINE_integer("threads", 2, "threads for TensorFlow, TFLite conversion and latency measurement",
+                     lower_bound=1)
 flags.mark_flag_as_required("output_dir")
 
 CALIBRATION_SENTENCE_COUNT = 64
@@ -148,6 +149,30 @@ def _replace_directory(source, target):
         shutil.rmtree(old)
 
 
+def _check_arguments(output_dir, name, variants, threads, known_variants):
+    """Refuse arguments that would write outside output_dir, leave stray folders or build nothing."""
+    if not output_dir:
+        raise ExportError("--output_dir is empty")
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ExportError(f"--output_dir {output_dir} exists and is not a directory")
+    # The export is renamed to output_dir/NAME and its work folders are output_dir/.NAME.*: NAME must be one
+    # plain folder name, or those paths would leave output_dir (../x) or be output_dir itself (.).
+    if (not name or name in (".", "..") or name.startswith(".") or "/" in name or os.sep in name
+            or "\0" in name):
+        raise ExportError(f"export name {name!r} (--name, or the checkpoint's folder name) must be a plain folder "
+                          "name: not empty, no '/', not starting with '.'")
+    if not variants:
+        raise ExportError(f"--variants is empty; name at least one of {known_variants}")
+    unknown = [v for v in variants if v not in known_variants]
+    if unknown:
+        raise ExportError(f"unknown variants {unknown}; expected some of {known_variants}")
+    repeated = sorted({v for v in variants if list(variants).count(v) > 1})
+    if repeated:
+        raise ExportError(f"--variants lists {', '.join(repeated)} more than once")
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise ExportError(f"--threads must be a positive integer, got {threads!r}")
+
+
 def run_export(preset, weights, output_dir, name=None, variants=("float32", "float16", "dynamic_int8", "int8"),
                calibration_images=None, threads=2, int8_recipes=None):
     """The whole export; returns (path of DIR/NAME, parity results). Raises ExportError naming the stage.
@@ -160,11 +185,12 @@ def run_export(preset, weights, output_dir, name=None, variants=("float32", "flo
 
     if preset:
         preset_table.get_preset(preset)
-    name = name or preset or os.path.basename(os.path.normpath(weights))
-    unknown = [v for v in variants if v not in parity.BARS]
-    if unknown:
-        raise ExportError(f"unknown variants {unknown}; expected some of {list(parity.BARS)}")
-    os.makedirs(output_dir, exist_ok=True)
+    name = name or preset or os.path.basename(os.path.abspath(weights))
+    _check_arguments(output_dir, name, variants, threads, list(parity.BARS))
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+    except OSError as error:
+        raise ExportError(f"cannot create --output_dir {output_dir}: {error.strerror}") from error
     _remove_stale_temporaries(output_dir, name)
     # The pid in the name tells later runs whether this folder's export is still alive.
     work = os.path.join(output_dir, f".{name}.tmp-{os.getpid()}")

@@ -340,3 +340,69 @@ def test_openai_layout_scalar_in_proj_is_named(tmp_path):
 def test_attention_heads_must_be_positive():
     with pytest.raises(ValueError, match="not divisible by num_heads 0"):
         clip_edge.CLIP(**dict(TINY, transformer_heads=0))
+
+
+# -- exporter flags --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs, problem", [
+    (dict(name="../x"), "export name '../x'.*must be a plain folder name"),
+    (dict(name="."), "export name '.'"),
+    (dict(name=".."), "export name '..'"),
+    (dict(name="a/b"), "export name 'a/b'"),
+    (dict(name=".hidden"), "export name '.hidden'"),
+    (dict(variants=[]), r"--variants is empty; name at least one of \['float32'"),
+    (dict(variants=["float32", "float32"]), "--variants lists float32 more than once"),
+    (dict(threads=-5), "--threads must be a positive integer, got -5"),
+    (dict(threads=0), "--threads must be a positive integer"),
+])
+def test_export_arguments_are_checked_before_anything_is_written(tmp_path, kwargs, problem):
+    from converters import export
+
+    output = tmp_path / "out"
+    with pytest.raises(export.ExportError, match=problem):
+        export.run_export("clip-vit-base-patch32", "random", str(output), **kwargs)
+    assert sorted(os.listdir(tmp_path)) == []  # not even output_dir was created
+
+
+def test_export_output_dir_that_is_a_file_is_refused(tmp_path):
+    from converters import export
+
+    target = tmp_path / "a_file"
+    target.write_text("keep me")
+    with pytest.raises(export.ExportError, match="--output_dir .*a_file exists and is not a directory"):
+        export.run_export("clip-vit-base-patch32", "random", str(target))
+    with pytest.raises(export.ExportError, match="cannot create --output_dir .*a_file/sub: Not a directory"):
+        export.run_export("clip-vit-base-patch32", "random", str(target / "sub"))
+    assert target.read_text() == "keep me"
+
+
+def test_export_weights_path_of_the_current_folder_is_named_after_it(tmp_path, monkeypatch):
+    # --weights=. without --name: the export is named after the folder, not "." (a stray folder).
+    from converters import export
+
+    folder = tmp_path / "my_checkpoint"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    with pytest.raises(export.ExportError, match="stage 'load model' failed"):
+        export.run_export(None, ".", str(tmp_path / "out"), variants=["float32"])
+    assert os.listdir(tmp_path / "out") == []  # the work folder .my_checkpoint.tmp-PID was removed again
+
+
+@pytest.mark.parametrize("flag_args, message", [
+    (["--threads=-5"], "flag --threads=-5: -5 is not a positive integer"),
+    (["--variants="], "export failed: --variants is empty"),
+    (["--name=../x"], "export failed: export name '../x'"),
+])
+def test_export_command_line_rejects_bad_flags_in_one_line(tmp_path, flag_args, message):
+    import subprocess
+    import sys
+
+    repository = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run(
+        [sys.executable, "-m", "converters.export", "--preset=clip-vit-base-patch32", "--weights=random",
+         f"--output_dir={tmp_path / 'out'}", *flag_args],
+        cwd=repository, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=repository))
+    assert result.returncode == 1, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not os.path.exists(tmp_path / "out")
