@@ -5,6 +5,7 @@ Tensors are handled under Hugging Face's names; OpenAI's layout is renamed on re
 in_proj is split into q, k, v, and its [in, out] projections transposed to Hugging Face's [out, in]).
 """
 
+import functools
 import json
 import os
 import re
@@ -375,22 +376,42 @@ def download_preset(preset, revision="main"):
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
 
+    # Unreachable, huggingface_hub retries each file for ~23 s before it looks in its cache; one probe
+    # without retries decides instead, and then only the cache is used.
+    unreachable = _hub_unreachable(repo, revision)
+    download = functools.partial(hf_hub_download, revision=revision, local_files_only=unreachable)
     try:
-        config = hf_hub_download(repo, "config.json", revision=revision)
+        config = download(repo, "config.json")
         try:
-            hf_hub_download(repo, "model.safetensors", revision=revision)
+            download(repo, "model.safetensors")
         except EntryNotFoundError:
-            index = hf_hub_download(repo, "model.safetensors.index.json", revision=revision)
-            with open(index) as file:
-                for shard in sorted(set(json.load(file)["weight_map"].values())):
-                    hf_hub_download(repo, shard, revision=revision)
+            index = download(repo, "model.safetensors.index.json")
+            for shard in shard_names(index)[1]:
+                download(repo, shard)
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as error:
+        reason = ("the hub did not answer and huggingface_hub's cache does not hold the files" if unreachable
+                  else f"{type(error).__name__}: {error}")
         raise CheckpointError(
-            f"could not download {repo} for preset {preset!r} ({type(error).__name__}: {error}). Without network "
+            f"could not download {repo} for preset {preset!r} ({reason}). Without network "
             f"access, pass weights=<path to a local checkpoint directory or file> or load_weights=False for a "
             "random model") from error
     # hf_hub_download puts every file of one revision in the same snapshot folder.
     return os.path.dirname(config)
+
+
+def _hub_unreachable(repo, revision):
+    """True when one metadata request for the repository's config.json, without retries, gets no HTTP answer
+    (connection refused, no DNS, timeout, offline mode)."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        get_hf_file_metadata(hf_hub_url(repo, "config.json", revision=revision))
+    except HfHubHTTPError:
+        return False  # the hub answered; the download reports what it said
+    except Exception:  # noqa: BLE001 -- the transport errors are the HTTP client's own classes
+        return True
+    return False
 
 
 def checkpoint_sha256(path):

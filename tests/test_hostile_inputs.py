@@ -406,3 +406,47 @@ def test_export_command_line_rejects_bad_flags_in_one_line(tmp_path, flag_args, 
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert not os.path.exists(tmp_path / "out")
+
+
+# -- hub without network -----------------------------------------------------------------------------------------
+
+def test_unreachable_hub_is_asked_once_not_retried(tmp_path):
+    # A loopback port that accepts and hangs up at once: a network error on every request, and countable.
+    # huggingface_hub alone retries such errors for ~23 s per file; the count measures that without a clock.
+    import socket
+    import subprocess
+    import sys
+    import textwrap
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    connections = []
+
+    def hang_up():
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            connections.append(connection.getpeername())
+            connection.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    env = {key: value for key, value in os.environ.items() if "proxy" not in key.lower()}
+    env.update(HF_ENDPOINT=f"http://127.0.0.1:{listener.getsockname()[1]}", HF_HOME=str(tmp_path),
+               HF_HUB_DISABLE_TELEMETRY="1", NO_PROXY="*")
+    env.pop("HF_HUB_OFFLINE", None)
+    script = """
+        from clip_edge import checkpoints
+        checkpoints.download_preset("clip-vit-base-patch32")
+    """
+    try:
+        result = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], env=env, capture_output=True,
+                                text=True, timeout=600)
+    finally:
+        listener.close()
+    assert result.returncode != 0
+    assert ("could not download openai/clip-vit-base-patch32 for preset 'clip-vit-base-patch32' (the hub did not "
+            "answer and huggingface_hub's cache does not hold the files)") in result.stderr
+    assert "weights=<path" in result.stderr
+    assert len(connections) == 1, f"{len(connections)} connections: the download retried"
