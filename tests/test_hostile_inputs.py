@@ -5,6 +5,7 @@ import io
 import json
 import os
 import pickle
+import re
 import zipfile
 
 import numpy as np
@@ -450,3 +451,162 @@ def test_unreachable_hub_is_asked_once_not_retried(tmp_path):
             "answer and huggingface_hub's cache does not hold the files)") in result.stderr
     assert "weights=<path" in result.stderr
     assert len(connections) == 1, f"{len(connections)} connections: the download retried"
+
+
+# -- images: declared sizes of every frame, BMP headers, which image in a batch failed ---------------------------
+
+
+def gif_with_frames(screen, frames):
+    """A GIF built byte by byte: a screen of `screen` (width, height) with Pillow's palette, then one image
+    descriptor per (left, top, width, height) in `frames`, each followed by the LZW data of a 10 x 10 frame
+    written by Pillow (a decoder would have to fill the frame's declared size from it)."""
+    import struct
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("P", (10, 10)).save(buffer, format="GIF")
+    pillow = buffer.getvalue()
+    flags = pillow[10]
+    descriptor = 13 + (3 * (2 << (flags & 7)) if flags & 0x80 else 0)
+    while pillow[descriptor] == 0x21:  # skip extensions: label, then sub-blocks up to a zero length
+        descriptor += 2
+        while pillow[descriptor]:
+            descriptor += pillow[descriptor] + 1
+        descriptor += 1
+    assert pillow[descriptor] == 0x2C and not pillow[descriptor + 9] & 0x80  # no local palette
+    lzw = pillow[descriptor + 10:-1]  # code size and sub-blocks, without the trailer
+
+    # Pillow's palette and extensions, under our screen size.
+    data = b"GIF89a" + struct.pack("<HHBBB", *screen, flags, 0, 0) + pillow[13:descriptor]
+    for left, top, width, height in frames:
+        data += b"\x2c" + struct.pack("<HHHHB", left, top, width, height, 0) + lzw
+    return data + b"\x3b"
+
+
+def graph_error_text(error):
+    """A TensorFlow assertion's message without the brackets around each of its data."""
+    return re.sub(r"[\[\]]", "", error.message)
+
+
+def _preprocessor():
+    from clip_edge.preprocessing import ImagePreprocessor
+
+    return ImagePreprocessor(224)
+
+
+def run_limited(script, memory_bytes):
+    """Run `script` in a fresh Python whose heap (RLIMIT_DATA) is capped: a decoder that ignores a size
+    check fails there instead of taking the machine's memory."""
+    import subprocess
+    import sys
+    import textwrap
+
+    repository = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    prologue = f"import resource; resource.setrlimit(resource.RLIMIT_DATA, ({memory_bytes}, {memory_bytes}))\n"
+    return subprocess.run([sys.executable, "-c", prologue + textwrap.dedent(script)], cwd=repository,
+                          env=dict(os.environ, PYTHONPATH=repository), capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.parametrize("frames, problem", [
+    ([(0, 0, 24_000, 24_000)], "is larger than 100 megapixels: height 24000 width 24000"),  # 10x10 screen
+    ([(0, 0, 10, 10), (0, 0, 24_000, 24_000)], "is larger than 100 megapixels"),  # a later frame
+    ([(0, 0, 10, 10), (65_000, 0, 1_000, 10)], "has a side longer than 65535 pixels"),  # placed far outside
+    ([(0, 0, 9_000, 9_000)] * 4, "is a GIF whose frames hold 324000000 pixels in all"),  # each one allowed
+])
+def test_every_gif_frame_size_is_checked_before_decoding(frames, problem):
+    encoded = gif_with_frames((10, 10), frames)
+    with pytest.raises(ValueError, match=f"image 1 {problem}"):
+        _preprocessor().load([gif_with_frames((10, 10), [(0, 0, 10, 10)]), encoded])
+    import tensorflow as tf
+
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        _preprocessor().from_encoded(tf.constant([gif_with_frames((10, 10), [(0, 0, 10, 10)]), encoded]))
+    assert re.search(f"image 1 {problem}", graph_error_text(error.value)), error.value.message
+
+
+def test_gif_with_a_huge_frame_is_refused_within_a_small_heap():
+    # 1.5 GB of heap: enough for TensorFlow, far from the 11 GB that decoding the frame took.
+    result = run_limited(f"""
+        from clip_edge.preprocessing import ImagePreprocessor
+        import test_hostile_inputs
+        try:
+            ImagePreprocessor(224).load([test_hostile_inputs.gif_with_frames((10, 10), [(0, 0, 24_000, 24_000)])])
+        except ValueError as error:
+            print("refused:", error)
+    """.replace("import test_hostile_inputs", "import sys; sys.path.insert(0, 'tests'); import test_hostile_inputs"),
+        memory_bytes=1_500_000_000)
+    assert "refused: image 0 is larger than 100 megapixels" in result.stdout, result.stderr[-2000:]
+
+
+def test_small_gif_built_here_decodes():
+    # The builder above writes a decodable file: the refusals are for the sizes, not for a broken file.
+    pixels = _preprocessor().load([gif_with_frames((10, 10), [(0, 0, 10, 10)])])
+    assert pixels.shape == (1, 224, 224, 3)
+
+
+def bmp_with(field_offset, value, mode="P"):
+    import struct
+
+    import photos
+
+    data = bytearray(photos.encoded("tiny", "BMP", mode))
+    data[field_offset:field_offset + 4] = struct.pack("<I", value)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("encoded, problem", [
+    (bmp_with(14, 200), "is a BMP with an info header of 200 bytes"),  # Pillow: Unsupported BMP header type
+    (bmp_with(14, 41), "is a BMP with an info header of 41 bytes"),
+    (bmp_with(14, 12), "is a BMP with an info header of 12 bytes"),  # OS/2 1.x: TensorFlow misreads it
+    (bmp_with(14, 1_000_000), "is a BMP with an info header of 1000000 bytes"),
+    (bmp_with(30, 1), r"is a compressed BMP \(compression type 1 \)"),
+    (bmp_with(30, 3, "RGBA"), r"is a compressed BMP \(compression type 3 \)"),
+    (bmp_with(10, 20), r"is a BMP whose pixel data \(at byte 20 \) overlaps its header"),
+])
+def test_bmp_that_pillow_reads_otherwise_is_refused(encoded, problem):
+    from PIL import Image
+
+    with pytest.raises(ValueError, match=f"image 0 {problem}"):
+        _preprocessor().load([encoded])
+    # Pillow does not give these pixels either: it refuses the file or reads it differently from TensorFlow.
+    try:
+        Image.open(io.BytesIO(encoded)).convert("RGB")
+    except (OSError, ValueError, SyntaxError):
+        pass
+    else:
+        assert problem.startswith("is a compressed") or "overlaps" in problem
+
+
+def test_bmp_header_sizes_pillow_reads_still_decode_as_pillow_does():
+    from PIL import Image
+
+    for size in (40, 52, 56, 64):
+        encoded = bmp_with(14, size)
+        ours = _preprocessor().load([encoded])
+        pillow = _preprocessor().load([np.asarray(Image.open(io.BytesIO(encoded)).convert("RGB"))])
+        np.testing.assert_array_equal(ours, pillow)
+
+
+@pytest.mark.parametrize("position", [0, 2])
+def test_batch_decoder_error_names_the_image(position, tmp_path):
+    import tensorflow as tf
+
+    import photos
+
+    good = photos.encoded("tiny", "PNG")
+    batch = [good, good, good]
+    batch[position] = photos.encoded("chelsea", "PNG")[:200]  # a valid header, truncated data
+    preprocessor = _preprocessor()
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        preprocessor.from_encoded(tf.constant(batch))
+    assert f"image {position} cannot be decoded: corrupt or truncated PNG data" in graph_error_text(error.value)
+    # The same through a saved and reloaded module, as the SavedModel's encode_image runs it.
+    tf.saved_model.save(preprocessor, str(tmp_path / "saved"))
+    loaded = tf.saved_model.load(str(tmp_path / "saved"))
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        loaded.from_encoded(tf.constant(batch))
+    assert f"image {position} cannot be decoded" in graph_error_text(error.value)
+    good_only = loaded.from_encoded(tf.constant([good, good])).numpy()
+    np.testing.assert_array_equal(good_only, preprocessor.from_encoded(tf.constant([good, good])).numpy())
+    assert loaded.from_encoded(tf.constant([], tf.string)).shape == (0, 224, 224, 3)
