@@ -610,3 +610,81 @@ def test_batch_decoder_error_names_the_image(position, tmp_path):
     good_only = loaded.from_encoded(tf.constant([good, good])).numpy()
     np.testing.assert_array_equal(good_only, preprocessor.from_encoded(tf.constant([good, good])).numpy())
     assert loaded.from_encoded(tf.constant([], tf.string)).shape == (0, 224, 224, 3)
+
+
+# -- the cost of a text ------------------------------------------------------------------------------------------
+
+
+def _long_texts():
+    """Texts whose words reach past the tokenizer's byte budget ((77 - 2) x 32 = 2,400 bytes of words), built
+    from a fixed seed: words longer than the cut at 4,800 bytes, words straddling the budget, many short words."""
+    import random
+
+    rng = random.Random(10)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+
+    def word(length, alphabet=letters):
+        return "".join(rng.choice(alphabet) for _ in range(length))
+
+    cjk = [chr(c) for c in range(0x4E00, 0x4E00 + 400)]
+    return [
+        word(3_000),  # one word past the budget, not cut
+        word(5_200),  # one word cut at 4,800 bytes
+        " ".join(word(rng.randint(1, 12)) for _ in range(60)) + " " + word(5_000),  # straddles the budget
+        "😍" * 1_300,  # the longest tokens (32 bytes): 75 of them fill the budget exactly
+        "😍😍😍😍😍😍😍😍 " * 74 + word(4_000),  # a long word starting 32 bytes before the budget
+        "".join(rng.choice(cjk) for _ in range(1_700)),  # 3-byte characters, 5,100 bytes in one word
+        "a " * 5_000,  # many one-letter words
+        "1234567890" * 300,  # digits: one word each
+        "\n".join(word(rng.randint(200, 900)) for _ in range(8)),  # long words on several lines
+        "Ã©" * 1_500 + " " + word(4_000),  # mojibake repaired before the words are cut
+        " ".join(word(rng.randint(1, 30)) for _ in range(3_000)),  # 50 KB of words
+    ]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from clip_edge.tokenizer import CLIPTokenizer
+
+    return CLIPTokenizer.from_openai_vocabulary()
+
+
+def test_long_texts_tokenize_as_openai_does(tokenizer):
+    import reference
+
+    texts = _long_texts()
+    ours = tokenizer(texts)["token_ids"].numpy()
+    theirs = reference.reference_token_ids(texts)
+    for index, (mine, expected) in enumerate(zip(ours, theirs, strict=True)):
+        np.testing.assert_array_equal(mine, expected, err_msg=f"text {index}: {texts[index][:40]!r}...")
+
+
+def test_long_texts_tokenize_as_openai_does_with_a_short_context():
+    from clip_edge.tokenizer import CLIPTokenizer
+
+    import reference
+
+    texts = _long_texts()
+    ours = CLIPTokenizer.from_openai_vocabulary(context_length=20)(texts)["token_ids"].numpy()
+    np.testing.assert_array_equal(ours, reference.reference_token_ids(texts, context_length=20))
+
+
+def test_work_per_text_is_bounded_before_bpe(tokenizer):
+    # Structural, not timed: whatever the text, at most context_length - 2 words of at most 2 x budget bytes in
+    # all reach BPE (whose cost grows with the square of a word's length).
+    import tensorflow as tf
+
+    budget = 75 * 32
+    texts = tf.constant(["x" * 1_000_000, "a " * 500_000, "ab " * 10 + "q" * 100_000, ""])
+    words = tokenizer._words_that_can_be_kept(tokenizer._words(tokenizer._clean(texts)))
+    assert words.row_lengths().numpy().tolist() == [1, 75, 11, 0]
+    assert tf.reduce_sum(tf.strings.length(words.flat_values)).numpy() <= 3 * 2 * budget
+    assert tf.strings.length(words[0][0]).numpy() == 2 * budget
+    assert tf.strings.length(words[2][10]).numpy() == 2 * budget - 20  # cut where the row's words reach 4,800
+
+
+def test_megabyte_without_spaces_gives_the_tokens_of_its_start(tokenizer):
+    # A 1 MB word (minutes of BPE before the bound) is cut like the 5,200-byte word the reference agrees on.
+    text = _long_texts()[1]
+    ids = tokenizer([text * 200, text])["token_ids"].numpy()
+    np.testing.assert_array_equal(ids[0], ids[1])
