@@ -10,8 +10,10 @@ same way, each module an object of a `__torch__.*` class whose attributes are it
 read those objects as plain attribute dicts, never run their code, and flatten them to state-dict names.
 """
 
+import io
 import math
 import pickle
+import pickletools
 import zipfile
 
 import numpy as np
@@ -168,6 +170,19 @@ def _checked_member(archive, name, path):
     return member
 
 
+def _checked_pickle(data):
+    """`data` once every opcode of the pickle has been read without running it (pickletools.genops).
+
+    CPython's unpickler allocates what an opcode declares before reading it: a byte string's length, and a memo
+    table as long as the largest memo index, zero-filled; a few edited bytes can make either gigabytes. genops
+    reads counted data from the buffer only as far as it goes, so a declared length past the end is an error
+    here, and memo indices are bounded by the pickle's size (a pickle stores at most one object per byte)."""
+    for opcode, argument, _ in pickletools.genops(data):
+        if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT") and not 0 <= argument <= len(data):
+            raise ValueError(f"damaged torch checkpoint (memo index {argument} in a pickle of {len(data)} bytes)")
+    return data
+
+
 def _state_dict(state):
     if isinstance(state, _ScriptModule):
         state = dict(_flatten_script_module(state))
@@ -193,8 +208,8 @@ def read_torch_state_dict(path):
             if len(pickles) != 1:
                 raise ValueError(f"expected one data.pkl in the torch archive, found {len(pickles)}")
             prefix = pickles[0][: -len("data.pkl")]
-            with archive.open(_checked_member(archive, pickles[0], path)) as file:
-                return _state_dict(_StateDictUnpickler(file, archive, prefix, path).load())
+            data = _checked_pickle(archive.read(_checked_member(archive, pickles[0], path)))
+            return _state_dict(_StateDictUnpickler(io.BytesIO(data), archive, prefix, path).load())
     except UnsafeCheckpointError:
         raise
     except ValueError as error:
@@ -203,6 +218,6 @@ def read_torch_state_dict(path):
     except RecursionError as error:
         raise ValueError(f"{path}: damaged torch checkpoint (objects nested too deeply)") from error
     # A crafted pickle can call the allowed functions with any arguments and build any structure.
-    except (zipfile.BadZipFile, EOFError, KeyError, IndexError, TypeError, AttributeError, OSError,
-            pickle.UnpicklingError) as error:
+    except (zipfile.BadZipFile, EOFError, KeyError, IndexError, TypeError, AttributeError, OSError, OverflowError,
+            MemoryError, pickle.UnpicklingError) as error:
         raise ValueError(f"{path}: damaged torch checkpoint ({type(error).__name__}: {error})") from error

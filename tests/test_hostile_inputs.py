@@ -16,6 +16,20 @@ from clip_edge import checkpoints
 from clip_edge.checkpoints import CheckpointError
 from clip_edge.torch_files import read_torch_state_dict
 
+
+def run_limited(script, memory_bytes, args=()):
+    """Run `script` in a fresh Python whose heap (RLIMIT_DATA) is capped: code that ignores a size check fails
+    there instead of taking the machine's memory."""
+    import subprocess
+    import sys
+    import textwrap
+
+    repository = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    prologue = f"import resource; resource.setrlimit(resource.RLIMIT_DATA, ({memory_bytes}, {memory_bytes}))\n"
+    return subprocess.run([sys.executable, "-c", prologue + textwrap.dedent(script), *args], cwd=repository,
+                          env=dict(os.environ, PYTHONPATH=repository), capture_output=True, text=True, timeout=900)
+
+
 # -- .pt files written by hand -----------------------------------------------------------------------------------
 #
 # The pickle is made with stand-ins named like torch's globals (defined in this module), whose module name is then
@@ -124,6 +138,61 @@ def test_malformed_pt_structure_names_the_file(tmp_path, state):
     with pytest.raises(ValueError) as error:
         read_torch_state_dict(path)
     assert str(error.value).startswith(path)
+
+
+def pt_with_pickle(path, data):
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", data)
+    return str(path)
+
+
+@pytest.mark.parametrize("data, problem", [
+    # BYTEARRAY8 declaring 4 GB: CPython's unpickler would allocate it before finding the pickle ends.
+    (b"\x80\x05\x96" + (4 << 30).to_bytes(8, "little") + b"ab.", "bytearray8"),
+    (b"\x80\x04\x8e" + (4 << 30).to_bytes(8, "little") + b"ab.", "bytes8"),
+    # LONG_BINPUT at memo index 2**31: the unpickler would zero-fill a 16 GB memo table.
+    (b"\x80\x02N" + b"r" + (2**31).to_bytes(4, "little") + b".", "memo index 2147483648"),
+])
+def test_pickle_that_declares_gigabytes_is_refused_before_allocating(tmp_path, data, problem):
+    path = pt_with_pickle(tmp_path / "bomb.pt", data)
+    with pytest.raises(ValueError, match=problem) as error:
+        read_torch_state_dict(path)
+    assert str(error.value).startswith(path)
+
+
+def test_randomly_edited_pickles_end_in_a_named_error_within_a_small_heap(tmp_path):
+    # 1,500 real torch.save pickles with 1 to 12 bytes overwritten (the zip rebuilt so that its checksums hold),
+    # in a process whose heap is capped at 3 GB: each gives tensors or a ValueError naming the file.
+    result = run_limited("""
+        import collections, io, random, sys, zipfile
+        import torch
+        from clip_edge.torch_files import read_torch_state_dict
+        buffer = io.BytesIO()
+        torch.save(collections.OrderedDict(a=torch.arange(6.0).reshape(2, 3), b=torch.arange(4, dtype=torch.float16),
+                                           c=torch.zeros(3, 2).t()), buffer)
+        source = zipfile.ZipFile(buffer)
+        pickle_name = next(n for n in source.namelist() if n.endswith("data.pkl"))
+        original = source.read(pickle_name)
+        rng = random.Random(7)
+        outcomes = collections.Counter()
+        path = sys.argv[1]
+        for trial in range(1500):
+            data = bytearray(original)
+            for _ in range(rng.randint(1, 12)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+            with zipfile.ZipFile(path, "w") as archive:
+                for name in source.namelist():
+                    archive.writestr(name, bytes(data) if name == pickle_name else source.read(name))
+            try:
+                read_torch_state_dict(path)
+                outcomes["tensors"] += 1
+            except ValueError as error:
+                assert str(error).startswith(path), error
+                outcomes["named error"] += 1
+        print(dict(outcomes))
+    """, memory_bytes=3_000_000_000, args=[str(tmp_path / "edited.pt")])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "named error" in result.stdout
 
 
 class ScriptModule:
@@ -493,19 +562,6 @@ def _preprocessor():
     from clip_edge.preprocessing import ImagePreprocessor
 
     return ImagePreprocessor(224)
-
-
-def run_limited(script, memory_bytes):
-    """Run `script` in a fresh Python whose heap (RLIMIT_DATA) is capped: a decoder that ignores a size
-    check fails there instead of taking the machine's memory."""
-    import subprocess
-    import sys
-    import textwrap
-
-    repository = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    prologue = f"import resource; resource.setrlimit(resource.RLIMIT_DATA, ({memory_bytes}, {memory_bytes}))\n"
-    return subprocess.run([sys.executable, "-c", prologue + textwrap.dedent(script)], cwd=repository,
-                          env=dict(os.environ, PYTHONPATH=repository), capture_output=True, text=True, timeout=900)
 
 
 @pytest.mark.parametrize("frames, problem", [
