@@ -558,7 +558,10 @@ def graph_error_text(error):
     return re.sub(r"[\[\]]", "", error.message)
 
 
-def _preprocessor():
+@pytest.fixture(scope="module")
+def preprocessor():
+    # One instance for the module: its tf.functions are traced once, and it outlives each call (a tf.function
+    # method holds its instance only weakly, so a temporary one can be collected while it runs).
     from clip_edge.preprocessing import ImagePreprocessor
 
     return ImagePreprocessor(224)
@@ -570,14 +573,14 @@ def _preprocessor():
     ([(0, 0, 10, 10), (65_000, 0, 1_000, 10)], "has a side longer than 65535 pixels"),  # placed far outside
     ([(0, 0, 9_000, 9_000)] * 4, "is a GIF whose frames hold 324000000 pixels in all"),  # each one allowed
 ])
-def test_every_gif_frame_size_is_checked_before_decoding(frames, problem):
+def test_every_gif_frame_size_is_checked_before_decoding(frames, problem, preprocessor):
     encoded = gif_with_frames((10, 10), frames)
     with pytest.raises(ValueError, match=f"image 1 {problem}"):
-        _preprocessor().load([gif_with_frames((10, 10), [(0, 0, 10, 10)]), encoded])
+        preprocessor.load([gif_with_frames((10, 10), [(0, 0, 10, 10)]), encoded])
     import tensorflow as tf
 
     with pytest.raises(tf.errors.InvalidArgumentError) as error:
-        _preprocessor().from_encoded(tf.constant([gif_with_frames((10, 10), [(0, 0, 10, 10)]), encoded]))
+        preprocessor.from_encoded(tf.constant([gif_with_frames((10, 10), [(0, 0, 10, 10)]), encoded]))
     assert re.search(f"image 1 {problem}", graph_error_text(error.value)), error.value.message
 
 
@@ -595,9 +598,9 @@ def test_gif_with_a_huge_frame_is_refused_within_a_small_heap():
     assert "refused: image 0 is larger than 100 megapixels" in result.stdout, result.stderr[-2000:]
 
 
-def test_small_gif_built_here_decodes():
+def test_small_gif_built_here_decodes(preprocessor):
     # The builder above writes a decodable file: the refusals are for the sizes, not for a broken file.
-    pixels = _preprocessor().load([gif_with_frames((10, 10), [(0, 0, 10, 10)])])
+    pixels = preprocessor.load([gif_with_frames((10, 10), [(0, 0, 10, 10)])])
     assert pixels.shape == (1, 224, 224, 3)
 
 
@@ -620,11 +623,11 @@ def bmp_with(field_offset, value, mode="P"):
     (bmp_with(30, 3, "RGBA"), r"is a compressed BMP \(compression type 3 \)"),
     (bmp_with(10, 20), r"is a BMP whose pixel data \(at byte 20 \) overlaps its header"),
 ])
-def test_bmp_that_pillow_reads_otherwise_is_refused(encoded, problem):
+def test_bmp_that_pillow_reads_otherwise_is_refused(encoded, problem, preprocessor):
     from PIL import Image
 
     with pytest.raises(ValueError, match=f"image 0 {problem}"):
-        _preprocessor().load([encoded])
+        preprocessor.load([encoded])
     # Pillow does not give these pixels either: it refuses the file or reads it differently from TensorFlow.
     try:
         Image.open(io.BytesIO(encoded)).convert("RGB")
@@ -634,18 +637,18 @@ def test_bmp_that_pillow_reads_otherwise_is_refused(encoded, problem):
         assert problem.startswith("is a compressed") or "overlaps" in problem
 
 
-def test_bmp_header_sizes_pillow_reads_still_decode_as_pillow_does():
+def test_bmp_header_sizes_pillow_reads_still_decode_as_pillow_does(preprocessor):
     from PIL import Image
 
     for size in (40, 52, 56, 64):
         encoded = bmp_with(14, size)
-        ours = _preprocessor().load([encoded])
-        pillow = _preprocessor().load([np.asarray(Image.open(io.BytesIO(encoded)).convert("RGB"))])
+        ours = preprocessor.load([encoded])
+        pillow = preprocessor.load([np.asarray(Image.open(io.BytesIO(encoded)).convert("RGB"))])
         np.testing.assert_array_equal(ours, pillow)
 
 
 @pytest.mark.parametrize("position", [0, 2])
-def test_batch_decoder_error_names_the_image(position, tmp_path):
+def test_batch_decoder_error_names_the_image(position, tmp_path, preprocessor):
     import tensorflow as tf
 
     import photos
@@ -653,7 +656,6 @@ def test_batch_decoder_error_names_the_image(position, tmp_path):
     good = photos.encoded("tiny", "PNG")
     batch = [good, good, good]
     batch[position] = photos.encoded("chelsea", "PNG")[:200]  # a valid header, truncated data
-    preprocessor = _preprocessor()
     with pytest.raises(tf.errors.InvalidArgumentError) as error:
         preprocessor.from_encoded(tf.constant(batch))
     assert f"image {position} cannot be decoded: corrupt or truncated PNG data" in graph_error_text(error.value)
