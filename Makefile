@@ -13,14 +13,9 @@ MVN := mvn -B -o -s $(JAVA_CORE)/maven-settings.xml -f $(JAVA_CORE)/pom.xml
 
 .PHONY: install system-packages beam-venv export test test-fast java-test benchmarks bazel
 
-# open_clip_torch is installed without dependencies: its tokenizer.py is the reference tokenizer for tests,
-# and its declared dependency torchvision cannot be installed beside the pinned CPU torch.
+# The same recipe creates the venv when Bazel finds none (tools/bazel/python_venv.bzl).
 $(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
-	$(PY) -m pip install --quiet --no-deps open_clip_torch==3.3.0
-	touch $@
+	bash scripts/install_venv.sh $(PYTHON) $(VENV)
 
 # JDK, Maven with Debian's offline plugin packages, JUnit and gcc for android_demo (installed when missing).
 system-packages:

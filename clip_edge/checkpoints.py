@@ -5,9 +5,11 @@ Tensors are handled under Hugging Face's names; OpenAI's layout is renamed on re
 in_proj is split into q, k, v, and its [in, out] projections transposed to Hugging Face's [out, in]).
 """
 
+import functools
 import json
 import os
 import re
+import stat
 
 import numpy as np
 
@@ -28,26 +30,66 @@ class CheckpointError(ValueError):
 # -- reading files -----------------------------------------------------------------------------------------------
 
 
+def _regular_file(path, what="checkpoint file"):
+    """`path` if it is a regular file (or a link to one). A FIFO or device would block or never end a read."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        raise CheckpointError(f"{path}: cannot read {what} ({error.strerror})") from error
+    if not stat.S_ISREG(mode):
+        raise CheckpointError(f"{path}: {what} is not a regular file")
+    return path
+
+
+def _read_json(path, what):
+    """The JSON object in `path`, or a CheckpointError naming the file."""
+    _regular_file(path, what)
+    try:
+        with open(path, encoding="utf-8") as file:
+            value = json.load(file)
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise CheckpointError(f"{path}: unreadable {what} ({type(error).__name__}: {error})") from error
+    except RecursionError as error:
+        raise CheckpointError(f"{path}: unreadable {what} (nested too deeply)") from error
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{path}: {what} holds a JSON {type(value).__name__}, not an object")
+    return value
+
+
 def _read_safetensors(path):
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
+    _regular_file(path)
     try:
         return load_file(path)
-    except (SafetensorError, OSError, ValueError) as error:
+    except (SafetensorError, OSError, ValueError, TypeError) as error:
         raise CheckpointError(f"{path}: unreadable safetensors file ({error})") from error
 
 
+def shard_names(index_path):
+    """(weight_map, sorted shard file names) of a sharded checkpoint's index, checked.
+
+    Shards are plain file names in the index's folder, as Hugging Face writes them: an index naming an absolute
+    path, a subfolder or ".." is refused, so that a checkpoint cannot make us read files outside its folder."""
+    weight_map = _read_json(index_path, "checkpoint index").get("weight_map")
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise CheckpointError(f"{index_path}: no weight_map (an object of tensor name: shard file)")
+    for tensor, shard in weight_map.items():
+        if (not isinstance(shard, str) or shard in ("", ".", "..") or "/" in shard or "\\" in shard
+                or "\0" in shard):
+            raise CheckpointError(f"{index_path}: tensor {tensor} names shard {shard!r:.120}; shards must be file "
+                                  "names in the index's folder")
+    return weight_map, sorted(set(weight_map.values()))
+
+
 def _read_sharded(index_path):
-    with open(index_path) as file:
-        weight_map = json.load(file).get("weight_map")
-    if not isinstance(weight_map, dict):
-        raise CheckpointError(f"{index_path}: no weight_map")
+    weight_map, shards = shard_names(index_path)
     tensors = {}
     folder = os.path.dirname(index_path)
-    for shard in sorted(set(weight_map.values())):
+    for shard in shards:
         shard_path = os.path.join(folder, shard)
-        if not os.path.exists(shard_path):
+        if not os.path.lexists(shard_path):
             raise CheckpointError(f"{index_path}: shard {shard} is missing")
         tensors.update(_read_safetensors(shard_path))
     absent = sorted(set(weight_map) - set(tensors))
@@ -61,6 +103,7 @@ def _read_tensor_file(path):
         return _read_safetensors(path)
     if path.endswith(".json"):
         return _read_sharded(path)
+    _regular_file(path)
     try:
         return read_torch_state_dict(path)
     except ValueError as error:
@@ -74,12 +117,12 @@ def _locate(path):
         raise CheckpointError(f"{path}: no such checkpoint file or directory")
     if os.path.isdir(path):
         for name in _HF_FILES:
-            if os.path.exists(os.path.join(path, name)):
+            if os.path.lexists(os.path.join(path, name)):
                 config = os.path.join(path, "config.json")
-                return os.path.join(path, name), config if os.path.exists(config) else None
+                return os.path.join(path, name), config if os.path.lexists(config) else None
         raise CheckpointError(f"{path}: directory has none of {', '.join(_HF_FILES)}")
     sibling_config = os.path.join(os.path.dirname(path), "config.json")
-    return path, sibling_config if os.path.exists(sibling_config) else None
+    return path, sibling_config if os.path.lexists(sibling_config) else None
 
 
 # -- OpenAI names to Hugging Face names --------------------------------------------------------------------------
@@ -115,7 +158,7 @@ def openai_to_hf(tensors, source):
             prefix = f"{tower}.encoder.layers.{block.group(2)}"
             part, kind = block.group(3), block.group(4)
             if part == "attn.in_proj":
-                if value.shape[0] % 3:
+                if value.ndim == 0 or value.shape[0] % 3:
                     raise CheckpointError(f"{source}: {name} has shape {value.shape}; its first axis must be 3 x width")
                 for projection, piece in zip("qkv", np.split(value, 3, axis=0)):
                     renamed[f"{prefix}.self_attn.{projection}_proj.{kind}"] = piece
@@ -141,23 +184,28 @@ def _count_layers(tensors, tower):
     return max(indices) + 1 if indices else 0
 
 
-def _require(tensors, name, source):
+def _require(tensors, name, source, ndim):
     if name not in tensors:
         raise CheckpointError(f"{source}: tensor {name} is missing")
-    return tensors[name]
+    value = tensors[name]
+    if value.ndim != ndim or 0 in value.shape:
+        raise CheckpointError(f"{source}: tensor {name} has shape {tuple(value.shape)}; expected {ndim} "
+                              "non-empty axes")
+    return value
 
 
 def infer_config(tensors, source, hf_config=None):
     """clip_edge.CLIP constructor arguments from tensor shapes (heads = width // 64 as OpenAI infers them,
     unless a Hugging Face config.json says otherwise)."""
-    patch = _require(tensors, "vision_model.embeddings.patch_embedding.weight", source)
-    vision_positions = _require(tensors, "vision_model.embeddings.position_embedding.weight", source)
-    tokens = _require(tensors, "text_model.embeddings.token_embedding.weight", source)
-    text_positions = _require(tensors, "text_model.embeddings.position_embedding.weight", source)
-    projection = _require(tensors, "text_projection.weight", source)
+    patch = _require(tensors, "vision_model.embeddings.patch_embedding.weight", source, 4)
+    vision_positions = _require(tensors, "vision_model.embeddings.position_embedding.weight", source, 2)
+    tokens = _require(tensors, "text_model.embeddings.token_embedding.weight", source, 2)
+    text_positions = _require(tensors, "text_model.embeddings.position_embedding.weight", source, 2)
+    projection = _require(tensors, "text_projection.weight", source, 2)
     grid = int(round((vision_positions.shape[0] - 1) ** 0.5))
-    if grid * grid + 1 != vision_positions.shape[0]:
-        raise CheckpointError(f"{source}: vision position embedding has {vision_positions.shape[0]} rows, "
+    if vision_positions.shape[0] < 2 or grid * grid + 1 != vision_positions.shape[0]:
+        raise CheckpointError(f"{source}: vision_model.embeddings.position_embedding.weight has "
+                              f"{vision_positions.shape[0]} rows, "
                               "not a square grid plus a class token")
     vision_width, text_width = patch.shape[0], tokens.shape[1]
     config = dict(embed_dim=projection.shape[0], image_resolution=grid * patch.shape[-1],
@@ -171,19 +219,37 @@ def infer_config(tensors, source, hf_config=None):
         config["transformer_heads"] = hf_config.get("text_config", {}).get("num_attention_heads",
                                                                             config["transformer_heads"])
         config["vision_heads"] = hf_config.get("vision_config", {}).get("num_attention_heads", config["vision_heads"])
+    for tower, heads, width in (("text", "transformer_heads", "transformer_width"),
+                                ("vision", "vision_heads", "vision_width")):
+        if config[heads] <= 0 or config[width] % config[heads]:
+            raise CheckpointError(f"{source}: {config[heads]} {tower} attention heads do not divide the "
+                                  f"{tower} width {config[width]}")
+    for tower, layers in (("text", "transformer_layers"), ("vision", "vision_layers")):
+        if config[layers] == 0:
+            raise CheckpointError(f"{source}: no {tower} encoder layers found")
     return {key: int(value) for key, value in config.items()}
 
 
 def _check_hf_config(hf_config, source):
-    """Refuse Hugging Face CLIP variants whose numerics this implementation does not reproduce."""
+    """Refuse Hugging Face CLIP variants whose numerics this implementation does not reproduce, and configs
+    whose fields have the wrong type."""
+
+    def is_number(value):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
     for tower in ("text_config", "vision_config"):
         sub = hf_config.get(tower, {})
+        if not isinstance(sub, dict):
+            raise CheckpointError(f"{source}: config {tower} is a {type(sub).__name__}, not an object")
+        for field in ("num_attention_heads", "hidden_size", "intermediate_size"):
+            if field in sub and (not isinstance(sub[field], int) or isinstance(sub[field], bool)):
+                raise CheckpointError(f"{source}: config {tower}.{field} is {sub[field]!r:.60}, not an integer")
         act = sub.get("hidden_act", "quick_gelu")
         if act != "quick_gelu":
-            raise CheckpointError(f"{source}: {tower}.hidden_act is {act!r}; clip_edge implements quick_gelu only")
+            raise CheckpointError(f"{source}: {tower}.hidden_act is {act!r:.60}; clip_edge implements quick_gelu only")
         eps = sub.get("layer_norm_eps", 1e-5)
-        if abs(eps - 1e-5) > 1e-12:
-            raise CheckpointError(f"{source}: {tower}.layer_norm_eps is {eps}; clip_edge uses OpenAI's 1e-5")
+        if not is_number(eps) or abs(eps - 1e-5) > 1e-12:
+            raise CheckpointError(f"{source}: {tower}.layer_norm_eps is {eps!r:.60}; clip_edge uses OpenAI's 1e-5")
         width, inner = sub.get("hidden_size"), sub.get("intermediate_size")
         if width and inner and inner != 4 * width:
             raise CheckpointError(f"{source}: {tower}.intermediate_size {inner} is not 4 x hidden_size {width}")
@@ -197,10 +263,7 @@ def read_checkpoint(path):
     if "visual.conv1.weight" in tensors:
         tensors = openai_to_hf(tensors, tensor_path)
     tensors = {name.removeprefix("model."): value for name, value in tensors.items()}
-    hf_config = None
-    if config_path:
-        with open(config_path) as file:
-            hf_config = json.load(file)
+    hf_config = _read_json(config_path, "config") if config_path else None
     return tensors, infer_config(tensors, tensor_path, hf_config)
 
 
@@ -266,6 +329,10 @@ def assign(model, tensors, source):
         if name not in tensors:
             raise CheckpointError(f"{source}: tensor {name} is missing (expected shape "
                                   f"{_reference_shape(variable, transform)})")
+        if not np.issubdtype(np.asarray(tensors[name]).dtype, np.floating):
+            # Casting integer or boolean values to weights would load something, but not these weights.
+            raise CheckpointError(f"{source}: tensor {name} has dtype {np.asarray(tensors[name]).dtype}; "
+                                  "weights must be floating point")
         value = transform(np.asarray(tensors[name]))
         if tuple(value.shape) != tuple(variable.shape):
             raise CheckpointError(f"{source}: tensor {name} has shape {tuple(tensors[name].shape)}, expected "
@@ -283,7 +350,10 @@ def assign(model, tensors, source):
 
 def _reference_shape(variable, transform):
     """The variable's shape as the checkpoint would store it, for error messages."""
-    return tuple(transform(np.empty(variable.shape, np.float32)).shape)
+    shape = tuple(variable.shape)
+    if transform is _CONV:  # the inverse of _CONV: TF [kh, kw, in, out] -> torch [out, in, kh, kw]
+        return (shape[3], shape[2], shape[0], shape[1])
+    return tuple(transform(np.empty(shape, np.float32)).shape)  # _LINEAR and _SAME are their own inverses
 
 
 def load_into(model, path, expected):
@@ -306,22 +376,42 @@ def download_preset(preset, revision="main"):
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
 
+    # Unreachable, huggingface_hub retries each file for ~23 s before it looks in its cache; one probe
+    # without retries decides instead, and then only the cache is used.
+    unreachable = _hub_unreachable(repo, revision)
+    download = functools.partial(hf_hub_download, revision=revision, local_files_only=unreachable)
     try:
-        config = hf_hub_download(repo, "config.json", revision=revision)
+        config = download(repo, "config.json")
         try:
-            hf_hub_download(repo, "model.safetensors", revision=revision)
+            download(repo, "model.safetensors")
         except EntryNotFoundError:
-            index = hf_hub_download(repo, "model.safetensors.index.json", revision=revision)
-            with open(index) as file:
-                for shard in sorted(set(json.load(file)["weight_map"].values())):
-                    hf_hub_download(repo, shard, revision=revision)
+            index = download(repo, "model.safetensors.index.json")
+            for shard in shard_names(index)[1]:
+                download(repo, shard)
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as error:
+        reason = ("the hub did not answer and huggingface_hub's cache does not hold the files" if unreachable
+                  else f"{type(error).__name__}: {error}")
         raise CheckpointError(
-            f"could not download {repo} for preset {preset!r} ({type(error).__name__}: {error}). Without network "
+            f"could not download {repo} for preset {preset!r} ({reason}). Without network "
             f"access, pass weights=<path to a local checkpoint directory or file> or load_weights=False for a "
             "random model") from error
     # hf_hub_download puts every file of one revision in the same snapshot folder.
     return os.path.dirname(config)
+
+
+def _hub_unreachable(repo, revision):
+    """True when one metadata request for the repository's config.json, without retries, gets no HTTP answer
+    (connection refused, no DNS, timeout, offline mode)."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        get_hf_file_metadata(hf_hub_url(repo, "config.json", revision=revision))
+    except HfHubHTTPError:
+        return False  # the hub answered; the download reports what it said
+    except Exception:  # noqa: BLE001 -- the transport errors are the HTTP client's own classes
+        return True
+    return False
 
 
 def checkpoint_sha256(path):
@@ -329,10 +419,8 @@ def checkpoint_sha256(path):
     tensor_path, _ = _locate(path)
     files = [tensor_path]
     if tensor_path.endswith(".json"):
-        with open(tensor_path) as file:
-            shards = sorted(set(json.load(file)["weight_map"].values()))
-        files += [os.path.join(os.path.dirname(tensor_path), shard) for shard in shards]
-    return files_sha256(files)
+        files += [os.path.join(os.path.dirname(tensor_path), shard) for shard in shard_names(tensor_path)[1]]
+    return files_sha256([_regular_file(name) for name in files])
 
 
 def files_sha256(paths):

@@ -72,7 +72,7 @@ class CLIPAttention(tf.Module):
 
     def __init__(self, proj_dim, num_heads, num_hidden_layers, dropout=0.0, name=None):
         super().__init__(name=name)
-        if proj_dim % num_heads:
+        if num_heads <= 0 or proj_dim % num_heads:
             raise ValueError(f"proj_dim {proj_dim} is not divisible by num_heads {num_heads}")
         if dropout:
             raise ValueError("clip_edge is an inference library: CLIPAttention supports dropout=0.0 only")

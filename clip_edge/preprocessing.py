@@ -10,8 +10,11 @@ computed from the input size, so with a fixed input size it converts to TFLite b
 tf.image.resize(antialias=True), which needs Flex ops and differs from PIL by up to 5 levels.
 
 Known difference from CLIPImageProcessor on PIL-opened files: 16-bit PNGs are scaled to 8 bits, where PIL opens
-16-bit grey as mode I;16, which its RGB conversion saturates. Limits: at most 100 megapixels and 65,535 pixels a
-side; BMP files of 8, 24 or 32 bits per pixel.
+16-bit grey as mode I;16, which its RGB conversion saturates. Limits, checked from the headers before decoding: at
+most 100 megapixels and 65,535 pixels a side (for a GIF, its screen and every frame together, and 300 megapixels
+in all its frames); BMP files uncompressed, of 8, 24 or 32 bits per pixel, with an info header Pillow reads
+(except the 12-byte OS/2 1.x one). In a batch (from_encoded), an image that no decoder can read is named by its
+index.
 """
 
 import os
@@ -27,6 +30,9 @@ MAX_PIXELS = 100_000_000
 # The resampling matrices are dense ([R, side] each), so a side is capped as well as the area; JPEG and WebP
 # cannot exceed this side length either.
 MAX_SIDE = 65_535
+# TensorFlow's GIF decoder (giflib) holds every frame of a file in memory, one byte a pixel, though only the
+# first is shown: the frames' total is capped at the memory of the largest image allowed (3 bytes a pixel).
+MAX_GIF_PIXELS = 3 * MAX_PIXELS
 
 # Pillow's resampler rounds its normalised filter weights to fixed point with this many fractional bits
 # (PRECISION_BITS = 32 - 8 - 2 in Pillow's libImaging/Resample.c); we use the same rounded weights.
@@ -163,56 +169,87 @@ def _little_endian(header, start, length):
 
 
 def _bmp_fields(header):
-    """(height, width, bits per pixel, palette entry size) of a BMP from its first 32 bytes.
-
-    The old 12-byte BITMAPCOREHEADER stores 16-bit sizes and 3-byte palette entries; later headers 32-bit signed
-    sizes (negative height = rows stored top-down) and 4-byte entries.
-    """
-    core = tf.equal(_little_endian(header, 14, 4), 12)
+    """(height, width, bits per pixel, info header size, compression) of a BMP from its first 34 bytes, as the
+    info headers from BITMAPINFOHEADER (40 bytes) on store them: 32-bit signed sizes (a negative height means
+    rows stored top-down)."""
 
     def signed32(value):
         return tf.where(value >= 1 << 31, value - (1 << 32), value)
 
-    width = tf.where(core, _little_endian(header, 18, 2), signed32(_little_endian(header, 18, 4)))
-    height = tf.where(core, _little_endian(header, 20, 2), tf.abs(signed32(_little_endian(header, 22, 4))))
-    bits = tf.where(core, _little_endian(header, 24, 2), _little_endian(header, 28, 2))
-    entry_size = tf.where(core, tf.constant(3, tf.int64), 4)
-    return height, width, bits, entry_size
+    width = signed32(_little_endian(header, 18, 4))
+    height = tf.abs(signed32(_little_endian(header, 22, 4)))
+    return (height, width, _little_endian(header, 28, 2), _little_endian(header, 14, 4),
+            _little_endian(header, 30, 4))
+
+
+# Info header sizes Pillow reads, except the 12-byte OS/2 1.x header (16-bit sizes, 3-byte palette entries),
+# which TensorFlow's BMP decoder misreads. Any other size is refused, as Pillow does: the palette follows the
+# header, so a wrong size would silently give wrong colours.
+_BMP_HEADER_SIZES = (40, 52, 56, 64, 108, 124)
+
+
+def _bmp_checks(encoded, is_bmp, label):
+    """Assertions, where `is_bmp`, that TensorFlow's BMP decoder reads this file as Pillow does."""
+    header = _leading_bytes(encoded, 34)
+    _, _, bits, header_size, compression = _bmp_fields(header)
+    data_offset = _little_endian(header, 10, 4)
+    not_bmp = tf.logical_not(is_bmp)
+    return [
+        tf.debugging.Assert(
+            not_bmp | tf.reduce_any(tf.equal(header_size, _BMP_HEADER_SIZES)),
+            [label, "is a BMP with an info header of", header_size,
+             f"bytes; supported are {', '.join(map(str, _BMP_HEADER_SIZES))}"],
+        ),
+        tf.debugging.Assert(
+            not_bmp | tf.equal(compression, 0),
+            # TensorFlow's decoder ignores the field and would read run-length or bit-field data as pixels.
+            [label, "is a compressed BMP (compression type", compression, "); only uncompressed BMP is supported"],
+        ),
+        tf.debugging.Assert(
+            not_bmp | (data_offset >= 14 + header_size),
+            [label, "is a BMP whose pixel data (at byte", data_offset, ") overlaps its header"],
+        ),
+        tf.debugging.Assert(
+            not_bmp | tf.reduce_any(tf.equal(bits, [8, 24, 32])),
+            [label, "is a BMP with", bits, "bits per pixel; 8 (palette), 24 and 32 are supported"],
+        ),
+    ]
 
 
 def _header_size(encoded, image_format):
-    """(height, width) int64 read from the file header, so oversized images are refused before decoding."""
-    header = _leading_bytes(encoded, 32)
+    """(height, width, pixels decoded) int64 read from the file header (every frame's, for GIF), so oversized
+    images are refused before decoding. pixels is height x width except for GIF, where every frame counts."""
+    header = _leading_bytes(encoded, 34)
+
+    def one_frame(height, width):
+        return height, width, height * width
+
     return tf.switch_case(
         image_format,
         branch_fns=[
-            lambda: tuple(tf.unstack(tf.cast(tf.image.extract_jpeg_shape(encoded)[:2], tf.int64))),
-            lambda: (_big_endian(header, 20, 4), _big_endian(header, 16, 4)),
-            lambda: (_little_endian(header, 8, 2), _little_endian(header, 6, 2)),
-            lambda: _bmp_fields(header)[:2],
+            lambda: one_frame(*tf.unstack(tf.cast(tf.image.extract_jpeg_shape(encoded)[:2], tf.int64))),
+            lambda: one_frame(_big_endian(header, 20, 4), _big_endian(header, 16, 4)),
+            lambda: _gif_size(encoded),
+            lambda: one_frame(*_bmp_fields(header)[:2]),
         ],
-        default=lambda: (tf.constant(0, tf.int64), tf.constant(0, tf.int64)),
+        default=lambda: one_frame(tf.constant(0, tf.int64), tf.constant(0, tf.int64)),
     )
 
 
-def _decode_bmp(encoded, label):
-    """BMP -> uint8 [H, W, 3], as PIL reads it: palette colours for 8-bit files, the fourth channel of 32-bit
-    files ignored. TF's BMP decoder returns 8-bit files as raw palette indices, so the palette is applied here."""
-    header = _leading_bytes(encoded, 32)
-    _, _, bits, entry_size = _bmp_fields(header)
-    supported = tf.reduce_any(tf.equal(bits, [8, 24, 32]))
-    check = tf.debugging.Assert(
-        supported, [label, "is a BMP with", bits, "bits per pixel; 8 (palette), 24 and 32 are supported"]
-    )
-    with tf.control_dependencies([check]):
-        decoded = tf.io.decode_bmp(encoded, channels=0)
+def _decode_bmp(encoded):
+    """BMP (checked by _bmp_checks) -> uint8 [H, W, 3], as PIL reads it: palette colours for 8-bit files, the
+    fourth channel of 32-bit files ignored. TF's BMP decoder returns 8-bit files as raw palette indices, so the
+    palette is applied here."""
+    header = _leading_bytes(encoded, 34)
+    _, _, bits, header_size, _ = _bmp_fields(header)
+    decoded = tf.io.decode_bmp(encoded, channels=0)
 
     def apply_palette():
-        # The palette follows the 14-byte file header and the info header (its size is its first field),
-        # blue-green-red order; at most 256 entries for 8 bits.
+        # The palette follows the 14-byte file header and the info header, blue-green-red-reserved order; at
+        # most 256 entries for 8 bits.
         palette_bytes = _leading_bytes(encoded, 14 + 124 + 4 * 256)  # 124: the largest (V5) info header
-        start = 14 + _little_endian(header, 14, 4)
-        positions = start + tf.range(256, dtype=tf.int64)[:, None] * entry_size + tf.constant([2, 1, 0], tf.int64)
+        start = 14 + header_size
+        positions = start + tf.range(256, dtype=tf.int64)[:, None] * 4 + tf.constant([2, 1, 0], tf.int64)
         palette = tf.cast(tf.gather(palette_bytes, tf.minimum(positions, 14 + 124 + 4 * 256 - 1)), tf.uint8)
         return tf.gather(palette, tf.cast(decoded[..., 0], tf.int32))
 
@@ -223,6 +260,64 @@ def _decode_bmp(encoded, label):
 _BYTE_VALUES = bytes(range(256))  # substr(_BYTE_VALUES, v, 1) turns a number into that byte
 
 
+def _gif_reader(encoded):
+    """(size, byte, skip_sub_blocks, first_block) for walking a GIF's blocks in graph: byte(at) is the byte at
+    `at` as int64 (0 past the end, so that truncated files walk to the end and stop), skip_sub_blocks(at) the
+    position after the data sub-blocks starting at `at`, first_block the position after the global palette."""
+    data = tf.io.decode_raw(encoded, tf.uint8)
+    size = tf.size(data, out_type=tf.int64)
+
+    def byte(position):
+        position = tf.convert_to_tensor(position, tf.int64)
+        inside = (position >= 0) & (position < size)
+        value = tf.cast(tf.gather(data, tf.clip_by_value(position, 0, tf.maximum(size - 1, 0))), tf.int64)
+        return tf.where(inside, value, 0)
+
+    def skip_sub_blocks(position):  # data sub-blocks: a length byte then that many bytes, until a 0 length
+        return tf.while_loop(
+            lambda at: (at < size) & (byte(at) != 0), lambda at: [at + byte(at) + 1], [position]
+        )[0] + 1
+
+    screen_flags = byte(10)
+    global_palette_bytes = 3 * tf.bitwise.left_shift(tf.constant(2, tf.int64), tf.bitwise.bitwise_and(screen_flags, 7))
+    first_block = 13 + tf.where(tf.bitwise.bitwise_and(screen_flags, 0x80) > 0, global_palette_bytes, 0)
+    return size, byte, skip_sub_blocks, first_block
+
+
+def _gif_size(encoded):
+    """(height, width, pixels of all frames) int64 of a GIF, from its screen and every image descriptor.
+
+    giflib, under TensorFlow's decoder, reads every frame at its own declared size and position, whatever the
+    screen says, and the first frame's canvas grows to hold it (as Pillow's does): so the size checked is that
+    of the screen and all frames together, and the frames' total is bounded too."""
+    size, byte, skip_sub_blocks, first_block = _gif_reader(encoded)
+
+    def little16(at):
+        return byte(at) + 256 * byte(at + 1)
+
+    def next_block(at, height, width, pixels):
+        def image():  # descriptor: 0x2C, left, top, width, height (16 bits each), flags
+            left, top, frame_width, frame_height = little16(at + 1), little16(at + 3), little16(at + 5), little16(at + 7)
+            flags = byte(at + 9)
+            palette = tf.where(tf.bitwise.bitwise_and(flags, 0x80) > 0,
+                               3 * tf.bitwise.left_shift(tf.constant(2, tf.int64), tf.bitwise.bitwise_and(flags, 7)), 0)
+            # Then the local palette, the LZW minimum code size (1 byte) and the image data's sub-blocks.
+            return (skip_sub_blocks(at + 10 + palette + 1), tf.maximum(height, top + frame_height),
+                    tf.maximum(width, left + frame_width), pixels + frame_width * frame_height)
+
+        def extension():  # 0x21, label, then sub-blocks
+            return skip_sub_blocks(at + 2), height, width, pixels
+
+        return tf.cond(tf.equal(byte(at), 0x2C), image, extension)
+
+    _, height, width, pixels = tf.while_loop(
+        lambda at, *_: (at < size) & (tf.equal(byte(at), 0x2C) | tf.equal(byte(at), 0x21)),
+        next_block,
+        [first_block, little16(8), little16(6), tf.constant(0, tf.int64)],
+    )
+    return height, width, pixels
+
+
 def _gif_with_white_transparency(encoded):
     """GIF bytes in which the first frame's transparent palette entry is opaque white.
 
@@ -231,24 +326,9 @@ def _gif_with_white_transparency(encoded):
     transparent index's palette colour white gives exactly the composited result. Files without transparency
     or with a structure we cannot follow are returned unchanged (and then decoded, or refused, by TF).
     """
-    data = tf.io.decode_raw(encoded, tf.uint8)
-    size = tf.size(data, out_type=tf.int64)
-
-    def byte(position):  # 0 past the end, so that truncated files walk to the end and stop
-        position = tf.convert_to_tensor(position, tf.int64)
-        inside = (position >= 0) & (position < size)
-        value = tf.cast(tf.gather(data, tf.clip_by_value(position, 0, tf.maximum(size - 1, 0))), tf.int64)
-        return tf.where(inside, value, 0)
-
+    size, byte, skip_sub_blocks, first_block = _gif_reader(encoded)
     screen_flags = byte(10)
     has_global_palette = tf.bitwise.bitwise_and(screen_flags, 0x80) > 0
-    global_palette_bytes = 3 * tf.bitwise.left_shift(tf.constant(2, tf.int64), tf.bitwise.bitwise_and(screen_flags, 7))
-    first_block = 13 + tf.where(has_global_palette, global_palette_bytes, 0)
-
-    def skip_sub_blocks(position):  # data sub-blocks: a length byte then that many bytes, until a 0 length
-        return tf.while_loop(
-            lambda at: (at < size) & (byte(at) != 0), lambda at: [at + byte(at) + 1], [position]
-        )[0] + 1
 
     def next_extension(position, control):
         is_control = tf.equal(byte(position + 1), 0xF9)
@@ -302,8 +382,9 @@ def _gif_with_white_transparency(encoded):
     return tf.cond(transparent, patched, lambda: encoded)
 
 
-def _decode(encoded, label):
-    """tf.string scalar -> uint8 [H, W, 3]; `label` (string tensor) names the image in error messages."""
+def _header_checks(encoded, label):
+    """Assertions on one encoded image that need no decoding: bytes present, a supported format, the declared
+    size within the limits, and the format's details; `label` (string tensor) names the image."""
     length = tf.strings.length(encoded)
     image_format = _image_format(encoded)
     checks = [
@@ -315,7 +396,18 @@ def _decode(encoded, label):
         ),
     ]
     with tf.control_dependencies(checks):
-        height, width = _header_size(encoded, image_format)
+        height, width, pixels = _header_size(encoded, image_format)
+    return checks + _check_size(height, width, label) + _bmp_checks(encoded, tf.equal(image_format, _BMP), label) + [
+        tf.debugging.Assert(
+            pixels <= MAX_GIF_PIXELS,
+            [label, "is a GIF whose frames hold", pixels, f"pixels in all; at most {MAX_GIF_PIXELS:,} are decoded"],
+        )
+    ]
+
+
+def _decode_checked(encoded):
+    """tf.string scalar that passed _header_checks -> uint8 [H, W, 3]."""
+    image_format = _image_format(encoded)
 
     def jpeg():
         # INTEGER_ACCURATE is libjpeg's islow IDCT, the one PIL uses: the pixels come out identical.
@@ -329,12 +421,17 @@ def _decode(encoded, label):
         gif_bytes = _gif_with_white_transparency(encoded)
         return tf.ensure_shape(tf.io.decode_image(gif_bytes, channels=3, expand_animations=False), [None, None, 3])
 
-    with tf.control_dependencies(_check_size(height, width, label)):
-        return tf.switch_case(
-            image_format,
-            branch_fns=[jpeg, png, gif, lambda: _decode_bmp(encoded, label)],
-            default=png,  # unreachable: unknown formats fail the check above
-        )
+    return tf.switch_case(
+        image_format,
+        branch_fns=[jpeg, png, gif, lambda: _decode_bmp(encoded)],
+        default=png,  # unreachable: unknown formats fail the header checks
+    )
+
+
+def _decode(encoded, label):
+    """tf.string scalar -> uint8 [H, W, 3]; `label` (string tensor) names the image in error messages."""
+    with tf.control_dependencies(_header_checks(encoded, label)):
+        return _decode_checked(encoded)
 
 
 class ImagePreprocessor(tf.Module):
@@ -380,18 +477,42 @@ class ImagePreprocessor(tf.Module):
     def from_encoded(self, images):
         """tf.string [N] of JPEG/PNG/GIF/BMP bytes -> float32 [N, R, R, 3]; N = 0 gives [0, R, R, 3]."""
         resolution = self.input_resolution
+        count = tf.size(images)
+        indices = tf.range(count)
+        labels = tf.strings.join(["image ", tf.strings.as_string(indices)])
 
-        def one(args):
-            encoded, index = args
-            label = tf.strings.join(["image ", tf.strings.as_string(index)])
-            return self._resize_and_crop_batch(_decode(encoded, label)[None], label)[0]
+        def check(args):
+            encoded, label = args
+            with tf.control_dependencies(_header_checks(encoded, label)):
+                return tf.constant(True)
 
-        pixels = tf.map_fn(
-            one,
-            (images, tf.range(tf.size(images))),
-            fn_output_signature=tf.TensorSpec([resolution, resolution, 3], tf.uint8),
+        # Every header first, so that those errors name their image; then the decoders, whose own errors name
+        # no image: a decoder that fails drops its image (ignore_errors) and the first image missing is named.
+        checked = tf.reduce_all(tf.map_fn(check, (images, labels), fn_output_signature=tf.bool))
+        with tf.control_dependencies([checked]):
+            decoded = (
+                tf.data.Dataset.from_tensor_slices((indices, images))
+                .map(lambda index, encoded: (index, self._resize_and_crop_batch(
+                    _decode_checked(encoded)[None], tf.constant("image"))[0]), deterministic=True)
+                .ignore_errors()
+                .batch(tf.cast(tf.maximum(count, 1), tf.int64))
+            )
+            empty = (tf.zeros([0], tf.int32), tf.zeros([0, resolution, resolution, 3], tf.uint8))
+            decoded_indices, pixels = decoded.reduce(
+                empty, lambda state, batch: (tf.concat([state[0], batch[0]], 0), tf.concat([state[1], batch[1]], 0)))
+        decoded_mask = tf.scatter_nd(decoded_indices[:, None], tf.ones_like(decoded_indices), [count])
+        # The first image that was dropped (index `count`, a placeholder, when none was: the data of an
+        # assertion are computed even when it holds).
+        first_failed = tf.concat([tf.where(tf.equal(decoded_mask, 0))[:, 0], [tf.cast(count, tf.int64)]], 0)[0]
+        label = tf.gather(tf.concat([labels, ["image"]], 0), first_failed)
+        format_name = tf.gather(tf.constant(["JPEG", "PNG", "GIF", "BMP", "image"]),
+                                _image_format(tf.gather(tf.concat([images, [""]], 0), first_failed)))
+        decodable = tf.debugging.Assert(
+            tf.equal(tf.size(decoded_indices), count),
+            [label, "cannot be decoded: corrupt or truncated", format_name, "data"],
         )
-        return self.normalize(pixels)
+        with tf.control_dependencies([decodable]):
+            return self.normalize(tf.ensure_shape(pixels, [None, resolution, resolution, 3]))
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
     def from_pixels(self, pixels):

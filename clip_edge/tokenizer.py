@@ -744,6 +744,8 @@ class CLIPTokenizer(tf.Module):
         for token, token_id in tokens.items():
             token_bytes[token_id] = b"".join(byte_of_char.get(c, c.encode("utf-8")) for c in token)
         self._token_bytes = tf.constant(token_bytes, tf.string)
+        # Bytes of text the longest token stands for (32 in OpenAI's vocabulary: eight 4-byte emoji).
+        self._longest_token_bytes = max(len(b.removesuffix(END_OF_WORD.encode())) for b in token_bytes)
 
         # Text cleaning tables.
         self._early_fixes = _string_table(ftfy_character_fixes(), _UNMAPPED)
@@ -845,7 +847,7 @@ class CLIPTokenizer(tf.Module):
     def _tokenize(self, texts):
         # Bytes that are not UTF-8 become U+FFFD, like bytes.decode("utf-8", errors="replace").
         texts = tf.strings.unicode_transcode(texts, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD)
-        words = self._words(self._clean(texts))
+        words = self._words_that_can_be_kept(self._words(self._clean(texts)))
         unique_words, word_index = tf.unique(words.flat_values)
         word_tokens = tf.gather(self._tokens_of_words(unique_words), word_index)
         text_tokens = words.with_flat_values(word_tokens).merge_dims(1, 2)
@@ -1113,6 +1115,28 @@ class CLIPTokenizer(tf.Module):
         pieces = tf.strings.split(tf.strings.regex_replace(texts, self._word_pattern, r" \0 "))
         return tf.ragged.boolean_mask(
             pieces, pieces.with_flat_values(tf.strings.regex_full_match(pieces.flat_values, self._word_pattern)))
+
+    def _words_that_can_be_kept(self, words):
+        """The words whose tokens can reach the output, cut to a bounded length: BPE costs up to the square of a
+        word's length (a megabyte without spaces took minutes), and only context_length - 2 text tokens are kept.
+
+        Each token stands for at most `longest` bytes, so words that start after the first context_length - 2
+        words, or at or beyond byte budget = (context_length - 2) x longest of the text's words, cannot add a
+        kept token: the words before them already give that many tokens. Dropping them changes nothing. A word
+        that reaches past the budget is cut at byte 2 x budget: its tokens within the budget are those of the
+        whole word unless a chain of BPE merges reaches across the `budget` bytes in between; none does in
+        OpenAI's vocabulary on the long texts tested against the reference."""
+        kept_tokens = self.context_length - 2
+        budget = kept_tokens * self._longest_token_bytes
+        lengths = tf.strings.length(words.flat_values)  # bytes
+        before = tf.cumsum(lengths, exclusive=True)
+        row_first = tf.gather(tf.concat([before, [tf.reduce_sum(lengths)]], 0), words.row_starts())
+        starts = before - tf.gather(row_first, words.value_rowids())  # byte offset of each word in its row
+        index = tf.ragged.range(words.row_lengths()).flat_values
+        keep = (index < kept_tokens) & (starts < budget)
+        cut = tf.strings.substr(words.flat_values, tf.zeros_like(lengths),
+                                tf.clip_by_value(2 * budget - starts, 0, lengths))
+        return tf.ragged.boolean_mask(words.with_flat_values(cut), words.with_flat_values(keep))
 
     # --- BPE ---------------------------------------------------------------------------------------------------
 

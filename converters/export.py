@@ -43,7 +43,8 @@ flags.DEFINE_string("image_int8_recipe", None, "int8 recipe of the image encoder
 flags.DEFINE_string("text_int8_recipe", None, "int8 recipe of the text encoder (as --image_int8_recipe)")
 flags.DEFINE_bool("preprocess", True, "also write tflite/preprocess.tflite: uint8 [1,H,W,3] of any size -> the "
                   "image encoder's uint8 [1,R,R,3], PIL's bicubic resize and centre crop in builtin ops")
-flags.DEFINE_integer("threads", 2, "threads for TensorFlow, TFLite conversion and latency measurement")
+flags.DEFINE_integer("threads", 2, "threads for TensorFlow, TFLite conversion and latency measurement",
+                     lower_bound=1)
 flags.DEFINE_list("text_buckets", None, "shorter token lengths the TFLite text encoders also take, as "
                   "signatures tokens_L of the same file (the full context length is always there, as "
                   "serving_default); default 16,32 (those below the context length); empty for none")
@@ -174,6 +175,30 @@ def _replace_directory(source, target):
         shutil.rmtree(old)
 
 
+def _check_arguments(output_dir, name, variants, threads, known_variants):
+    """Refuse arguments that would write outside output_dir, leave stray folders or build nothing."""
+    if not output_dir:
+        raise ExportError("--output_dir is empty")
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ExportError(f"--output_dir {output_dir} exists and is not a directory")
+    # The export is renamed to output_dir/NAME and its work folders are output_dir/.NAME.*: NAME must be one
+    # plain folder name, or those paths would leave output_dir (../x) or be output_dir itself (.).
+    if (not name or name in (".", "..") or name.startswith(".") or "/" in name or os.sep in name
+            or "\0" in name):
+        raise ExportError(f"export name {name!r} (--name, or the checkpoint's folder name) must be a plain folder "
+                          "name: not empty, no '/', not starting with '.'")
+    if not variants:
+        raise ExportError(f"--variants is empty; name at least one of {known_variants}")
+    unknown = [v for v in variants if v not in known_variants]
+    if unknown:
+        raise ExportError(f"unknown variants {unknown}; expected some of {known_variants}")
+    repeated = sorted({v for v in variants if list(variants).count(v) > 1})
+    if repeated:
+        raise ExportError(f"--variants lists {', '.join(repeated)} more than once")
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise ExportError(f"--threads must be a positive integer, got {threads!r}")
+
+
 def run_export(preset, weights, output_dir, name=None, variants=("float32", "float16", "dynamic_int8", "int8"),
                calibration_images=None, threads=2, int8_recipes=None, text_buckets=None, zero_shot_labels=None,
                zero_shot_templates=None, preprocess=True):
@@ -197,11 +222,12 @@ def run_export(preset, weights, output_dir, name=None, variants=("float32", "flo
         labels, templates = zero_shot.read_labels(zero_shot_labels), zero_shot.read_templates(zero_shot_templates)
     elif zero_shot_templates:
         raise ExportError("--zero_shot_templates needs --zero_shot_labels")
-    name = name or preset or os.path.basename(os.path.normpath(weights))
-    unknown = [v for v in variants if v not in parity.BARS]
-    if unknown:
-        raise ExportError(f"unknown variants {unknown}; expected some of {list(parity.BARS)}")
-    os.makedirs(output_dir, exist_ok=True)
+    name = name or preset or os.path.basename(os.path.abspath(weights))
+    _check_arguments(output_dir, name, variants, threads, list(parity.BARS))
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+    except OSError as error:
+        raise ExportError(f"cannot create --output_dir {output_dir}: {error.strerror}") from error
     _remove_stale_temporaries(output_dir, name)
     # The pid in the name tells later runs whether this folder's export is still alive.
     work = os.path.join(output_dir, f".{name}.tmp-{os.getpid()}")

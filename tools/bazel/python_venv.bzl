@@ -1,9 +1,11 @@
 """A Python toolchain that runs every py_binary and py_test with the project's virtualenv interpreter.
 
-Bazel never copies or installs the ~3 GB of Python packages: py_runtime(interpreter_path=...) makes it
-execute an interpreter that already exists on the machine. That path is absolute and differs between
-checkouts (CI clones elsewhere), so it cannot be committed; this repository rule computes it when Bazel
-loads the workspace: $CLIP_EDGE_PYTHON if set, else <workspace root>/.venv/bin/python3.
+Bazel never copies the ~3 GB of Python packages into its output base: py_runtime(interpreter_path=...) makes
+it execute an interpreter on the machine. That path is absolute and differs between checkouts (CI clones
+elsewhere), so it cannot be committed; this repository rule computes it when Bazel loads the workspace:
+$CLIP_EDGE_PYTHON if set, else <workspace root>/.venv/bin/python3. The latter virtualenv is created here when
+it is missing or older than pyproject.toml, by the same script as `make install` (scripts/install_venv.sh),
+as rules_python's pip rules run pip inside a repository rule: a fresh clone needs no setup step.
 """
 
 _BUILD_TEMPLATE = """\
@@ -28,22 +30,41 @@ toolchain(
 )
 """
 
+# pip downloads and installs about 3 GB; generous for a slow mirror, but not unbounded.
+_INSTALL_TIMEOUT_SECONDS = 3600
+
 def _python_venv_impl(repository_ctx):
     interpreter = repository_ctx.os.environ.get("CLIP_EDGE_PYTHON", "")
-    if not interpreter:
+    if interpreter:
+        if not interpreter.startswith("/"):
+            fail("CLIP_EDGE_PYTHON must be an absolute path to a Python interpreter, got %r" % interpreter)
+        if not repository_ctx.path(interpreter).exists:
+            fail("No Python interpreter at CLIP_EDGE_PYTHON=%s" % interpreter)
+    else:
         workspace_root = repository_ctx.path(Label("//:WORKSPACE")).dirname
         interpreter = "%s/.venv/bin/python3" % workspace_root
-    if not interpreter.startswith("/"):
-        fail("CLIP_EDGE_PYTHON must be an absolute path to a Python interpreter, got %r" % interpreter)
-    if not repository_ctx.path(interpreter).exists:
-        fail("No Python interpreter at %s. Create the project virtualenv first (make install) " % interpreter +
-             "or point CLIP_EDGE_PYTHON at one.")
+
+        # A dependency on pyproject.toml: the rule runs again (and the script updates the venv) when it changes.
+        repository_ctx.path(Label("//:pyproject.toml"))
+        repository_ctx.report_progress("checking the project virtualenv %s/.venv" % workspace_root)
+        result = repository_ctx.execute(
+            ["bash", "%s/scripts/install_venv.sh" % workspace_root],
+            timeout = _INSTALL_TIMEOUT_SECONDS,
+            quiet = False,  # pip's errors and the script's progress lines go to the terminal
+            working_directory = str(workspace_root),
+        )
+        if result.return_code != 0:
+            fail("Could not create the project virtualenv %s/.venv (scripts/install_venv.sh exited with %d; " % (
+                workspace_root,
+                result.return_code,
+            ) + "its output is above). Fix the cause and run the Bazel command again, or point CLIP_EDGE_PYTHON " +
+                 "at an interpreter that has the packages.")
     repository_ctx.file("WORKSPACE", 'workspace(name = "%s")\n' % repository_ctx.name)
     repository_ctx.file("BUILD", _BUILD_TEMPLATE.format(interpreter = interpreter))
 
 python_venv = repository_rule(
     implementation = _python_venv_impl,
     environ = ["CLIP_EDGE_PYTHON"],
-    # Re-evaluated whenever the Bazel server starts, so a moved checkout or a recreated venv is picked up.
+    # Re-evaluated whenever the Bazel server starts, so a moved checkout or a removed venv is picked up.
     local = True,
 )

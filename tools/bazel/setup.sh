@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Makes this machine ready for `bazel build` / `bazel test` of clip_edge: installs Debian's bazel-bootstrap
-# (Bazel 4.2.3) when no bazel is on PATH and checks the interpreter the Python toolchain will use.
+# (Bazel 4.2.3) when no bazel is on PATH, and checks $CLIP_EDGE_PYTHON when that overrides the interpreter.
 #
-# The interpreter path itself is not written here: @python_venv (tools/bazel/python_venv.bzl) computes it
-# when Bazel loads the workspace, so plain `bazel ...` works in any checkout. Override: CLIP_EDGE_PYTHON.
+# The interpreter path itself is not written here: @python_venv (tools/bazel/python_venv.bzl) computes it, and
+# creates the virtualenv when it is missing, when Bazel loads the workspace, so plain `bazel ...` works in any
+# checkout.
 set -euo pipefail
 
 workspace_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -22,14 +23,14 @@ if ! command -v bazel >/dev/null 2>&1; then
   "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends bazel-bootstrap
 fi
 
-interpreter="${CLIP_EDGE_PYTHON:-$workspace_root/.venv/bin/python3}"
-if [[ ! -x "$interpreter" ]]; then
-  echo "error: no Python interpreter at $interpreter; create the project virtualenv first" \
-       "(make install) or set CLIP_EDGE_PYTHON" >&2
-  exit 1
+# Without CLIP_EDGE_PYTHON, Bazel's @python_venv creates <checkout>/.venv itself when it is missing.
+if [[ -n "${CLIP_EDGE_PYTHON:-}" ]]; then
+  if ! "$CLIP_EDGE_PYTHON" -c "import pytest, tensorflow" >/dev/null 2>&1; then
+    echo "error: CLIP_EDGE_PYTHON=$CLIP_EDGE_PYTHON cannot import pytest and tensorflow" >&2
+    exit 1
+  fi
+  echo "bazel: $(command -v bazel); Python toolchain: $CLIP_EDGE_PYTHON" >&2
+else
+  echo "bazel: $(command -v bazel); Python toolchain: $workspace_root/.venv/bin/python3" \
+       "(created by Bazel on first use when missing)" >&2
 fi
-if ! "$interpreter" -c "import pytest, tensorflow" >/dev/null 2>&1; then
-  echo "error: $interpreter cannot import pytest and tensorflow; run make install" >&2
-  exit 1
-fi
-echo "bazel: $(command -v bazel); Python toolchain: $interpreter" >&2
