@@ -7,6 +7,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.UnaryOperator;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -323,15 +324,23 @@ public final class TextCleaner {
 
   /** ftfy's unescape_html: its entity table; "&#...;" only when html.unescape leaves no ";". */
   String ftfyUnescape(String text) {
+    return replaceReferences(text, ftfyEntity, this::entityReplacement);
+  }
+
+  /**
+   * Each match of {@code pattern} (HTML references, all starting with "&") replaced by {@code replace(match)},
+   * leftmost first as re.sub; the text is cut at a NUL first, as the graph's regex_split does.
+   */
+  private static String replaceReferences(String text, Pattern pattern, UnaryOperator<String> replace) {
     if (text.indexOf('&') < 0) {
       return text;
     }
     text = cutAtNul(text);
-    Matcher m = ftfyEntity.matcher(text);
+    Matcher m = pattern.matcher(text);
     StringBuilder out = null;
     int last = 0;
     while (m.find()) {
-      String replacement = entityReplacement(m.group());
+      String replacement = replace.apply(m.group());
       if (out == null) {
         out = new StringBuilder(text.length());
       }
@@ -596,21 +605,7 @@ public final class TextCleaner {
 
   /** Python's html.unescape. */
   String htmlUnescape(String text) {
-    if (text.indexOf('&') < 0) {
-      return text;
-    }
-    text = cutAtNul(text);
-    Matcher m = charref.matcher(text);
-    StringBuilder out = null;
-    int last = 0;
-    while (m.find()) {
-      if (out == null) {
-        out = new StringBuilder(text.length());
-      }
-      out.append(text, last, m.start()).append(replaceCharref(m.group().substring(1)));
-      last = m.end();
-    }
-    return out == null ? text : out.append(text, last, text.length()).toString();
+    return replaceReferences(text, charref, reference -> replaceCharref(reference.substring(1)));
   }
 
   private String replaceCharref(String s) {
