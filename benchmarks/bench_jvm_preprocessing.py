@@ -16,7 +16,6 @@ is faster).
 
 import argparse
 import pathlib
-import platform
 import re
 import statistics
 import tempfile
@@ -25,18 +24,9 @@ import time
 import numpy as np
 from PIL import Image
 
+from benchmarks.machine import cpu_model
 from tests import jvm, photos
 from tests.test_jvm_preprocessing import pil_resize_and_crop
-
-
-def cpu_model():
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def pillow_median_ms(pixels, resolution, repeats):

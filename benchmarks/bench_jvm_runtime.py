@@ -9,14 +9,14 @@ image (the astronaut photo, already resized and cropped) and one sentence at bat
 N timed calls of the encoder: input copy, LiteRT run, output read and L2 normalisation). Python: CompiledModel
 with the input buffer written once and the output read back each call. The sides alternate per artifact (Python,
 Java, Python) and Python's figure is the lower of its two medians, so load from other processes does not favour
-Java. Reports the CPU model, each median and the ratio Python / Java (above 1: the JVM path is faster).
+Java. Reports the CPU model, each median and the ratio Python / Java (above 1: the JVM path is faster); then
+`clip-jvm classify --repeat N` end to end per variant (a 512 x 512 photo resized and cropped in Java, the image
+encoder, the ranking of cached labels), as an app classifying photos runs it.
 """
 
 import argparse
 import json
 import os
-import pathlib
-import platform
 import re
 import statistics
 import tempfile
@@ -24,16 +24,18 @@ import time
 
 import numpy as np
 
+from benchmarks.machine import cpu_model
 from tests import jvm, photos, reference
 
 VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
+CLASSIFY_LABELS = ("a photo of an astronaut", "a photo of a cat", "a photo of a dog", "a rocket", "a cup of coffee")
 
 
-def cpu_model():
-    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines() if os.path.exists("/proc/cpuinfo") else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+def png_size(path):
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return f"{image.width} x {image.height}"
 
 
 def python_median_ms(path, array, threads, repeats):
@@ -64,10 +66,10 @@ def python_median_ms(path, array, threads, repeats):
     return statistics.median(times) * 1e3
 
 
-def java_median_ms(command, export, variant, threads, repeats, argument=None, line=None):
+def java_median_ms(command, export, variant, threads, repeats, arguments=(), line=None):
     result = jvm.run(command, "--export", export, "--variant", variant, "--threads", threads, "--repeat", repeats,
-                     *([argument] if argument else []), lines=[line] if line is not None else None)
-    match = re.search(r"encode_ms_median=([0-9.]+)", result.stderr.decode("utf-8"))
+                     *arguments, lines=[line] if line is not None else None)
+    match = re.search(r"_ms_median=([0-9.]+)", result.stderr.decode("utf-8"))
     if not match:
         raise RuntimeError(f"clip-jvm printed no timing: {result.stderr.decode('utf-8', 'replace')[-500:]}")
     return float(match.group(1))
@@ -102,7 +104,7 @@ def main():
                     png = os.path.join(folder, "astronaut.png")
                     Image.fromarray(pixels[0]).save(png)
                     array, java = pixels, lambda: java_median_ms(
-                        "embed-image", args.export, variant, args.threads, args.repeats, argument=png)
+                        "embed-image", args.export, variant, args.threads, args.repeats, arguments=[png])
                 else:
                     sentence = reference.SENTENCES[2]
                     array = reference.reference_token_ids([sentence], shape[1])
@@ -113,6 +115,19 @@ def main():
                 python_ms = min(first, python_median_ms(path, array, args.threads, args.repeats))
                 print(f"| {artifact['path']} | {python_ms:.2f} | {java_ms:.2f} | {python_ms / java_ms:.2f} |",
                       flush=True)
+
+        # End to end on the device path: a 512 x 512 photo resized and cropped in Java, the image encoder, and
+        # the ranking of labels whose text embeddings are cached (as an app classifying many photos has them).
+        png = os.path.join(folder, "astronaut_full.png")
+        Image.fromarray(photos.photo("astronaut")).save(png)
+        print(f"\nclip-jvm classify, {png_size(png)} PNG, {len(CLASSIFY_LABELS)} cached labels, median of "
+              f"{args.repeats} (resize and crop + image encoder + ranking):")
+        print("| variant | classify ms |")
+        print("|---|---|")
+        for variant in args.variants.split(","):
+            ms = java_median_ms("classify", args.export, variant, args.threads, args.repeats, arguments=[png,
+                                *CLASSIFY_LABELS])
+            print(f"| {variant} | {ms:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

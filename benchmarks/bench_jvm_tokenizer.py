@@ -16,7 +16,6 @@ interleaved so that load from other processes hits both alike; the medians are r
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -28,21 +27,11 @@ from transformers import CLIPTokenizerFast
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests"))
 
+from benchmarks.machine import cpu_model  # noqa: E402
 from tokenizer_corpus import documentation_corpus  # noqa: E402
 
 CONTEXT_LENGTH = 77
 BATCH = 256
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def write_assets(directory):

@@ -38,6 +38,8 @@ import time
 
 import numpy as np
 
+from benchmarks.machine import cpu_model
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROMPT_LENGTHS = (5, 12, 25, 70)
 TFLITE_VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
@@ -292,14 +294,6 @@ def text_buckets(path):
         (detail,) = interpreter.get_signature_runner(key).get_input_details().values()
         lengths.add(int(detail["shape"][1]))
     return sorted(lengths - {max(lengths)})
-
-
-def cpu_model():
-    with open("/proc/cpuinfo") as file:
-        for line in file:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def cosine(a, b):
