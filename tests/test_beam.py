@@ -24,7 +24,7 @@ import photos
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Files the SavedModel cannot decode, each with a word its dead-letter reason must contain.
 CORRUPT = {
-    "corrupt_truncated.jpg": "cannot decode",
+    "corrupt_truncated.jpg": "cannot be decoded: corrupt or truncated JPEG",
     "corrupt_random_bytes.jpg": "not a JPEG, PNG, GIF or BMP",
     "corrupt_empty.jpg": "empty",
     "corrupt_bogus_signature.png": "not a JPEG, PNG, GIF or BMP",
