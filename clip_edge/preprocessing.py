@@ -493,7 +493,8 @@ class ImagePreprocessor(tf.Module):
             decoded = (
                 tf.data.Dataset.from_tensor_slices((indices, images))
                 .map(lambda index, encoded: (index, self._resize_and_crop_batch(
-                    _decode_checked(encoded)[None], tf.constant("image"))[0]), deterministic=True)
+                    _decode_checked(encoded)[None], tf.constant("image"))[0]),
+                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)  # in parallel, kept in order
                 .ignore_errors()
                 .batch(tf.cast(tf.maximum(count, 1), tf.int64))
             )
