@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Debian packages the tests need beyond Python: JDK 17, Maven and the plugin and JUnit packages that let Maven build
-# android_demo/clip offline (its maven-settings.xml reads Debian's /usr/share/maven-repo), and gcc for the JNI
-# shim. Installs only what is missing; `make install` runs it, so `make test` works on a fresh machine.
+# `install_system_packages.sh [PACKAGE...]`: installs the Debian packages named that are missing, with apt-get as
+# root or through passwordless sudo. Without arguments: what the tests need beyond Python, i.e. JDK 17, Maven
+# and the plugin and JUnit packages that let Maven build android_demo/clip offline (its maven-settings.xml reads
+# Debian's /usr/share/maven-repo), and gcc for the JNI shim; `make install` runs it so, and `make test` works on
+# a fresh machine. tools/bazel/setup.sh names bazel-bootstrap.
 set -euo pipefail
 
-packages=(openjdk-17-jdk-headless maven junit5 libmaven-compiler-plugin-java libmaven-resources-plugin-java
-          libsurefire-java libmaven-jar-plugin-java gcc)
+packages=("$@")
+if [[ ${#packages[@]} -eq 0 ]]; then
+  packages=(openjdk-17-jdk-headless maven junit5 libmaven-compiler-plugin-java libmaven-resources-plugin-java
+            libsurefire-java libmaven-jar-plugin-java gcc)
+fi
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -11,16 +11,7 @@ workspace_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
 if ! command -v bazel >/dev/null 2>&1; then
   echo "bazel not found; installing Debian's bazel-bootstrap" >&2
-  if [[ "$(id -u)" -eq 0 ]]; then
-    as_root=()
-  elif command -v sudo >/dev/null 2>&1; then
-    as_root=(sudo -n)  # -n: fail instead of waiting for a password
-  else
-    echo "error: bazel is missing and installing it needs root (apt-get install bazel-bootstrap)" >&2
-    exit 1
-  fi
-  "${as_root[@]}" apt-get update
-  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends bazel-bootstrap
+  "$workspace_root/scripts/install_system_packages.sh" bazel-bootstrap
 fi
 
 # Without CLIP_EDGE_PYTHON, Bazel's @python_venv creates <checkout>/.venv itself when it is missing.
