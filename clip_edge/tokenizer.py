@@ -254,11 +254,15 @@ MOJIBAKE_SEQUENCES = (
 )
 
 
-def class_chars(spec):
-    """The set of characters of a class written as above ("a-b" is a range)."""
+def class_chars(spec, named=None):
+    """The set of characters of a class written as above ("a-b" is a range; "{name}" is named[name])."""
     chars, i = set(), 0
     while i < len(spec):
-        if i + 2 < len(spec) and spec[i + 1] == "-":
+        if named is not None and spec[i] == "{":
+            end = spec.index("}", i)
+            chars |= named[spec[i + 1:end]]
+            i = end + 1
+        elif i + 2 < len(spec) and spec[i + 1] == "-":
             chars.update(chr(c) for c in range(ord(spec[i]), ord(spec[i + 2]) + 1))
             i += 3
         else:
@@ -301,21 +305,6 @@ def mojibake_sequence_steps():
     named["space"] = set(PYTHON_WHITESPACE)
     named["word"] = set(python_word_chars())
 
-    def parse_class(inside):
-        chars, i = set(), 0
-        while i < len(inside):
-            if inside[i] == "{":
-                end = inside.index("}", i)
-                chars |= named[inside[i + 1:end]]
-                i = end + 1
-            elif i + 2 < len(inside) and inside[i + 1] == "-":
-                chars.update(chr(c) for c in range(ord(inside[i]), ord(inside[i + 2]) + 1))
-                i += 3
-            else:
-                chars.add(inside[i])
-                i += 1
-        return chars
-
     sequences = []
     for sequence in MOJIBAKE_SEQUENCES:
         steps, i, anchored = [], 0, sequence.startswith("^")
@@ -324,7 +313,7 @@ def mojibake_sequence_steps():
             if sequence[i] == "[":
                 end = sequence.index("]", i + 1)
                 negate = sequence[i + 1] == "^"
-                steps.append({"chars": parse_class(sequence[i + 1 + negate:end]), "negate": negate})
+                steps.append({"chars": class_chars(sequence[i + 1 + negate:end], named), "negate": negate})
                 i = end + 1
             elif sequence[i] == "{":
                 end = sequence.index("}", i)
