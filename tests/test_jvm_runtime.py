@@ -5,6 +5,7 @@ The JVM path is all ours (Java PNG decoding, Java resize and crop, Java tokenize
 reference is the SavedModel's own signatures on the same files or the same pixels decoded by Pillow.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -17,7 +18,7 @@ import tensorflow_text  # noqa: F401  (registers the ops the SavedModel's tokeni
 import jvm
 import photos
 import reference
-from converters import parity
+from converters import parity, tflite_variants
 
 # Full-size photos and the odd shapes where resizing and cropping go wrong.
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "tall", "wide_strip", "small", "tiny")
@@ -80,6 +81,31 @@ def test_embed_text_matches_saved_model(small_export, saved_model, variant):
     np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-6)
     cosines = _cosines(embeddings, expected)
     assert cosines.min() >= parity.BARS[variant], dict(zip(reference.SENTENCES, cosines.round(6)))
+
+
+@pytest.mark.parametrize("variant", ["float32", "dynamic_int8"])
+def test_embed_text_length_buckets_equal_the_full_length(small_export, variant):
+    """Texts one token short of, exactly filling and one token over each length bucket: the Java encoder picks
+    the signature; Python's ai_edge_litert runs the same file's full-length signature on OpenAI's token ids."""
+    with open(os.path.join(small_export, "manifest.json")) as file:
+        manifest = json.load(file)
+    lengths = manifest["text_buckets"]["lengths"]
+    assert len(lengths) > 1, lengths
+    texts, counts = [], []
+    for length in lengths[:-1]:
+        for count in (length - 1, length, length + 1):
+            texts.append(" ".join(["a"] * (count - 2)))  # start, count - 2 words of one token, end
+            counts.append(count)
+    ids = reference.reference_token_ids(texts, lengths[-1])
+    assert [int(np.count_nonzero(row)) for row in ids] == counts
+    with open(os.path.join(small_export, parity.tflite_path("text", variant)), "rb") as file:
+        full_length = tflite_variants.run_tflite(file.read(), [row[None].astype(np.int32) for row in ids],
+                                                 signature=parity.FULL_LENGTH_SIGNATURE)
+    result = jvm.run("embed-text", "--export", small_export, "--variant", variant, lines=texts)
+    cosines = _cosines(np.array(jvm.json_lines(result), np.float64), full_length)
+    # float32: the same arithmetic on the kept positions; quantised: the bucket may round differently.
+    bar = 1 - 1e-6 if variant == "float32" else parity.BARS[variant]
+    assert cosines.min() >= bar, dict(zip(counts, cosines.round(7)))
 
 
 @pytest.mark.parametrize("name", ["astronaut", "chelsea", "tall"])
@@ -168,8 +194,9 @@ def test_bad_stdin_line_is_named(small_export):
 
 
 def test_junit_runner_tests_on_the_small_export(small_export, png_files):
-    """LiteRtJvmModelTest (describe, run, close twice, bad buffers, not-a-model errors) skips without an export;
-    run it here on this one, with the JNI library clip-jvm built."""
+    """LiteRtJvmModelTest (describe, run, close twice, length-bucket signatures equal to the full length, bad
+    buffers, not-a-model errors) skips without an export; run it here on this one, with the JNI library clip-jvm
+    built."""
     jvm.run("embed-image", "--export", small_export, "--variant", "float32", png_files[0])  # builds the library
     project = jvm.REPO / "android_demo" / "clip"
     library = project / "target" / "native" / "libclipedge_litert_jni.so"
@@ -182,20 +209,4 @@ def test_junit_runner_tests_on_the_small_export(small_export, png_files):
     assert result.returncode == 0, result.stdout.decode("utf-8", "replace")[-3000:]
     report = (project / "target" / "surefire-reports" / "dev.clipedge.clip.runtime.LiteRtJvmModelTest.txt").read_text()
     # Only the test of an unset library property may skip (the property is set here).
-    assert "Tests run: 5, Failures: 0, Errors: 0, Skipped: 1" in report, report
-
-
-def test_junit_runner_tests_on_the_export(small_export):
-    """The JUnit tests of the JNI runner that need a real model (skipped by a plain `mvn test`), run here on the
-    small export with the JNI library clip-jvm built."""
-    jvm.run("embed-text", "--export", small_export, "--variant", "float32", lines=["builds the JNI library"])
-    core = jvm.REPO / "android_demo" / "clip"
-    result = subprocess.run(
-        ["mvn", "-B", "-o", "-s", str(core / "maven-settings.xml"), "-f", str(core / "pom.xml"), "test",
-         "-Dtest=LiteRtJvmModelTest", f"-Dclipedge.test.export={small_export}",
-         f"-Dclipedge.litert.jni={core / 'target' / 'native' / 'libclipedge_litert_jni.so'}"],
-        capture_output=True, text=True, timeout=jvm.TIMEOUT_S)
-    summary = [line for line in result.stdout.splitlines() if "Tests run:" in line]
-    assert result.returncode == 0, result.stdout[-3000:]
-    # One test checks the message when no library is configured, so it is the one skipped here.
-    assert summary and "Failures: 0, Errors: 0, Skipped: 1" in summary[-1], summary
+    assert "Tests run: 6, Failures: 0, Errors: 0, Skipped: 1" in report, report

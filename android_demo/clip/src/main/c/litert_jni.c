@@ -1,7 +1,7 @@
 /*
  * JNI shim between dev.clipedge.clip.runtime.LiteRtJvmModel and LiteRT's C API (libLiteRt.so of the
- * ai-edge-litert 2.3.0 wheel): open a .tflite as a CompiledModel, describe its first signature's tensors, run it
- * with direct ByteBuffers, close. Java does the checking and the arithmetic; this file only translates.
+ * ai-edge-litert 2.3.0 wheel): open a .tflite as a CompiledModel, describe every signature's tensors, run one
+ * signature with direct ByteBuffers, close. Java does the checking and the arithmetic; this file only translates.
  *
  * We declare the few LiteRT prototypes we call instead of including LiteRT's headers, which the wheel does not
  * ship. The LiteRT repository has no 2.3.0 tag; each declaration follows its litert/c headers at tag v2.2.0, and
@@ -89,6 +89,7 @@ void LiteRtDestroyModel(LiteRtModel model);
 LiteRtStatus LiteRtGetNumModelSignatures(LiteRtModel model, LiteRtParamIndex* num_signatures);
 LiteRtStatus LiteRtGetModelSignature(LiteRtModel model, LiteRtParamIndex signature_index,
                                      LiteRtSignature* signature);
+LiteRtStatus LiteRtGetSignatureKey(LiteRtSignature signature, const char** signature_key);
 LiteRtStatus LiteRtGetNumSignatureInputs(LiteRtSignature signature, LiteRtParamIndex* num_inputs);
 LiteRtStatus LiteRtGetNumSignatureOutputs(LiteRtSignature signature, LiteRtParamIndex* num_outputs);
 LiteRtStatus LiteRtGetSignatureInputName(LiteRtSignature signature, LiteRtParamIndex input_idx,
@@ -190,28 +191,39 @@ typedef struct {
   size_t bytes;
 } Tensor;
 
+/* One signature (one subgraph: the length buckets of a text encoder are several) with its own buffers. */
+typedef struct {
+  const char* key; /* owned by the model */
+  size_t num_inputs, num_outputs;
+  Tensor* inputs;
+  Tensor* outputs;
+} Signature;
+
 typedef struct {
   LiteRtEnvironment environment;
   LiteRtModel model;
   LiteRtOptions options; /* kept until the compiled model is gone: the compiled model may refer to it */
   LiteRtCompiledModel compiled;
-  size_t num_inputs, num_outputs;
-  Tensor* inputs;
-  Tensor* outputs;
+  size_t num_signatures;
+  Signature* signatures;
 } Model;
+
+static void free_tensors(Tensor* tensors, size_t count) {
+  for (size_t i = 0; tensors != NULL && i < count; i++) {
+    if (tensors[i].buffer) LiteRtDestroyTensorBuffer(tensors[i].buffer);
+  }
+  free(tensors);
+}
 
 static void free_model(Model* m) {
   if (m == NULL) {
     return;
   }
-  for (size_t i = 0; m->inputs != NULL && i < m->num_inputs; i++) {
-    if (m->inputs[i].buffer) LiteRtDestroyTensorBuffer(m->inputs[i].buffer);
+  for (size_t s = 0; m->signatures != NULL && s < m->num_signatures; s++) {
+    free_tensors(m->signatures[s].inputs, m->signatures[s].num_inputs);
+    free_tensors(m->signatures[s].outputs, m->signatures[s].num_outputs);
   }
-  for (size_t i = 0; m->outputs != NULL && i < m->num_outputs; i++) {
-    if (m->outputs[i].buffer) LiteRtDestroyTensorBuffer(m->outputs[i].buffer);
-  }
-  free(m->inputs);
-  free(m->outputs);
+  free(m->signatures);
   if (m->compiled) LiteRtDestroyCompiledModel(m->compiled);
   if (m->options) LiteRtDestroyOptions(m->options);
   if (m->model) LiteRtDestroyModel(m->model);
@@ -242,8 +254,9 @@ static int add_cpu_threads(JNIEnv* env, LiteRtOptions options, int threads) {
   return 1;
 }
 
-/* Name, type and host buffer of input or output `index` of signature 0. */
-static int describe(JNIEnv* env, Model* m, LiteRtSignature signature, int output, size_t index, Tensor* t) {
+/* Name, type and host buffer of input or output `index` of signature `signature_index`. */
+static int describe(JNIEnv* env, Model* m, LiteRtParamIndex signature_index, LiteRtSignature signature, int output,
+                    size_t index, Tensor* t) {
   LiteRtTensor tensor;
   int type_id;
   LiteRtTensorBufferRequirements requirements; /* owned by the compiled model */
@@ -267,9 +280,11 @@ static int describe(JNIEnv* env, Model* m, LiteRtSignature signature, int output
     return 0;
   }
   return check(env, LiteRtGetRankedTensorType(tensor, &t->type), "LiteRtGetRankedTensorType", t->name) &&
-         (output ? check(env, LiteRtGetCompiledModelOutputBufferRequirements(m->compiled, 0, index, &requirements),
+         (output ? check(env, LiteRtGetCompiledModelOutputBufferRequirements(m->compiled, signature_index, index,
+                                                                        &requirements),
                          "LiteRtGetCompiledModelOutputBufferRequirements", t->name)
-                 : check(env, LiteRtGetCompiledModelInputBufferRequirements(m->compiled, 0, index, &requirements),
+                 : check(env, LiteRtGetCompiledModelInputBufferRequirements(m->compiled, signature_index, index,
+                                                                       &requirements),
                          "LiteRtGetCompiledModelInputBufferRequirements", t->name)) &&
          check(env, LiteRtCreateManagedTensorBufferFromRequirements(m->environment, &t->type, requirements,
                                                                     &t->buffer),
@@ -285,13 +300,25 @@ static Model* handle(JNIEnv* env, jlong h) {
   return (Model*)(intptr_t)h;
 }
 
-static Tensor* tensor_at(JNIEnv* env, Model* m, jboolean output, jint index) {
-  size_t count = output ? m->num_outputs : m->num_inputs;
+static Signature* signature_at(JNIEnv* env, Model* m, jint signature) {
+  if (signature < 0 || (size_t)signature >= m->num_signatures) {
+    throw_java(env, "java/lang/IndexOutOfBoundsException", "signature index");
+    return NULL;
+  }
+  return &m->signatures[signature];
+}
+
+static Tensor* tensor_at(JNIEnv* env, Model* m, jint signature, jboolean output, jint index) {
+  Signature* sig = signature_at(env, m, signature);
+  if (sig == NULL) {
+    return NULL;
+  }
+  size_t count = output ? sig->num_outputs : sig->num_inputs;
   if (index < 0 || (size_t)index >= count) {
     throw_java(env, "java/lang/IndexOutOfBoundsException", output ? "output index" : "input index");
     return NULL;
   }
-  return output ? &m->outputs[index] : &m->inputs[index];
+  return output ? &sig->outputs[index] : &sig->inputs[index];
 }
 
 /* --- JNI entry points ----------------------------------------------------------------------------------------- */
@@ -308,7 +335,6 @@ JNIEXPORT jlong JNICALL Java_dev_clipedge_clip_runtime_LiteRtJvmModel_nativeOpen
   }
   Model* m = calloc(1, sizeof(Model));
   LiteRtParamIndex num_signatures = 0;
-  LiteRtSignature signature = NULL;
   int ok = m != NULL;
   if (!ok) {
     throw_java(env, "java/lang/OutOfMemoryError", "model handle");
@@ -332,28 +358,42 @@ JNIEXPORT jlong JNICALL Java_dev_clipedge_clip_runtime_LiteRtJvmModel_nativeOpen
     throw_java(env, "dev/clipedge/clip/runtime/LiteRtException", message);
     ok = 0;
   }
-  ok = ok && check(env, LiteRtGetModelSignature(m->model, 0, &signature), "LiteRtGetModelSignature", path) &&
-       check(env, LiteRtGetNumSignatureInputs(signature, &m->num_inputs), "LiteRtGetNumSignatureInputs", path) &&
-       check(env, LiteRtGetNumSignatureOutputs(signature, &m->num_outputs), "LiteRtGetNumSignatureOutputs", path) &&
-       check(env, LiteRtCreateOptions(&m->options), "LiteRtCreateOptions", NULL) &&
+  ok = ok && check(env, LiteRtCreateOptions(&m->options), "LiteRtCreateOptions", NULL) &&
        check(env, LiteRtSetOptionsHardwareAccelerators(m->options, accelerators),
              "LiteRtSetOptionsHardwareAccelerators", NULL) &&
        (cpu_threads <= 0 || add_cpu_threads(env, m->options, cpu_threads)) &&
        check(env, LiteRtCreateCompiledModel(m->environment, m->model, m->options, &m->compiled),
              "LiteRtCreateCompiledModel", path);
   if (ok) {
-    m->inputs = calloc(m->num_inputs ? m->num_inputs : 1, sizeof(Tensor));
-    m->outputs = calloc(m->num_outputs ? m->num_outputs : 1, sizeof(Tensor));
-    if (m->inputs == NULL || m->outputs == NULL) {
-      throw_java(env, "java/lang/OutOfMemoryError", "tensor table");
+    m->signatures = calloc(num_signatures, sizeof(Signature));
+    if (m->signatures == NULL) {
+      throw_java(env, "java/lang/OutOfMemoryError", "signature table");
       ok = 0;
     }
   }
-  for (size_t i = 0; ok && i < m->num_inputs; i++) {
-    ok = describe(env, m, signature, 0, i, &m->inputs[i]);
-  }
-  for (size_t i = 0; ok && i < m->num_outputs; i++) {
-    ok = describe(env, m, signature, 1, i, &m->outputs[i]);
+  for (LiteRtParamIndex s = 0; ok && s < num_signatures; s++) {
+    Signature* sig = &m->signatures[s];
+    LiteRtSignature signature = NULL;
+    m->num_signatures = s + 1; /* what free_model releases if this signature fails half way */
+    ok = check(env, LiteRtGetModelSignature(m->model, s, &signature), "LiteRtGetModelSignature", path) &&
+         check(env, LiteRtGetSignatureKey(signature, &sig->key), "LiteRtGetSignatureKey", path) &&
+         check(env, LiteRtGetNumSignatureInputs(signature, &sig->num_inputs), "LiteRtGetNumSignatureInputs", path) &&
+         check(env, LiteRtGetNumSignatureOutputs(signature, &sig->num_outputs), "LiteRtGetNumSignatureOutputs",
+               path);
+    if (ok) {
+      sig->inputs = calloc(sig->num_inputs ? sig->num_inputs : 1, sizeof(Tensor));
+      sig->outputs = calloc(sig->num_outputs ? sig->num_outputs : 1, sizeof(Tensor));
+      if (sig->inputs == NULL || sig->outputs == NULL) {
+        throw_java(env, "java/lang/OutOfMemoryError", "tensor table");
+        ok = 0;
+      }
+    }
+    for (size_t i = 0; ok && i < sig->num_inputs; i++) {
+      ok = describe(env, m, s, signature, 0, i, &sig->inputs[i]);
+    }
+    for (size_t i = 0; ok && i < sig->num_outputs; i++) {
+      ok = describe(env, m, s, signature, 1, i, &sig->outputs[i]);
+    }
   }
   (*env)->ReleaseStringUTFChars(env, jpath, path);
   if (!ok) {
@@ -363,29 +403,46 @@ JNIEXPORT jlong JNICALL Java_dev_clipedge_clip_runtime_LiteRtJvmModel_nativeOpen
   return (jlong)(intptr_t)m;
 }
 
-JNIEXPORT jint JNICALL Java_dev_clipedge_clip_runtime_LiteRtJvmModel_nativeCount(JNIEnv* env, jclass cls, jlong h,
-                                                                                 jboolean output) {
+JNIEXPORT jint JNICALL Java_dev_clipedge_clip_runtime_LiteRtJvmModel_nativeSignatureCount(JNIEnv* env,
+                                                                                          jclass cls, jlong h) {
   (void)cls;
   Model* m = handle(env, h);
-  return m == NULL ? 0 : (jint)(output ? m->num_outputs : m->num_inputs);
+  return m == NULL ? 0 : (jint)m->num_signatures;
+}
+
+JNIEXPORT jstring JNICALL Java_dev_clipedge_clip_runtime_LiteRtJvmModel_nativeSignatureKey(JNIEnv* env, jclass cls,
+                                                                                           jlong h, jint signature) {
+  (void)cls;
+  Model* m = handle(env, h);
+  Signature* sig = m == NULL ? NULL : signature_at(env, m, signature);
+  return sig == NULL ? NULL : (*env)->NewStringUTF(env, sig->key);
+}
+
+JNIEXPORT jint JNICALL Java_dev_clipedge_clip_runtime_LiteRtJvmModel_nativeCount(JNIEnv* env, jclass cls, jlong h,
+                                                                                 jint signature, jboolean output) {
+  (void)cls;
+  Model* m = handle(env, h);
+  Signature* sig = m == NULL ? NULL : signature_at(env, m, signature);
+  return sig == NULL ? 0 : (jint)(output ? sig->num_outputs : sig->num_inputs);
 }
 
 /* Signature name of input or output `index`. */
 JNIEXPORT jstring JNICALL Java_dev_clipedge_clip_runtime_LiteRtJvmModel_nativeName(JNIEnv* env, jclass cls, jlong h,
-                                                                                   jboolean output, jint index) {
+                                                                                   jint signature, jboolean output,
+                                                                                   jint index) {
   (void)cls;
   Model* m = handle(env, h);
-  Tensor* t = m == NULL ? NULL : tensor_at(env, m, output, index);
+  Tensor* t = m == NULL ? NULL : tensor_at(env, m, signature, output, index);
   return t == NULL ? NULL : (*env)->NewStringUTF(env, t->name);
 }
 
 /* {LiteRtElementType, byte size, dimension 0, dimension 1, ...} of input or output `index`. */
 JNIEXPORT jlongArray JNICALL Java_dev_clipedge_clip_runtime_LiteRtJvmModel_nativeType(JNIEnv* env, jclass cls,
-                                                                                      jlong h, jboolean output,
-                                                                                      jint index) {
+                                                                                      jlong h, jint signature,
+                                                                                      jboolean output, jint index) {
   (void)cls;
   Model* m = handle(env, h);
-  Tensor* t = m == NULL ? NULL : tensor_at(env, m, output, index);
+  Tensor* t = m == NULL ? NULL : tensor_at(env, m, signature, output, index);
   if (t == NULL) {
     return NULL;
   }
@@ -432,41 +489,43 @@ static int transfer(JNIEnv* env, Tensor* t, jobject buffer, int to_tensor) {
 }
 
 JNIEXPORT void JNICALL Java_dev_clipedge_clip_runtime_LiteRtJvmModel_nativeRun(JNIEnv* env, jclass cls, jlong h,
-                                                                               jobjectArray inputs,
+                                                                               jint signature, jobjectArray inputs,
                                                                                jobjectArray outputs) {
   (void)cls;
   Model* m = handle(env, h);
-  if (m == NULL) {
+  Signature* sig = m == NULL ? NULL : signature_at(env, m, signature);
+  if (sig == NULL) {
     return;
   }
-  if (inputs == NULL || outputs == NULL || (size_t)(*env)->GetArrayLength(env, inputs) != m->num_inputs ||
-      (size_t)(*env)->GetArrayLength(env, outputs) != m->num_outputs) {
-    char message[128];
-    snprintf(message, sizeof message, "the model takes %zu input and %zu output buffers", m->num_inputs,
-             m->num_outputs);
+  if (inputs == NULL || outputs == NULL || (size_t)(*env)->GetArrayLength(env, inputs) != sig->num_inputs ||
+      (size_t)(*env)->GetArrayLength(env, outputs) != sig->num_outputs) {
+    char message[512];
+    snprintf(message, sizeof message, "signature %s takes %zu input and %zu output buffers", sig->key,
+             sig->num_inputs, sig->num_outputs);
     throw_java(env, "java/lang/IllegalArgumentException", message);
     return;
   }
-  for (size_t i = 0; i < m->num_inputs; i++) {
+  for (size_t i = 0; i < sig->num_inputs; i++) {
     jobject buffer = (*env)->GetObjectArrayElement(env, inputs, (jsize)i);
-    int ok = transfer(env, &m->inputs[i], buffer, 1);
+    int ok = transfer(env, &sig->inputs[i], buffer, 1);
     (*env)->DeleteLocalRef(env, buffer);
     if (!ok) {
       return;
     }
   }
   /* The Tensor table is not an array of buffers, so gather them (a few pointers, on the stack). */
-  LiteRtTensorBuffer in[m->num_inputs ? m->num_inputs : 1];
-  LiteRtTensorBuffer out[m->num_outputs ? m->num_outputs : 1];
-  for (size_t i = 0; i < m->num_inputs; i++) in[i] = m->inputs[i].buffer;
-  for (size_t i = 0; i < m->num_outputs; i++) out[i] = m->outputs[i].buffer;
-  if (!check(env, LiteRtRunCompiledModel(m->compiled, 0, m->num_inputs, in, m->num_outputs, out),
-             "LiteRtRunCompiledModel", NULL)) {
+  LiteRtTensorBuffer in[sig->num_inputs ? sig->num_inputs : 1];
+  LiteRtTensorBuffer out[sig->num_outputs ? sig->num_outputs : 1];
+  for (size_t i = 0; i < sig->num_inputs; i++) in[i] = sig->inputs[i].buffer;
+  for (size_t i = 0; i < sig->num_outputs; i++) out[i] = sig->outputs[i].buffer;
+  if (!check(env, LiteRtRunCompiledModel(m->compiled, (LiteRtParamIndex)signature, sig->num_inputs, in,
+                                         sig->num_outputs, out),
+             "LiteRtRunCompiledModel", sig->key)) {
     return;
   }
-  for (size_t i = 0; i < m->num_outputs; i++) {
+  for (size_t i = 0; i < sig->num_outputs; i++) {
     jobject buffer = (*env)->GetObjectArrayElement(env, outputs, (jsize)i);
-    int ok = transfer(env, &m->outputs[i], buffer, 0);
+    int ok = transfer(env, &sig->outputs[i], buffer, 0);
     (*env)->DeleteLocalRef(env, buffer);
     if (!ok) {
       return;

@@ -13,7 +13,9 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * {@link TfliteModel} on Android: LiteRT's CompiledModel API (com.google.ai.edge.litert:litert), the runtime that
@@ -23,14 +25,19 @@ import java.util.List;
  * <p>Where this differs from the desktop runner: the Kotlin API reports element types by tensor name but does
  * not list the names, so the tensor descriptions come from the export's manifest; that is safe because the
  * manifest's sha256 was checked against this very file before it was opened ({@link Manifest.Artifact#verified}).
- * TensorBuffer's write functions log instead of throwing when a size is wrong, so sizes are checked here.
+ * TensorBuffer's write functions log instead of throwing when a size is wrong, so sizes are checked here. The
+ * signatures are the manifest's too (a text encoder's length buckets), run by key; an artifact the manifest lists
+ * without signatures has one, the exporter's only key, serving_default.
  */
 final class LiteRtAndroidModel implements TfliteModel {
+  private static final String ONLY_SIGNATURE = "serving_default";
+
+  /** One signature: its tensors (from the manifest) and the buffers LiteRT created for it. */
+  private record Signature(List<TensorInfo> inputs, List<TensorInfo> outputs, List<TensorBuffer> inputBuffers,
+                           List<TensorBuffer> outputBuffers) {}
+
   private final CompiledModel model;
-  private final List<TensorBuffer> inputBuffers;
-  private final List<TensorBuffer> outputBuffers;
-  private final List<TensorInfo> inputs;
-  private final List<TensorInfo> outputs;
+  private final Map<String, Signature> signatures = new LinkedHashMap<>();
   private boolean closed;
 
   /** Opens the export's artifacts with {@code accelerator} (LiteRT runs on the CPU what it cannot place). */
@@ -46,21 +53,41 @@ final class LiteRtAndroidModel implements TfliteModel {
   }
 
   private LiteRtAndroidModel(Path file, Manifest.Artifact artifact, Accelerator accelerator, Environment env) {
-    inputs = describe(artifact.inputs());
-    outputs = describe(artifact.outputs());
     CompiledModel.Options options = accelerator == Accelerator.CPU
         ? new CompiledModel.Options(Accelerator.CPU) : new CompiledModel.Options(accelerator, Accelerator.CPU);
     try {
       model = CompiledModel.create(file.toString(), options, env);
-      inputBuffers = model.createInputBuffers();
-      outputBuffers = model.createOutputBuffers();
     } catch (LiteRtException e) {
       throw new IllegalStateException("LiteRT cannot open " + file + " on " + accelerator + ": " + e.getMessage(), e);
     }
-    if (inputBuffers.size() != inputs.size() || outputBuffers.size() != outputs.size()) {
+    try {
+      if (artifact.signatures().isEmpty()) {
+        add(file, ONLY_SIGNATURE, artifact.inputs(), artifact.outputs());
+      }
+      for (Manifest.Signature signature : artifact.signatures()) {
+        add(file, signature.key(), signature.inputs(), signature.outputs());
+      }
+    } catch (RuntimeException e) {
       close();
-      throw new IllegalStateException(file + " has " + inputBuffers.size() + " inputs and " + outputBuffers.size()
-          + " outputs; its manifest entry lists " + inputs.size() + " and " + outputs.size());
+      throw e;
+    }
+  }
+
+  private void add(Path file, String key, List<Manifest.Tensor> inputs, List<Manifest.Tensor> outputs) {
+    List<TensorBuffer> inputBuffers;
+    List<TensorBuffer> outputBuffers;
+    try {
+      inputBuffers = model.createInputBuffers(key);
+      outputBuffers = model.createOutputBuffers(key);
+    } catch (LiteRtException e) {
+      throw new IllegalStateException(file + ": LiteRT cannot create the buffers of signature " + key + ": "
+          + e.getMessage(), e);
+    }
+    // Registered before the check, so close() frees the buffers of a refused signature too.
+    signatures.put(key, new Signature(describe(inputs), describe(outputs), inputBuffers, outputBuffers));
+    if (inputBuffers.size() != inputs.size() || outputBuffers.size() != outputs.size()) {
+      throw new IllegalStateException(file + " signature " + key + " has " + inputBuffers.size() + " inputs and "
+          + outputBuffers.size() + " outputs; its manifest entry lists " + inputs.size() + " and " + outputs.size());
     }
   }
 
@@ -73,30 +100,44 @@ final class LiteRtAndroidModel implements TfliteModel {
   }
 
   @Override
-  public List<TensorInfo> inputs() {
-    return inputs;
+  public List<String> signatureKeys() {
+    return List.copyOf(signatures.keySet());
+  }
+
+  private Signature signature(String key) {
+    Signature signature = signatures.get(key);
+    if (signature == null) {
+      throw new IllegalArgumentException("no signature '" + key + "'; the manifest lists " + signatures.keySet());
+    }
+    return signature;
   }
 
   @Override
-  public List<TensorInfo> outputs() {
-    return outputs;
+  public List<TensorInfo> inputs(String key) {
+    return signature(key).inputs();
   }
 
   @Override
-  public void run(ByteBuffer[] in, ByteBuffer[] out) {
+  public List<TensorInfo> outputs(String key) {
+    return signature(key).outputs();
+  }
+
+  @Override
+  public void run(String key, ByteBuffer[] in, ByteBuffer[] out) {
     if (closed) {
       throw new IllegalStateException("model is closed");
     }
+    Signature signature = signature(key);
     try {
-      for (int i = 0; i < inputs.size(); i++) {
-        write(inputBuffers.get(i), inputs.get(i), in[i]);
+      for (int i = 0; i < signature.inputs().size(); i++) {
+        write(signature.inputBuffers().get(i), signature.inputs().get(i), in[i]);
       }
-      model.run(inputBuffers, outputBuffers);
-      for (int i = 0; i < outputs.size(); i++) {
-        read(outputBuffers.get(i), outputs.get(i), out[i]);
+      model.run(signature.inputBuffers(), signature.outputBuffers(), key);
+      for (int i = 0; i < signature.outputs().size(); i++) {
+        read(signature.outputBuffers().get(i), signature.outputs().get(i), out[i]);
       }
     } catch (LiteRtException e) {
-      throw new IllegalStateException("LiteRT run failed: " + e.getMessage(), e);
+      throw new IllegalStateException("LiteRT run of signature " + key + " failed: " + e.getMessage(), e);
     }
   }
 
@@ -157,11 +198,9 @@ final class LiteRtAndroidModel implements TfliteModel {
       return;
     }
     closed = true;
-    for (TensorBuffer buffer : inputBuffers) {
-      buffer.close();
-    }
-    for (TensorBuffer buffer : outputBuffers) {
-      buffer.close();
+    for (Signature signature : signatures.values()) {
+      signature.inputBuffers().forEach(TensorBuffer::close);
+      signature.outputBuffers().forEach(TensorBuffer::close);
     }
     model.close();
   }

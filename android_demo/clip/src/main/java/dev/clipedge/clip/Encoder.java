@@ -9,23 +9,47 @@ import dev.clipedge.clip.runtime.ModelLoader;
 import dev.clipedge.clip.runtime.TensorInfo;
 import dev.clipedge.clip.runtime.TfliteModel;
 import java.nio.ByteBuffer;
+import java.util.Arrays;
 import java.util.List;
 
 /**
- * What the image and text encoders share: a checked artifact opened with a runtime, one input and one [1, D]
- * output, the output read back (dequantised if the manifest says it is quantised) and L2-normalised.
+ * What the image and text encoders share: a checked artifact opened with a runtime, signatures with one input and
+ * one [1, D] output each, the output read back (dequantised if the manifest says it is quantised) and
+ * L2-normalised.
  *
  * <p>The export contract says the embeddings are L2-normalised, but an int8 output is only approximately unit
  * norm after dequantisation, so we normalise every output again (a no-op up to rounding for float outputs).
  */
 public abstract class Encoder implements AutoCloseable {
   protected final Artifact artifact;
-  protected final Tensor input;
-  protected final Tensor output;
-  protected final ByteBuffer inputBuffer;
+  /** The signature the manifest's top-level tensors describe (the full-length one of a text encoder). */
+  protected final BoundSignature main;
   private final TfliteModel model;
-  private final ByteBuffer outputBuffer;
   private final int embeddingSize;
+
+  /** A signature as the encoder runs it: its manifest tensors, checked against the model, and reused buffers. */
+  protected final class BoundSignature {
+    final String key;
+    final Tensor input;
+    final Tensor output;
+    final ByteBuffer inputBuffer;
+    private final ByteBuffer outputBuffer;
+
+    private BoundSignature(String key, Tensor input, Tensor output) {
+      int[] outputShape = output.shape();
+      if (outputShape.length != 2 || outputShape[0] != 1) {
+        throw new ExportException(artifact.file() + ": output " + output + " of signature " + key + " is not [1, D]");
+      }
+      checkDequantisable(output);
+      check(key, "input", input, model.inputs(key));
+      check(key, "output", output, model.outputs(key));
+      this.key = key;
+      this.input = input;
+      this.output = output;
+      this.inputBuffer = TfliteModel.allocate(model.inputs(key).get(0));
+      this.outputBuffer = TfliteModel.allocate(model.outputs(key).get(0));
+    }
+  }
 
   protected Encoder(Manifest manifest, String tower, String variant, ModelLoader loader) {
     this.artifact = manifest.artifact(tower, variant);
@@ -33,31 +57,50 @@ public abstract class Encoder implements AutoCloseable {
       throw new ExportException(artifact.file() + ": the manifest lists " + artifact.inputs().size() + " inputs and "
           + artifact.outputs().size() + " outputs; an encoder has one of each");
     }
-    this.input = artifact.inputs().get(0);
-    this.output = artifact.outputs().get(0);
-    int[] outputShape = output.shape();
-    if (outputShape.length != 2 || outputShape[0] != 1) {
-      throw new ExportException(artifact.file() + ": output " + output + " is not [1, D]");
-    }
-    checkDequantisable(output);
-    this.embeddingSize = outputShape[1];
     this.model = loader.open(artifact.verified());
     try {
-      check("input", input, model.inputs());
-      check("output", output, model.outputs());
+      this.main = bind(mainKey(), artifact.inputs().get(0), artifact.outputs().get(0));
     } catch (RuntimeException e) {
       model.close();
       throw e;
     }
-    this.inputBuffer = TfliteModel.allocate(model.inputs().get(0));
-    this.outputBuffer = TfliteModel.allocate(model.outputs().get(0));
+    this.embeddingSize = main.output.shape()[1];
+  }
+
+  /**
+   * The key of the signature the top-level tensors describe: the manifest's signature with the same input when
+   * it lists several (the Android runtime does not order them as the file does), else the model's first one.
+   */
+  private String mainKey() {
+    Tensor input = artifact.inputs().get(0);
+    for (Manifest.Signature signature : artifact.signatures()) {
+      if (signature.inputs().size() == 1 && signature.inputs().get(0).dtype() == input.dtype()
+          && Arrays.equals(signature.inputs().get(0).shape(), input.shape())) {
+        return signature.key();
+      }
+    }
+    return model.signatureKeys().get(0);
+  }
+
+  /** Checks signature {@code key} of the model against the manifest's tensors and allocates its buffers. */
+  protected BoundSignature bind(String key, Tensor input, Tensor output) {
+    if (!model.signatureKeys().contains(key)) {
+      throw new ExportException(artifact.file() + " has no signature '" + key + "' (the manifest lists it); it has "
+          + model.signatureKeys());
+    }
+    BoundSignature bound = new BoundSignature(key, input, output);
+    if (main != null && bound.output.shape()[1] != embeddingSize) {
+      throw new ExportException(artifact.file() + ": signature " + key + " outputs " + bound.output
+          + ", signature " + main.key + " " + main.output + "; one encoder has one embedding size");
+    }
+    return bound;
   }
 
   /** The manifest must describe the model we actually opened (a stale manifest would misread the output). */
-  private void check(String side, Tensor expected, List<TensorInfo> actual) {
+  private void check(String key, String side, Tensor expected, List<TensorInfo> actual) {
     if (actual.size() != 1 || !expected.matches(actual.get(0))) {
-      throw new ExportException(artifact.file() + ": the model's " + side + "s are " + actual
-          + " but the manifest says " + expected);
+      throw new ExportException(artifact.file() + ": the model's " + side + "s of signature " + key + " are "
+          + actual + " but the manifest says " + expected);
     }
   }
 
@@ -75,28 +118,29 @@ public abstract class Encoder implements AutoCloseable {
     return embeddingSize;
   }
 
-  /** Runs the model on {@link #inputBuffer} (filled by the subclass) and returns the unit-norm embedding. */
-  protected float[] runAndNormalise() {
-    model.run(new ByteBuffer[] {inputBuffer}, new ByteBuffer[] {outputBuffer});
+  /** Runs {@code signature} on its input buffer (filled by the subclass) and returns the unit-norm embedding. */
+  protected float[] runAndNormalise(BoundSignature signature) {
+    model.run(signature.key, new ByteBuffer[] {signature.inputBuffer}, new ByteBuffer[] {signature.outputBuffer});
+    ByteBuffer buffer = signature.outputBuffer;
     float[] embedding = new float[embeddingSize];
-    Quantization q = output.quantization();
+    Quantization q = signature.output.quantization();
     for (int i = 0; i < embeddingSize; i++) {
-      switch (output.dtype()) {
+      switch (signature.output.dtype()) {
         case FLOAT32:
-          embedding[i] = outputBuffer.getFloat(4 * i);
+          embedding[i] = buffer.getFloat(4 * i);
           break;
         case INT8:
-          embedding[i] = (float) (q.scale() * (outputBuffer.get(i) - q.zeroPoint()));
+          embedding[i] = (float) (q.scale() * (buffer.get(i) - q.zeroPoint()));
           break;
         default: // UINT8, checked in the constructor
-          embedding[i] = (float) (q.scale() * ((outputBuffer.get(i) & 0xff) - q.zeroPoint()));
+          embedding[i] = (float) (q.scale() * ((buffer.get(i) & 0xff) - q.zeroPoint()));
       }
     }
     try {
       return Embeddings.l2Normalize(embedding);
     } catch (IllegalArgumentException e) {
-      throw new IllegalStateException(artifact.path() + " produced an embedding that cannot be normalised: "
-          + e.getMessage());
+      throw new IllegalStateException(artifact.path() + " [" + signature.key + "] produced an embedding that "
+          + "cannot be normalised: " + e.getMessage());
     }
   }
 

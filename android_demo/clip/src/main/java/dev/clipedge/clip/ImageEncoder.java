@@ -2,6 +2,7 @@ package dev.clipedge.clip;
 
 import dev.clipedge.clip.Manifest.ExportException;
 import dev.clipedge.clip.Manifest.Quantization;
+import dev.clipedge.clip.Manifest.Tensor;
 import dev.clipedge.clip.runtime.DType;
 import dev.clipedge.clip.runtime.ModelLoader;
 
@@ -14,6 +15,7 @@ public final class ImageEncoder extends Encoder {
 
   public ImageEncoder(Manifest manifest, String variant, ModelLoader loader) {
     super(manifest, "image", variant, loader);
+    Tensor input = main.input;
     int[] shape = input.shape();
     if (shape.length != 4 || shape[0] != 1 || shape[1] != shape[2] || shape[3] != 3) {
       throw new ExportException(artifact.file() + ": input " + input + " is not [1, R, R, 3]");
@@ -40,18 +42,19 @@ public final class ImageEncoder extends Encoder {
       throw new IllegalArgumentException("expected " + size + " RGB bytes (" + resolution + "x" + resolution
           + "x3), got " + rgb.length);
     }
+    Tensor input = main.input;
     Quantization q = input.quantization();
     if (q == null) {
-      inputBuffer.put(0, rgb);
+      main.inputBuffer.put(0, rgb);
     } else {
       // The quantised input stands for the pixel values 0..255: q = round(p / scale) + zero point, clamped.
       long low = input.dtype() == DType.INT8 ? -128 : 0;
       long high = input.dtype() == DType.INT8 ? 127 : 255;
       for (int i = 0; i < size; i++) {
         long value = Math.round((rgb[i] & 0xff) / q.scale()) + q.zeroPoint();
-        inputBuffer.put(i, (byte) Math.max(low, Math.min(high, value)));
+        main.inputBuffer.put(i, (byte) Math.max(low, Math.min(high, value)));
       }
     }
-    return runAndNormalise();
+    return runAndNormalise(main);
   }
 }

@@ -80,9 +80,19 @@ public final class Manifest {
     }
   }
 
-  /** A file of the export; TFLite encoders also have tower, variant and tensors (others have null and empty). */
+  /**
+   * One signature of a multi-signature artifact: a text encoder has one per length bucket, each taking
+   * {@code length} token ids (the full context length among them).
+   */
+  public record Signature(String key, int length, List<Tensor> inputs, List<Tensor> outputs) {}
+
+  /**
+   * A file of the export; TFLite encoders also have tower, variant and tensors (others have null and empty). The
+   * top-level tensors are the default signature's; {@code signatures} lists every signature when the exporter
+   * wrote several (text encoders with length buckets), else it is empty.
+   */
   public record Artifact(Path file, String path, String sha256, long bytes, String tower, String variant,
-                         List<Tensor> inputs, List<Tensor> outputs) {
+                         List<Tensor> inputs, List<Tensor> outputs, List<Signature> signatures) {
     /**
      * The file, after checking that its size and sha256 are the manifest's (read in blocks, never whole):
      * a truncated download, a tampered or swapped model is refused before any runtime parses it.
@@ -272,10 +282,35 @@ public final class Manifest {
       Object tower = entry.get("tower");
       Object variant = entry.get("variant");
       if (tower == null && variant == null) {
-        return new Artifact(resolved, path, sha256, bytes, null, null, List.of(), List.of());
+        return new Artifact(resolved, path, sha256, bytes, null, null, List.of(), List.of(), List.of());
       }
       return new Artifact(resolved, path, sha256, bytes, string(entry, "tower", where),
-          string(entry, "variant", where), tensors(entry, "inputs", where), tensors(entry, "outputs", where));
+          string(entry, "variant", where), tensors(entry, "inputs", where), tensors(entry, "outputs", where),
+          signatures(entry.get("signatures"), where + ".signatures"));
+    }
+
+    private List<Signature> signatures(Object value, String where) {
+      if (value == null) {
+        return List.of();
+      }
+      List<Object> list = array(value, where);
+      List<Signature> signatures = new ArrayList<>();
+      for (int i = 0; i < list.size(); i++) {
+        String at = where + "[" + i + "]";
+        Map<String, Object> entry = object(list.get(i), at);
+        long length = number(require(entry, "length", at), at + ".length").longValue();
+        if (length < 1 || length > Integer.MAX_VALUE) {
+          throw error(at + ".length is " + length + "; a token count must be positive");
+        }
+        String key = string(entry, "key", at);
+        for (Signature earlier : signatures) {
+          if (earlier.key().equals(key) || earlier.length() == length) {
+            throw error(at + " repeats the key or length of signature '" + earlier.key() + "'");
+          }
+        }
+        signatures.add(new Signature(key, (int) length, tensors(entry, "inputs", at), tensors(entry, "outputs", at)));
+      }
+      return Collections.unmodifiableList(signatures);
     }
 
     private List<Tensor> tensors(Map<String, Object> entry, String key, String where) {

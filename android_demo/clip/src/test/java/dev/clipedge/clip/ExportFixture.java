@@ -35,7 +35,10 @@ final class ExportFixture {
     return directory;
   }
 
-  /** A manifest with a float32 and an int8 image encoder (R = 4, D = 2) and a float32 text encoder (L = 5). */
+  /**
+   * A manifest with a float32 and an int8 image encoder (R = 4, D = 2), a float32 text encoder (L = 5) and the
+   * bucketed text encoder of {@link #bucketedText()}.
+   */
   static String manifest() {
     String pixels = tensor("serving_default_pixels:0", "uint8", "[1, 4, 4, 3]", "null");
     return "{\"name\": \"fixture\", \"config\": {\"image_resolution\": 4, \"context_length\": 5, "
@@ -51,11 +54,24 @@ final class ExportFixture {
         + artifact("tflite/text_encoder_float32.tflite", "text", "float32",
             tensor("serving_default_token_ids:0", "int32", "[1, 5]", "null"),
             tensor("StatefulPartitionedCall:0", "float32", "[1, 2]", "null"))
+        + ", " + bucketedText()
         + "]}";
+  }
+
+  /** A dynamic_int8 text encoder with a length bucket: signatures serving_default (L = 5) and tokens_3. */
+  static String bucketedText() {
+    String full = tensor("serving_default_token_ids:0", "int32", "[1, 5]", "null");
+    String output = tensor("StatefulPartitionedCall:0", "float32", "[1, 2]", "null");
+    String entry = artifact("tflite/text_encoder_dynamic_int8.tflite", "text", "dynamic_int8", full, output);
+    return entry.substring(0, entry.length() - 1) + ", \"signatures\": ["
+        + "{\"key\": \"serving_default\", \"length\": 5, \"inputs\": [" + full + "], \"outputs\": [" + output
+        + "]}, {\"key\": \"tokens_3\", \"length\": 3, \"inputs\": ["
+        + tensor("tokens_3_token_ids:0", "int32", "[1, 3]", "null") + "], \"outputs\": [" + output + "]}]}";
   }
 
   static Path writeDefault(Path directory) throws IOException {
     return write(directory, manifest(), "assets/vocab.json", "tflite/image_encoder_float32.tflite",
-        "tflite/image_encoder_int8.tflite", "tflite/text_encoder_float32.tflite");
+        "tflite/image_encoder_int8.tflite", "tflite/text_encoder_float32.tflite",
+        "tflite/text_encoder_dynamic_int8.tflite");
   }
 }

@@ -38,7 +38,13 @@ class ManifestTest {
     assertEquals(22.5, manifest.logitMultiplier());
     assertEquals(4L, manifest.config().get("image_resolution"));
     assertEquals(List.of("float32", "int8"), manifest.variants("image"));
-    assertEquals(List.of("float32"), manifest.variants("text"));
+    assertEquals(List.of("float32", "dynamic_int8"), manifest.variants("text"));
+    assertEquals(List.of(), manifest.artifact("text", "float32").signatures());
+    List<Manifest.Signature> signatures = manifest.artifact("text", "dynamic_int8").signatures();
+    assertEquals(List.of("serving_default", "tokens_3"),
+        signatures.stream().map(Manifest.Signature::key).toList());
+    assertEquals(List.of(5, 3), signatures.stream().map(Manifest.Signature::length).toList());
+    assertArrayEquals(new int[] {1, 3}, signatures.get(1).inputs().get(0).shape());
 
     Artifact image = manifest.artifact("image", "float32");
     assertEquals(export.resolve("tflite/image_encoder_float32.tflite"), image.verified());
@@ -51,6 +57,15 @@ class ManifestTest {
     assertEquals(-1, int8.outputs().get(0).quantization().zeroPoint());
     assertEquals(DType.INT8, int8.inputs().get(0).dtype());
     assertNull(manifest.file("assets/vocab.json").tower());
+  }
+
+  @Test
+  void repeatedSignatureLength() throws IOException {
+    String manifest = ExportFixture.manifest().replace("\"length\": 3", "\"length\": 5");
+    Path export = ExportFixture.write(folder.resolve("repeated"), manifest);
+    ExportException error = assertThrows(ExportException.class, () -> Manifest.load(export));
+    assertTrue(error.getMessage().contains("artifacts[4].signatures[1] repeats the key or length of signature "
+        + "'serving_default'"), error.getMessage());
   }
 
   @Test

@@ -5,12 +5,14 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * {@link TfliteModel} on the desktop JVM: LiteRT's C API (libLiteRt.so of the ai-edge-litert wheel) through the
  * JNI shim src/main/c/litert_jni.c, whose path the system property {@value #LIBRARY_PROPERTY} names
- * (android_demo/clip-jvm sets it). Same runtime as Android's CompiledModel; only the first signature is used.
+ * (android_demo/clip-jvm sets it). Same runtime as Android's CompiledModel.
  */
 public final class LiteRtJvmModel implements TfliteModel {
   public static final String LIBRARY_PROPERTY = "clipedge.litert.jni";
@@ -30,17 +32,21 @@ public final class LiteRtJvmModel implements TfliteModel {
 
   private static boolean loaded;
 
+  /** One signature as the native side numbers it, with its tensors. */
+  private record Signature(int index, List<TensorInfo> inputs, List<TensorInfo> outputs) {}
+
   private final Path file;
-  private final List<TensorInfo> inputs;
-  private final List<TensorInfo> outputs;
+  private final Map<String, Signature> signatures = new LinkedHashMap<>();
   private long handle;
 
   private LiteRtJvmModel(Path file, long handle) {
     this.file = file;
     this.handle = handle;
     try {
-      this.inputs = describe(false);
-      this.outputs = describe(true);
+      int count = nativeSignatureCount(handle);
+      for (int s = 0; s < count; s++) {
+        signatures.put(nativeSignatureKey(handle, s), new Signature(s, describe(s, false), describe(s, true)));
+      }
     } catch (RuntimeException e) {
       close();
       throw e;
@@ -106,12 +112,12 @@ public final class LiteRtJvmModel implements TfliteModel {
     loaded = true;
   }
 
-  private List<TensorInfo> describe(boolean output) {
-    int count = nativeCount(handle, output);
+  private List<TensorInfo> describe(int signature, boolean output) {
+    int count = nativeCount(handle, signature, output);
     List<TensorInfo> tensors = new ArrayList<>(count);
     for (int i = 0; i < count; i++) {
-      String name = nativeName(handle, output, i);
-      long[] type = nativeType(handle, output, i);
+      String name = nativeName(handle, signature, output, i);
+      long[] type = nativeType(handle, signature, output, i);
       int[] shape = new int[type.length - 2];
       for (int d = 0; d < shape.length; d++) {
         shape[d] = (int) type[2 + d];
@@ -153,23 +159,38 @@ public final class LiteRtJvmModel implements TfliteModel {
   }
 
   @Override
-  public List<TensorInfo> inputs() {
-    return inputs;
+  public List<String> signatureKeys() {
+    return List.copyOf(signatures.keySet());
+  }
+
+  private Signature signature(String key) {
+    Signature signature = signatures.get(key);
+    if (signature == null) {
+      throw new IllegalArgumentException(file.getFileName() + " has no signature '" + key + "'; it has "
+          + signatures.keySet());
+    }
+    return signature;
   }
 
   @Override
-  public List<TensorInfo> outputs() {
-    return outputs;
+  public List<TensorInfo> inputs(String key) {
+    return signature(key).inputs();
   }
 
   @Override
-  public synchronized void run(ByteBuffer[] inputBuffers, ByteBuffer[] outputBuffers) {
+  public List<TensorInfo> outputs(String key) {
+    return signature(key).outputs();
+  }
+
+  @Override
+  public synchronized void run(String key, ByteBuffer[] inputBuffers, ByteBuffer[] outputBuffers) {
     if (handle == 0) {
       throw new IllegalStateException(file + " is closed");
     }
-    check("input", inputs, inputBuffers);
-    check("output", outputs, outputBuffers);
-    nativeRun(handle, inputBuffers, outputBuffers);
+    Signature signature = signature(key);
+    check("input", signature.inputs(), inputBuffers);
+    check("output", signature.outputs(), outputBuffers);
+    nativeRun(handle, signature.index(), inputBuffers, outputBuffers);
   }
 
   private void check(String side, List<TensorInfo> tensors, ByteBuffer[] buffers) {
@@ -204,13 +225,17 @@ public final class LiteRtJvmModel implements TfliteModel {
 
   private static native long nativeOpen(String path, int accelerators, int cpuThreads, boolean runtimeLogs);
 
-  private static native int nativeCount(long handle, boolean output);
+  private static native int nativeSignatureCount(long handle);
 
-  private static native String nativeName(long handle, boolean output, int index);
+  private static native String nativeSignatureKey(long handle, int signature);
 
-  private static native long[] nativeType(long handle, boolean output, int index);
+  private static native int nativeCount(long handle, int signature, boolean output);
 
-  private static native void nativeRun(long handle, ByteBuffer[] inputs, ByteBuffer[] outputs);
+  private static native String nativeName(long handle, int signature, boolean output, int index);
+
+  private static native long[] nativeType(long handle, int signature, boolean output, int index);
+
+  private static native void nativeRun(long handle, int signature, ByteBuffer[] inputs, ByteBuffer[] outputs);
 
   private static native void nativeClose(long handle);
 }

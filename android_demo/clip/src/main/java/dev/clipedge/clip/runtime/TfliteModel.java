@@ -5,7 +5,8 @@ import java.nio.ByteOrder;
 import java.util.List;
 
 /**
- * A compiled .tflite model with one signature: what the CLIP encoders need from a runtime. The desktop JVM
+ * A compiled .tflite model and its signatures (a text encoder has one per length bucket, sharing the weights):
+ * what the CLIP encoders need from a runtime. The desktop JVM
  * implements it with LiteRT's C API ({@link LiteRtJvmModel}); an Android app implements it with LiteRT's
  * CompiledModel API ({@code com.google.ai.edge.litert:litert}), which runs the same runtime.
  *
@@ -14,12 +15,29 @@ import java.util.List;
  * safe to use from one thread at a time; {@link #close()} may be called more than once.
  */
 public interface TfliteModel extends AutoCloseable {
-  List<TensorInfo> inputs();
+  /** The signature keys in the file's order; the first is what a runtime runs when no signature is named. */
+  List<String> signatureKeys();
 
-  List<TensorInfo> outputs();
+  /** The inputs of signature {@code key}; an unknown key is an IllegalArgumentException naming the known ones. */
+  List<TensorInfo> inputs(String key);
 
-  /** Runs the model: reads every input buffer, overwrites every output buffer. */
-  void run(ByteBuffer[] inputs, ByteBuffer[] outputs);
+  List<TensorInfo> outputs(String key);
+
+  /** Runs signature {@code key}: reads every input buffer, overwrites every output buffer. */
+  void run(String key, ByteBuffer[] inputs, ByteBuffer[] outputs);
+
+  default List<TensorInfo> inputs() {
+    return inputs(signatureKeys().get(0));
+  }
+
+  default List<TensorInfo> outputs() {
+    return outputs(signatureKeys().get(0));
+  }
+
+  /** Runs the first signature. */
+  default void run(ByteBuffer[] inputs, ByteBuffer[] outputs) {
+    run(signatureKeys().get(0), inputs, outputs);
+  }
 
   @Override
   void close();

@@ -10,6 +10,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -55,6 +56,50 @@ class LiteRtJvmModelTest {
       model.close();
       model.close();
       assertThrows(IllegalStateException.class, () -> model.run(input));
+    }
+  }
+
+  /** The token-id buffer of signature {@code key}: start, {@code words} ids, end at the last position. */
+  private static ByteBuffer ids(LiteRtJvmModel model, String key) {
+    TensorInfo ids = model.inputs(key).get(0);
+    ByteBuffer input = TfliteModel.allocate(ids);
+    int length = ids.shape()[1];
+    input.putInt(0, 49406);
+    for (int i = 1; i < length - 1; i++) {
+      input.putInt(4 * i, 320 + 7 * i);
+    }
+    input.putInt(4 * (length - 1), 49407);
+    return input;
+  }
+
+  @Test
+  void lengthBucketSignatureEqualsTheFullLength() {
+    Path export = export();
+    try (LiteRtJvmModel model = LiteRtJvmModel.open(export.resolve("tflite/text_encoder_float32.tflite"),
+        LiteRtJvmModel.Options.cpu(1))) {
+      List<String> keys = model.signatureKeys();
+      assertEquals("serving_default", keys.get(0), "the full length is the file's first signature: " + keys);
+      assertTrue(keys.size() > 1, "the export has length buckets: " + keys);
+      int full = model.inputs().get(0).shape()[1];
+      for (String key : keys.subList(1, keys.size())) {
+        ByteBuffer shortIds = ids(model, key);
+        int length = shortIds.capacity() / 4;
+        assertTrue(length < full, key + " takes " + length + " ids");
+        // The same text padded to the full length: the end token fills the bucket's last position.
+        ByteBuffer fullIds = TfliteModel.allocate(model.inputs().get(0));
+        for (int i = 0; i < length; i++) {
+          fullIds.putInt(4 * i, shortIds.getInt(4 * i));
+        }
+        ByteBuffer[] bucket = {TfliteModel.allocate(model.outputs(key).get(0))};
+        model.run(key, new ByteBuffer[] {shortIds}, bucket);
+        ByteBuffer reference = model.run(fullIds)[0];
+        for (int i = 0; i < model.outputs().get(0).shape()[1]; i++) {
+          assertEquals(reference.getFloat(4 * i), bucket[0].getFloat(4 * i), 1e-6, key + " output " + i);
+        }
+      }
+      IllegalArgumentException unknown = assertThrows(IllegalArgumentException.class,
+          () -> model.inputs("tokens_1000"));
+      assertTrue(unknown.getMessage().contains("no signature 'tokens_1000'"), unknown.getMessage());
     }
   }
 
