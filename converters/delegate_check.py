@@ -1,8 +1,8 @@
 """Delegate-readiness checks for .tflite files: the TFLite GPU delegate and the Coral Edge TPU.
 
-Reads the flatbuffer directly (with the schema module that ships in ai_edge_litert, so no TensorFlow is
-needed), lists every operator with its tensors, and checks each operator against the target's documented
-constraints. `tf.lite.experimental.Analyzer(gpu_compatibility=True)` is not used: it reports every model
+Reads the model with converters/tflite_model.py (no TensorFlow needed), lists every operator with its tensors,
+and checks each operator against the target's table of supported operators: per builtin, the highest version
+the target parses and the checks of its documented limitations (the same form for both targets). `tf.lite.experimental.Analyzer(gpu_compatibility=True)` is not used: it reports every model
 compatible, Flex ops included.
 
 Sources of the rules (read for facts; the checks below are our own):
@@ -28,184 +28,9 @@ from typing import Callable
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
+from converters.tflite_model import ModelInfo, OpInfo, TensorInfo, TFLiteModelError, read_model
+
 TARGETS = ("gpu", "edgetpu")
-
-_OP_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-_TYPE_NAMES = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
-_OPTION_CLASSES = {v: k for k, v in vars(schema.BuiltinOptions).items() if not k.startswith("_")}
-_NUMPY_TYPES = {"float32": np.float32, "float16": np.float16, "int32": np.int32, "int64": np.int64,
-                "int8": np.int8, "uint8": np.uint8, "int16": np.int16, "bool": np.bool_}
-_FLEX_PREFIX = "Flex"
-
-
-class TFLiteModelError(ValueError):
-    """The file is missing, is not a TFLite flatbuffer, or is truncated/corrupt."""
-
-
-@dataclasses.dataclass(frozen=True)
-class TensorInfo:
-    index: int
-    name: str
-    dtype: str
-    shape: tuple[int, ...]
-    shape_signature: tuple[int, ...]  # -1 marks a dynamic dimension
-    is_constant: bool
-    quantized: bool
-    zero_points: tuple[int, ...] = ()
-    data: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
-
-    @property
-    def is_dynamic(self) -> bool:
-        return any(d < 0 for d in self.shape_signature) or any(d < 0 for d in self.shape)
-
-    def values(self) -> np.ndarray | None:
-        """Constant contents as a typed array (None for runtime tensors or exotic types)."""
-        if self.data is None or self.dtype not in _NUMPY_TYPES:
-            return None
-        return np.frombuffer(self.data.tobytes(), dtype=_NUMPY_TYPES[self.dtype]).reshape(self.shape)
-
-    def describe(self) -> str:
-        kind = "const" if self.is_constant else "runtime"
-        sig = "" if self.shape_signature == self.shape else f" signature={list(self.shape_signature)}"
-        return f"#{self.index} {self.name!r} {self.dtype}{list(self.shape)}{sig} {kind}"
-
-
-@dataclasses.dataclass(frozen=True)
-class OpInfo:
-    index: int
-    name: str  # builtin name, or the custom code for CUSTOM ops
-    version: int
-    is_custom: bool
-    inputs: tuple[TensorInfo | None, ...]  # None for omitted optional inputs
-    outputs: tuple[TensorInfo, ...]
-    options: object | None = dataclasses.field(default=None, repr=False, compare=False)
-
-    @property
-    def present_inputs(self) -> list[TensorInfo]:
-        return [t for t in self.inputs if t is not None]
-
-    @property
-    def runtime_inputs(self) -> list[TensorInfo]:
-        return [t for t in self.present_inputs if not t.is_constant]
-
-    @property
-    def constant_inputs(self) -> list[TensorInfo]:
-        return [t for t in self.present_inputs if t.is_constant]
-
-    def option(self, getter: str, default=None):
-        method = getattr(self.options, getter, None)
-        return method() if method is not None else default
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelInfo:
-    path: str
-    ops: tuple[OpInfo, ...]
-    inputs: tuple[TensorInfo, ...]
-    outputs: tuple[TensorInfo, ...]
-    subgraph_count: int
-    # Subgraphs that no signature starts (WHILE/IF bodies): control flow the checks do not follow. The other
-    # signatures of a multi-signature file are separate entry points, each checked on its own.
-    control_flow_subgraph_count: int = 0
-
-
-def read_model(path: str | Path, subgraph: int = 0) -> ModelInfo:
-    """Parses one subgraph of a .tflite file (the main one by default; a multi-signature file has one per
-    signature); raises TFLiteModelError naming the file on bad input."""
-    path = Path(path)
-    try:
-        buf = path.read_bytes()
-    except OSError as e:
-        raise TFLiteModelError(f"{path}: cannot read file ({e.strerror or e})") from e
-    return parse_model(buf, str(path), subgraph)
-
-
-def parse_model(buf: bytes, label: str = "<bytes>", subgraph: int = 0) -> ModelInfo:
-    """Like read_model, for a flatbuffer already in memory; `label` names it in errors."""
-    path = label
-    if len(buf) < 8 or not schema.Model.ModelBufferHasIdentifier(buf, 0):
-        raise TFLiteModelError(f"{path}: not a TFLite model (no 'TFL3' flatbuffer identifier, {len(buf)} bytes)")
-    try:
-        return _parse(path, buf, subgraph)
-    except TFLiteModelError:
-        raise
-    except Exception as e:  # flatbuffers raises struct.error/IndexError/etc. on truncated or corrupt data
-        raise TFLiteModelError(f"{path}: corrupt or truncated TFLite model ({type(e).__name__}: {e})") from e
-
-
-def _parse(path: str, buf: bytes, subgraph: int = 0) -> ModelInfo:
-    model = schema.Model.GetRootAs(buf, 0)
-    if model.SubgraphsLength() < 1:
-        raise TFLiteModelError(f"{path}: TFLite model has no subgraphs")
-    if not 0 <= subgraph < model.SubgraphsLength():
-        raise TFLiteModelError(f"{path}: no subgraph {subgraph} (the model has {model.SubgraphsLength()})")
-    buffers = [model.Buffers(i) for i in range(model.BuffersLength())]
-    graph = model.Subgraphs(subgraph)
-
-    def buffer_bytes(index: int) -> np.ndarray | None:
-        if index <= 0 or index >= len(buffers):
-            return None
-        b = buffers[index]
-        if b.Offset() > 1:  # large models keep data after the flatbuffer, addressed by offset/size
-            end = b.Offset() + b.Size()
-            if end > len(buf):
-                raise TFLiteModelError(f"{path}: truncated (buffer {index} ends at byte {end}, file has {len(buf)})")
-            return np.frombuffer(buf, dtype=np.uint8, count=b.Size(), offset=b.Offset()) if b.Size() else None
-        if b.DataLength() == 0:
-            return None
-        data = b.DataAsNumpy()
-        if len(data) != b.DataLength():  # numpy silently clips a slice that runs past the end of the file
-            raise TFLiteModelError(f"{path}: truncated (buffer {index} is cut short)")
-        return data
-
-    tensors = []
-    for i in range(graph.TensorsLength()):
-        t = graph.Tensors(i)
-        shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
-        signature = tuple(int(d) for d in t.ShapeSignatureAsNumpy()) if t.ShapeSignatureLength() else shape
-        data = buffer_bytes(t.Buffer())
-        q = t.Quantization()
-        tensors.append(TensorInfo(
-            index=i, name=t.Name().decode("utf-8", "replace") if t.Name() else "",
-            dtype=_TYPE_NAMES.get(t.Type(), f"type{t.Type()}"), shape=shape, shape_signature=signature,
-            is_constant=data is not None, quantized=bool(q is not None and q.ScaleLength() > 0),
-            zero_points=tuple(int(z) for z in q.ZeroPointAsNumpy()) if q is not None and q.ZeroPointLength() else (),
-            data=data))
-
-    codes = []
-    for i in range(model.OperatorCodesLength()):
-        c = model.OperatorCodes(i)
-        builtin = max(c.BuiltinCode(), c.DeprecatedBuiltinCode())  # old files only fill the deprecated field
-        custom = c.CustomCode().decode("utf-8", "replace") if c.CustomCode() else None
-        codes.append((builtin, custom, max(c.Version(), 1)))
-
-    ops = []
-    for i in range(graph.OperatorsLength()):
-        op = graph.Operators(i)
-        builtin, custom, version = codes[op.OpcodeIndex()]
-        is_custom = builtin == schema.BuiltinOperator.CUSTOM
-        name = (custom or "CUSTOM") if is_custom else _OP_NAMES.get(builtin, f"BUILTIN_{builtin}")
-        ins = tuple(tensors[j] if j >= 0 else None for j in op.InputsAsNumpy()) if op.InputsLength() else ()
-        outs = tuple(tensors[j] for j in op.OutputsAsNumpy()) if op.OutputsLength() else ()
-        ops.append(OpInfo(index=i, name=name, version=version, is_custom=is_custom, inputs=ins, outputs=outs,
-                          options=_builtin_options(op)))
-
-    graph_inputs = tuple(tensors[j] for j in graph.InputsAsNumpy()) if graph.InputsLength() else ()
-    graph_outputs = tuple(tensors[j] for j in graph.OutputsAsNumpy()) if graph.OutputsLength() else ()
-    entry_points = {model.SignatureDefs(i).SubgraphIndex() for i in range(model.SignatureDefsLength())} | {subgraph}
-    return ModelInfo(path=str(path), ops=tuple(ops), inputs=graph_inputs, outputs=graph_outputs,
-                     subgraph_count=model.SubgraphsLength(),
-                     control_flow_subgraph_count=model.SubgraphsLength() - len(entry_points))
-
-
-def _builtin_options(op) -> object | None:
-    class_name = _OPTION_CLASSES.get(op.BuiltinOptionsType())
-    table = op.BuiltinOptions()
-    if not class_name or class_name == "NONE" or table is None:
-        return None
-    options = getattr(schema, class_name)()
-    options.Init(table.Bytes, table.Pos)
-    return options
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -281,6 +106,7 @@ def _tensor_dict(t: TensorInfo) -> dict:
 # Shared checks
 
 _FLOAT_TYPES = ("float32", "float16")
+_FLEX_PREFIX = "Flex"
 
 
 def _custom_op_problem(op: OpInfo) -> str | None:
@@ -306,31 +132,34 @@ def _axes(op: OpInfo, input_index: int) -> list[int] | None:
     return sorted({int(a) % rank if rank else int(a) for a in np.ravel(values)})
 
 
+Rule = Callable[[OpInfo], list[str]]
+
+
+@dataclasses.dataclass(frozen=True)
+class OpSupport:
+    """A target's support for one builtin: the highest op version it parses (None: not limited) and the checks
+    of its documented limitations, each returning problems (in this order)."""
+    max_version: int | None = None
+    rules: tuple[Rule, ...] = ()
+
+    def problems(self, op: OpInfo, target: str) -> list[str]:
+        problems = []
+        if self.max_version is not None and op.version > self.max_version:
+            problems.append(f"{op.name} version {op.version} > {self.max_version}, the highest the {target} parses")
+        for rule in self.rules:
+            problems += rule(op)
+        return problems
+
+
+def _supports(max_version: int | None = None, *rules: Rule) -> OpSupport:
+    return OpSupport(max_version, rules)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # GPU delegate (float models; the default delegate, i.e. no experimental quantized-op support)
 
-# Maximum op version accepted by each builtin's parser in model_builder.cc (None: the parser checks none).
-_GPU_MAX_VERSION: dict[str, int | None] = {
-    "ABS": 2, "ADD": 2, "ADD_N": None, "AVERAGE_POOL_2D": 2, "BATCH_MATMUL": None, "CAST": None,
-    "CONCATENATION": 2, "CONV_2D": 6, "COS": 2, "CUMSUM": 1, "DENSIFY": 1, "DEPTH_TO_SPACE": None,
-    "DEPTHWISE_CONV_2D": 6, "DEQUANTIZE": 3, "DIV": 2, "DYNAMIC_UPDATE_SLICE": None, "ELU": 2,
-    "EMBEDDING_LOOKUP": None, "EQUAL": 2, "EXP": 2, "FLOOR": 2, "FLOOR_DIV": 2, "FLOOR_MOD": 2,
-    "FULLY_CONNECTED": 9, "GATHER": None, "GELU": 2, "GREATER": 2, "GREATER_EQUAL": 2, "HARD_SWISH": None,
-    "LEAKY_RELU": 2, "LESS": 2, "LESS_EQUAL": 2, "LOG": 2, "LOGISTIC": 2, "LSTM": 4, "MAXIMUM": 2,
-    "MAX_POOL_2D": 2, "MEAN": None, "MINIMUM": 2, "MIRROR_PAD": 2, "MUL": 3, "NEG": 2, "NOT_EQUAL": 2,
-    "ONE_HOT": 1, "PACK": None, "PAD": 2, "PADV2": 2, "POW": 2, "PRELU": 1, "QUANTIZE": 2, "REDUCE_MAX": None,
-    "REDUCE_MIN": None, "REDUCE_PROD": None, "RELU": 2, "RELU6": 2, "RELU_N1_TO_1": None, "RESHAPE": 1,
-    "RESIZE_BILINEAR": 3, "RESIZE_NEAREST_NEIGHBOR": 3, "RSQRT": 2, "SELECT": 1, "SELECT_V2": 1, "SIGN": 2,
-    "SIN": 2, "SLICE": 2, "SOFTMAX": 2, "SPACE_TO_DEPTH": 2, "SPLIT": None, "SPLIT_V": None, "SQRT": 2,
-    "SQUARE": 2, "SQUARED_DIFFERENCE": 2, "STRIDED_SLICE": 2, "SUB": 2, "SUM": None, "TANH": 2, "TILE": None,
-    "TRANSPOSE": 2, "TRANSPOSE_CONV": 3, "ATAN2": 2, "CEIL": 2, "LOGICAL_AND": 2, "STABLEHLO_CLAMP": None,
-}
 # Custom ops the GPU delegate implements (model_builder.cc NewOperationParser).
 _GPU_CUSTOM_OPS = ("Convolution2DTransposeBias", "MaxPoolingWithArgmax2D", "MaxUnpooling2D", "Resampler")
-_GPU_ONE_ARG = {"ABS", "CEIL", "COS", "ELU", "EXP", "FLOOR", "GELU", "LOG", "LOGISTIC", "NEG", "RSQRT", "SIGN",
-                "SIN", "SQRT", "SQUARE", "TANH"}
-_GPU_TWO_ARG = {"ATAN2", "DIV", "EQUAL", "FLOOR_DIV", "FLOOR_MOD", "GREATER", "GREATER_EQUAL", "LOGICAL_AND",
-                "LESS", "LESS_EQUAL", "MAXIMUM", "MINIMUM", "NOT_EQUAL", "POW", "SQUARED_DIFFERENCE", "SUB"}
 _GPU_LOGICAL = {"EQUAL", "NOT_EQUAL", "GREATER", "GREATER_EQUAL", "LESS", "LESS_EQUAL"}
 _GPU_MAX_RANK = 4
 
@@ -350,115 +179,232 @@ def _gpu_activation_problem(op: OpInfo) -> str | None:
     return None
 
 
-def _gpu_op_rule(op: OpInfo) -> list[str]:
-    """Per-operator restrictions from gpu_compatibility.cc / model_builder.cc."""
-    name, ins, outs = op.name, op.present_inputs, op.outputs
-    runtime, const = op.runtime_inputs, op.constant_inputs
-    problems = []
-    if name in _GPU_ONE_ARG and not (len(runtime) == 1 and not const):
-        problems.append(f"{name} needs exactly one runtime input and no constant input")
-    if name in _GPU_TWO_ARG and not ((len(runtime), len(const)) in ((2, 0), (1, 1))):
-        problems.append(f"{name} needs two runtime inputs, or one runtime and one constant input")
-    if name in ("ADD", "MUL"):
-        if len(ins) != 2:
-            problems.append(f"{name} needs two input tensors")
-        elif name == "MUL" and len(ins[0].shape) == len(ins[1].shape):
-            a, b = ins[0].shape, ins[1].shape
-            if any(x < y for x, y in zip(a, b)) and any(y < x for x, y in zip(a, b)):
-                problems.append(f"MUL {list(a)} x {list(b)}: one input must be at least as large in every dim")
-        elif not _gpu_broadcastable(ins[0].shape, ins[1].shape):
-            problems.append(f"{name} cannot broadcast {list(ins[0].shape)} with {list(ins[1].shape)}")
-    if name == "ADD_N" and len(ins) != 2:
-        problems.append("ADD_N supports only 2 inputs")
-    if name == "BATCH_MATMUL":
-        if len(ins) != 2 or len(outs) != 1:
-            problems.append("BATCH_MATMUL needs 2 inputs and 1 output")
-        elif len(runtime) == 1 and not (ins[1].is_constant and len(ins[1].shape) == 2):
-            problems.append("BATCH_MATMUL with one runtime input needs the second input to be a 2-D constant")
-        elif not runtime:
-            problems.append("BATCH_MATMUL with only constant inputs")
-    if name == "CAST":
-        src, dst = ins[0].dtype, outs[0].dtype
-        ok = ((src == "bool" and dst in _FLOAT_TYPES) or (src in _FLOAT_TYPES and dst == "bool")
-              or (src in ("float32", "int32") and dst in ("float32", "int32")))
-        if not ok:
-            problems.append(f"CAST {src} -> {dst} is not supported")
-    if name in ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV") and len(runtime) > 2:
-        problems.append(f"{name} allows at most 2 runtime inputs")
-    if name == "DEPTHWISE_CONV_2D" and ins and outs:
-        if len(ins[0].shape) != 4 or len(outs[0].shape) != 4:
-            problems.append("DEPTHWISE_CONV_2D needs 4-D input and output")
-        else:
-            multiplier = op.option("DepthMultiplier", 1)
-            if multiplier != 1 and ins[0].shape[3] != 1:
-                problems.append("DEPTHWISE_CONV_2D with depth_multiplier != 1 needs 1 input channel")
-    if name == "DEQUANTIZE" and ins and not (ins[0].is_constant and ins[0].dtype == "float16"):
+# Per-operator restrictions from gpu_compatibility.cc / model_builder.cc, one function per limitation.
+
+def _gpu_one_arg(op: OpInfo) -> list[str]:
+    if len(op.runtime_inputs) == 1 and not op.constant_inputs:
+        return []
+    return [f"{op.name} needs exactly one runtime input and no constant input"]
+
+
+def _gpu_two_arg(op: OpInfo) -> list[str]:
+    if (len(op.runtime_inputs), len(op.constant_inputs)) in ((2, 0), (1, 1)):
+        return []
+    return [f"{op.name} needs two runtime inputs, or one runtime and one constant input"]
+
+
+def _gpu_single_runtime_input(op: OpInfo) -> list[str]:
+    return [] if len(op.runtime_inputs) == 1 else [f"{op.name} needs exactly one runtime input"]
+
+
+def _gpu_add_mul(op: OpInfo) -> list[str]:
+    ins = op.present_inputs
+    if len(ins) != 2:
+        return [f"{op.name} needs two input tensors"]
+    if op.name == "MUL" and len(ins[0].shape) == len(ins[1].shape):
+        a, b = ins[0].shape, ins[1].shape
+        if any(x < y for x, y in zip(a, b)) and any(y < x for x, y in zip(a, b)):
+            return [f"MUL {list(a)} x {list(b)}: one input must be at least as large in every dim"]
+    elif not _gpu_broadcastable(ins[0].shape, ins[1].shape):
+        return [f"{op.name} cannot broadcast {list(ins[0].shape)} with {list(ins[1].shape)}"]
+    return []
+
+
+def _gpu_add_n(op: OpInfo) -> list[str]:
+    return [] if len(op.present_inputs) == 2 else ["ADD_N supports only 2 inputs"]
+
+
+def _gpu_batch_matmul(op: OpInfo) -> list[str]:
+    ins, runtime = op.present_inputs, op.runtime_inputs
+    if len(ins) != 2 or len(op.outputs) != 1:
+        return ["BATCH_MATMUL needs 2 inputs and 1 output"]
+    if len(runtime) == 1 and not (ins[1].is_constant and len(ins[1].shape) == 2):
+        return ["BATCH_MATMUL with one runtime input needs the second input to be a 2-D constant"]
+    if not runtime:
+        return ["BATCH_MATMUL with only constant inputs"]
+    return []
+
+
+def _gpu_cast(op: OpInfo) -> list[str]:
+    src, dst = op.present_inputs[0].dtype, op.outputs[0].dtype
+    ok = ((src == "bool" and dst in _FLOAT_TYPES) or (src in _FLOAT_TYPES and dst == "bool")
+          or (src in ("float32", "int32") and dst in ("float32", "int32")))
+    return [] if ok else [f"CAST {src} -> {dst} is not supported"]
+
+
+def _gpu_conv_inputs(op: OpInfo) -> list[str]:
+    return [f"{op.name} allows at most 2 runtime inputs"] if len(op.runtime_inputs) > 2 else []
+
+
+def _gpu_depthwise(op: OpInfo) -> list[str]:
+    ins, outs = op.present_inputs, op.outputs
+    if not ins or not outs:
+        return []
+    if len(ins[0].shape) != 4 or len(outs[0].shape) != 4:
+        return ["DEPTHWISE_CONV_2D needs 4-D input and output"]
+    if op.option("DepthMultiplier", 1) != 1 and ins[0].shape[3] != 1:
+        return ["DEPTHWISE_CONV_2D with depth_multiplier != 1 needs 1 input channel"]
+    return []
+
+
+def _gpu_dequantize(op: OpInfo) -> list[str]:
+    ins = op.present_inputs
+    if not ins or (ins[0].is_constant and ins[0].dtype == "float16"):
         # Constant float16 weights feeding DEQUANTIZE are folded by the delegate; anything else needs the
         # experimental quantized-model mode.
-        problems.append(f"DEQUANTIZE of a {'constant' if ins[0].is_constant else 'runtime'} {ins[0].dtype} "
-                        "tensor needs the delegate's quantized-model support")
-    if name == "QUANTIZE":
-        problems.append("QUANTIZE needs the delegate's quantized-model support")
-    if name == "FULLY_CONNECTED" and ins:
-        if op.option("WeightsFormat", 0) != schema.FullyConnectedOptionsWeightsFormat.DEFAULT:
-            problems.append("FULLY_CONNECTED with a non-default weights format")
-        if len(runtime) > 2:
-            problems.append("FULLY_CONNECTED allows at most 2 runtime inputs")
-        if ins[0].is_constant:
-            problems.append("FULLY_CONNECTED with a constant input")
-        if op.option("KeepNumDims", False) and len(ins[0].shape) != len(outs[0].shape):
-            problems.append("FULLY_CONNECTED keep_num_dims with input/output of different rank")
-    if name == "GATHER" and len(ins) >= 2:
-        if (len(runtime), len(const)) not in ((2, 0), (1, 1)):
-            problems.append("GATHER needs 1 or 2 operands")
-        if ins[0].dtype == "int32":
-            problems.append("GATHER of int32 params")
-        if len(ins[1].shape) != 1:
-            problems.append(f"GATHER indices must be 1-D, got {list(ins[1].shape)}")
-        if ins[1].dtype != "int32":
-            problems.append(f"GATHER indices must be int32, got {ins[1].dtype}")
-    if name in ("MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD") and len(ins) >= 2:
-        if not ins[1].is_constant or ins[1].dtype != "int32":
-            problems.append(f"{name} needs constant int32 axes")
-        if len(runtime) != 1:
-            problems.append(f"{name} needs exactly one runtime input")
-    if name == "ONE_HOT" and len(ins) == 4:
-        axis, rank = op.option("Axis", -1), len(ins[0].shape)
-        if ins[0].dtype != "int32" or axis not in (-1, rank):
-            problems.append("ONE_HOT needs int32 indices and axis -1 (last)")
-        for t in ins[2:]:
-            if t.dtype != "float32" or not t.is_constant or int(np.prod(t.shape)) > 1:
-                problems.append("ONE_HOT on/off values must be constant float32 scalars")
-                break
-        for i, d in enumerate(ins[0].shape[:-1]):
-            if d != 1 and not (rank > 3 and i == 0):
-                problems.append(f"ONE_HOT indices may only be non-singleton in batch/channels (dim {i} = {d})")
-                break
-    if name in ("PAD", "PADV2", "MIRROR_PAD") and len(ins) >= 2:
-        if name == "MIRROR_PAD" and op.option("Mode") != schema.MirrorPadMode.REFLECT:
-            problems.append("MIRROR_PAD supports only REFLECT mode")
-        if ins[1].shape not in ((3, 2), (4, 2)):
-            problems.append(f"{name} paddings must be 3x2 or 4x2, got {list(ins[1].shape)}")
-    if name in ("RESHAPE", "TRANSPOSE", "TILE", "CAST", "QUANTIZE", "HARD_SWISH", "DEPTH_TO_SPACE",
-                "SPACE_TO_DEPTH", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR") and len(runtime) != 1:
-        problems.append(f"{name} needs exactly one runtime input")
-    if name in ("SLICE", "STRIDED_SLICE") and ins and len(ins[0].shape) not in (3, 4):
-        problems.append(f"{name} supports only 3-D or 4-D input, got rank {len(ins[0].shape)}")
-    if name == "STRIDED_SLICE":
-        for mask in ("EllipsisMask", "NewAxisMask", "ShrinkAxisMask"):
-            if op.option(mask, 0):
-                problems.append(f"STRIDED_SLICE with {mask[0].lower() + mask[1:]} is not supported")
-    if name == "SOFTMAX" and op.option("Beta", 1.0) != 1.0:
-        problems.append(f"SOFTMAX beta {op.option('Beta')} != 1")
-    if name in ("SPACE_TO_DEPTH", "DEPTH_TO_SPACE") and op.option("BlockSize", 2) <= 1:
-        problems.append(f"{name} block_size must be > 1")
-    if name in ("SELECT", "SELECT_V2") and len(ins) == 3:
-        if ins[0].dtype not in ("bool", *_FLOAT_TYPES) or any(t.dtype not in _FLOAT_TYPES for t in ins[1:]):
-            problems.append(f"{name} needs a bool/float condition and float values")
-    activation = _gpu_activation_problem(op)
-    if activation:
-        problems.append(activation)
+        return []
+    return [f"DEQUANTIZE of a {'constant' if ins[0].is_constant else 'runtime'} {ins[0].dtype} "
+            "tensor needs the delegate's quantized-model support"]
+
+
+def _gpu_quantize(op: OpInfo) -> list[str]:
+    return ["QUANTIZE needs the delegate's quantized-model support"]
+
+
+def _gpu_fully_connected(op: OpInfo) -> list[str]:
+    ins = op.present_inputs
+    if not ins:
+        return []
+    problems = []
+    if op.option("WeightsFormat", 0) != schema.FullyConnectedOptionsWeightsFormat.DEFAULT:
+        problems.append("FULLY_CONNECTED with a non-default weights format")
+    if len(op.runtime_inputs) > 2:
+        problems.append("FULLY_CONNECTED allows at most 2 runtime inputs")
+    if ins[0].is_constant:
+        problems.append("FULLY_CONNECTED with a constant input")
+    if op.option("KeepNumDims", False) and len(ins[0].shape) != len(op.outputs[0].shape):
+        problems.append("FULLY_CONNECTED keep_num_dims with input/output of different rank")
     return problems
+
+
+def _gpu_gather(op: OpInfo) -> list[str]:
+    ins = op.present_inputs
+    if len(ins) < 2:
+        return []
+    problems = []
+    if (len(op.runtime_inputs), len(op.constant_inputs)) not in ((2, 0), (1, 1)):
+        problems.append("GATHER needs 1 or 2 operands")
+    if ins[0].dtype == "int32":
+        problems.append("GATHER of int32 params")
+    if len(ins[1].shape) != 1:
+        problems.append(f"GATHER indices must be 1-D, got {list(ins[1].shape)}")
+    if ins[1].dtype != "int32":
+        problems.append(f"GATHER indices must be int32, got {ins[1].dtype}")
+    return problems
+
+
+def _gpu_reduce(op: OpInfo) -> list[str]:
+    ins = op.present_inputs
+    if len(ins) < 2:
+        return []
+    problems = []
+    if not ins[1].is_constant or ins[1].dtype != "int32":
+        problems.append(f"{op.name} needs constant int32 axes")
+    if len(op.runtime_inputs) != 1:
+        problems.append(f"{op.name} needs exactly one runtime input")
+    return problems
+
+
+def _gpu_one_hot(op: OpInfo) -> list[str]:
+    ins = op.present_inputs
+    if len(ins) != 4:
+        return []
+    problems = []
+    axis, rank = op.option("Axis", -1), len(ins[0].shape)
+    if ins[0].dtype != "int32" or axis not in (-1, rank):
+        problems.append("ONE_HOT needs int32 indices and axis -1 (last)")
+    for t in ins[2:]:
+        if t.dtype != "float32" or not t.is_constant or int(np.prod(t.shape)) > 1:
+            problems.append("ONE_HOT on/off values must be constant float32 scalars")
+            break
+    for i, d in enumerate(ins[0].shape[:-1]):
+        if d != 1 and not (rank > 3 and i == 0):
+            problems.append(f"ONE_HOT indices may only be non-singleton in batch/channels (dim {i} = {d})")
+            break
+    return problems
+
+
+def _gpu_pad(op: OpInfo) -> list[str]:
+    ins = op.present_inputs
+    if len(ins) < 2:
+        return []
+    problems = []
+    if op.name == "MIRROR_PAD" and op.option("Mode") != schema.MirrorPadMode.REFLECT:
+        problems.append("MIRROR_PAD supports only REFLECT mode")
+    if ins[1].shape not in ((3, 2), (4, 2)):
+        problems.append(f"{op.name} paddings must be 3x2 or 4x2, got {list(ins[1].shape)}")
+    return problems
+
+
+def _gpu_slice_rank(op: OpInfo) -> list[str]:
+    ins = op.present_inputs
+    if ins and len(ins[0].shape) not in (3, 4):
+        return [f"{op.name} supports only 3-D or 4-D input, got rank {len(ins[0].shape)}"]
+    return []
+
+
+def _gpu_strided_slice_masks(op: OpInfo) -> list[str]:
+    return [f"STRIDED_SLICE with {mask[0].lower() + mask[1:]} is not supported"
+            for mask in ("EllipsisMask", "NewAxisMask", "ShrinkAxisMask") if op.option(mask, 0)]
+
+
+def _gpu_softmax(op: OpInfo) -> list[str]:
+    return [f"SOFTMAX beta {op.option('Beta')} != 1"] if op.option("Beta", 1.0) != 1.0 else []
+
+
+def _gpu_block_size(op: OpInfo) -> list[str]:
+    return [f"{op.name} block_size must be > 1"] if op.option("BlockSize", 2) <= 1 else []
+
+
+def _gpu_select(op: OpInfo) -> list[str]:
+    ins = op.present_inputs
+    if len(ins) == 3 and (ins[0].dtype not in ("bool", *_FLOAT_TYPES)
+                          or any(t.dtype not in _FLOAT_TYPES for t in ins[1:])):
+        return [f"{op.name} needs a bool/float condition and float values"]
+    return []
+
+
+# The builtins that model_builder.cc has a parser for, with the highest op version each parser accepts (None:
+# the parser checks none) and the limitations gpu_compatibility.cc checks.
+_GPU_OPS: dict[str, OpSupport] = {
+    "ABS": _supports(2, _gpu_one_arg), "ADD": _supports(2, _gpu_add_mul), "ADD_N": _supports(None, _gpu_add_n),
+    "ATAN2": _supports(2, _gpu_two_arg), "AVERAGE_POOL_2D": _supports(2),
+    "BATCH_MATMUL": _supports(None, _gpu_batch_matmul),
+    "CAST": _supports(None, _gpu_cast, _gpu_single_runtime_input), "CEIL": _supports(2, _gpu_one_arg),
+    "CONCATENATION": _supports(2), "CONV_2D": _supports(6, _gpu_conv_inputs), "COS": _supports(2, _gpu_one_arg),
+    "CUMSUM": _supports(1), "DENSIFY": _supports(1),
+    "DEPTH_TO_SPACE": _supports(None, _gpu_single_runtime_input, _gpu_block_size),
+    "DEPTHWISE_CONV_2D": _supports(6, _gpu_conv_inputs, _gpu_depthwise),
+    "DEQUANTIZE": _supports(3, _gpu_dequantize), "DIV": _supports(2, _gpu_two_arg),
+    "DYNAMIC_UPDATE_SLICE": _supports(), "ELU": _supports(2, _gpu_one_arg), "EMBEDDING_LOOKUP": _supports(),
+    "EQUAL": _supports(2, _gpu_two_arg), "EXP": _supports(2, _gpu_one_arg), "FLOOR": _supports(2, _gpu_one_arg),
+    "FLOOR_DIV": _supports(2, _gpu_two_arg), "FLOOR_MOD": _supports(2, _gpu_two_arg),
+    "FULLY_CONNECTED": _supports(9, _gpu_fully_connected), "GATHER": _supports(None, _gpu_gather),
+    "GELU": _supports(2, _gpu_one_arg), "GREATER": _supports(2, _gpu_two_arg),
+    "GREATER_EQUAL": _supports(2, _gpu_two_arg), "HARD_SWISH": _supports(None, _gpu_single_runtime_input),
+    "LEAKY_RELU": _supports(2), "LESS": _supports(2, _gpu_two_arg), "LESS_EQUAL": _supports(2, _gpu_two_arg),
+    "LOG": _supports(2, _gpu_one_arg), "LOGICAL_AND": _supports(2, _gpu_two_arg),
+    "LOGISTIC": _supports(2, _gpu_one_arg), "LSTM": _supports(4), "MAXIMUM": _supports(2, _gpu_two_arg),
+    "MAX_POOL_2D": _supports(2), "MEAN": _supports(None, _gpu_reduce), "MINIMUM": _supports(2, _gpu_two_arg),
+    "MIRROR_PAD": _supports(2, _gpu_pad), "MUL": _supports(3, _gpu_add_mul), "NEG": _supports(2, _gpu_one_arg),
+    "NOT_EQUAL": _supports(2, _gpu_two_arg), "ONE_HOT": _supports(1, _gpu_one_hot), "PACK": _supports(),
+    "PAD": _supports(2, _gpu_pad), "PADV2": _supports(2, _gpu_pad), "POW": _supports(2, _gpu_two_arg),
+    "PRELU": _supports(1), "QUANTIZE": _supports(2, _gpu_quantize, _gpu_single_runtime_input),
+    "REDUCE_MAX": _supports(None, _gpu_reduce), "REDUCE_MIN": _supports(None, _gpu_reduce),
+    "REDUCE_PROD": _supports(None, _gpu_reduce), "RELU": _supports(2), "RELU6": _supports(2),
+    "RELU_N1_TO_1": _supports(), "RESHAPE": _supports(1, _gpu_single_runtime_input),
+    "RESIZE_BILINEAR": _supports(3, _gpu_single_runtime_input),
+    "RESIZE_NEAREST_NEIGHBOR": _supports(3, _gpu_single_runtime_input), "RSQRT": _supports(2, _gpu_one_arg),
+    "SELECT": _supports(1, _gpu_select), "SELECT_V2": _supports(1, _gpu_select), "SIGN": _supports(2, _gpu_one_arg),
+    "SIN": _supports(2, _gpu_one_arg), "SLICE": _supports(2, _gpu_slice_rank), "SOFTMAX": _supports(2, _gpu_softmax),
+    "SPACE_TO_DEPTH": _supports(2, _gpu_single_runtime_input, _gpu_block_size), "SPLIT": _supports(),
+    "SPLIT_V": _supports(), "SQRT": _supports(2, _gpu_one_arg), "SQUARE": _supports(2, _gpu_one_arg),
+    "SQUARED_DIFFERENCE": _supports(2, _gpu_two_arg), "STABLEHLO_CLAMP": _supports(),
+    "STRIDED_SLICE": _supports(2, _gpu_slice_rank, _gpu_strided_slice_masks), "SUB": _supports(2, _gpu_two_arg),
+    "SUM": _supports(None, _gpu_reduce), "TANH": _supports(2, _gpu_one_arg),
+    "TILE": _supports(None, _gpu_single_runtime_input), "TRANSPOSE": _supports(2, _gpu_single_runtime_input),
+    "TRANSPOSE_CONV": _supports(3, _gpu_conv_inputs),
+}
 
 
 def _gpu_tensor_problems(op: OpInfo) -> list[str]:
@@ -488,12 +434,12 @@ def _gpu_problems(op: OpInfo) -> list[str]:
         return [custom + " is not implemented by the GPU delegate"]
     problems = []
     if not op.is_custom:
-        if op.name not in _GPU_MAX_VERSION:
+        if op.name not in _GPU_OPS:
             return [f"{op.name} is not supported by the GPU delegate"]
-        max_version = _GPU_MAX_VERSION[op.name]
-        if max_version is not None and op.version > max_version:
-            problems.append(f"{op.name} version {op.version} > {max_version}, the highest the GPU delegate parses")
-        problems += _gpu_op_rule(op)
+        problems += _GPU_OPS[op.name].problems(op, "GPU delegate")
+        activation = _gpu_activation_problem(op)
+        if activation:
+            problems.append(activation)
     problems += _gpu_tensor_problems(op)
     problems += _dynamic_shape_problems(op)
     return problems
@@ -673,6 +619,10 @@ def _edgetpu_squeeze(op: OpInfo) -> list[str]:
     return [f"SQUEEZE {list(shape)} -> {list(squeezed)} removes dims that are not leading 1s"]
 
 
+def _edgetpu_reduce(op: OpInfo) -> list[str]:
+    return _edgetpu_not_batch_axis(op, _axes(op, 1))
+
+
 def _edgetpu_prelu(op: OpInfo) -> list[str]:
     return [] if len(op.inputs) > 1 and op.inputs[1].is_constant else ["PRELU alpha must be constant"]
 
@@ -682,26 +632,28 @@ def _edgetpu_weights_constant(op: OpInfo) -> list[str]:
             for t in op.present_inputs[1:] if not t.is_constant]
 
 
-# The coral.ai supported-operations table; values are the documented limitations we can check statically.
-_EDGETPU_OPS: dict[str, Callable[[OpInfo], list[str]]] = {
-    "ADD": lambda op: [], "AVERAGE_POOL_2D": _edgetpu_no_activation, "CONCATENATION": _edgetpu_concat,
-    "CONV_2D": lambda op: _edgetpu_conv(op) + _edgetpu_weights_constant(op),
-    "DEPTHWISE_CONV_2D": lambda op: _edgetpu_depthwise(op) + _edgetpu_weights_constant(op),
-    "EXPAND_DIMS": lambda op: [],
-    "FULLY_CONNECTED": lambda op: _edgetpu_fully_connected(op) + _edgetpu_weights_constant(op),
-    "L2_NORMALIZATION": lambda op: [], "LOGISTIC": lambda op: [], "LSTM": lambda op: [],
-    "UNIDIRECTIONAL_SEQUENCE_LSTM": lambda op: [], "MAXIMUM": lambda op: [],
-    "MAX_POOL_2D": _edgetpu_no_activation, "MEAN": _edgetpu_mean, "MINIMUM": lambda op: [],
-    "MUL": lambda op: [], "PACK": _edgetpu_batch_axis_option, "PAD": _edgetpu_pad, "PRELU": _edgetpu_prelu,
-    "QUANTIZE": lambda op: [], "REDUCE_MAX": lambda op: _edgetpu_not_batch_axis(op, _axes(op, 1)),
-    "REDUCE_MIN": lambda op: _edgetpu_not_batch_axis(op, _axes(op, 1)), "RELU": lambda op: [],
-    "RELU6": lambda op: [], "RELU_N1_TO_1": lambda op: [], "RESHAPE": lambda op: [],
-    "RESIZE_BILINEAR": lambda op: [], "RESIZE_NEAREST_NEIGHBOR": lambda op: [], "RSQRT": lambda op: [],
-    "SLICE": lambda op: [], "SOFTMAX": _edgetpu_softmax, "SPACE_TO_DEPTH": lambda op: [],
-    "SPLIT": _edgetpu_batch_axis_option, "SQUEEZE": _edgetpu_squeeze, "STRIDED_SLICE": _edgetpu_strided_slice,
-    "SUB": lambda op: [], "SUM": lambda op: _edgetpu_not_batch_axis(op, _axes(op, 1)),
-    "SQUARED_DIFFERENCE": lambda op: [], "TANH": lambda op: [], "TRANSPOSE": lambda op: [],
-    "TRANSPOSE_CONV": lambda op: [],
+# The coral.ai supported-operations table (no op versions there); the rules are the documented limitations we
+# can check statically.
+_EDGETPU_OPS: dict[str, OpSupport] = {
+    "ADD": _supports(), "AVERAGE_POOL_2D": _supports(None, _edgetpu_no_activation),
+    "CONCATENATION": _supports(None, _edgetpu_concat),
+    "CONV_2D": _supports(None, _edgetpu_conv, _edgetpu_weights_constant),
+    "DEPTHWISE_CONV_2D": _supports(None, _edgetpu_depthwise, _edgetpu_weights_constant),
+    "EXPAND_DIMS": _supports(),
+    "FULLY_CONNECTED": _supports(None, _edgetpu_fully_connected, _edgetpu_weights_constant),
+    "L2_NORMALIZATION": _supports(), "LOGISTIC": _supports(), "LSTM": _supports(),
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": _supports(), "MAXIMUM": _supports(),
+    "MAX_POOL_2D": _supports(None, _edgetpu_no_activation), "MEAN": _supports(None, _edgetpu_mean),
+    "MINIMUM": _supports(), "MUL": _supports(), "PACK": _supports(None, _edgetpu_batch_axis_option),
+    "PAD": _supports(None, _edgetpu_pad), "PRELU": _supports(None, _edgetpu_prelu), "QUANTIZE": _supports(),
+    "REDUCE_MAX": _supports(None, _edgetpu_reduce), "REDUCE_MIN": _supports(None, _edgetpu_reduce),
+    "RELU": _supports(), "RELU6": _supports(), "RELU_N1_TO_1": _supports(), "RESHAPE": _supports(),
+    "RESIZE_BILINEAR": _supports(), "RESIZE_NEAREST_NEIGHBOR": _supports(), "RSQRT": _supports(),
+    "SLICE": _supports(), "SOFTMAX": _supports(None, _edgetpu_softmax), "SPACE_TO_DEPTH": _supports(),
+    "SPLIT": _supports(None, _edgetpu_batch_axis_option), "SQUEEZE": _supports(None, _edgetpu_squeeze),
+    "STRIDED_SLICE": _supports(None, _edgetpu_strided_slice), "SUB": _supports(),
+    "SUM": _supports(None, _edgetpu_reduce), "SQUARED_DIFFERENCE": _supports(), "TANH": _supports(),
+    "TRANSPOSE": _supports(), "TRANSPOSE_CONV": _supports(),
 }
 
 
@@ -722,7 +674,8 @@ def _edgetpu_problems(op: OpInfo) -> list[str]:
         return [custom + " is not supported by the Edge TPU"]
     if op.name not in _EDGETPU_OPS:
         return [f"{op.name} is not in the Edge TPU's supported operations"]
-    return _EDGETPU_OPS[op.name](op) + _edgetpu_tensor_problems(op) + _dynamic_shape_problems(op)
+    return (_EDGETPU_OPS[op.name].problems(op, "Edge TPU") + _edgetpu_tensor_problems(op)
+            + _dynamic_shape_problems(op))
 
 
 def check_edgetpu(model: ModelInfo) -> DelegateReport:
@@ -737,18 +690,6 @@ def check_edgetpu(model: ModelInfo) -> DelegateReport:
     findings = [OpFinding(op.index, op.name, p, op.index < first_unsupported)
                 for op, p in zip(model.ops, problems)]
     return DelegateReport(model.path, "edgetpu", model.ops, findings, model_problems)
-
-
-def signature_subgraphs(buf: bytes, label: str = "<bytes>") -> dict[str, int]:
-    """Signature key -> subgraph index of a TFLite flatbuffer ({} for a model without signatures)."""
-    if len(buf) < 8 or not schema.Model.ModelBufferHasIdentifier(buf, 0):
-        raise TFLiteModelError(f"{label}: not a TFLite model (no 'TFL3' flatbuffer identifier, {len(buf)} bytes)")
-    model = schema.Model.GetRootAs(buf, 0)
-    signatures = {}
-    for i in range(model.SignatureDefsLength()):
-        signature = model.SignatureDefs(i)
-        signatures[signature.SignatureKey().decode("utf-8", "replace")] = signature.SubgraphIndex()
-    return signatures
 
 
 def check(path: str | Path, target: str, subgraph: int = 0) -> DelegateReport:

@@ -212,7 +212,7 @@ def run_export(preset, weights, output_dir, name=None, variants=("float32", "flo
     from clip_edge import model as clip_model
     from clip_edge import presets as preset_table
     from clip_edge.tokenizer import CLIPTokenizer
-    from converters import datasets, delegate_check, manifest, parity, serving, tflite_variants, zero_shot
+    from converters import datasets, delegate_check, manifest, parity, serving, tflite_model, tflite_variants, zero_shot
 
     text_buckets = None if text_buckets is None else tuple(text_buckets)
     if preset:  # with a checkpoint the context length, and so the buckets' check, waits for the model
@@ -324,7 +324,7 @@ def run_export(preset, weights, output_dir, name=None, variants=("float32", "flo
                 path = os.path.join(work, result.path)
                 if path not in subgraphs:  # a delegate runs one signature's subgraph: each is checked
                     with open(path, "rb") as file:
-                        subgraphs[path] = delegate_check.signature_subgraphs(file.read(), path)
+                        subgraphs[path] = tflite_model.signature_subgraphs(file.read(), path)
                 subgraph = subgraphs[path][getattr(result, "signature", parity.FULL_LENGTH_SIGNATURE)]
                 report = delegate_check.check(path, target, subgraph).to_dict()
                 delegate_reports[result.label] = {key: report[key] for key in (

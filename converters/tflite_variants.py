@@ -34,7 +34,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
-from converters import delegate_check
+from converters import tflite_model
 
 VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
 
@@ -169,7 +169,7 @@ def convert_variants(concrete_fn, variant_names: Sequence[str] = VARIANTS,
 
 def _check_signatures(tflite: bytes, name: str, keys: list[str]) -> None:
     """The file's signatures are `keys`, the first one in subgraph 0 (the default for plain Interpreter use)."""
-    found = delegate_check.signature_subgraphs(tflite, f"{name} variant")
+    found = tflite_model.signature_subgraphs(tflite, f"{name} variant")
     if set(found) != set(keys) or found[keys[0]] != 0:
         raise VariantConversionError(f"the {name} variant has signatures {found} (key: subgraph); expected "
                                      f"{keys} with {keys[0]!r} in subgraph 0")
@@ -292,8 +292,8 @@ def softmax_input_add_names(tflite: bytes) -> list[str]:
     """Output tensor names of the ADD ops whose result feeds a SOFTMAX (ai-edge-quantizer scopes by them), in
     every subgraph: each signature of a multi-signature file has its own mask ADDs."""
     names = []
-    for subgraph in range(delegate_check.parse_model(tflite, "float32 variant").subgraph_count):
-        model = delegate_check.parse_model(tflite, "float32 variant", subgraph)
+    for subgraph in range(tflite_model.parse_model(tflite, "float32 variant").subgraph_count):
+        model = tflite_model.parse_model(tflite, "float32 variant", subgraph)
         softmax_inputs = {op.inputs[0].index for op in model.ops if op.name == "SOFTMAX" and op.inputs}
         names += [op.outputs[0].name for op in model.ops
                   if op.name == "ADD" and op.outputs[0].index in softmax_inputs and op.outputs[0].name not in names]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from converters import delegate_check
+from converters import delegate_check, tflite_model
 
 RNG = np.random.default_rng(0)
 
@@ -223,8 +223,8 @@ def test_report_lists_every_tensor(models):
 def test_not_a_tflite_file(tmp_path):
     bogus = tmp_path / "notes.tflite"
     bogus.write_text("this is not a flatbuffer at all")
-    with pytest.raises(delegate_check.TFLiteModelError, match="notes.tflite.*not a TFLite model"):
-        delegate_check.read_model(bogus)
+    with pytest.raises(tflite_model.TFLiteModelError, match="notes.tflite.*not a TFLite model"):
+        tflite_model.read_model(bogus)
 
 
 def test_truncated_file(models, tmp_path):
@@ -232,13 +232,13 @@ def test_truncated_file(models, tmp_path):
     for cut in (len(data) // 2, len(data) - 16):
         truncated = tmp_path / f"cut{cut}.tflite"
         truncated.write_bytes(data[:cut])
-        with pytest.raises(delegate_check.TFLiteModelError, match=f"cut{cut}.tflite"):
-            delegate_check.read_model(truncated)
+        with pytest.raises(tflite_model.TFLiteModelError, match=f"cut{cut}.tflite"):
+            tflite_model.read_model(truncated)
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(delegate_check.TFLiteModelError, match="absent.tflite"):
-        delegate_check.read_model(tmp_path / "absent.tflite")
+    with pytest.raises(tflite_model.TFLiteModelError, match="absent.tflite"):
+        tflite_model.read_model(tmp_path / "absent.tflite")
 
 
 def test_cli_exit_codes_and_output(models, tmp_path, capsys):

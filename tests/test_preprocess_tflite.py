@@ -11,7 +11,7 @@ import transformers
 from PIL import Image
 
 from clip_edge.preprocessing import ImagePreprocessor, _band_matrices, _resampling_matrix
-from converters import delegate_check, serving, tflite_variants
+from converters import serving, tflite_model, tflite_variants
 
 import photos
 import reference
@@ -53,7 +53,7 @@ def _pillow(pixels, resolution=RESOLUTION):
 
 
 def test_builtin_ops_only_and_dynamic_input(model):
-    parsed = delegate_check.parse_model(model, "preprocess.tflite")
+    parsed = tflite_model.parse_model(model, "preprocess.tflite")
     assert not [op.name for op in parsed.ops if op.is_custom], "custom or Flex ops"
     from ai_edge_litert.interpreter import Interpreter
 

@@ -12,7 +12,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 import clip_edge
 from clip_edge.preprocessing import ImagePreprocessor
-from converters import delegate_check, serving, tflite_variants
+from converters import serving, tflite_model, tflite_variants
 
 import photos
 import reference
@@ -90,7 +90,7 @@ def test_variants_keep_the_contract_interface(case, request):
         assert inp["dtype"] == held_out[0].dtype, name  # uint8 pixels / int32 token ids, even for int8
         assert list(inp["shape"]) == list(held_out[0].shape), name
         assert out["dtype"] == np.float32 and list(out["shape"]) == [1, EMBED], name
-        ops = delegate_check.parse_model(variant.tflite, name).ops
+        ops = tflite_model.parse_model(variant.tflite, name).ops
         assert not [op.name for op in ops if op.is_custom], name  # no Flex / custom ops
         assert variant.recipe
 
@@ -108,7 +108,7 @@ def test_float_and_dynamic_variants_meet_the_bars(case, request):
 
 def test_float16_variant_stores_float16_weights(image_case):
     _, variants, _, _ = image_case
-    ops = delegate_check.parse_model(variants["float16"].tflite).ops
+    ops = tflite_model.parse_model(variants["float16"].tflite).ops
     assert any(op.name == "DEQUANTIZE" and op.inputs[0].dtype == "float16" for op in ops)
     assert len(variants["float16"].tflite) < 0.6 * len(variants["float32"].tflite)
 
@@ -135,7 +135,7 @@ def test_int8_text_recipe_beats_the_converters_int8(text_case):
 
 def test_int8_quantizes_the_weight_matmuls(text_case):
     _, variants, _, _ = text_case
-    ops = delegate_check.parse_model(variants["int8"].tflite).ops
+    ops = tflite_model.parse_model(variants["int8"].tflite).ops
     fully_connected = [op for op in ops if op.name == "FULLY_CONNECTED"]
     assert fully_connected and all(op.inputs[1].dtype == "int8" for op in fully_connected)
 
