@@ -34,7 +34,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
-from converters import delegate_check
+from . import delegate_check
 
 VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
 
