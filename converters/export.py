@@ -103,7 +103,7 @@ def _resolve_model(preset, weights):
             raise ExportError("--weights=hub needs --preset")
         local = checkpoints.download_preset(preset)
         source = {"kind": "hub", "repository": clip_edge.PRESETS[preset]["hf_repo"],
-                  "revision": os.path.basename(local)}
+                  "revision": os.path.basename(local), "sha256": checkpoints.weight_files_sha256(local)}
         return clip_edge.CLIP.from_preset(preset, weights=local), source
     source = {"kind": "checkpoint", "path": os.path.abspath(weights),
               "sha256": checkpoints.checkpoint_sha256(weights)}
