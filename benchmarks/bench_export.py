@@ -167,7 +167,7 @@ def _torch_model(preset, weights):
     """transformers' CLIPModel of the preset's architecture with random weights (or the checkpoint's)."""
     import torch
 
-    from tests import reference
+    import reference
 
     if weights not in ("random", "hub") and os.path.isdir(weights):
         from transformers import CLIPModel
