@@ -110,14 +110,15 @@ def hub(tmp_path_factory):
 
 def _run(script, endpoint, cache, extra_env=None):
     """Run in a fresh process: huggingface_hub reads HF_ENDPOINT when it is imported. Proxies are dropped, as
-    they would be asked for the loopback address."""
+    they would be asked for the loopback address. From the repository's root, where `converters` is importable
+    (the package installs it only as clip_edge.converters)."""
     env = {key: value for key, value in os.environ.items() if "proxy" not in key.lower()}
     env.update(HF_ENDPOINT=endpoint, HF_HOME=str(cache), HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_ETAG_TIMEOUT="5",
                HF_HUB_DOWNLOAD_TIMEOUT="5", NO_PROXY="*")
     env.pop("HF_HUB_OFFLINE", None)
     env.update(extra_env or {})
     return subprocess.run([sys.executable, "-c", textwrap.dedent(script)], env=env, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _cached_files(cache):
