@@ -11,7 +11,7 @@ OUTPUT_DIR ?= out
 JAVA_CORE := android_demo/clip
 MVN := mvn -B -o -s $(JAVA_CORE)/maven-settings.xml -f $(JAVA_CORE)/pom.xml
 
-.PHONY: install system-packages beam-venv export test test-fast java-test benchmarks bazel
+.PHONY: install system-packages beam-venv export test test-fast java-test bazel
 
 # The same recipe creates the venv when Bazel finds none (tools/bazel/python_venv.bzl).
 $(VENV)/.installed: pyproject.toml
@@ -45,9 +45,6 @@ test-fast: java-test beam-venv
 
 java-test: install
 	$(MVN) test
-
-benchmarks: install
-	$(PY) -m benchmarks.run_all
 
 bazel: install
 	bash scripts/bazel_check.sh

@@ -26,7 +26,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from tests import photos
+import photos
 
 
 def write_images(folder, count):

@@ -25,8 +25,9 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.machine import cpu_model
-from tests import jvm, photos
-from tests.test_jvm_preprocessing import pil_resize_and_crop
+import jvm
+import photos
+from test_jvm_preprocessing import pil_resize_and_crop
 
 
 def pillow_median_ms(pixels, resolution, repeats):

@@ -18,17 +18,15 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 
 from transformers import CLIPTokenizerFast
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "tests"))
+from benchmarks.machine import cpu_model
+from tokenizer_corpus import documentation_corpus
 
-from benchmarks.machine import cpu_model  # noqa: E402
-from tokenizer_corpus import documentation_corpus  # noqa: E402
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 CONTEXT_LENGTH = 77
 BATCH = 256

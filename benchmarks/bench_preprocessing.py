@@ -29,7 +29,7 @@ from PIL import Image
 from transformers import CLIPImageProcessorPil
 
 from clip_edge.preprocessing import ImagePreprocessor
-from tests import photos
+import photos
 
 
 def median_seconds(runs, repeats):

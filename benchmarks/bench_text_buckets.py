@@ -19,7 +19,7 @@ import numpy as np
 
 import clip_edge
 from converters import serving, tflite_variants
-from tests import reference
+import reference
 
 PROMPT = "a photo of a cat"
 

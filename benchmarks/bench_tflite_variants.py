@@ -18,7 +18,8 @@ import tensorflow as tf
 import clip_edge
 from clip_edge.preprocessing import ImagePreprocessor
 from converters import serving, tflite_variants
-from tests import photos, reference
+import photos
+import reference
 
 SMALL_CONFIG = dict(embed_dim=64, image_resolution=64, vision_layers=2, vision_width=64, vision_patch_size=16,
                     context_length=16, vocab_size=49408, transformer_width=64, transformer_heads=2,

@@ -22,7 +22,7 @@ import tensorflow as tf
 from transformers import CLIPTokenizerFast
 
 from clip_edge.tokenizer import CLIPTokenizer
-from tests import tokenizer_corpus
+import tokenizer_corpus
 
 CONTEXT_LENGTH = 77
 

@@ -221,7 +221,7 @@ class CLIPTextEncoder(tf.Module):
 
 
 def l2_normalize_rows(x):
-    """Per-row L2 normalisation (the seed normalised over the whole batch). Written with maximum() rather than
-    `+ eps` so that the TFLite converter keeps plain SUM/RSQRT/MUL ops instead of fusing an L2_NORMALIZATION,
-    which the GPU delegate cannot run."""
+    """Per-row L2 normalisation, so that an embedding does not depend on the batch it is computed in (a norm
+    over the whole batch would). Written with maximum() rather than `+ eps` so that the TFLite converter keeps
+    plain SUM/RSQRT/MUL ops instead of fusing an L2_NORMALIZATION, which the GPU delegate cannot run."""
     return x * tf.math.rsqrt(tf.maximum(tf.reduce_sum(x * x, axis=-1, keepdims=True), 1e-12))

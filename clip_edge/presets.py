@@ -1,4 +1,5 @@
-"""The four OpenAI CLIP presets as data: architecture, Hugging Face repository, expected parameter count."""
+"""The four OpenAI CLIP presets as data: architecture, Hugging Face repository and revision, expected parameter
+count."""
 
 # OpenAI's two ViT families; the presets differ from them only in patch size and resolution.
 _BASE = dict(embed_dim=512, image_resolution=224, vision_layers=12, vision_width=768, context_length=77,
@@ -6,15 +7,27 @@ _BASE = dict(embed_dim=512, image_resolution=224, vision_layers=12, vision_width
 _LARGE = dict(_BASE, embed_dim=768, vision_layers=24, vision_width=1024, vision_patch_size=14,
               transformer_width=768, transformer_heads=12)
 
+# hf_revision: the commit checkpoints.download_preset fetches. Pinned where public code establishes a commit
+# holding the safetensors weights; "main" (the repository's latest) where it does not. Sources: public
+# repositories' code and docs, found by searching for the repository names next to 40-hex revisions (Dec 2026):
+# - clip-vit-large-patch14 at 32bd64288804d66eefd0ccbe215aa642df71cc41: pinned by several unrelated projects
+#   (Python `revision=` arguments, a Rust CLIP_L_REVISION constant, benchmark notes), and an example command in
+#   a FLUX LoRA guide reads model.safetensors from that commit's snapshot folder.
+# - clip-vit-base-patch32: projects pin three different commits (3d74acf9…, e6a30b60…, d15b5f29…) and nothing
+#   shows which of them is main's or holds model.safetensors (d15b5f29… is used for it once): "main".
+# - clip-vit-base-patch16 (57c21647…) and clip-vit-large-patch14-336 (ce19dc91…): the snapshots projects load,
+#   but nothing shows they hold model.safetensors rather than only pytorch_model.bin: "main".
+# Whatever the revision, every weight file is checked against the sha256 the hub lists for it.
 PRESETS = {
-    "clip-vit-base-patch16": {"hf_repo": "openai/clip-vit-base-patch16", "param_count": 149_620_737,
-                              "config": dict(_BASE, vision_patch_size=16)},
-    "clip-vit-base-patch32": {"hf_repo": "openai/clip-vit-base-patch32", "param_count": 151_277_313,
-                              "config": dict(_BASE, vision_patch_size=32)},
-    "clip-vit-large-patch14": {"hf_repo": "openai/clip-vit-large-patch14", "param_count": 427_616_513,
-                               "config": dict(_LARGE)},
-    "clip-vit-large-patch14-336": {"hf_repo": "openai/clip-vit-large-patch14-336", "param_count": 427_944_193,
-                                   "config": dict(_LARGE, image_resolution=336)},
+    "clip-vit-base-patch16": {"hf_repo": "openai/clip-vit-base-patch16", "hf_revision": "main",
+                              "param_count": 149_620_737, "config": dict(_BASE, vision_patch_size=16)},
+    "clip-vit-base-patch32": {"hf_repo": "openai/clip-vit-base-patch32", "hf_revision": "main",
+                              "param_count": 151_277_313, "config": dict(_BASE, vision_patch_size=32)},
+    "clip-vit-large-patch14": {"hf_repo": "openai/clip-vit-large-patch14",
+                               "hf_revision": "32bd64288804d66eefd0ccbe215aa642df71cc41",
+                               "param_count": 427_616_513, "config": dict(_LARGE)},
+    "clip-vit-large-patch14-336": {"hf_repo": "openai/clip-vit-large-patch14-336", "hf_revision": "main",
+                                   "param_count": 427_944_193, "config": dict(_LARGE, image_resolution=336)},
 }
 
 

@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
-from converters.tflite_model import ModelInfo, OpInfo, TensorInfo, TFLiteModelError, read_model
+from .tflite_model import ModelInfo, OpInfo, TensorInfo, TFLiteModelError, read_model
 
 TARGETS = ("gpu", "edgetpu")
 

@@ -103,7 +103,7 @@ def _resolve_model(preset, weights):
             raise ExportError("--weights=hub needs --preset")
         local = checkpoints.download_preset(preset)
         source = {"kind": "hub", "repository": clip_edge.PRESETS[preset]["hf_repo"],
-                  "revision": os.path.basename(local)}
+                  "revision": os.path.basename(local), "sha256": checkpoints.weight_files_sha256(local)}
         return clip_edge.CLIP.from_preset(preset, weights=local), source
     source = {"kind": "checkpoint", "path": os.path.abspath(weights),
               "sha256": checkpoints.checkpoint_sha256(weights)}
@@ -128,7 +128,7 @@ def _calibration(model, tokenizer, images_folder, progress, text_signatures):
     one per signature ({key: dataset}, `text_signatures` = {key: length})."""
     import numpy as np
 
-    from converters import datasets
+    from . import datasets
 
     resolution = model.get_config()["image_resolution"]
     pixels = (datasets.folder_images(images_folder, resolution) if images_folder
@@ -212,7 +212,7 @@ def run_export(preset, weights, output_dir, name=None, variants=("float32", "flo
     from clip_edge import model as clip_model
     from clip_edge import presets as preset_table
     from clip_edge.tokenizer import CLIPTokenizer
-    from converters import datasets, delegate_check, manifest, parity, serving, tflite_model, tflite_variants, zero_shot
+    from . import datasets, delegate_check, manifest, parity, serving, tflite_model, tflite_variants, zero_shot
 
     text_buckets = None if text_buckets is None else tuple(text_buckets)
     if preset:  # with a checkpoint the context length, and so the buckets' check, waits for the model

@@ -169,7 +169,7 @@ def _write_json_atomically(path, data):
 
 def write_report(export_dir, name, preset, config, weights_source, results, recipes, delegate_reports,
                  zero_shot=None, preprocess_parity=None):
-    from converters.parity import format_preprocess, format_table
+    from .parity import format_preprocess, format_table
 
     float32_bytes = {r.tower: os.path.getsize(os.path.join(export_dir, r.path)) for r in results
                      if r.variant == "float32"}

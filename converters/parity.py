@@ -227,7 +227,7 @@ class FloatReference:
 def boundary_sentences(reference, lengths, pool=None):
     """Word prefixes of held-out captions with exactly L tokens (start and end included) and L + 1 tokens,
     for each length L below the largest: the texts that fill a bucket and the ones it must refuse."""
-    from converters import datasets
+    from . import datasets
 
     words = " ".join(pool or datasets.HELD_OUT_CAPTIONS).split()
     prefixes = [" ".join(words[:k]) for k in range(1, len(words) + 1)]
@@ -320,7 +320,7 @@ def read_zero_shot_texts(export_dir):
 def measure_zero_shot(export_dir, variants, pixels, threads=2, latency_repeats=10, reference=None):
     """[ZeroShotParity] for each variant's tflite/zero_shot_{variant}.tflite, against the float zero-shot of
     the SavedModel with the export's labels and templates."""
-    from converters import zero_shot
+    from . import zero_shot
 
     labels, templates = read_zero_shot_texts(export_dir)
     reference = reference or FloatReference(os.path.join(export_dir, "saved_model"), pixels, [])
@@ -359,7 +359,7 @@ def measure_preprocess(export_dir, images, resolution, threads=2):
     graph code) on uint8 [H, W, 3] images of their own sizes: {"max_level_difference", "values_differing",
     "values", "images", "bar_levels", "passed"}."""
     from clip_edge.preprocessing import ImagePreprocessor
-    from converters.tflite_variants import run_preprocess
+    from .tflite_variants import run_preprocess
 
     with open(os.path.join(export_dir, PREPROCESS_PATH), "rb") as file:
         tflite = file.read()
@@ -409,7 +409,7 @@ def format_table(results):
 def main(argv=None):
     import argparse
 
-    from converters import datasets
+    from . import datasets
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--export_dir", required=True, help="an export's DIR/NAME folder")

@@ -34,11 +34,11 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
-from converters import tflite_model
+from . import tflite_model
 
 VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
 
-# Attention ops: the design doc's probe found the attention batch-matmuls quantise worst.
+# Attention ops: the attention batch-matmuls quantise worst (measured per op, docs/delegates.md).
 ATTENTION_OPS = ("BATCH_MATMUL", "SOFTMAX")
 # Everything between the weight matmuls: residual adds, LayerNorm statistics, QuickGELU, attention.
 NON_MATMUL_OPS = ("BATCH_MATMUL", "SOFTMAX", "ADD", "SUB", "MUL", "MEAN", "RSQRT", "LOGISTIC", "SUM")

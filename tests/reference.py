@@ -4,10 +4,10 @@ Nothing here uses clip_edge, so a bug in clip_edge cannot hide in its own expect
 """
 
 import functools
-import importlib.util
-import os
 
 import numpy as np
+
+import tokenizer_corpus
 
 # Captions of the kind CLIP is queried with, plus longer real prose; the photos are scikit-image's samples.
 SENTENCES = [
@@ -29,17 +29,9 @@ SENTENCES = [
 
 @functools.lru_cache(maxsize=1)
 def openai_tokenizer():
-    """open_clip's SimpleTokenizer (OpenAI's tokenizer with ftfy), loaded from its file so that open_clip's
-    package __init__, which needs torchvision, is never imported."""
-    spec = importlib.util.find_spec("open_clip")
-    if spec is None:
-        raise RuntimeError("open_clip_torch is not installed: pip install --no-deps open_clip_torch==3.3.0")
-    folder = list(spec.submodule_search_locations)[0]
-    module_spec = importlib.util.spec_from_file_location("open_clip_reference_tokenizer",
-                                                         os.path.join(folder, "tokenizer.py"))
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module.SimpleTokenizer()
+    """open_clip's SimpleTokenizer (OpenAI's tokenizer with ftfy), loaded as tokenizer_corpus loads it (from its
+    file, without open_clip's package __init__, which needs torchvision); one instance for all suites."""
+    return tokenizer_corpus.load_reference_tokenizer()
 
 
 def reference_token_ids(texts, context_length=77):

@@ -17,8 +17,10 @@ import PIL
 import pytest
 from PIL import Image
 
+import jvm
+import photos
+
 from clip_edge.preprocessing import OPENAI_MEAN, OPENAI_STD, ImagePreprocessor
-from tests import jvm, photos
 
 RESOLUTIONS = (224, 64)
 

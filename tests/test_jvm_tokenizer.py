@@ -9,7 +9,6 @@ import os
 import random
 import select
 import subprocess
-import sys
 import unicodedata
 
 import pytest
@@ -17,13 +16,10 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the ops of the SavedModel's tokenizer)
 
 import jvm
+from tokenizer_corpus import MOJIBAKE_NOT_REPAIRED, STRESS_TEXTS, documentation_corpus, mojibake_texts
 
-sys.path.insert(0, os.path.dirname(__file__))
-from tokenizer_corpus import (MOJIBAKE_NOT_REPAIRED, STRESS_TEXTS, documentation_corpus,  # noqa: E402
-                              mojibake_texts)
-
-from clip_edge import tokenizer as tokenizer_module  # noqa: E402
-from clip_edge.tokenizer import PYTHON_WHITESPACE, CLIPTokenizer  # noqa: E402
+from clip_edge import tokenizer as tokenizer_module
+from clip_edge.tokenizer import PYTHON_WHITESPACE, CLIPTokenizer
 
 JUNIT_RESOURCES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "android_demo", "clip",
                                "src", "test", "resources", "dev", "clipedge", "clip", "text")

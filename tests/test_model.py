@@ -68,8 +68,8 @@ def test_call_returns_logits_both_ways(small_model, inputs):
 
 
 def test_normalisation_is_per_row(small_model, inputs):
-    """Each image's logits must not depend on which other images share the batch (the seed normalised over
-    the whole batch)."""
+    """Each image's logits must not depend on which other images share the batch (as they would if the
+    embeddings were normalised over the whole batch instead of per row)."""
     images, ids = inputs
     together, _ = small_model({"images": images, "token_ids": ids})
     alone, _ = small_model({"images": images[:1], "token_ids": ids})
