@@ -36,9 +36,9 @@ export: $(VENV)/.installed
 	$(PY) -m converters.export --preset=$(PRESET) --weights=$(WEIGHTS) --output_dir=$(OUTPUT_DIR)
 
 # The Java core's JUnit tests, then every pytest suite (which includes the JVM-vs-SavedModel cross-checks and
-# the Beam pipeline in its own virtualenv).
+# the Beam pipeline in its own virtualenv), listing the slowest tests so that the suite's time stays visible.
 test: java-test beam-venv
-	CLIP_EDGE_BEAM_PYTHON=$(abspath $(BEAM_VENV))/bin/python $(PY) -m pytest -q tests
+	CLIP_EDGE_BEAM_PYTHON=$(abspath $(BEAM_VENV))/bin/python $(PY) -m pytest -q --durations=25 tests
 
 test-fast: java-test beam-venv
 	CLIP_EDGE_BEAM_PYTHON=$(abspath $(BEAM_VENV))/bin/python $(PY) -m pytest -q -m "not slow" tests

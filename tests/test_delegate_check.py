@@ -5,6 +5,7 @@ checker must flag the operator that carries it. The positive models use only doc
 """
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -251,3 +252,20 @@ def test_cli_exit_codes_and_output(models, tmp_path, capsys):
     assert delegate_check.main([str(bogus), "--target=edgetpu"]) == 2
     assert "bogus.tflite" in capsys.readouterr().err
 
+
+
+@pytest.mark.parametrize("tower", ["image", "text"])
+def test_float16_encoders_run_on_the_gpu_but_their_integer_input_ops(small_export, tower):
+    """The README's claim: in the exported float16 encoders (every signature), the GPU delegate cannot run only
+    the ops that read the integer inputs (uint8 pixels cast to float, int32 ids gathered and compared)."""
+    path = os.path.join(small_export, "tflite", f"{tower}_encoder_float16.tflite")
+    with open(path, "rb") as file:
+        subgraphs = tflite_model.signature_subgraphs(file.read(), path)
+    assert subgraphs
+    for key, subgraph in subgraphs.items():
+        report = delegate_check.check(path, "gpu", subgraph)
+        inputs = {t.index for t in tflite_model.read_model(path, subgraph).inputs}
+        for op, finding in zip(report.ops, report.findings):
+            if finding.problems:
+                assert any(t.index in inputs for t in op.present_inputs), (key, op.name, finding.problems)
+        assert report.unsupported, f"{key}: the integer input ops are flagged"
