@@ -215,9 +215,11 @@ def infer_config(tensors, source, hf_config=None):
                   vision_heads=max(vision_width // 64, 1))
     if hf_config:
         _check_hf_config(hf_config, source)
-        config["transformer_heads"] = hf_config.get("text_config", {}).get("num_attention_heads",
-                                                                            config["transformer_heads"])
-        config["vision_heads"] = hf_config.get("vision_config", {}).get("num_attention_heads", config["vision_heads"])
+        _check_config_matches_tensors(hf_config, config, source)
+        config["transformer_heads"] = _tower_config(hf_config, "text_config", source).get(
+            "num_attention_heads", config["transformer_heads"])
+        config["vision_heads"] = _tower_config(hf_config, "vision_config", source).get(
+            "num_attention_heads", config["vision_heads"])
     for tower, heads, width in (("text", "transformer_heads", "transformer_width"),
                                 ("vision", "vision_heads", "vision_width")):
         if config[heads] <= 0 or config[width] % config[heads]:
@@ -229,6 +231,38 @@ def infer_config(tensors, source, hf_config=None):
     return {key: int(value) for key, value in config.items()}
 
 
+# config.json fields that the tensor shapes also determine: (sub-config, field, our config key).
+_SHAPE_FIELDS = (("text_config", "hidden_size", "transformer_width"), ("text_config", "num_hidden_layers",
+                 "transformer_layers"), ("text_config", "vocab_size", "vocab_size"),
+                 ("text_config", "max_position_embeddings", "context_length"),
+                 ("vision_config", "hidden_size", "vision_width"), ("vision_config", "num_hidden_layers",
+                 "vision_layers"), ("vision_config", "patch_size", "vision_patch_size"),
+                 ("vision_config", "image_size", "image_resolution"), (None, "projection_dim", "embed_dim"))
+
+
+def _check_config_matches_tensors(hf_config, config, source):
+    """A config.json that describes another architecture than its tensors is refused (transformers would
+    refuse to load such a pair too), rather than silently read by the tensor shapes."""
+    for tower, field, key in _SHAPE_FIELDS:
+        value = (_tower_config(hf_config, tower, source) if tower else hf_config).get(field)
+        if value is not None and value != config[key]:
+            name = f"{tower}.{field}" if tower else field
+            raise CheckpointError(f"{source}: config.json says {name} {value!r:.40}, but the tensors have "
+                                  f"{config[key]}")
+
+
+def _tower_config(hf_config, tower, source):
+    """One tower's fields. Older configs also carry `text_config_dict` / `vision_config_dict`, which transformers
+    reads in preference to `text_config` / `vision_config` (whose values may then be defaults): so do we."""
+    merged = {}
+    for key in (tower, f"{tower}_dict"):
+        sub = hf_config.get(key) or {}
+        if not isinstance(sub, dict):
+            raise CheckpointError(f"{source}: config {key} is a {type(sub).__name__}, not an object")
+        merged.update(sub)
+    return merged
+
+
 def _check_hf_config(hf_config, source):
     """Refuse Hugging Face CLIP variants whose numerics this implementation does not reproduce, and configs
     whose fields have the wrong type."""
@@ -237,9 +271,7 @@ def _check_hf_config(hf_config, source):
         return isinstance(value, (int, float)) and not isinstance(value, bool)
 
     for tower in ("text_config", "vision_config"):
-        sub = hf_config.get(tower, {})
-        if not isinstance(sub, dict):
-            raise CheckpointError(f"{source}: config {tower} is a {type(sub).__name__}, not an object")
+        sub = _tower_config(hf_config, tower, source)
         for field in ("num_attention_heads", "hidden_size", "intermediate_size"):
             if field in sub and (not isinstance(sub[field], int) or isinstance(sub[field], bool)):
                 raise CheckpointError(f"{source}: config {tower}.{field} is {sub[field]!r:.60}, not an integer")

@@ -228,6 +228,37 @@ def test_misshapen_tensor_names_expected_and_found_shape(tiny_state, tmp_path):
         clip_edge.CLIP.from_checkpoint(_write(tmp_path, bad, source))
 
 
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_tensor_is_refused_by_name(tiny_state, tmp_path, value):
+    state, source = tiny_state
+    name = "text_model.encoder.layers.0.mlp.fc1.weight"
+    poisoned = state[name].copy()
+    poisoned[3, 5] = value
+    with pytest.raises(CheckpointError, match=rf"{name} contains NaN or infinite values"):
+        clip_edge.CLIP.from_checkpoint(_write(tmp_path, dict(state, **{name: poisoned}), source))
+
+
+def test_config_that_disagrees_with_the_tensors_is_refused(tiny_state, tmp_path):
+    """config.json claims a wider text tower, or larger images, than the tensors have: refused naming the field,
+    the config's value and the tensors'."""
+    state, source = tiny_state
+    folder = _write(tmp_path, state)
+    config = json.loads((source / "config.json").read_text())
+    config["text_config"]["hidden_size"] = 96
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"intermediate_size 256 is not 4 x hidden_size 96"):
+        clip_edge.CLIP.from_checkpoint(folder)
+    config["text_config"]["intermediate_size"] = 384
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"config.json says text_config.hidden_size 96, but the tensors have 64"):
+        clip_edge.CLIP.from_checkpoint(folder)
+    config["text_config"].update(hidden_size=64, intermediate_size=256)
+    config["vision_config"]["image_size"] = 40
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"vision_config.image_size 40, but the tensors have 32"):
+        clip_edge.CLIP.from_checkpoint(folder)
+
+
 def test_truncated_files_are_reported(tiny_state, tmp_path):
     _, source = tiny_state
     data = (source / "model.safetensors").read_bytes()
