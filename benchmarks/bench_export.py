@@ -37,8 +37,9 @@ import time
 
 import numpy as np
 
+from converters.variants import VARIANTS
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
 TOWERS = ("image", "text")
 
 # Issue 4, part 7. Latency goals are ratios to PyTorch at batch 1; size goals ratios to float32 of the same tower.

@@ -25,9 +25,9 @@ import time
 import numpy as np
 
 from benchmarks.machine import cpu_model
+from converters.variants import VARIANTS
 from tests import jvm, photos, reference
 
-VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
 CLASSIFY_LABELS = ("a photo of an astronaut", "a photo of a cat", "a photo of a dog", "a rocket", "a cup of coffee")
 
 

@@ -28,6 +28,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ info
 
 from absl import app, flags, logging  # noqa: E402
 
+from converters.variants import VARIANTS, tflite_path  # noqa: E402
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("preset", None, "clip-vit-base-patch16, clip-vit-base-patch32, clip-vit-large-patch14 or "
                     "clip-vit-large-patch14-336; may be omitted with --weights=PATH (architecture from the checkpoint)")
@@ -35,7 +37,7 @@ flags.DEFINE_string("weights", "hub", "hub (download the preset's Hugging Face r
                     "for testing the pipeline), or a path to a checkpoint directory or file")
 flags.DEFINE_string("output_dir", None, "where DIR/NAME/ is written")
 flags.DEFINE_string("name", None, "export folder name (default: the preset, or the checkpoint's folder name)")
-flags.DEFINE_list("variants", ["float32", "float16", "dynamic_int8", "int8"], "TFLite variants to build")
+flags.DEFINE_list("variants", list(VARIANTS), "TFLite variants to build (converters.variants.VARIANTS)")
 flags.DEFINE_string("calibration_images", None, "folder of your own photos for int8 calibration "
                     "(default: built-in real photos, disjoint from the parity set)")
 flags.DEFINE_string("image_int8_recipe", None, "int8 recipe of the image encoder (converters.tflite_variants."
@@ -199,7 +201,7 @@ def _check_arguments(output_dir, name, variants, threads, known_variants):
         raise ExportError(f"--threads must be a positive integer, got {threads!r}")
 
 
-def run_export(preset, weights, output_dir, name=None, variants=("float32", "float16", "dynamic_int8", "int8"),
+def run_export(preset, weights, output_dir, name=None, variants=tuple(VARIANTS),
                calibration_images=None, threads=2, int8_recipes=None, text_buckets=None, zero_shot_labels=None,
                zero_shot_templates=None, preprocess=True):
     """The whole export; returns (path of DIR/NAME, parity results). Raises ExportError naming the stage.
@@ -223,7 +225,7 @@ def run_export(preset, weights, output_dir, name=None, variants=("float32", "flo
     elif zero_shot_templates:
         raise ExportError("--zero_shot_templates needs --zero_shot_labels")
     name = name or preset or os.path.basename(os.path.abspath(weights))
-    _check_arguments(output_dir, name, variants, threads, list(parity.BARS))
+    _check_arguments(output_dir, name, variants, threads, list(VARIANTS))
     try:
         os.makedirs(output_dir, exist_ok=True)
     except OSError as error:
@@ -287,8 +289,8 @@ def run_export(preset, weights, output_dir, name=None, variants=("float32", "flo
                 function, list(variants), representative_dataset=representative.get(kind),
                 int8_recipe=int8_recipes.get(kind) or tflite_variants.RECOMMENDED_INT8_RECIPES[f"{kind}_encoder"])
             for variant, result in converted.items():
-                _write_bytes(os.path.join(work, parity.tflite_path(tower, variant)), result.tflite)
-                recipes[parity.tflite_path(tower, variant)] = result.recipe
+                _write_bytes(os.path.join(work, tflite_path(tower, variant)), result.tflite)
+                recipes[tflite_path(tower, variant)] = result.recipe
             progress.end()
 
         if preprocess:
@@ -319,7 +321,7 @@ def run_export(preset, weights, output_dir, name=None, variants=("float32", "flo
         progress.begin(stage)
         delegate_reports, subgraphs = {}, {}
         for result in results:
-            target = {"float16": "gpu", "int8": "edgetpu"}.get(result.variant)
+            target = VARIANTS[result.variant].delegate
             if target:
                 path = os.path.join(work, result.path)
                 if path not in subgraphs:  # a delegate runs one signature's subgraph: each is checked

@@ -25,18 +25,10 @@ import time
 
 import numpy as np
 
-# Minimum cosine similarity to the float model, per variant.
-BARS = {"float32": 0.99999, "float16": 0.999, "dynamic_int8": 0.99, "int8": 0.98}
+from converters.variants import VARIANTS, tflite_path
+
 TOWERS = ("image", "text")
 FULL_LENGTH_SIGNATURE = "serving_default"
-# A float32 bucket computes the same arithmetic as the full length on the positions it keeps (0.0 difference
-# measured with XNNPACK); the bar allows for a kernel that sums in another order, nothing more.
-FLOAT32_BUCKET_COSINE = 1 - 1e-7
-# Zero-shot classifier bars per variant: (min top-1 agreement, max absolute probability error) against the
-# float zero-shot of the SavedModel. Probabilities amplify embedding errors by the logit scale (100 for
-# OpenAI's checkpoints), so the quantised variants get loose probability bars; top-1 is what users see.
-ZERO_SHOT_BARS = {"float32": (1.0, 1e-4), "float16": (0.95, 0.05), "dynamic_int8": (0.9, 0.25),
-                  "int8": (0.85, 0.35)}
 ZERO_SHOT_LABELS = os.path.join("assets", "zero_shot_labels.txt")
 ZERO_SHOT_TEMPLATES = os.path.join("assets", "zero_shot_templates.txt")
 
@@ -69,10 +61,9 @@ class ArtifactParity:
         return self.cosine_min >= self.bar and not self._bucket_shortfall()
 
     def _bucket_shortfall(self):
-        if self.variant == "float32" and self.full_length_cosine_min is not None \
-                and self.full_length_cosine_min < FLOAT32_BUCKET_COSINE:
-            return (f"cosine to the full-length signature {self.full_length_cosine_min:.9f} is below "
-                    f"{FLOAT32_BUCKET_COSINE:.7f}")
+        bar = VARIANTS[self.variant].full_length_bar
+        if bar is not None and self.full_length_cosine_min is not None and self.full_length_cosine_min < bar:
+            return f"cosine to the full-length signature {self.full_length_cosine_min:.9f} is below {bar:.7f}"
         return ""
 
     def shortfall(self):
@@ -103,7 +94,7 @@ class ZeroShotParity:
 
     @property
     def bars(self):
-        return ZERO_SHOT_BARS[self.variant]
+        return VARIANTS[self.variant].zero_shot_bars
 
     @property
     def passed(self):
@@ -120,12 +111,6 @@ class ZeroShotParity:
     def to_dict(self):
         return dict(dataclasses.asdict(self), bars={"top1_agreement_min": self.bars[0],
                                                      "max_prob_error_max": self.bars[1]}, passed=self.passed)
-
-
-def tflite_path(tower, variant):
-    if tower == "zero_shot":
-        return os.path.join("tflite", f"zero_shot_{variant}.tflite")
-    return os.path.join("tflite", f"{tower}_encoder_{variant}.tflite")
 
 
 class TFLiteEncoder:
@@ -262,7 +247,7 @@ def _measure_text_signatures(export_dir, relative, variant, reference, threads, 
             path=relative, tower="text", variant=variant, cosine_mean=float(np.mean(cosines)),
             cosine_min=float(np.min(cosines)), max_abs_error=float(np.max(np.abs(found - expected))),
             top1_agreement=float(np.mean(top1)), latency_ms=encoder.median_latency_ms(inputs[0], latency_repeats),
-            bar=BARS[variant], examples=len(inputs), threads=threads, signature=key, length=length, **extra))
+            bar=VARIANTS[variant].bar, examples=len(inputs), threads=threads, signature=key, length=length, **extra))
     return results
 
 
@@ -293,7 +278,7 @@ def measure(export_dir, variants, pixels, sentences, threads=2, latency_repeats=
                 path=relative, tower=tower, variant=variant, cosine_mean=float(np.mean(cosines)),
                 cosine_min=float(np.min(cosines)), max_abs_error=float(np.max(np.abs(found - reference.image))),
                 top1_agreement=float(np.mean(top1 == float_top1)),
-                latency_ms=encoder.median_latency_ms(reference.pixels[0], latency_repeats), bar=BARS[variant],
+                latency_ms=encoder.median_latency_ms(reference.pixels[0], latency_repeats), bar=VARIANTS[variant].bar,
                 examples=len(reference.pixels), threads=threads))
     return results
 
@@ -418,7 +403,7 @@ def main(argv=None):
     tflite_dir = os.path.join(args.export_dir, "tflite")
     if not os.path.isdir(os.path.join(args.export_dir, "saved_model")) or not os.path.isdir(tflite_dir):
         sys.exit(f"{args.export_dir}: not an export directory (needs saved_model/ and tflite/)")
-    variants = [v for v in BARS if all(os.path.exists(os.path.join(args.export_dir, tflite_path(t, v)))
+    variants = [v for v in VARIANTS if all(os.path.exists(os.path.join(args.export_dir, tflite_path(t, v)))
                                        for t in TOWERS)]
     if not variants:
         sys.exit(f"{tflite_dir}: no pair of image and text encoders of one variant")
@@ -430,7 +415,7 @@ def main(argv=None):
     reference = FloatReference(os.path.join(args.export_dir, "saved_model"), pixels, datasets.held_out_sentences())
     results = measure(args.export_dir, variants, pixels, datasets.held_out_sentences(), threads=args.threads,
                       reference=reference)
-    zero_shot_variants = [v for v in BARS if os.path.exists(os.path.join(args.export_dir, tflite_path("zero_shot", v)))]
+    zero_shot_variants = [v for v in VARIANTS if os.path.exists(os.path.join(args.export_dir, tflite_path("zero_shot", v)))]
     if zero_shot_variants:
         results += measure_zero_shot(args.export_dir, zero_shot_variants, pixels, threads=args.threads,
                                      reference=reference)

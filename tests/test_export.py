@@ -1,6 +1,7 @@
 """The exporter end to end on a scaled-down CLIP (every variant, harness, manifest, standalone SavedModel), the
 refusal of an artifact below its bar, kill-and-rerun, and one full clip-vit-base-patch32 export (slow)."""
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -19,12 +20,12 @@ import tensorflow as tf
 import clip_edge
 from converters import export, parity
 from converters.serving import ServingModule
+from converters.variants import VARIANTS, tflite_path
 
 import photos
 import reference
 
-VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
-TOWER_FILES = [f"tflite/{t}_encoder_{v}.tflite" for t in ("image", "text") for v in VARIANTS]
+TOWER_FILES = [tflite_path(t, v) for t in ("image", "text") for v in VARIANTS]
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def tiny_checkpoint(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tiny_export(tiny_checkpoint, tmp_path_factory):
     output = tmp_path_factory.mktemp("exports")
-    target, results = export.run_export(None, str(tiny_checkpoint), str(output), name="tiny", variants=VARIANTS)
+    target, results = export.run_export(None, str(tiny_checkpoint), str(output), name="tiny", variants=tuple(VARIANTS))
     return target, results
 
 
@@ -66,7 +67,7 @@ def test_layout_and_manifest(tiny_export):
         "shape": [1, 77], "quantization": None}
     for relative in TOWER_FILES:
         entry = listed[relative]
-        assert entry["parity"]["passed"] and entry["parity"]["cosine_min"] >= parity.BARS[entry["variant"]]
+        assert entry["parity"]["passed"] and entry["parity"]["cosine_min"] >= VARIANTS[entry["variant"]].bar
         assert entry["latency_ms"]["median"] > 0 and entry["recipe"]
     assert listed["tflite/image_encoder_float16.tflite"]["delegate"]["target"] == "gpu"
     assert listed["tflite/text_encoder_int8.tflite"]["delegate"]["target"] == "edgetpu"
@@ -172,7 +173,8 @@ def test_saved_model_cli_lists_signatures(tiny_export):
 def test_artifact_below_its_bar_is_refused(tiny_checkpoint, tmp_path, monkeypatch):
     first, _ = export.run_export(None, str(tiny_checkpoint), str(tmp_path), name="gated", variants=("float32",))
     shipped = _sha256(os.path.join(first, "manifest.json"))
-    monkeypatch.setitem(parity.BARS, "float16", 1.0 + 1e-6)  # unreachable: cosine cannot exceed 1
+    unreachable = dataclasses.replace(VARIANTS["float16"], bar=1.0 + 1e-6)  # cosine cannot exceed 1
+    monkeypatch.setitem(VARIANTS, "float16", unreachable)
     with pytest.raises(export.ExportError, match=r"text_encoder_float16.tflite min cosine .* below 1.000001"):
         export.run_export(None, str(tiny_checkpoint), str(tmp_path), name="gated", variants=("float32", "float16"))
     rejected = tmp_path / "gated.rejected"

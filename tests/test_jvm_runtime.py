@@ -17,7 +17,7 @@ import tensorflow_text  # noqa: F401  (registers the ops the SavedModel's tokeni
 import jvm
 import photos
 import reference
-from converters import parity
+from converters.variants import VARIANTS
 
 # Full-size photos and the odd shapes where resizing and cropping go wrong.
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "tall", "wide_strip", "small", "tiny")
@@ -61,17 +61,17 @@ def image_reference(saved_model, png_files):
     return np.stack(rows)
 
 
-@pytest.mark.parametrize("variant", list(parity.BARS))
+@pytest.mark.parametrize("variant", list(VARIANTS))
 def test_embed_image_matches_saved_model(small_export, png_files, image_reference, variant):
     result = jvm.run("embed-image", "--export", small_export, "--variant", variant, *png_files)
     embeddings = np.array(jvm.json_lines(result), np.float64)
     assert embeddings.shape == image_reference.shape
     np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-6)
     cosines = _cosines(embeddings, image_reference)
-    assert cosines.min() >= parity.BARS[variant], dict(zip(PHOTOS, cosines.round(6)))
+    assert cosines.min() >= VARIANTS[variant].bar, dict(zip(PHOTOS, cosines.round(6)))
 
 
-@pytest.mark.parametrize("variant", list(parity.BARS))
+@pytest.mark.parametrize("variant", list(VARIANTS))
 def test_embed_text_matches_saved_model(small_export, saved_model, variant):
     expected = saved_model.signatures["encode_text"](texts=tf.constant(reference.SENTENCES))["embeddings"].numpy()
     result = jvm.run("embed-text", "--export", small_export, "--variant", variant, lines=reference.SENTENCES)
@@ -79,7 +79,7 @@ def test_embed_text_matches_saved_model(small_export, saved_model, variant):
     assert embeddings.shape == expected.shape
     np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-6)
     cosines = _cosines(embeddings, expected)
-    assert cosines.min() >= parity.BARS[variant], dict(zip(reference.SENTENCES, cosines.round(6)))
+    assert cosines.min() >= VARIANTS[variant].bar, dict(zip(reference.SENTENCES, cosines.round(6)))
 
 
 @pytest.mark.parametrize("name", ["astronaut", "chelsea", "tall"])
@@ -122,7 +122,7 @@ def test_folder_that_is_not_an_export(tmp_path):
 def test_unknown_variant_lists_the_available_ones(small_export, png_files):
     result = jvm.run("embed-image", "--export", small_export, "--variant", "float64", png_files[0], check=False)
     line = _fails_with_one_line(result, "'float64'", "available:")
-    assert all(variant in line for variant in parity.BARS)
+    assert all(variant in line for variant in VARIANTS)
 
 
 def test_corrupt_and_missing_images_are_named(small_export, png_files, tmp_path):
