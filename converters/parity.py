@@ -339,10 +339,40 @@ PREPROCESS_PATH = os.path.join("tflite", "preprocess.tflite")
 PREPROCESS_BAR_LEVELS = 2
 
 
+@dataclasses.dataclass
+class PreprocessParity:
+    """preprocess.tflite against the SavedModel's resize and crop, in 8-bit levels."""
+
+    max_level_difference: int
+    values_differing: int
+    values: int
+    images: int
+    bar_levels: int
+    path: str = PREPROCESS_PATH
+    label = PREPROCESS_PATH
+    variant = None  # one preprocessing model serves every variant
+
+    @property
+    def passed(self):
+        return self.max_level_difference <= self.bar_levels
+
+    def shortfall(self):
+        return "" if self.passed else (f"max difference {self.max_level_difference} levels is above "
+                                       f"{self.bar_levels}")
+
+    def to_dict(self):
+        return dict({k: v for k, v in dataclasses.asdict(self).items() if k != "path"}, passed=self.passed)
+
+    def format(self):
+        """One line for people: how far preprocess.tflite is from the SavedModel's resize and crop."""
+        return (f"{self.path}: max difference {self.max_level_difference} level(s) (bar {self.bar_levels}), "
+                f"{self.values_differing:,} of {self.values:,} values differ, {self.images} held-out photos and "
+                f"crops at their own sizes: {'pass' if self.passed else 'FAIL'}")
+
+
 def measure_preprocess(export_dir, images, resolution, threads=2):
-    """preprocess.tflite against the SavedModel's resize and crop (ImagePreprocessor.resize_and_crop, the same
-    graph code) on uint8 [H, W, 3] images of their own sizes: {"max_level_difference", "values_differing",
-    "values", "images", "bar_levels", "passed"}."""
+    """PreprocessParity of preprocess.tflite against the SavedModel's resize and crop
+    (ImagePreprocessor.resize_and_crop, the same graph code) on uint8 [H, W, 3] images of their own sizes."""
     from clip_edge.preprocessing import ImagePreprocessor
     from converters.tflite_variants import run_preprocess
 
@@ -356,16 +386,8 @@ def measure_preprocess(export_dir, images, resolution, threads=2):
         difference = np.abs(found - expected)
         worst, differing, values = max(worst, int(difference.max())), differing + int(np.count_nonzero(difference)), \
             values + difference.size
-    return {"max_level_difference": worst, "values_differing": differing, "values": values, "images": len(images),
-            "bar_levels": PREPROCESS_BAR_LEVELS, "passed": worst <= PREPROCESS_BAR_LEVELS}
-
-
-def format_preprocess(result):
-    """One line for people: how far preprocess.tflite is from the SavedModel's resize and crop."""
-    return (f"{PREPROCESS_PATH}: max difference {result['max_level_difference']} level(s) (bar "
-            f"{result['bar_levels']}), {result['values_differing']:,} of {result['values']:,} values differ, "
-            f"{result['images']} held-out photos and crops at their own sizes: "
-            f"{'pass' if result['passed'] else 'FAIL'}")
+    return PreprocessParity(max_level_difference=worst, values_differing=differing, values=values, images=len(images),
+                            bar_levels=PREPROCESS_BAR_LEVELS)
 
 
 def format_table(results):
@@ -415,7 +437,8 @@ def main(argv=None):
     reference = FloatReference(os.path.join(args.export_dir, "saved_model"), pixels, datasets.held_out_sentences())
     results = measure(args.export_dir, variants, pixels, datasets.held_out_sentences(), threads=args.threads,
                       reference=reference)
-    zero_shot_variants = [v for v in VARIANTS if os.path.exists(os.path.join(args.export_dir, tflite_path("zero_shot", v)))]
+    zero_shot_variants = [v for v in VARIANTS
+                          if os.path.exists(os.path.join(args.export_dir, tflite_path("zero_shot", v)))]
     if zero_shot_variants:
         results += measure_zero_shot(args.export_dir, zero_shot_variants, pixels, threads=args.threads,
                                      reference=reference)

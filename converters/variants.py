@@ -43,7 +43,8 @@ VARIANTS = {v.name: v for v in (
                 "(optimizations=[DEFAULT], no data)", optimize=True, supported_types=(), calibrated=False,
                 bar=0.99, zero_shot_bars=(0.9, 0.25), full_length_bar=None, delegate=None),
     VariantSpec("int8", "full integer, calibrated on real photos and sentences, as the tower's Int8Recipe says",
-                optimize=True, supported_types=(), calibrated=True, bar=0.98, zero_shot_bars=(0.85, 0.35), full_length_bar=None, delegate="edgetpu"),
+                optimize=True, supported_types=(), calibrated=True, bar=0.98, zero_shot_bars=(0.85, 0.35),
+                full_length_bar=None, delegate="edgetpu"),
 )}
 TOWERS = ("image", "text", "zero_shot")
 
