@@ -11,9 +11,17 @@ the design's export contract); with --zero_shot_labels also tflite/zero_shot_{va
 assets/zero_shot_{labels,templates}.txt.
 
 Everything is built in a hidden temporary folder beside the target and renamed into place at the end, so an
-interrupted export leaves nothing that looks complete, and a re-run replaces the old output whole. If any
-artifact misses its parity bar, the export fails (exit 1): DIR/NAME is left as it was, and the artifacts and
-the report go to DIR/NAME.rejected/ without a manifest.
+interrupted export leaves nothing that looks complete, and a re-run replaces the old output whole.
+
+The parity gate works per variant (converters.parity.Gate). Exit status:
+  0  every artifact met its bar; everything shipped.
+  3  some variants missed a bar: each such variant's files (image and text encoders, zero-shot classifier) are
+     left out of tflite/ and kept in DIR/NAME/rejected/tflite/, manifest.json lists them under "rejected" with
+     their shortfalls (not under "artifacts"), parity_report.md says so, and the other variants ship.
+  1  the export was refused or failed: a variant named by --require missed its bar (default: float32, the
+     reference), every variant did, or preprocess.tflite did (one model serves every variant); or any stage
+     failed. DIR/NAME is left as it was, and on a refusal the artifacts and the report go to DIR/NAME.rejected/
+     without a manifest.
 """
 
 import contextlib
@@ -30,7 +38,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ info
 
 from absl import app, flags, logging  # noqa: E402
 
-from converters.parity import FULL_LENGTH_SIGNATURE  # noqa: E402
+from converters.parity import (EXIT_OK, EXIT_REFUSED, EXIT_REJECTED_VARIANTS,  # noqa: E402
+                               FULL_LENGTH_SIGNATURE)
 from converters.variants import VARIANTS, tflite_path  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -57,6 +66,10 @@ flags.DEFINE_string("zero_shot_labels", None, "file of class names, one per line
                     "tflite/zero_shot_{variant}.tflite (uint8 image -> class probabilities)")
 flags.DEFINE_string("zero_shot_templates", None, "file of prompt templates, one per line, {} standing for the "
                     "class name (default: converters.zero_shot.DEFAULT_TEMPLATES, 8 of OpenAI's ImageNet prompts)")
+flags.DEFINE_list("require", None, "all, or the variants whose failure refuses the whole export (exit 1, "
+                  "everything in DIR/NAME.rejected/); another variant that misses its bar is left out of tflite/ "
+                  "(kept in DIR/NAME/rejected/, listed in manifest.json's rejected section) and the rest ships "
+                  "(exit 3). Default: float32 (the reference), when exported")
 flags.mark_flag_as_required("output_dir")
 
 CALIBRATION_SENTENCE_COUNT = 64
@@ -304,15 +317,30 @@ def _check_delegates(work, record):
                 "target", "ready", "op_count", "delegated_op_count", "model_problems", "unsupported_ops")}
 
 
+def _set_aside(work, record, rejected):
+    """Moves every file of the `rejected` variants ({variant: shortfalls}) from tflite/ to rejected/tflite/."""
+    from converters import manifest
+
+    for artifact in record.artifacts:
+        if artifact.variant in rejected:
+            moved = os.path.join(manifest.REJECTED_DIR, artifact.path)
+            os.makedirs(os.path.dirname(os.path.join(work, moved)), exist_ok=True)
+            os.rename(os.path.join(work, artifact.path), os.path.join(work, moved))
+            artifact.path, artifact.rejected = moved, True
+    record.rejected_variants = dict(rejected)
+
+
 def run_export(preset, weights, output_dir, name=None, variants=tuple(VARIANTS),
                calibration_images=None, threads=2, int8_recipes=None, text_buckets=None, zero_shot_labels=None,
-               zero_shot_templates=None, preprocess=True):
+               zero_shot_templates=None, preprocess=True, require=None):
     """The whole export, stage by stage; returns (path of DIR/NAME, its manifest.ExportRecord). Raises
     ExportError naming the stage. `threads` applies to TFLite latency measurement; the command line also sets
     TensorFlow's thread pool. `int8_recipes` may name the int8 recipe per tower ({"image": ..., "text": ...}).
     `text_buckets`: shorter text lengths (default: clip_edge.model.DEFAULT_TEXT_BUCKETS below the context
     length). `zero_shot_labels` / `zero_shot_templates`: files for the zero-shot classifiers (templates default
-    to converters.zero_shot.DEFAULT_TEMPLATES). `preprocess` adds tflite/preprocess.tflite."""
+    to converters.zero_shot.DEFAULT_TEMPLATES). `preprocess` adds tflite/preprocess.tflite. `require`: "all" or
+    the variants whose failure refuses the export (default converters.parity.DEFAULT_REQUIRED); the others are
+    set aside when they miss a bar (the record's rejected_variants) and the rest ships."""
     int8_recipes = int8_recipes or {}
     from clip_edge import model as clip_model
     from clip_edge import presets as preset_table
@@ -328,6 +356,10 @@ def run_export(preset, weights, output_dir, name=None, variants=tuple(VARIANTS),
         raise ExportError("--zero_shot_templates needs --zero_shot_labels")
     name = name or preset or os.path.basename(os.path.abspath(weights))
     _check_arguments(output_dir, name, variants, threads, list(VARIANTS))
+    try:
+        required = parity.required_variants(require, variants)
+    except ValueError as error:
+        raise ExportError(str(error)) from None
     try:
         os.makedirs(output_dir, exist_ok=True)
     except OSError as error:
@@ -389,13 +421,15 @@ def run_export(preset, weights, output_dir, name=None, variants=tuple(VARIANTS),
             _check_delegates(work, record)
 
         with progress.stage("manifest") as stage:
+            gate = parity.Gate.of(record.results, variants, required)
+            if gate.refused:
+                manifest.write_report(work, record)
+                refused = os.path.join(output_dir, f"{name}.rejected")
+                _replace_directory(work, refused)
+                raise ExportError("parity: " + "; ".join(gate.refused)
+                                  + f". Nothing was shipped; artifacts and report are in {refused}")
+            _set_aside(work, record, gate.rejected)
             manifest.write_report(work, record)
-            failed = [shortfall for a in record.artifacts for shortfall in a.shortfalls()]
-            if failed:
-                rejected = os.path.join(output_dir, f"{name}.rejected")
-                _replace_directory(work, rejected)
-                raise ExportError("parity: " + "; ".join(failed)
-                                  + f". Nothing was shipped; artifacts and report are in {rejected}")
             manifest.write_manifest(work, record)
             target = os.path.join(output_dir, name)
             _replace_directory(work, target)
@@ -421,14 +455,20 @@ def main(argv):
             return 1
         buckets = [int(n) for n in buckets]
     try:
-        run_export(FLAGS.preset, FLAGS.weights, FLAGS.output_dir, FLAGS.name, FLAGS.variants,
-                   FLAGS.calibration_images, FLAGS.threads,
-                   {"image": FLAGS.image_int8_recipe, "text": FLAGS.text_int8_recipe},
-                   buckets, FLAGS.zero_shot_labels, FLAGS.zero_shot_templates, FLAGS.preprocess)
+        target, record = run_export(FLAGS.preset, FLAGS.weights, FLAGS.output_dir, FLAGS.name, FLAGS.variants,
+                                    FLAGS.calibration_images, FLAGS.threads,
+                                    {"image": FLAGS.image_int8_recipe, "text": FLAGS.text_int8_recipe},
+                                    buckets, FLAGS.zero_shot_labels, FLAGS.zero_shot_templates, FLAGS.preprocess,
+                                    FLAGS.require)
     except (ExportError, ValueError) as error:
         print(f"export failed: {error}", file=sys.stderr)
-        return 1
-    return 0
+        return EXIT_REFUSED
+    if record.rejected_variants:
+        print(f"exported {target} without the variants that missed their bars (kept in {target}/rejected/): "
+              + "; ".join(f"{v}: {'; '.join(s)}" for v, s in record.rejected_variants.items()), file=sys.stderr)
+        return EXIT_REJECTED_VARIANTS
+    return EXIT_OK
+
 
 if __name__ == "__main__":
     app.run(main)

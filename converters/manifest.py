@@ -19,6 +19,8 @@ from converters.serving import SIGNATURES
 
 MANIFEST = "manifest.json"
 REPORT = "parity_report.md"
+# Files of rejected variants, at their usual relative path below this folder (rejected/tflite/...).
+REJECTED_DIR = "rejected"
 TOOLS = ("tensorflow", "tensorflow-text", "ai-edge-litert", "ai-edge-quantizer", "numpy", "clip_edge")
 
 
@@ -34,6 +36,7 @@ class ArtifactRecord:
     recipe: str | None = None
     parity: list = dataclasses.field(default_factory=list)
     delegate: dict = dataclasses.field(default_factory=dict)
+    rejected: bool = False  # its variant missed a bar: the file was moved to REJECTED_DIR and is not shipped
 
     @property
     def passed(self):
@@ -55,6 +58,7 @@ class ExportRecord:
     logit_multiplier: float | None = None
     zero_shot: dict | None = None  # labels, templates, logit scale and asset paths of the classifiers
     artifacts: list = dataclasses.field(default_factory=list)  # ArtifactRecord, in conversion order
+    rejected_variants: dict = dataclasses.field(default_factory=dict)  # variant -> its shortfalls (parity.Gate)
 
     def artifact(self, path):
         (found,) = [a for a in self.artifacts if a.path == path]
@@ -124,7 +128,7 @@ def _artifact_files(export_dir):
         for name in sorted(files):
             path = os.path.join(folder, name)
             relative = os.path.relpath(path, export_dir)
-            if relative not in (MANIFEST, REPORT):
+            if relative not in (MANIFEST, REPORT) and not relative.startswith(REJECTED_DIR + os.sep):
                 yield relative, path
 
 
@@ -168,6 +172,13 @@ def _encoder_entry(export, record, path):
     return entry
 
 
+def _rejected_entry(export_dir, record):
+    path = os.path.join(export_dir, record.path)
+    return {"path": record.path, "sha256": files_sha256([path]), "bytes": os.path.getsize(path),
+            "tower": record.tower, "variant": record.variant, "recipe": record.recipe, "passed": record.passed,
+            "parity": [dict(_parity_entry(r), label=r.label) for r in record.parity]}
+
+
 def write_manifest(export_dir, export):
     """manifest.json of `export` (an ExportRecord): every file under export_dir with its sha256 and size, and
     for each TFLite file what its ArtifactRecord holds. `export.logit_multiplier` is what serving_default
@@ -202,6 +213,13 @@ def write_manifest(export_dir, export):
                     "serving_default, subgraph 0"}
     if export.zero_shot:
         manifest["zero_shot"] = export.zero_shot
+    if export.rejected_variants:
+        manifest["rejected"] = {
+            "note": f"variants that missed a parity bar: not shipped, not in artifacts; their files are kept under "
+                    f"{REJECTED_DIR}/ for inspection (details in {REPORT})",
+            "variants": {variant: {"shortfalls": shortfalls, "artifacts": [
+                _rejected_entry(export_dir, a) for a in export.artifacts if a.rejected and a.variant == variant]}
+                for variant, shortfalls in export.rejected_variants.items()}}
     _write_json_atomically(os.path.join(export_dir, MANIFEST), manifest)
 
 
@@ -258,7 +276,13 @@ def write_report(export_dir, export):
     for result in preprocess:
         lines += ["", "Preprocessing against the SavedModel's resize and crop: " + result.format()]
     failed = [shortfall for a in export.artifacts for shortfall in a.shortfalls()]
-    lines += ["", "**Result: " + ("all artifacts meet their bars.**" if not failed else
-                                 "FAILED: " + "; ".join(failed) + "**")]
+    shipped = sorted({a.variant for a in encoders if not a.rejected})
+    if export.rejected_variants:
+        result = (f"variants rejected, not shipped (files in {REJECTED_DIR}/): "
+                  + "; ".join(f"{v} ({'; '.join(s)})" for v, s in export.rejected_variants.items())
+                  + f". Shipped: {', '.join(shipped)}.**")
+    else:
+        result = "all artifacts meet their bars.**" if not failed else "FAILED: " + "; ".join(failed) + "**"
+    lines += ["", "**Result: " + result]
     with open(os.path.join(export_dir, REPORT), "w") as file:
         file.write("\n".join(lines) + "\n")

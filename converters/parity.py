@@ -3,11 +3,14 @@
 The float reference is the export's own SavedModel (float32 TensorFlow, tokenizer inside), so the harness
 works on any export directory, in or out of the exporter:
 
-    python -m converters.parity --export_dir=out/clip-vit-base-patch32 [--threads=2]
+    python -m converters.parity --export_dir=out/clip-vit-base-patch32 [--threads=2] [--require=all|VARIANTS]
 
 For each variant: cosine similarity of embeddings (mean and min), max absolute error, and zero-shot top-1
-agreement with the float model (held-out photos x prompts; the other tower stays float). A variant whose
-minimum cosine is below its bar fails: the command exits 1, and the exporter refuses to ship it.
+agreement with the float model (held-out photos x prompts; the other tower stays float). A variant with an
+artifact below its bar (converters.variants.VARIANTS) fails, and the verdict is the exporter's (Gate): exit 0
+when every variant passes, 3 when some fail and the others would ship, 1 when a required variant (--require;
+default float32) or every variant fails, or the folder is not an export. On a shipped export the harness
+measures tflite/, the shipped variants; the exporter keeps rejected ones in rejected/.
 
 Text encoders are measured per signature (one per length bucket): each on the sentences that fit it, plus
 sentences that exactly fill each bucket and ones a token too long (which only the next bucket may take),
@@ -413,6 +416,56 @@ def format_table(results):
     return "\n".join(lines)
 
 
+# Exit statuses of the exporter and of this harness: every artifact met its bar; a gate unit below its bar made
+# the whole export refused (or the run failed); some variants missed their bars and the others were shipped.
+EXIT_OK, EXIT_REFUSED, EXIT_REJECTED_VARIANTS = 0, 1, 3
+# Variants whose failure refuses the whole export unless --require says otherwise: float32 is the reference the
+# quantised variants are measured against on device, and it can only miss its bar through a defect.
+DEFAULT_REQUIRED = ("float32",)
+
+
+def required_variants(require, variants):
+    """The variants whose failure refuses the export: `require` is "all", a list of variant names (each must be
+    among `variants`), or None for DEFAULT_REQUIRED (those of them that are in `variants`)."""
+    if require is None:
+        return [v for v in DEFAULT_REQUIRED if v in variants]
+    if require == "all" or list(require) == ["all"]:
+        return list(variants)
+    unknown = [v for v in require if v not in variants]
+    if unknown or not require:
+        raise ValueError(f"--require names {unknown or 'nothing'}; expected 'all' or some of the exported variants "
+                         f"{list(variants)}")
+    return list(require)
+
+
+@dataclasses.dataclass
+class Gate:
+    """The verdict on an export's parity results. A variant is one unit: when any of its artifacts (image and text
+    encoder, every text signature, zero-shot classifier) misses its bar, the whole variant is rejected, so a device
+    never pairs encoders of which one is off. The export is refused when a required variant is rejected, when every
+    variant is, or when preprocess.tflite misses its bar (one model serves every variant: a miss is a defect)."""
+
+    rejected: dict  # variant -> ["path: shortfall", ...]
+    refused: list  # why the whole export is refused; empty if it ships
+
+    @classmethod
+    def of(cls, results, variants, required):
+        rejected, shared = {}, []
+        for r in results:
+            if not r.passed:
+                line = f"{r.label}: {r.shortfall()}"
+                (shared if r.variant is None else rejected.setdefault(r.variant, [])).append(line)
+        refused = list(shared)
+        refused += [f"required variant {v} rejected ({'; '.join(rejected[v])})" for v in required if v in rejected]
+        if rejected and set(rejected) == set(variants) and not refused:
+            refused.append("every variant missed its bar: " + "; ".join(x for v in rejected.values() for x in v))
+        return cls(rejected, refused)
+
+    @property
+    def exit_code(self):
+        return EXIT_REFUSED if self.refused else EXIT_REJECTED_VARIANTS if self.rejected else EXIT_OK
+
+
 def main(argv=None):
     import argparse
 
@@ -421,6 +474,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--export_dir", required=True, help="an export's DIR/NAME folder")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--require", default=None, help="all, or comma-separated variants whose failure is fatal "
+                        f"(exit {EXIT_REFUSED}); default: {','.join(DEFAULT_REQUIRED)} when present (as the exporter)")
     args = parser.parse_args(argv)
     tflite_dir = os.path.join(args.export_dir, "tflite")
     if not os.path.isdir(os.path.join(args.export_dir, "saved_model")) or not os.path.isdir(tflite_dir):
@@ -429,6 +484,10 @@ def main(argv=None):
                                        for t in TOWERS)]
     if not variants:
         sys.exit(f"{tflite_dir}: no pair of image and text encoders of one variant")
+    try:
+        required = required_variants(None if args.require is None else args.require.split(","), variants)
+    except ValueError as error:
+        sys.exit(str(error))
     from ai_edge_litert.interpreter import Interpreter
 
     resolution = Interpreter(model_path=os.path.join(args.export_dir, tflite_path("image", variants[0]))
@@ -443,10 +502,12 @@ def main(argv=None):
         results += measure_zero_shot(args.export_dir, zero_shot_variants, pixels, threads=args.threads,
                                      reference=reference)
     print(format_table(results))
-    failed = [r for r in results if not r.passed]
-    for r in failed:
-        print(f"FAIL {r.label}: {r.shortfall()}", file=sys.stderr)
-    return 1 if failed else 0
+    gate = Gate.of(results, variants, required)
+    for variant, shortfalls in gate.rejected.items():
+        print(f"FAIL {variant}: {'; '.join(shortfalls)}", file=sys.stderr)
+    if gate.refused:
+        print("refused: " + "; ".join(gate.refused), file=sys.stderr)
+    return gate.exit_code
 
 
 if __name__ == "__main__":
