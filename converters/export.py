@@ -22,6 +22,10 @@ The parity gate works per variant (converters.parity.Gate). Exit status:
      reference), every variant did, or preprocess.tflite did (one model serves every variant); or any stage
      failed. DIR/NAME is left as it was, and on a refusal the artifacts and the report go to DIR/NAME.rejected/
      without a manifest.
+
+The command prints our own lines only: one per stage, calibration bars, the parity table. What TensorFlow,
+LiteRT and ai-edge-quantizer print (per-tensor progress bars, warnings about debugging options, CUDA probing on
+a machine without a GPU) is captured and shown only when the export fails, or as it happens with --verbose.
 """
 
 import contextlib
@@ -70,6 +74,8 @@ flags.DEFINE_list("require", None, "all, or the variants whose failure refuses t
                   "everything in DIR/NAME.rejected/); another variant that misses its bar is left out of tflite/ "
                   "(kept in DIR/NAME/rejected/, listed in manifest.json's rejected section) and the rest ships "
                   "(exit 3). Default: float32 (the reference), when exported")
+flags.DEFINE_bool("verbose", False, "show what TensorFlow, LiteRT and ai-edge-quantizer print (progress bars, "
+                  "warnings, CUDA probing); without it their output is captured and shown only if the export fails")
 flags.mark_flag_as_required("output_dir")
 
 CALIBRATION_SENTENCE_COUNT = 64
@@ -80,10 +86,15 @@ class ExportError(RuntimeError):
 
 
 class Progress:
-    """One line per stage with its own and the total elapsed time; a progress bar for long loops."""
+    """One line per stage with its own and the total elapsed time; a progress bar for long loops. Written to
+    `out` (default sys.stdout): the command line gives the terminal, while third parties' output is captured."""
 
-    def __init__(self):
+    def __init__(self, out=None):
         self.started = time.monotonic()
+        self.out = out or sys.stdout
+
+    def print(self, text):
+        print(text, file=self.out, flush=True)
 
     @contextlib.contextmanager
     def stage(self, name, detail=""):
@@ -107,10 +118,10 @@ class Progress:
             return
         width = 30
         filled = width * done // total
-        print(f"    {label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", flush=True)
+        self.print(f"    {label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
 
     def _line(self, text):
-        print(f"[{time.monotonic() - self.started:7.1f}s] {text}", flush=True)
+        self.print(f"[{time.monotonic() - self.started:7.1f}s] {text}")
 
 
 def _resolve_model(preset, weights):
@@ -332,7 +343,7 @@ def _set_aside(work, record, rejected):
 
 def run_export(preset, weights, output_dir, name=None, variants=tuple(VARIANTS),
                calibration_images=None, threads=2, int8_recipes=None, text_buckets=None, zero_shot_labels=None,
-               zero_shot_templates=None, preprocess=True, require=None):
+               zero_shot_templates=None, preprocess=True, require=None, log=None):
     """The whole export, stage by stage; returns (path of DIR/NAME, its manifest.ExportRecord). Raises
     ExportError naming the stage. `threads` applies to TFLite latency measurement; the command line also sets
     TensorFlow's thread pool. `int8_recipes` may name the int8 recipe per tower ({"image": ..., "text": ...}).
@@ -340,7 +351,8 @@ def run_export(preset, weights, output_dir, name=None, variants=tuple(VARIANTS),
     length). `zero_shot_labels` / `zero_shot_templates`: files for the zero-shot classifiers (templates default
     to converters.zero_shot.DEFAULT_TEMPLATES). `preprocess` adds tflite/preprocess.tflite. `require`: "all" or
     the variants whose failure refuses the export (default converters.parity.DEFAULT_REQUIRED); the others are
-    set aside when they miss a bar (the record's rejected_variants) and the rest ships."""
+    set aside when they miss a bar (the record's rejected_variants) and the rest ships. `log`: where the progress
+    lines go (default sys.stdout)."""
     int8_recipes = int8_recipes or {}
     from clip_edge import model as clip_model
     from clip_edge import presets as preset_table
@@ -369,7 +381,7 @@ def run_export(preset, weights, output_dir, name=None, variants=tuple(VARIANTS),
     work = os.path.join(output_dir, f".{name}.tmp-{os.getpid()}")
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
-    progress = Progress()
+    progress = Progress(log)
     try:
         with progress.stage("load model", f"{preset or 'from checkpoint'}, weights={weights}") as stage:
             model, tokenizer, text_functions, record = _load(preset, weights, name, threads, text_buckets)
@@ -411,11 +423,10 @@ def run_export(preset, weights, output_dir, name=None, variants=tuple(VARIANTS),
             _measure(work, record, datasets.held_out_photos(), threads)
             passed = sum(a.passed for a in record.artifacts)
             stage.summary = f"{passed}/{len(record.artifacts)} artifacts meet their bar"
-        print(parity.format_table([r for a in record.artifacts if a.tower != "preprocess" for r in a.parity]),
-              flush=True)
+        progress.print(parity.format_table([r for a in record.artifacts if a.tower != "preprocess" for r in a.parity]))
         for artifact in record.artifacts:
             if artifact.tower == "preprocess":
-                print(artifact.parity[0].format(), flush=True)
+                progress.print(artifact.parity[0].format())
 
         with progress.stage("delegate checks"):
             _check_delegates(work, record)
@@ -440,9 +451,61 @@ def run_export(preset, weights, output_dir, name=None, variants=tuple(VARIANTS),
             shutil.rmtree(work, ignore_errors=True)
 
 
+# Lines of captured third-party output replayed when an export fails.
+CAPTURED_TAIL_LINES = 200
+
+
+@contextlib.contextmanager
+def _capture_third_party_output(verbose):
+    """Yields (stream for our own lines, outcome): file descriptors 1 and 2, where TensorFlow's C++ logging
+    (CUDA probing on a machine without a GPU), Python warnings, ai-edge-quantizer's per-tensor progress bars and
+    LiteRT's notices all write, go to a temporary file meanwhile. Set outcome.failed to have the last
+    CAPTURED_TAIL_LINES lines replayed on stderr (also done on an exception). `verbose`: capture nothing."""
+    outcome = types.SimpleNamespace(failed=False)
+    if verbose:
+        yield sys.stdout, outcome
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    console = os.fdopen(os.dup(saved[1]), "w")
+    with tempfile.TemporaryFile() as captured:
+        for fd in (1, 2):
+            os.dup2(captured.fileno(), fd)
+        try:
+            yield console, outcome
+        except BaseException:
+            outcome.failed = True
+            raise
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, original in saved.items():
+                os.dup2(original, fd)
+                os.close(original)
+            console.close()
+            if outcome.failed:
+                captured.seek(0)
+                lines = captured.read().decode("utf-8", "replace").replace("\r", "\n").splitlines()
+                shown = lines[-CAPTURED_TAIL_LINES:]
+                print(f"--- what TensorFlow and other libraries printed (last {len(shown)} of {len(lines)} lines; "
+                      "--verbose shows it as it happens) ---", *shown, "---", sep="\n", file=sys.stderr, flush=True)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    messages = []  # for stderr once it is ours again
+    with _capture_third_party_output(FLAGS.verbose) as (console, outcome):
+        status = _export(console, messages)
+        outcome.failed = status == EXIT_REFUSED
+    for message in messages:
+        print(message, file=sys.stderr)
+    return status
+
+
+def _export(console, messages):
+    """The command line's export: progress lines to `console`, the outcome appended to `messages`; the status."""
     logging.set_verbosity(logging.WARNING)
     import tensorflow as tf
 
@@ -451,21 +514,22 @@ def main(argv):
     if buckets is not None:
         bad = [n for n in buckets if not n.strip().isdigit()]
         if bad:
-            print(f"export failed: --text_buckets takes token lengths (integers), got {bad}", file=sys.stderr)
-            return 1
+            messages.append(f"export failed: --text_buckets takes token lengths (integers), got {bad}")
+            return EXIT_REFUSED
         buckets = [int(n) for n in buckets]
     try:
         target, record = run_export(FLAGS.preset, FLAGS.weights, FLAGS.output_dir, FLAGS.name, FLAGS.variants,
                                     FLAGS.calibration_images, FLAGS.threads,
                                     {"image": FLAGS.image_int8_recipe, "text": FLAGS.text_int8_recipe},
                                     buckets, FLAGS.zero_shot_labels, FLAGS.zero_shot_templates, FLAGS.preprocess,
-                                    FLAGS.require)
+                                    FLAGS.require, log=console)
     except (ExportError, ValueError) as error:
-        print(f"export failed: {error}", file=sys.stderr)
+        messages.append(f"export failed: {error}")
         return EXIT_REFUSED
     if record.rejected_variants:
-        print(f"exported {target} without the variants that missed their bars (kept in {target}/rejected/): "
-              + "; ".join(f"{v}: {'; '.join(s)}" for v, s in record.rejected_variants.items()), file=sys.stderr)
+        messages.append(f"exported {target} without the variants that missed their bars (kept in "
+                        f"{target}/rejected/): "
+                        + "; ".join(f"{v}: {'; '.join(s)}" for v, s in record.rejected_variants.items()))
         return EXIT_REJECTED_VARIANTS
     return EXIT_OK
 

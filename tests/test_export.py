@@ -203,6 +203,12 @@ def test_a_variant_below_its_bar_is_set_aside_and_the_rest_ships(degraded_export
     _, target, process = degraded_export
     assert process.returncode == 3, process.stderr[-3000:]
     assert "int8" in process.stderr and "text_encoder_int8.tflite: min cosine" in process.stderr
+    # Quiet logs: only our own lines. Third parties' output (ai-edge-quantizer's per-tensor progress bars, LiteRT's
+    # preserve_all_tensors warning, TensorFlow's CUDA probing) took this run to 6,027 characters before.
+    assert len(process.stderr.splitlines()) == 1, process.stderr[-3000:]  # the line naming the rejected variant
+    assert all(line.startswith(("[", "    calibrating", "| ", "|---", "tflite/preprocess.tflite: max difference"))
+               for line in process.stdout.splitlines()), process.stdout
+    assert len(process.stdout) + len(process.stderr) < 4500
     shipped = sorted(os.listdir(target / "tflite"))
     assert shipped == ["image_encoder_float32.tflite", "preprocess.tflite", "text_encoder_float32.tflite"]
     assert sorted(os.listdir(target / "rejected" / "tflite")) == ["image_encoder_int8.tflite",
@@ -263,6 +269,15 @@ def test_require_names_exported_variants(tiny_checkpoint, tmp_path):
     with pytest.raises(export.ExportError, match=r"--require names \['float16'\]"):
         export.run_export(None, str(tiny_checkpoint), str(tmp_path), variants=("float32",), require=["float16"])
     assert os.listdir(tmp_path) == []  # refused before any work
+
+
+def test_a_failed_export_shows_what_the_libraries_printed(tmp_path):
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    process = subprocess.run([sys.executable, "-m", "converters.export", f"--weights={tmp_path / 'missing'}",
+                              f"--output_dir={tmp_path}"], cwd=repo, capture_output=True, text=True, timeout=600)
+    assert process.returncode == 1
+    assert "--- what TensorFlow and other libraries printed" in process.stderr
+    assert process.stderr.splitlines()[-1].startswith("export failed: stage 'load model' failed: CheckpointError")
 
 
 def _export_command(checkpoint, output, name):
