@@ -60,10 +60,6 @@ class ExportRecord:
     artifacts: list = dataclasses.field(default_factory=list)  # ArtifactRecord, in conversion order
     rejected_variants: dict = dataclasses.field(default_factory=dict)  # variant -> its shortfalls (parity.Gate)
 
-    def artifact(self, path):
-        (found,) = [a for a in self.artifacts if a.path == path]
-        return found
-
     @property
     def results(self):
         """Every parity result, in artifact order."""

@@ -46,12 +46,11 @@ VARIANTS = {v.name: v for v in (
                 optimize=True, supported_types=(), calibrated=True, bar=0.98, zero_shot_bars=(0.85, 0.35),
                 full_length_bar=None, delegate="edgetpu"),
 )}
-TOWERS = ("image", "text", "zero_shot")
 
 
 def tflite_path(tower, variant):
     """Where an export keeps the `tower` ("image", "text" or "zero_shot") file of `variant`."""
-    if tower not in TOWERS or variant not in VARIANTS:
+    if tower not in ("image", "text", "zero_shot") or variant not in VARIANTS:
         raise ValueError(f"no TFLite file for tower {tower!r} and variant {variant!r}")
     if tower == "zero_shot":
         return os.path.join("tflite", f"zero_shot_{variant}.tflite")
