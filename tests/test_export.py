@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
 
 import numpy as np
 import pytest
@@ -263,6 +264,30 @@ def test_a_required_variant_below_its_bar_refuses_the_export(degraded_export, ti
     assert "FAIL int8: tflite/text_encoder_int8.tflite: min cosine" in capsys.readouterr().err
     with pytest.raises(SystemExit, match=r"--require names \['float16'\]"):
         parity.main(["--export_dir", str(refused), "--require=float16"])
+
+
+def _result(variant, passed):
+    path = "tflite/preprocess.tflite" if variant is None else f"tflite/text_encoder_{variant}.tflite"
+    return types.SimpleNamespace(variant=variant, passed=passed, label=path, shortfall=lambda: "below its bar")
+
+
+def test_gate_verdicts():
+    """The gate's rule on made-up verdicts: which misses ship the rest, which refuse the export."""
+    both = ["float32", "int8"]
+    assert parity.required_variants(None, both) == ["float32"] and parity.required_variants(None, ["int8"]) == []
+    assert parity.required_variants(["all"], both) == both
+    gate = parity.Gate.of([_result("float32", True), _result("int8", False)], both, ["float32"])
+    assert gate.exit_code == parity.EXIT_REJECTED_VARIANTS and not gate.refused
+    assert gate.rejected == {"int8": ["tflite/text_encoder_int8.tflite: below its bar"]}
+    assert parity.Gate.of([_result("float32", True), _result("int8", True)], both, both).exit_code == parity.EXIT_OK
+    refusals = {  # (results, variants, required) -> the reason the export is refused
+        "required variant float32": ([_result("float32", False), _result("int8", True)], both, ["float32"]),
+        "every variant missed": ([_result("int8", False)], ["int8"], []),
+        "tflite/preprocess.tflite": ([_result("int8", True), _result(None, False)], ["int8"], []),
+    }
+    for reason, arguments in refusals.items():
+        gate = parity.Gate.of(*arguments)
+        assert gate.exit_code == parity.EXIT_REFUSED and reason in gate.refused[0], (reason, gate)
 
 
 def test_require_names_exported_variants(tiny_checkpoint, tmp_path):
