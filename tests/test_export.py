@@ -2,7 +2,6 @@
 per-variant parity gate on a genuinely degraded int8 variant, kill-and-rerun, and one full clip-vit-base-patch32
 export (slow)."""
 
-import dataclasses
 import hashlib
 import json
 import math
