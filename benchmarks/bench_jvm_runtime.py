@@ -29,8 +29,8 @@ from benchmarks.machine import cpu_model
 import jvm
 import photos
 import reference
+from converters.variants import VARIANTS
 
-VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
 CLASSIFY_LABELS = ("a photo of an astronaut", "a photo of a cat", "a photo of a dog", "a rocket", "a cup of coffee")
 
 

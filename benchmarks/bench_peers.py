@@ -39,10 +39,10 @@ import time
 import numpy as np
 
 from benchmarks.machine import cpu_model
+from converters.variants import VARIANTS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROMPT_LENGTHS = (5, 12, 25, 70)
-TFLITE_VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
 ONNX_VARIANTS = ("float32", "dynamic_int8")
 START, END = 49406, 49407
 # Pause before each timed call: long enough for OpenMP (GNU: about 300,000 spins) and pthreadpool workers of the
@@ -308,7 +308,7 @@ def main():
     parser.add_argument("--checkpoint", help="a transformers CLIP checkpoint folder to measure instead of random "
                         "weights of --preset (any architecture)")
     parser.add_argument("--export_dir", help="an existing export of WORK_DIR/checkpoint (default: make one)")
-    parser.add_argument("--variants", default=",".join(TFLITE_VARIANTS),
+    parser.add_argument("--variants", default=",".join(VARIANTS),
                         help="TFLite variants to export when making the export (all of an existing one are measured)")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
@@ -333,7 +333,7 @@ def main():
     specs = {"pytorch": {"kind": "pytorch", "checkpoint": checkpoint}}
     for variant in ONNX_VARIANTS:
         specs[f"onnx_{variant}"] = {"kind": "onnx", "files": {t: onnx_files[(t, variant)] for t in ("image", "text")}}
-    for variant in TFLITE_VARIANTS:
+    for variant in VARIANTS:
         files = {t: os.path.join(export_dir, "tflite", f"{t}_encoder_{variant}.tflite") for t in ("image", "text")}
         if all(os.path.exists(p) for p in files.values()):
             specs[f"tflite_{variant}"] = {"kind": "tflite", "files": files}

@@ -11,11 +11,24 @@ the design's export contract); with --zero_shot_labels also tflite/zero_shot_{va
 assets/zero_shot_{labels,templates}.txt.
 
 Everything is built in a hidden temporary folder beside the target and renamed into place at the end, so an
-interrupted export leaves nothing that looks complete, and a re-run replaces the old output whole. If any
-artifact misses its parity bar, the export fails (exit 1): DIR/NAME is left as it was, and the artifacts and
-the report go to DIR/NAME.rejected/ without a manifest.
+interrupted export leaves nothing that looks complete, and a re-run replaces the old output whole.
+
+The parity gate works per variant (converters.parity.Gate). Exit status:
+  0  every artifact met its bar; everything shipped.
+  3  some variants missed a bar: each such variant's files (image and text encoders, zero-shot classifier) are
+     left out of tflite/ and kept in DIR/NAME/rejected/tflite/, manifest.json lists them under "rejected" with
+     their shortfalls (not under "artifacts"), parity_report.md says so, and the other variants ship.
+  1  the export was refused or failed: a variant named by --require missed its bar (default: float32, the
+     reference), every variant did, or preprocess.tflite did (one model serves every variant); or any stage
+     failed. DIR/NAME is left as it was, and on a refusal the artifacts and the report go to DIR/NAME.rejected/
+     without a manifest.
+
+The command prints our own lines only: one per stage, calibration bars, the parity table. What TensorFlow,
+LiteRT and ai-edge-quantizer print (per-tensor progress bars, warnings about debugging options, CUDA probing on
+a machine without a GPU) is captured and shown only when the export fails, or as it happens with --verbose.
 """
 
+import contextlib
 import glob
 import json
 import os
@@ -23,10 +36,15 @@ import shutil
 import sys
 import tempfile
 import time
+import types
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ info lines out of the progress output
 
 from absl import app, flags, logging  # noqa: E402
+
+from .parity import (EXIT_OK, EXIT_REFUSED, EXIT_REJECTED_VARIANTS,  # noqa: E402
+                               FULL_LENGTH_SIGNATURE)
+from .variants import VARIANTS, tflite_path  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("preset", None, "clip-vit-base-patch16, clip-vit-base-patch32, clip-vit-large-patch14 or "
@@ -35,7 +53,7 @@ flags.DEFINE_string("weights", "hub", "hub (download the preset's Hugging Face r
                     "for testing the pipeline), or a path to a checkpoint directory or file")
 flags.DEFINE_string("output_dir", None, "where DIR/NAME/ is written")
 flags.DEFINE_string("name", None, "export folder name (default: the preset, or the checkpoint's folder name)")
-flags.DEFINE_list("variants", ["float32", "float16", "dynamic_int8", "int8"], "TFLite variants to build")
+flags.DEFINE_list("variants", list(VARIANTS), "TFLite variants to build (converters.variants.VARIANTS)")
 flags.DEFINE_string("calibration_images", None, "folder of your own photos for int8 calibration "
                     "(default: built-in real photos, disjoint from the parity set)")
 flags.DEFINE_string("image_int8_recipe", None, "int8 recipe of the image encoder (converters.tflite_variants."
@@ -52,6 +70,12 @@ flags.DEFINE_string("zero_shot_labels", None, "file of class names, one per line
                     "tflite/zero_shot_{variant}.tflite (uint8 image -> class probabilities)")
 flags.DEFINE_string("zero_shot_templates", None, "file of prompt templates, one per line, {} standing for the "
                     "class name (default: converters.zero_shot.DEFAULT_TEMPLATES, 8 of OpenAI's ImageNet prompts)")
+flags.DEFINE_list("require", None, "all, or the variants whose failure refuses the whole export (exit 1, "
+                  "everything in DIR/NAME.rejected/); another variant that misses its bar is left out of tflite/ "
+                  "(kept in DIR/NAME/rejected/, listed in manifest.json's rejected section) and the rest ships "
+                  "(exit 3). Default: float32 (the reference), when exported")
+flags.DEFINE_bool("verbose", False, "show what TensorFlow, LiteRT and ai-edge-quantizer print (progress bars, "
+                  "warnings, CUDA probing); without it their output is captured and shown only if the export fails")
 flags.mark_flag_as_required("output_dir")
 
 CALIBRATION_SENTENCE_COUNT = 64
@@ -62,20 +86,31 @@ class ExportError(RuntimeError):
 
 
 class Progress:
-    """One line per stage with its own and the total elapsed time; a progress bar for long loops."""
+    """One line per stage with its own and the total elapsed time; a progress bar for long loops. Written to
+    `out` (default sys.stdout): the command line gives the terminal, while third parties' output is captured."""
 
-    def __init__(self):
+    def __init__(self, out=None):
         self.started = time.monotonic()
-        self.stage = None
+        self.out = out or sys.stdout
 
-    def begin(self, stage):
-        self.stage = stage
-        self.stage_started = time.monotonic()
-        print(f"[{self._total():7.1f}s] {stage} ...", flush=True)
+    def print(self, text):
+        print(text, file=self.out, flush=True)
 
-    def end(self, detail=""):
-        print(f"[{self._total():7.1f}s] {self.stage}: done in {time.monotonic() - self.stage_started:.1f}s"
-              f"{'; ' + detail if detail else ''}", flush=True)
+    @contextlib.contextmanager
+    def stage(self, name, detail=""):
+        """Start and end lines of stage `name` (`detail` added to them); the body may set `.summary` for the end
+        line. Any error inside becomes an ExportError naming the stage."""
+        title = f"{name} ({detail})" if detail else name
+        started = time.monotonic()
+        self._line(f"{title} ...")
+        stage = types.SimpleNamespace(summary="")
+        try:
+            yield stage
+        except ExportError:
+            raise
+        except Exception as error:
+            raise ExportError(f"stage {name!r} failed: {type(error).__name__}: {error}") from error
+        self._line(f"{title}: done in {time.monotonic() - started:.1f}s{'; ' + stage.summary if stage.summary else ''}")
 
     def bar(self, done, total, label):
         """A bar line at each tenth of the work (lines, not carriage returns, so logs stay readable)."""
@@ -83,10 +118,10 @@ class Progress:
             return
         width = 30
         filled = width * done // total
-        print(f"    {label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", flush=True)
+        self.print(f"    {label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
 
-    def _total(self):
-        return time.monotonic() - self.started
+    def _line(self, text):
+        self.print(f"[{time.monotonic() - self.started:7.1f}s] {text}")
 
 
 def _resolve_model(preset, weights):
@@ -199,20 +234,129 @@ def _check_arguments(output_dir, name, variants, threads, known_variants):
         raise ExportError(f"--threads must be a positive integer, got {threads!r}")
 
 
-def run_export(preset, weights, output_dir, name=None, variants=("float32", "float16", "dynamic_int8", "int8"),
+def _load(preset, weights, name, threads, text_buckets):
+    """(model, tokenizer, {text signature key: concrete function}, the ExportRecord to fill in)."""
+    from clip_edge import model as clip_model
+    from clip_edge.tokenizer import CLIPTokenizer
+    from . import manifest, serving
+
+    model, weights_source = _resolve_model(preset, weights)
+    config = model.get_config()
+    tokenizer = CLIPTokenizer.from_openai_vocabulary(config["context_length"])
+    lengths = clip_model.text_buckets(config["context_length"], text_buckets)
+    text_functions = serving.tflite_text_encoders(model, lengths)
+    record = manifest.ExportRecord(name=name, preset=preset, config=config, weights_source=weights_source,
+                                   threads=threads, logit_multiplier=float(model.logit_multiplier()))
+    return model, tokenizer, text_functions, record
+
+
+def _write_saved_model(work, model, tokenizer):
+    """saved_model/ and the tokenizer's assets."""
+    from . import serving
+
+    serving.save_serving_model(model, os.path.join(work, "saved_model"), tokenizer)
+    vocab_json, merges_txt = tokenizer.vocabulary_files()
+    _write_bytes(os.path.join(work, "assets", "vocab.json"), vocab_json.encode("utf-8"))
+    _write_bytes(os.path.join(work, "assets", "merges.txt"), merges_txt.encode("utf-8"))
+    cleaning = json.dumps(tokenizer.text_cleaning_tables(), ensure_ascii=False, separators=(",", ":"))
+    _write_bytes(os.path.join(work, "assets", "text_cleaning.json"), cleaning.encode("utf-8"))
+
+
+def _write_zero_shot(work, model, tokenizer, labels, templates, record):
+    """The classifier's assets; returns its concrete function (class embeddings baked in)."""
+    from . import parity, zero_shot
+
+    class_weights, scale = zero_shot.class_weights(model, tokenizer, labels, templates)
+    for relative, lines in ((parity.ZERO_SHOT_LABELS, labels), (parity.ZERO_SHOT_TEMPLATES, templates)):
+        _write_bytes(os.path.join(work, relative), ("\n".join(lines) + "\n").encode("utf-8"))
+    record.zero_shot = {"labels": labels, "templates": templates, "logit_scale": scale,
+                        "labels_path": parity.ZERO_SHOT_LABELS, "templates_path": parity.ZERO_SHOT_TEMPLATES}
+    return zero_shot.tflite_zero_shot(model, class_weights)
+
+
+def _convert(work, tower, function, variants, calibration, int8_recipe, record):
+    """The tower's TFLite variants, written and recorded with their recipes."""
+    from . import manifest, tflite_variants
+
+    converted = tflite_variants.convert_variants(function, list(variants), representative_dataset=calibration,
+                                                 int8_recipe=int8_recipe)
+    for variant, result in converted.items():
+        path = tflite_path(tower, variant)
+        _write_bytes(os.path.join(work, path), result.tflite)
+        record.artifacts.append(manifest.ArtifactRecord(path, tower, variant, recipe=result.recipe))
+
+
+def _measure(work, record, preprocess_photos, threads):
+    """Fills in every artifact's parity: the harness against the float SavedModel on held-out data."""
+    from . import datasets, parity
+
+    resolution = record.config["image_resolution"]
+    held_out = datasets.builtin_images(datasets.HELD_OUT_PHOTOS, resolution)
+    reference = parity.FloatReference(os.path.join(work, "saved_model"), held_out, datasets.held_out_sentences())
+    by_path = {a.path: a for a in record.artifacts}
+
+    def variants(tower):
+        return [a.variant for a in record.artifacts if a.tower == tower]
+
+    results = parity.measure(work, variants("image"), held_out, datasets.held_out_sentences(), threads=threads,
+                             reference=reference)
+    if variants("zero_shot"):
+        results += parity.measure_zero_shot(work, variants("zero_shot"), held_out, threads=threads,
+                                            reference=reference)
+    if parity.PREPROCESS_PATH in by_path:
+        results.append(parity.measure_preprocess(work, preprocess_photos, resolution, threads))
+    for result in results:
+        by_path[result.path].parity.append(result)
+
+
+def _check_delegates(work, record):
+    """Fills in delegate readiness, per signature (a delegate runs one signature's subgraph), for the variants
+    made for a delegate."""
+    from . import delegate_check, tflite_model
+
+    for artifact in record.artifacts:
+        target = artifact.variant and VARIANTS[artifact.variant].delegate
+        if not target:
+            continue
+        path = os.path.join(work, artifact.path)
+        with open(path, "rb") as file:
+            subgraphs = tflite_model.signature_subgraphs(file.read(), path)
+        for result in artifact.parity:
+            signature = getattr(result, "signature", FULL_LENGTH_SIGNATURE)
+            report = delegate_check.check(path, target, subgraphs[signature]).to_dict()
+            artifact.delegate[signature] = {key: report[key] for key in (
+                "target", "ready", "op_count", "delegated_op_count", "model_problems", "unsupported_ops")}
+
+
+def _set_aside(work, record, rejected):
+    """Moves every file of the `rejected` variants ({variant: shortfalls}) from tflite/ to rejected/tflite/."""
+    from . import manifest
+
+    for artifact in record.artifacts:
+        if artifact.variant in rejected:
+            moved = os.path.join(manifest.REJECTED_DIR, artifact.path)
+            os.makedirs(os.path.dirname(os.path.join(work, moved)), exist_ok=True)
+            os.rename(os.path.join(work, artifact.path), os.path.join(work, moved))
+            artifact.path, artifact.rejected = moved, True
+    record.rejected_variants = dict(rejected)
+
+
+def run_export(preset, weights, output_dir, name=None, variants=tuple(VARIANTS),
                calibration_images=None, threads=2, int8_recipes=None, text_buckets=None, zero_shot_labels=None,
-               zero_shot_templates=None, preprocess=True):
-    """The whole export; returns (path of DIR/NAME, parity results). Raises ExportError naming the stage.
-    `threads` applies to TFLite latency measurement; the command line also sets TensorFlow's thread pool.
-    `int8_recipes` may name the int8 recipe per tower ({"image": ..., "text": ...}). `text_buckets`: shorter
-    text lengths (default: clip_edge.model.DEFAULT_TEXT_BUCKETS below the context length).
-    `zero_shot_labels` / `zero_shot_templates`: files for the zero-shot classifiers (templates default to
-    converters.zero_shot.DEFAULT_TEMPLATES). `preprocess` adds tflite/preprocess.tflite."""
+               zero_shot_templates=None, preprocess=True, require=None, log=None):
+    """The whole export, stage by stage; returns (path of DIR/NAME, its manifest.ExportRecord). Raises
+    ExportError naming the stage. `threads` applies to TFLite latency measurement; the command line also sets
+    TensorFlow's thread pool. `int8_recipes` may name the int8 recipe per tower ({"image": ..., "text": ...}).
+    `text_buckets`: shorter text lengths (default: clip_edge.model.DEFAULT_TEXT_BUCKETS below the context
+    length). `zero_shot_labels` / `zero_shot_templates`: files for the zero-shot classifiers (templates default
+    to converters.zero_shot.DEFAULT_TEMPLATES). `preprocess` adds tflite/preprocess.tflite. `require`: "all" or
+    the variants whose failure refuses the export (default converters.parity.DEFAULT_REQUIRED); the others are
+    set aside when they miss a bar (the record's rejected_variants) and the rest ships. `log`: where the progress
+    lines go (default sys.stdout)."""
     int8_recipes = int8_recipes or {}
     from clip_edge import model as clip_model
     from clip_edge import presets as preset_table
-    from clip_edge.tokenizer import CLIPTokenizer
-    from . import datasets, delegate_check, manifest, parity, serving, tflite_model, tflite_variants, zero_shot
+    from . import datasets, manifest, parity, serving, tflite_variants, zero_shot
 
     text_buckets = None if text_buckets is None else tuple(text_buckets)
     if preset:  # with a checkpoint the context length, and so the buckets' check, waits for the model
@@ -223,7 +367,11 @@ def run_export(preset, weights, output_dir, name=None, variants=("float32", "flo
     elif zero_shot_templates:
         raise ExportError("--zero_shot_templates needs --zero_shot_labels")
     name = name or preset or os.path.basename(os.path.abspath(weights))
-    _check_arguments(output_dir, name, variants, threads, list(parity.BARS))
+    _check_arguments(output_dir, name, variants, threads, list(VARIANTS))
+    try:
+        required = parity.required_variants(require, variants)
+    except ValueError as error:
+        raise ExportError(str(error)) from None
     try:
         os.makedirs(output_dir, exist_ok=True)
     except OSError as error:
@@ -233,135 +381,131 @@ def run_export(preset, weights, output_dir, name=None, variants=("float32", "flo
     work = os.path.join(output_dir, f".{name}.tmp-{os.getpid()}")
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
-    progress = Progress()
-    stage = None
+    progress = Progress(log)
     try:
-        stage = "load model"
-        progress.begin(f"{stage} ({preset or 'from checkpoint'}, weights={weights})")
-        model, weights_source = _resolve_model(preset, weights)
-        config = model.get_config()
-        tokenizer = CLIPTokenizer.from_openai_vocabulary(config["context_length"])
-        text_lengths = clip_model.text_buckets(config["context_length"], text_buckets)
-        text_functions = serving.tflite_text_encoders(model, text_lengths)
-        text_signatures = {key: int(f.structured_input_signature[0][0].shape[1]) for key, f in text_functions.items()}
-        progress.end(f"{model.count_params():,} parameters")
+        with progress.stage("load model", f"{preset or 'from checkpoint'}, weights={weights}") as stage:
+            model, tokenizer, text_functions, record = _load(preset, weights, name, threads, text_buckets)
+            stage.summary = f"{model.count_params():,} parameters"
 
-        stage = "SavedModel"
-        progress.begin(stage)
-        serving.save_serving_model(model, os.path.join(work, "saved_model"), tokenizer)
-        vocab_json, merges_txt = tokenizer.vocabulary_files()
-        _write_bytes(os.path.join(work, "assets", "vocab.json"), vocab_json.encode("utf-8"))
-        _write_bytes(os.path.join(work, "assets", "merges.txt"), merges_txt.encode("utf-8"))
-        cleaning = json.dumps(tokenizer.text_cleaning_tables(), ensure_ascii=False, separators=(",", ":"))
-        _write_bytes(os.path.join(work, "assets", "text_cleaning.json"), cleaning.encode("utf-8"))
-        progress.end()
+        with progress.stage("SavedModel"):
+            _write_saved_model(work, model, tokenizer)
 
-        representative = {}
-        if "int8" in variants:
-            stage = "calibration data"
-            progress.begin(stage)
-            representative, image_count, text_count = _calibration(model, tokenizer, calibration_images, progress,
-                                                                   text_signatures)
-            progress.end(f"{image_count} photos, {text_count} sentences")
+        calibration = {}
+        if any(VARIANTS[v].calibrated for v in variants):
+            with progress.stage("calibration data") as stage:
+                text_signatures = {key: int(f.structured_input_signature[0][0].shape[1])
+                                   for key, f in text_functions.items()}
+                calibration, image_count, text_count = _calibration(model, tokenizer, calibration_images, progress,
+                                                                    text_signatures)
+                stage.summary = f"{image_count} photos, {text_count} sentences"
 
-        zero_shot_info = None
         towers = [("image", serving.tflite_image_encoder(model)), ("text", text_functions)]
         if labels:
-            stage = "zero-shot class embeddings"
-            progress.begin(f"{stage} ({len(labels)} labels x {len(templates)} templates)")
-            class_weights, scale = zero_shot.class_weights(model, tokenizer, labels, templates)
-            for relative, lines in ((parity.ZERO_SHOT_LABELS, labels), (parity.ZERO_SHOT_TEMPLATES, templates)):
-                _write_bytes(os.path.join(work, relative), ("\n".join(lines) + "\n").encode("utf-8"))
-            zero_shot_info = {"labels": labels, "templates": templates, "logit_scale": scale,
-                              "labels_path": parity.ZERO_SHOT_LABELS, "templates_path": parity.ZERO_SHOT_TEMPLATES}
-            towers.append(("zero_shot", zero_shot.tflite_zero_shot(model, class_weights)))
-            progress.end()
+            with progress.stage("zero-shot class embeddings", f"{len(labels)} labels x {len(templates)} templates"):
+                towers.append(("zero_shot", _write_zero_shot(work, model, tokenizer, labels, templates, record)))
 
-        recipes = {}
         for tower, function in towers:
-            stage = f"TFLite {tower} encoder" if tower != "zero_shot" else "TFLite zero-shot classifier"
-            progress.begin(f"{stage} ({', '.join(variants)})")
-            # The classifier is the image tower plus one matmul: it is calibrated and quantised as the image one.
-            kind = "image" if tower == "zero_shot" else tower
-            converted = tflite_variants.convert_variants(
-                function, list(variants), representative_dataset=representative.get(kind),
-                int8_recipe=int8_recipes.get(kind) or tflite_variants.RECOMMENDED_INT8_RECIPES[f"{kind}_encoder"])
-            for variant, result in converted.items():
-                _write_bytes(os.path.join(work, parity.tflite_path(tower, variant)), result.tflite)
-                recipes[parity.tflite_path(tower, variant)] = result.recipe
-            progress.end()
+            stage_name = f"TFLite {tower} encoder" if tower != "zero_shot" else "TFLite zero-shot classifier"
+            with progress.stage(stage_name, ", ".join(variants)):
+                # The classifier is the image tower plus one matmul: calibrated and quantised as the image one.
+                kind = "image" if tower == "zero_shot" else tower
+                _convert(work, tower, function, variants, calibration.get(kind),
+                         int8_recipes.get(kind) or tflite_variants.RECOMMENDED_INT8_RECIPES[f"{kind}_encoder"],
+                         record)
 
         if preprocess:
-            stage = "TFLite preprocessing"
-            progress.begin(stage)
-            _write_bytes(os.path.join(work, parity.PREPROCESS_PATH), tflite_variants.convert_preprocess(
-                serving.tflite_preprocess(config["image_resolution"])))
-            progress.end()
+            with progress.stage("TFLite preprocessing"):
+                _write_bytes(os.path.join(work, parity.PREPROCESS_PATH), tflite_variants.convert_preprocess(
+                    serving.tflite_preprocess(record.config["image_resolution"])))
+                record.artifacts.append(manifest.ArtifactRecord(parity.PREPROCESS_PATH, "preprocess", None))
 
-        stage = "parity"
-        progress.begin(f"{stage} (held-out photos and sentences vs the float SavedModel)")
-        held_out = datasets.builtin_images(datasets.HELD_OUT_PHOTOS, config["image_resolution"])
-        reference = parity.FloatReference(os.path.join(work, "saved_model"), held_out, datasets.held_out_sentences())
-        results = parity.measure(work, list(variants), held_out, datasets.held_out_sentences(), threads=threads,
-                                 reference=reference)
-        if labels:
-            results += parity.measure_zero_shot(work, list(variants), held_out, threads=threads, reference=reference)
-        preprocess_parity = None
-        if preprocess:
-            preprocess_parity = parity.measure_preprocess(work, datasets.held_out_photos(),
-                                                          config["image_resolution"], threads)
-        progress.end(f"{sum(r.passed for r in results)}/{len(results)} artifacts meet their bar")
-        print(parity.format_table(results), flush=True)
-        if preprocess_parity:
-            print(parity.format_preprocess(preprocess_parity), flush=True)
+        with progress.stage("parity", "held-out photos and sentences vs the float SavedModel") as stage:
+            _measure(work, record, datasets.held_out_photos(), threads)
+            passed = sum(a.passed for a in record.artifacts)
+            stage.summary = f"{passed}/{len(record.artifacts)} artifacts meet their bar"
+        progress.print(parity.format_table([r for a in record.artifacts if a.tower != "preprocess" for r in a.parity]))
+        for artifact in record.artifacts:
+            if artifact.tower == "preprocess":
+                progress.print(artifact.parity[0].format())
 
-        stage = "delegate checks"
-        progress.begin(stage)
-        delegate_reports, subgraphs = {}, {}
-        for result in results:
-            target = {"float16": "gpu", "int8": "edgetpu"}.get(result.variant)
-            if target:
-                path = os.path.join(work, result.path)
-                if path not in subgraphs:  # a delegate runs one signature's subgraph: each is checked
-                    with open(path, "rb") as file:
-                        subgraphs[path] = tflite_model.signature_subgraphs(file.read(), path)
-                subgraph = subgraphs[path][getattr(result, "signature", parity.FULL_LENGTH_SIGNATURE)]
-                report = delegate_check.check(path, target, subgraph).to_dict()
-                delegate_reports[result.label] = {key: report[key] for key in (
-                    "target", "ready", "op_count", "delegated_op_count", "model_problems", "unsupported_ops")}
-        progress.end()
+        with progress.stage("delegate checks"):
+            _check_delegates(work, record)
 
-        stage = "manifest"
-        progress.begin(stage)
-        failed = [f"{r.label} {r.shortfall()}" for r in results if not r.passed]
-        if preprocess_parity and not preprocess_parity["passed"]:
-            failed.append(parity.format_preprocess(preprocess_parity))
-        manifest.write_report(work, name, preset, config, weights_source, results, recipes, delegate_reports,
-                              zero_shot_info, preprocess_parity)
-        if failed:
-            rejected = os.path.join(output_dir, f"{name}.rejected")
-            _replace_directory(work, rejected)
-            raise ExportError("parity: " + "; ".join(failed)
-                              + f". Nothing was shipped; artifacts and report are in {rejected}")
-        manifest.write_manifest(work, name, preset, config, weights_source, results, recipes, delegate_reports,
-                                logit_multiplier=float(model.logit_multiplier()), zero_shot=zero_shot_info,
-                                preprocess_parity=preprocess_parity)
-        target = os.path.join(output_dir, name)
-        _replace_directory(work, target)
-        progress.end(f"wrote {target}")
-        return target, results
-    except ExportError:
-        raise
-    except Exception as error:
-        raise ExportError(f"stage {stage!r} failed: {type(error).__name__}: {error}") from error
+        with progress.stage("manifest") as stage:
+            gate = parity.Gate.of(record.results, variants, required)
+            if gate.refused:
+                manifest.write_report(work, record)
+                refused = os.path.join(output_dir, f"{name}.rejected")
+                _replace_directory(work, refused)
+                raise ExportError("parity: " + "; ".join(gate.refused)
+                                  + f". Nothing was shipped; artifacts and report are in {refused}")
+            _set_aside(work, record, gate.rejected)
+            manifest.write_report(work, record)
+            manifest.write_manifest(work, record)
+            target = os.path.join(output_dir, name)
+            _replace_directory(work, target)
+            stage.summary = f"wrote {target}"
+        return target, record
     finally:
         if os.path.exists(work):
             shutil.rmtree(work, ignore_errors=True)
 
 
+# Lines of captured third-party output replayed when an export fails.
+CAPTURED_TAIL_LINES = 200
+
+
+@contextlib.contextmanager
+def _capture_third_party_output(verbose):
+    """Yields (stream for our own lines, outcome): file descriptors 1 and 2, where TensorFlow's C++ logging
+    (CUDA probing on a machine without a GPU), Python warnings, ai-edge-quantizer's per-tensor progress bars and
+    LiteRT's notices all write, go to a temporary file meanwhile. Set outcome.failed to have the last
+    CAPTURED_TAIL_LINES lines replayed on stderr (also done on an exception). `verbose`: capture nothing."""
+    outcome = types.SimpleNamespace(failed=False)
+    if verbose:
+        yield sys.stdout, outcome
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    console = os.fdopen(os.dup(saved[1]), "w")
+    with tempfile.TemporaryFile() as captured:
+        for fd in (1, 2):
+            os.dup2(captured.fileno(), fd)
+        try:
+            yield console, outcome
+        except BaseException:
+            outcome.failed = True
+            raise
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, original in saved.items():
+                os.dup2(original, fd)
+                os.close(original)
+            console.close()
+            if outcome.failed:
+                captured.seek(0)
+                lines = captured.read().decode("utf-8", "replace").replace("\r", "\n").splitlines()
+                shown = lines[-CAPTURED_TAIL_LINES:]
+                print(f"--- what TensorFlow and other libraries printed (last {len(shown)} of {len(lines)} lines; "
+                      "--verbose shows it as it happens) ---", *shown, "---", sep="\n", file=sys.stderr, flush=True)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    messages = []  # for stderr once it is ours again
+    with _capture_third_party_output(FLAGS.verbose) as (console, outcome):
+        status = _export(console, messages)
+        outcome.failed = status == EXIT_REFUSED
+    for message in messages:
+        print(message, file=sys.stderr)
+    return status
+
+
+def _export(console, messages):
+    """The command line's export: progress lines to `console`, the outcome appended to `messages`; the status."""
     logging.set_verbosity(logging.WARNING)
     import tensorflow as tf
 
@@ -370,18 +514,24 @@ def main(argv):
     if buckets is not None:
         bad = [n for n in buckets if not n.strip().isdigit()]
         if bad:
-            print(f"export failed: --text_buckets takes token lengths (integers), got {bad}", file=sys.stderr)
-            return 1
+            messages.append(f"export failed: --text_buckets takes token lengths (integers), got {bad}")
+            return EXIT_REFUSED
         buckets = [int(n) for n in buckets]
     try:
-        run_export(FLAGS.preset, FLAGS.weights, FLAGS.output_dir, FLAGS.name, FLAGS.variants,
-                   FLAGS.calibration_images, FLAGS.threads,
-                   {"image": FLAGS.image_int8_recipe, "text": FLAGS.text_int8_recipe},
-                   buckets, FLAGS.zero_shot_labels, FLAGS.zero_shot_templates, FLAGS.preprocess)
+        target, record = run_export(FLAGS.preset, FLAGS.weights, FLAGS.output_dir, FLAGS.name, FLAGS.variants,
+                                    FLAGS.calibration_images, FLAGS.threads,
+                                    {"image": FLAGS.image_int8_recipe, "text": FLAGS.text_int8_recipe},
+                                    buckets, FLAGS.zero_shot_labels, FLAGS.zero_shot_templates, FLAGS.preprocess,
+                                    FLAGS.require, log=console)
     except (ExportError, ValueError) as error:
-        print(f"export failed: {error}", file=sys.stderr)
-        return 1
-    return 0
+        messages.append(f"export failed: {error}")
+        return EXIT_REFUSED
+    if record.rejected_variants:
+        messages.append(f"exported {target} without the variants that missed their bars (kept in "
+                        f"{target}/rejected/): "
+                        + "; ".join(f"{v}: {'; '.join(s)}" for v, s in record.rejected_variants.items()))
+        return EXIT_REJECTED_VARIANTS
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -1,5 +1,11 @@
-"""manifest.json (for programs) and parity_report.md (for people) of an export directory."""
+"""The export's records, and their two renderings: manifest.json (for programs) and parity_report.md (for people).
 
+Each stage of converters.export fills in the same records: an ArtifactRecord per TFLite file (its recipe when
+converted, its parity results when measured, its delegate readiness when checked) inside one ExportRecord (the
+model, weights, settings). write_manifest and write_report only render them.
+"""
+
+import dataclasses
 import importlib.metadata
 import json
 import os
@@ -8,10 +14,56 @@ import platform
 import numpy as np
 
 from clip_edge.checkpoints import files_sha256
+from .parity import FULL_LENGTH_SIGNATURE
+from .serving import SIGNATURES
 
 MANIFEST = "manifest.json"
 REPORT = "parity_report.md"
+# Files of rejected variants, at their usual relative path below this folder (rejected/tflite/...).
+REJECTED_DIR = "rejected"
 TOOLS = ("tensorflow", "tensorflow-text", "ai-edge-litert", "ai-edge-quantizer", "numpy", "clip_edge")
+
+
+@dataclasses.dataclass
+class ArtifactRecord:
+    """One TFLite file of the export. `tower`: image, text, zero_shot or preprocess; `variant`: a row of
+    converters.variants.VARIANTS (None for preprocess). `parity`: the harness's results, one per signature, the
+    full length first. `delegate`: readiness report per signature key, for the variant's delegate target."""
+
+    path: str
+    tower: str
+    variant: str | None
+    recipe: str | None = None
+    parity: list = dataclasses.field(default_factory=list)
+    delegate: dict = dataclasses.field(default_factory=dict)
+    rejected: bool = False  # its variant missed a bar: the file was moved to REJECTED_DIR and is not shipped
+
+    @property
+    def passed(self):
+        return bool(self.parity) and all(r.passed for r in self.parity)
+
+    def shortfalls(self):
+        return [f"{r.label}: {r.shortfall()}" for r in self.parity if not r.passed]
+
+
+@dataclasses.dataclass
+class ExportRecord:
+    """What manifest.json and parity_report.md say about one export."""
+
+    name: str
+    preset: str | None
+    config: dict
+    weights_source: dict
+    threads: int  # of the latency measurements
+    logit_multiplier: float | None = None
+    zero_shot: dict | None = None  # labels, templates, logit scale and asset paths of the classifiers
+    artifacts: list = dataclasses.field(default_factory=list)  # ArtifactRecord, in conversion order
+    rejected_variants: dict = dataclasses.field(default_factory=dict)  # variant -> its shortfalls (parity.Gate)
+
+    @property
+    def results(self):
+        """Every parity result, in artifact order."""
+        return [r for a in self.artifacts for r in a.parity]
 
 
 def _versions():
@@ -72,7 +124,7 @@ def _artifact_files(export_dir):
         for name in sorted(files):
             path = os.path.join(folder, name)
             relative = os.path.relpath(path, export_dir)
-            if relative not in (MANIFEST, REPORT):
+            if relative not in (MANIFEST, REPORT) and not relative.startswith(REJECTED_DIR + os.sep):
                 yield relative, path
 
 
@@ -95,68 +147,75 @@ def _preprocess_entry(path, parity):
             "note": PREPROCESS_NOTE.format(max_side=MAX_SIDE, max_pixels=MAX_PIXELS), "parity": parity}
 
 
-def write_manifest(export_dir, name, preset, config, weights_source, results, recipes, delegate_reports,
-                   logit_multiplier, zero_shot=None, preprocess_parity=None):
-    """`logit_multiplier`: what serving_default multiplies cosines by (exp(logit_scale), capped); devices that
-    rank labels with the TFLite encoders need it to give the same probabilities. `results` hold one entry per
-    text signature; the artifact's top-level inputs, outputs and parity are its default signature's (the full
-    length), and "signatures" lists every one. `zero_shot`: labels, templates and logit scale of the zero-shot
-    classifiers, if any. `preprocess_parity`: preprocess.tflite's, if it was exported."""
-    by_path = {r.path: r for r in results if r.label == r.path}
-    signatures = {}
-    for r in results:
-        if r.tower == "text":
-            signatures.setdefault(r.path, []).append(r)
+def _encoder_entry(export, record, path):
+    """A TFLite encoder's or classifier's entry: its default signature (the full length) at the top level, and
+    for text encoders every signature under "signatures"."""
+    first = record.parity[0]
+    inputs, outputs = tflite_io(path)
+    entry = dict(tower=record.tower, variant=record.variant, recipe=record.recipe, inputs=inputs, outputs=outputs,
+                 parity=_parity_entry(first), latency_ms=_latency_entry(first),
+                 delegate=record.delegate.get(FULL_LENGTH_SIGNATURE))
+    if record.tower == "text":
+        entry["signatures"] = []
+        for result in record.parity:
+            inputs, outputs = tflite_io(path, result.signature)
+            entry["signatures"].append({
+                "key": result.signature, "length": result.length, "inputs": inputs, "outputs": outputs,
+                "parity": _parity_entry(result), "latency_ms": _latency_entry(result),
+                "delegate": record.delegate.get(result.signature)})
+    if record.tower == "zero_shot":
+        entry["labels"] = export.zero_shot and export.zero_shot["labels_path"]
+    return entry
+
+
+def _rejected_entry(export_dir, record):
+    path = os.path.join(export_dir, record.path)
+    return {"path": record.path, "sha256": files_sha256([path]), "bytes": os.path.getsize(path),
+            "tower": record.tower, "variant": record.variant, "recipe": record.recipe, "passed": record.passed,
+            "parity": [dict(_parity_entry(r), label=r.label) for r in record.parity]}
+
+
+def write_manifest(export_dir, export):
+    """manifest.json of `export` (an ExportRecord): every file under export_dir with its sha256 and size, and
+    for each TFLite file what its ArtifactRecord holds. `export.logit_multiplier` is what serving_default
+    multiplies cosines by (exp(logit_scale), capped): devices that rank labels with the TFLite encoders need it
+    to give the same probabilities."""
+    records = {a.path: a for a in export.artifacts}
     artifacts = []
     for relative, path in sorted(_artifact_files(export_dir)):
         entry = {"path": relative, "sha256": files_sha256([path]), "bytes": os.path.getsize(path)}
-        if relative in by_path:
-            result = by_path[relative]
-            inputs, outputs = tflite_io(path)
-            entry.update(tower=result.tower, variant=result.variant, recipe=recipes.get(relative),
-                         inputs=inputs, outputs=outputs, parity=_parity_entry(result),
-                         latency_ms=_latency_entry(result), delegate=delegate_reports.get(relative))
-        if relative in signatures:
-            entry["signatures"] = []
-            for result in signatures[relative]:
-                inputs, outputs = tflite_io(path, result.signature)
-                entry["signatures"].append({
-                    "key": result.signature, "length": result.length, "inputs": inputs, "outputs": outputs,
-                    "parity": _parity_entry(result), "latency_ms": _latency_entry(result),
-                    "delegate": delegate_reports.get(result.label)})
-        if relative.startswith("tflite/zero_shot_"):
-            entry["labels"] = zero_shot and zero_shot["labels_path"]
-        if relative == os.path.join("tflite", "preprocess.tflite"):
-            entry.update(_preprocess_entry(path, preprocess_parity))
+        record = records.get(relative)
+        if record is not None and record.tower == "preprocess":
+            entry.update(_preprocess_entry(path, record.parity[0].to_dict() if record.parity else None))
+        elif record is not None:
+            entry.update(_encoder_entry(export, record, path))
         artifacts.append(entry)
     manifest = {
-        "name": name, "preset": preset, "config": config, "logit_multiplier": logit_multiplier,
-        "weights": dict(weights_source, description=_describe_weights(weights_source)),
-        "saved_model": {"path": "saved_model", "signatures": {
-            "tokenize": {"inputs": {"texts": "string [N]"},
-                         "outputs": {"token_ids": "int32 [N, L]", "padding_mask": "int32 [N, L]"}},
-            "encode_text": {"inputs": {"texts": "string [N]"}, "outputs": {"embeddings": "float32 [N, D], L2-normalised"}},
-            "encode_image": {"inputs": {"images": "string [N] (JPEG/PNG/GIF/BMP bytes)"},
-                             "outputs": {"embeddings": "float32 [N, D], L2-normalised"}},
-            "encode_pixels": {"inputs": {"pixels": "uint8 [N, H, W, 3]"},
-                              "outputs": {"embeddings": "float32 [N, D], L2-normalised"}},
-            "serving_default": {"inputs": {"images": "string [N]", "texts": "string [M]"},
-                                "outputs": {"image_logits": "float32 [N, M]", "text_logits": "float32 [M, N]",
-                                            "probs": "float32 [N, M]"}},
-        }, "load_note": "import tensorflow_text before tf.saved_model.load (the tokenizer uses its ops)"},
+        "name": export.name, "preset": export.preset, "config": export.config,
+        "logit_multiplier": export.logit_multiplier,
+        "weights": dict(export.weights_source, description=_describe_weights(export.weights_source)),
+        "saved_model": {"path": "saved_model", "signatures": SIGNATURES,
+                        "load_note": "import tensorflow_text before tf.saved_model.load (the tokenizer uses its ops)"},
         "artifacts": artifacts,
         "versions": _versions(),
     }
-    text_lengths = sorted({r.length for r in results if r.tower == "text"})
-    if text_lengths:
+    text = [r for a in export.artifacts if a.tower == "text" for r in a.parity]
+    if text:
         manifest["text_buckets"] = {
-            "lengths": text_lengths,
-            "signature_keys": {str(r.length): r.signature for r in results if r.tower == "text"},
+            "lengths": sorted({r.length for r in text}),
+            "signature_keys": {str(r.length): r.signature for r in text},
             "rule": "run the shortest length whose signature holds the text's first end-of-text token (the "
                     "largest id): same embedding as the full length; the full length is signature "
                     "serving_default, subgraph 0"}
-    if zero_shot:
-        manifest["zero_shot"] = zero_shot
+    if export.zero_shot:
+        manifest["zero_shot"] = export.zero_shot
+    if export.rejected_variants:
+        manifest["rejected"] = {
+            "note": f"variants that missed a parity bar: not shipped, not in artifacts; their files are kept under "
+                    f"{REJECTED_DIR}/ for inspection (details in {REPORT})",
+            "variants": {variant: {"shortfalls": shortfalls, "artifacts": [
+                _rejected_entry(export_dir, a) for a in export.artifacts if a.rejected and a.variant == variant]}
+                for variant, shortfalls in export.rejected_variants.items()}}
     _write_json_atomically(os.path.join(export_dir, MANIFEST), manifest)
 
 
@@ -167,49 +226,59 @@ def _write_json_atomically(path, data):
     os.replace(temporary, path)
 
 
-def write_report(export_dir, name, preset, config, weights_source, results, recipes, delegate_reports,
-                 zero_shot=None, preprocess_parity=None):
-    from .parity import format_preprocess, format_table
+def _readiness(record):
+    """The delegate column of the report: the default signature's readiness, and how many shorter ones are ready."""
+    delegate = record.delegate.get(FULL_LENGTH_SIGNATURE)
+    if not delegate:
+        return ""
+    text = (f"{delegate['target']}: {'ready' if delegate['ready'] else 'not ready'}, "
+            f"{delegate['delegated_op_count']}/{delegate['op_count']} ops on the accelerator"
+            + (f"; unsupported: {', '.join(delegate['unsupported_ops'])}" if delegate["unsupported_ops"] else ""))
+    shorter = [d for key, d in record.delegate.items() if key != FULL_LENGTH_SIGNATURE]
+    if shorter:
+        text += f"; shorter signatures: {sum(d['ready'] for d in shorter)}/{len(shorter)} ready"
+    return text
 
-    float32_bytes = {r.tower: os.path.getsize(os.path.join(export_dir, r.path)) for r in results
-                     if r.variant == "float32"}
-    lines = [f"# Parity report: {name}", "",
-             f"Preset: {preset or 'none (architecture from the checkpoint)'}. "
-             f"Weights: {_describe_weights(weights_source)}.", "",
+
+def write_report(export_dir, export):
+    """parity_report.md of `export` (an ExportRecord)."""
+    from .parity import format_table
+
+    encoders = [a for a in export.artifacts if a.tower != "preprocess"]
+    preprocess = [r for a in export.artifacts if a.tower == "preprocess" for r in a.parity]
+    float32_bytes = {a.tower: os.path.getsize(os.path.join(export_dir, a.path)) for a in encoders
+                     if a.variant == "float32"}
+    lines = [f"# Parity report: {export.name}", "",
+             f"Preset: {export.preset or 'none (architecture from the checkpoint)'}. "
+             f"Weights: {_describe_weights(export.weights_source)}.", "",
              "Every TFLite artifact against the float32 SavedModel on held-out real photos and sentences "
-             "(never the calibration ones). Latency: median of 10 runs, ai_edge_litert, 2 threads, batch 1.", "",
+             f"(never the calibration ones). Latency: median of 10 runs, ai_edge_litert, {export.threads} "
+             f"thread{'s' if export.threads != 1 else ''}, batch 1.", "",
              "Text encoders: one row per signature (token length). A shorter signature is measured on the "
              "sentences that fit it, including ones that exactly fill it; `vs full length` compares it with "
              "the same file's full-length signature on those sentences.", "",
-             format_table(results), "",
+             format_table([r for a in encoders for r in a.parity]), "",
              "| artifact | bytes | size vs float32 | recipe | delegate readiness |", "|---|---|---|---|---|"]
-    if zero_shot:
+    if export.zero_shot:
+        zero_shot = export.zero_shot
         lines[-2:-2] = [f"Zero-shot classifiers: {len(zero_shot['labels'])} classes ({zero_shot['labels_path']}), "
                         f"{len(zero_shot['templates'])} templates averaged per class, logit scale "
                         f"{zero_shot['logit_scale']:.4g}; reference: the float zero-shot from the SavedModel's "
                         f"encode_text and encode_pixels with the same texts.", ""]
-    for result in results:
-        if result.label != result.path:
-            continue
-        size = os.path.getsize(os.path.join(export_dir, result.path))
-        ratio = f"{size / float32_bytes[result.tower]:.2f}x" if result.tower in float32_bytes else ""
-        delegate = delegate_reports.get(result.path)
-        extra = [delegate_reports[r.label] for r in results if r.path == result.path and r.label != r.path
-                 and r.label in delegate_reports]
-        readiness = ""
-        if delegate:
-            readiness = (f"{delegate['target']}: {'ready' if delegate['ready'] else 'not ready'}, "
-                         f"{delegate['delegated_op_count']}/{delegate['op_count']} ops on the accelerator"
-                         + (f"; unsupported: {', '.join(delegate['unsupported_ops'])}" if delegate["unsupported_ops"] else ""))
-            if extra:
-                readiness += f"; shorter signatures: {sum(d['ready'] for d in extra)}/{len(extra)} ready"
-        lines.append(f"| {result.path} | {size:,} | {ratio} | {recipes.get(result.path, '')} | {readiness} |")
-    failed = [f"{r.label}: {r.shortfall()}" for r in results if not r.passed]
-    if preprocess_parity:
-        lines += ["", "Preprocessing against the SavedModel's resize and crop: " + format_preprocess(preprocess_parity)]
-        if not preprocess_parity["passed"]:
-            failed.append(format_preprocess(preprocess_parity))
-    lines += ["", "**Result: " + ("all artifacts meet their bars.**" if not failed else
-                                 "FAILED: " + "; ".join(failed) + "**")]
+    for record in encoders:
+        size = os.path.getsize(os.path.join(export_dir, record.path))
+        ratio = f"{size / float32_bytes[record.tower]:.2f}x" if record.tower in float32_bytes else ""
+        lines.append(f"| {record.path} | {size:,} | {ratio} | {record.recipe or ''} | {_readiness(record)} |")
+    for result in preprocess:
+        lines += ["", "Preprocessing against the SavedModel's resize and crop: " + result.format()]
+    failed = [shortfall for a in export.artifacts for shortfall in a.shortfalls()]
+    shipped = sorted({a.variant for a in encoders if not a.rejected})
+    if export.rejected_variants:
+        result = (f"variants rejected, not shipped (files in {REJECTED_DIR}/): "
+                  + "; ".join(f"{v} ({'; '.join(s)})" for v, s in export.rejected_variants.items())
+                  + f". Shipped: {', '.join(shipped)}.**")
+    else:
+        result = "all artifacts meet their bars.**" if not failed else "FAILED: " + "; ".join(failed) + "**"
+    lines += ["", "**Result: " + result]
     with open(os.path.join(export_dir, REPORT), "w") as file:
         file.write("\n".join(lines) + "\n")

@@ -3,11 +3,14 @@
 The float reference is the export's own SavedModel (float32 TensorFlow, tokenizer inside), so the harness
 works on any export directory, in or out of the exporter:
 
-    python -m converters.parity --export_dir=out/clip-vit-base-patch32 [--threads=2]
+    python -m converters.parity --export_dir=out/clip-vit-base-patch32 [--threads=2] [--require=all|VARIANTS]
 
 For each variant: cosine similarity of embeddings (mean and min), max absolute error, and zero-shot top-1
-agreement with the float model (held-out photos x prompts; the other tower stays float). A variant whose
-minimum cosine is below its bar fails: the command exits 1, and the exporter refuses to ship it.
+agreement with the float model (held-out photos x prompts; the other tower stays float). A variant with an
+artifact below its bar (converters.variants.VARIANTS) fails, and the verdict is the exporter's (Gate): exit 0
+when every variant passes, 3 when some fail and the others would ship, 1 when a required variant (--require;
+default float32) or every variant fails, or the folder is not an export. On a shipped export the harness
+measures tflite/, the shipped variants; the exporter keeps rejected ones in rejected/.
 
 Text encoders are measured per signature (one per length bucket): each on the sentences that fit it, plus
 sentences that exactly fill each bucket and ones a token too long (which only the next bucket may take),
@@ -25,18 +28,10 @@ import time
 
 import numpy as np
 
-# Minimum cosine similarity to the float model, per variant.
-BARS = {"float32": 0.99999, "float16": 0.999, "dynamic_int8": 0.99, "int8": 0.98}
+from .variants import VARIANTS, tflite_path
+
 TOWERS = ("image", "text")
 FULL_LENGTH_SIGNATURE = "serving_default"
-# A float32 bucket computes the same arithmetic as the full length on the positions it keeps (0.0 difference
-# measured with XNNPACK); the bar allows for a kernel that sums in another order, nothing more.
-FLOAT32_BUCKET_COSINE = 1 - 1e-7
-# Zero-shot classifier bars per variant: (min top-1 agreement, max absolute probability error) against the
-# float zero-shot of the SavedModel. Probabilities amplify embedding errors by the logit scale (100 for
-# OpenAI's checkpoints), so the quantised variants get loose probability bars; top-1 is what users see.
-ZERO_SHOT_BARS = {"float32": (1.0, 1e-4), "float16": (0.95, 0.05), "dynamic_int8": (0.9, 0.25),
-                  "int8": (0.85, 0.35)}
 ZERO_SHOT_LABELS = os.path.join("assets", "zero_shot_labels.txt")
 ZERO_SHOT_TEMPLATES = os.path.join("assets", "zero_shot_templates.txt")
 
@@ -69,10 +64,9 @@ class ArtifactParity:
         return self.cosine_min >= self.bar and not self._bucket_shortfall()
 
     def _bucket_shortfall(self):
-        if self.variant == "float32" and self.full_length_cosine_min is not None \
-                and self.full_length_cosine_min < FLOAT32_BUCKET_COSINE:
-            return (f"cosine to the full-length signature {self.full_length_cosine_min:.9f} is below "
-                    f"{FLOAT32_BUCKET_COSINE:.7f}")
+        bar = VARIANTS[self.variant].full_length_bar
+        if bar is not None and self.full_length_cosine_min is not None and self.full_length_cosine_min < bar:
+            return f"cosine to the full-length signature {self.full_length_cosine_min:.9f} is below {bar:.7f}"
         return ""
 
     def shortfall(self):
@@ -103,7 +97,7 @@ class ZeroShotParity:
 
     @property
     def bars(self):
-        return ZERO_SHOT_BARS[self.variant]
+        return VARIANTS[self.variant].zero_shot_bars
 
     @property
     def passed(self):
@@ -120,12 +114,6 @@ class ZeroShotParity:
     def to_dict(self):
         return dict(dataclasses.asdict(self), bars={"top1_agreement_min": self.bars[0],
                                                      "max_prob_error_max": self.bars[1]}, passed=self.passed)
-
-
-def tflite_path(tower, variant):
-    if tower == "zero_shot":
-        return os.path.join("tflite", f"zero_shot_{variant}.tflite")
-    return os.path.join("tflite", f"{tower}_encoder_{variant}.tflite")
 
 
 class TFLiteEncoder:
@@ -262,7 +250,7 @@ def _measure_text_signatures(export_dir, relative, variant, reference, threads, 
             path=relative, tower="text", variant=variant, cosine_mean=float(np.mean(cosines)),
             cosine_min=float(np.min(cosines)), max_abs_error=float(np.max(np.abs(found - expected))),
             top1_agreement=float(np.mean(top1)), latency_ms=encoder.median_latency_ms(inputs[0], latency_repeats),
-            bar=BARS[variant], examples=len(inputs), threads=threads, signature=key, length=length, **extra))
+            bar=VARIANTS[variant].bar, examples=len(inputs), threads=threads, signature=key, length=length, **extra))
     return results
 
 
@@ -293,7 +281,7 @@ def measure(export_dir, variants, pixels, sentences, threads=2, latency_repeats=
                 path=relative, tower=tower, variant=variant, cosine_mean=float(np.mean(cosines)),
                 cosine_min=float(np.min(cosines)), max_abs_error=float(np.max(np.abs(found - reference.image))),
                 top1_agreement=float(np.mean(top1 == float_top1)),
-                latency_ms=encoder.median_latency_ms(reference.pixels[0], latency_repeats), bar=BARS[variant],
+                latency_ms=encoder.median_latency_ms(reference.pixels[0], latency_repeats), bar=VARIANTS[variant].bar,
                 examples=len(reference.pixels), threads=threads))
     return results
 
@@ -354,10 +342,40 @@ PREPROCESS_PATH = os.path.join("tflite", "preprocess.tflite")
 PREPROCESS_BAR_LEVELS = 2
 
 
+@dataclasses.dataclass
+class PreprocessParity:
+    """preprocess.tflite against the SavedModel's resize and crop, in 8-bit levels."""
+
+    max_level_difference: int
+    values_differing: int
+    values: int
+    images: int
+    bar_levels: int
+    path: str = PREPROCESS_PATH
+    label = PREPROCESS_PATH
+    variant = None  # one preprocessing model serves every variant
+
+    @property
+    def passed(self):
+        return self.max_level_difference <= self.bar_levels
+
+    def shortfall(self):
+        return "" if self.passed else (f"max difference {self.max_level_difference} levels is above "
+                                       f"{self.bar_levels}")
+
+    def to_dict(self):
+        return dict({k: v for k, v in dataclasses.asdict(self).items() if k != "path"}, passed=self.passed)
+
+    def format(self):
+        """One line for people: how far preprocess.tflite is from the SavedModel's resize and crop."""
+        return (f"{self.path}: max difference {self.max_level_difference} level(s) (bar {self.bar_levels}), "
+                f"{self.values_differing:,} of {self.values:,} values differ, {self.images} held-out photos and "
+                f"crops at their own sizes: {'pass' if self.passed else 'FAIL'}")
+
+
 def measure_preprocess(export_dir, images, resolution, threads=2):
-    """preprocess.tflite against the SavedModel's resize and crop (ImagePreprocessor.resize_and_crop, the same
-    graph code) on uint8 [H, W, 3] images of their own sizes: {"max_level_difference", "values_differing",
-    "values", "images", "bar_levels", "passed"}."""
+    """PreprocessParity of preprocess.tflite against the SavedModel's resize and crop
+    (ImagePreprocessor.resize_and_crop, the same graph code) on uint8 [H, W, 3] images of their own sizes."""
     from clip_edge.preprocessing import ImagePreprocessor
     from .tflite_variants import run_preprocess
 
@@ -371,16 +389,8 @@ def measure_preprocess(export_dir, images, resolution, threads=2):
         difference = np.abs(found - expected)
         worst, differing, values = max(worst, int(difference.max())), differing + int(np.count_nonzero(difference)), \
             values + difference.size
-    return {"max_level_difference": worst, "values_differing": differing, "values": values, "images": len(images),
-            "bar_levels": PREPROCESS_BAR_LEVELS, "passed": worst <= PREPROCESS_BAR_LEVELS}
-
-
-def format_preprocess(result):
-    """One line for people: how far preprocess.tflite is from the SavedModel's resize and crop."""
-    return (f"{PREPROCESS_PATH}: max difference {result['max_level_difference']} level(s) (bar "
-            f"{result['bar_levels']}), {result['values_differing']:,} of {result['values']:,} values differ, "
-            f"{result['images']} held-out photos and crops at their own sizes: "
-            f"{'pass' if result['passed'] else 'FAIL'}")
+    return PreprocessParity(max_level_difference=worst, values_differing=differing, values=values, images=len(images),
+                            bar_levels=PREPROCESS_BAR_LEVELS)
 
 
 def format_table(results):
@@ -406,6 +416,56 @@ def format_table(results):
     return "\n".join(lines)
 
 
+# Exit statuses of the exporter and of this harness: every artifact met its bar; a gate unit below its bar made
+# the whole export refused (or the run failed); some variants missed their bars and the others were shipped.
+EXIT_OK, EXIT_REFUSED, EXIT_REJECTED_VARIANTS = 0, 1, 3
+# Variants whose failure refuses the whole export unless --require says otherwise: float32 is the reference the
+# quantised variants are measured against on device, and it can only miss its bar through a defect.
+DEFAULT_REQUIRED = ("float32",)
+
+
+def required_variants(require, variants):
+    """The variants whose failure refuses the export: `require` is "all", a list of variant names (each must be
+    among `variants`), or None for DEFAULT_REQUIRED (those of them that are in `variants`)."""
+    if require is None:
+        return [v for v in DEFAULT_REQUIRED if v in variants]
+    if require == "all" or list(require) == ["all"]:
+        return list(variants)
+    unknown = [v for v in require if v not in variants]
+    if unknown or not require:
+        raise ValueError(f"--require names {unknown or 'nothing'}; expected 'all' or some of the exported variants "
+                         f"{list(variants)}")
+    return list(require)
+
+
+@dataclasses.dataclass
+class Gate:
+    """The verdict on an export's parity results. A variant is one unit: when any of its artifacts (image and text
+    encoder, every text signature, zero-shot classifier) misses its bar, the whole variant is rejected, so a device
+    never pairs encoders of which one is off. The export is refused when a required variant is rejected, when every
+    variant is, or when preprocess.tflite misses its bar (one model serves every variant: a miss is a defect)."""
+
+    rejected: dict  # variant -> ["path: shortfall", ...]
+    refused: list  # why the whole export is refused; empty if it ships
+
+    @classmethod
+    def of(cls, results, variants, required):
+        rejected, shared = {}, []
+        for r in results:
+            if not r.passed:
+                line = f"{r.label}: {r.shortfall()}"
+                (shared if r.variant is None else rejected.setdefault(r.variant, [])).append(line)
+        refused = list(shared)
+        refused += [f"required variant {v} rejected ({'; '.join(rejected[v])})" for v in required if v in rejected]
+        if rejected and set(rejected) == set(variants) and not refused:
+            refused.append("every variant missed its bar: " + "; ".join(x for v in rejected.values() for x in v))
+        return cls(rejected, refused)
+
+    @property
+    def exit_code(self):
+        return EXIT_REFUSED if self.refused else EXIT_REJECTED_VARIANTS if self.rejected else EXIT_OK
+
+
 def main(argv=None):
     import argparse
 
@@ -414,14 +474,20 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--export_dir", required=True, help="an export's DIR/NAME folder")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--require", default=None, help="all, or comma-separated variants whose failure is fatal "
+                        f"(exit {EXIT_REFUSED}); default: {','.join(DEFAULT_REQUIRED)} when present (as the exporter)")
     args = parser.parse_args(argv)
     tflite_dir = os.path.join(args.export_dir, "tflite")
     if not os.path.isdir(os.path.join(args.export_dir, "saved_model")) or not os.path.isdir(tflite_dir):
         sys.exit(f"{args.export_dir}: not an export directory (needs saved_model/ and tflite/)")
-    variants = [v for v in BARS if all(os.path.exists(os.path.join(args.export_dir, tflite_path(t, v)))
+    variants = [v for v in VARIANTS if all(os.path.exists(os.path.join(args.export_dir, tflite_path(t, v)))
                                        for t in TOWERS)]
     if not variants:
         sys.exit(f"{tflite_dir}: no pair of image and text encoders of one variant")
+    try:
+        required = required_variants(None if args.require is None else args.require.split(","), variants)
+    except ValueError as error:
+        sys.exit(str(error))
     from ai_edge_litert.interpreter import Interpreter
 
     resolution = Interpreter(model_path=os.path.join(args.export_dir, tflite_path("image", variants[0]))
@@ -430,15 +496,18 @@ def main(argv=None):
     reference = FloatReference(os.path.join(args.export_dir, "saved_model"), pixels, datasets.held_out_sentences())
     results = measure(args.export_dir, variants, pixels, datasets.held_out_sentences(), threads=args.threads,
                       reference=reference)
-    zero_shot_variants = [v for v in BARS if os.path.exists(os.path.join(args.export_dir, tflite_path("zero_shot", v)))]
+    zero_shot_variants = [v for v in VARIANTS
+                          if os.path.exists(os.path.join(args.export_dir, tflite_path("zero_shot", v)))]
     if zero_shot_variants:
         results += measure_zero_shot(args.export_dir, zero_shot_variants, pixels, threads=args.threads,
                                      reference=reference)
     print(format_table(results))
-    failed = [r for r in results if not r.passed]
-    for r in failed:
-        print(f"FAIL {r.label}: {r.shortfall()}", file=sys.stderr)
-    return 1 if failed else 0
+    gate = Gate.of(results, variants, required)
+    for variant, shortfalls in gate.rejected.items():
+        print(f"FAIL {variant}: {'; '.join(shortfalls)}", file=sys.stderr)
+    if gate.refused:
+        print("refused: " + "; ".join(gate.refused), file=sys.stderr)
+    return gate.exit_code
 
 
 if __name__ == "__main__":

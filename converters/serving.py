@@ -13,7 +13,20 @@ from clip_edge.layers import l2_normalize_rows
 from clip_edge.preprocessing import ImagePreprocessor, resize_and_crop_any_size
 from clip_edge.tokenizer import CLIPTokenizer
 
-SIGNATURE_NAMES = ("tokenize", "encode_text", "encode_image", "encode_pixels", "serving_default")
+# The SavedModel's signatures with their inputs and outputs in words, as manifest.json lists them (the names
+# are the functions' below; test_export checks them against the saved signatures).
+SIGNATURES = {
+    "tokenize": {"inputs": {"texts": "string [N]"},
+                 "outputs": {"token_ids": "int32 [N, L]", "padding_mask": "int32 [N, L]"}},
+    "encode_text": {"inputs": {"texts": "string [N]"}, "outputs": {"embeddings": "float32 [N, D], L2-normalised"}},
+    "encode_image": {"inputs": {"images": "string [N] (JPEG/PNG/GIF/BMP bytes)"},
+                     "outputs": {"embeddings": "float32 [N, D], L2-normalised"}},
+    "encode_pixels": {"inputs": {"pixels": "uint8 [N, H, W, 3]"},
+                      "outputs": {"embeddings": "float32 [N, D], L2-normalised"}},
+    "serving_default": {"inputs": {"images": "string [N]", "texts": "string [M]"},
+                        "outputs": {"image_logits": "float32 [N, M]", "text_logits": "float32 [M, N]",
+                                    "probs": "float32 [N, M]"}},
+}
 
 
 class ServingModule(tf.Module):
@@ -57,7 +70,7 @@ class ServingModule(tf.Module):
                 "probs": tf.nn.softmax(image_logits, axis=-1)}
 
     def signatures(self):
-        return {name: getattr(self, name) for name in SIGNATURE_NAMES}
+        return {name: getattr(self, name) for name in SIGNATURES}
 
 
 def save_serving_model(model, path, tokenizer=None):

@@ -12,15 +12,14 @@ buckets of the text encoder): the converter stores each weight once and every si
 The first key is subgraph 0, the one a plain Interpreter call runs; the representative dataset is then a
 {signature_key: dataset} of the same keys, and int8 calibration covers every signature.
 
-Variants:
-- float32: the plain converter.
-- float16: float16 weights (converter.target_spec.supported_types = [tf.float16]); the GPU delegate folds the
-  DEQUANTIZE ops and computes in float16.
-- dynamic_int8: int8 weights, activations quantised on the fly (converter optimisations, no data).
-- int8: full-integer with calibration data. Inputs keep the contract dtypes (uint8 pixels are cast inside the
-  model; int32 ids feed the embedding GATHER) and the output stays float32. The quantisation is chosen by an
-  `Int8Recipe`: the converter's own int8, or an ai-edge-quantizer recipe applied to the float32 model (int8
-  weights with int8 or int16 activations, optionally with the attention/normalisation ops left in float).
+Variants are data: converters.variants.VARIANTS holds, per variant, its converter settings, parity bars, delegate target
+and description; the exporter, the parity harness, the manifest and the tests read it (file names from
+tflite_path). Adding a variant means adding a row there. The full-integer int8 variant keeps the contract
+dtypes at its interface (uint8 pixels are cast inside the model; int32 ids feed the embedding GATHER; the
+output stays float32) and is quantised as an `Int8Recipe` says: the converter's own int8, or an
+ai-edge-quantizer recipe applied to the float32 model (int8 weights with int8 or int16 activations, optionally
+with the attention/normalisation ops left in float); each tower has its recommended recipe
+(RECOMMENDED_INT8_RECIPES).
 
 Every variant is checked to load and run in ai_edge_litert's Interpreter (no Flex ops) before it is returned.
 """
@@ -35,8 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import tflite_model
-
-VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
+from .variants import VARIANTS, VariantSpec
 
 # Attention ops: the attention batch-matmuls quantise worst (measured per op, docs/delegates.md).
 ATTENTION_OPS = ("BATCH_MATMUL", "SOFTMAX")
@@ -83,7 +81,6 @@ INT8_RECIPES = {r.name: r for r in (
     Int8Recipe("aeq_a8w8_nonmatmul_a16_attention_float", "ai_edge_quantizer",
                overrides=((NON_MATMUL_OPS, 16), (ATTENTION_OPS, None))),
 )}
-DEFAULT_INT8_RECIPE = "aeq_a16w8"
 # Per tower, the recipe that met the int8 bar (min cosine >= 0.98) on clip-vit-base-patch32 with random weights
 # at the lowest cost (docs/delegates.md): the image tower needs int16 activations throughout (0.994, 6x the
 # float32 CPU latency); the text tower only needs attention and the causal-mask ADD in float (0.986, faster
@@ -109,11 +106,12 @@ RepresentativeDataset = Callable[[], Iterable[Sequence[np.ndarray]]]
 SINGLE_SIGNATURE_KEY = "serving_default"
 
 
-def convert_variants(concrete_fn, variant_names: Sequence[str] = VARIANTS,
+def convert_variants(concrete_fn, variant_names: Sequence[str] = tuple(VARIANTS),
                      representative_dataset: RepresentativeDataset | Mapping[str, RepresentativeDataset] | None = None,
-                     int8_recipe: str = DEFAULT_INT8_RECIPE) -> dict[str, Variant]:
+                     int8_recipe: str | None = None) -> dict[str, Variant]:
     """Converts `concrete_fn` (or {signature_key: concrete_fn}, see the module doc) into the named variants;
-    int8 needs `representative_dataset`.
+    int8 needs `representative_dataset` and `int8_recipe` (a key of INT8_RECIPES; RECOMMENDED_INT8_RECIPES
+    names the one measured best per tower).
 
     `representative_dataset()` yields lists of numpy inputs in the function's input order, each with the
     signature's shape and dtype (the converter's convention).
@@ -133,9 +131,12 @@ def convert_variants(concrete_fn, variant_names: Sequence[str] = VARIANTS,
         if set(datasets) != set(functions):
             raise ValueError(f"representative_dataset covers signatures {sorted(datasets)}; the functions are "
                              f"{sorted(functions)} (calibration must cover every signature)")
-    if "int8" in variant_names:
+    if any(VARIANTS[v].calibrated for v in variant_names):
         if datasets is None:
             raise ValueError("the int8 variant needs a representative_dataset (calibration inputs)")
+        if int8_recipe is None:
+            raise ValueError(f"the int8 variant needs an int8_recipe (recommended per tower: "
+                             f"{RECOMMENDED_INT8_RECIPES})")
         if int8_recipe not in INT8_RECIPES:
             raise ValueError(f"unknown int8 recipe {int8_recipe!r}; expected one of {sorted(INT8_RECIPES)}")
 
@@ -145,20 +146,18 @@ def convert_variants(concrete_fn, variant_names: Sequence[str] = VARIANTS,
     results = {}
     float32 = None
     for name in variant_names:
-        if name == "int8":
+        spec = VARIANTS[name]
+        if spec.calibrated:
             recipe = INT8_RECIPES[int8_recipe]
             if recipe.engine == "converter":
-                tflite = _convert(functions, int8_data=datasets)
+                tflite = _convert(functions, spec, int8_data=datasets)
             else:
-                float32 = float32 or _convert(functions)
+                float32 = float32 or _convert(functions, VARIANTS["float32"])
                 tflite = quantize_with_ai_edge_quantizer(float32, recipe, datasets)
             description = recipe.describe()
         else:
-            tflite = _convert(functions, variant=name)
-            description = {"float32": "TFLiteConverter float32",
-                           "float16": "TFLiteConverter float16 weights (target_spec.supported_types=[float16])",
-                           "dynamic_int8": "TFLiteConverter dynamic range: int8 weights, float activations "
-                                           "(optimizations=[DEFAULT], no data)"}[name]
+            tflite = _convert(functions, spec)
+            description = spec.description
             if name == "float32":
                 float32 = tflite
         _check_signatures(tflite, name, list(functions))
@@ -182,20 +181,18 @@ def _check_static_signature(concrete_fn) -> None:
                              f"has shape {spec.shape}")
 
 
-def _convert(functions: Mapping, variant: str = "float32",
+def _convert(functions: Mapping, spec: VariantSpec,
              int8_data: Mapping[str, RepresentativeDataset] | None = None) -> bytes:
     # The converter writes signatures (needed by ai-edge-quantizer's calibration) only when given a trackable
     # object that owns the functions' variables.
     owner = tf.Module()
     owner.captured_variables = list({id(v): v for f in functions.values() for v in f.variables}.values())
     converter = tf.lite.TFLiteConverter.from_concrete_functions(list(functions.values()), owner)
-    if variant == "float16":
+    if spec.optimize:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    elif variant == "dynamic_int8":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if int8_data is not None:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if spec.supported_types:
+        converter.target_spec.supported_types = [tf.as_dtype(t) for t in spec.supported_types]
+    if spec.calibrated:
         converter.representative_dataset = _converter_dataset(functions, int8_data)
         # Builtins only as a fallback for ops without an int8 kernel (the uint8->float CAST at the input); the
         # rest is int8, and the interface keeps the contract types (uint8/int32 in, float32 out).
@@ -203,8 +200,7 @@ def _convert(functions: Mapping, variant: str = "float32",
     try:
         return converter.convert()
     except Exception as e:  # the converter raises ConverterError with the MLIR diagnostics
-        raise VariantConversionError(f"TFLite conversion of the {variant if int8_data is None else 'int8'} "
-                                     f"variant failed: {_first_lines(e)}") from e
+        raise VariantConversionError(f"TFLite conversion of the {spec.name} variant failed: {_first_lines(e)}") from e
 
 
 def _converter_dataset(functions: Mapping, datasets: Mapping[str, RepresentativeDataset]) -> RepresentativeDataset:

@@ -1,5 +1,6 @@
 """The exporter end to end on a scaled-down CLIP (every variant, harness, manifest, standalone SavedModel), the
-refusal of an artifact below its bar, kill-and-rerun, and one full clip-vit-base-patch32 export (slow)."""
+per-variant parity gate on a genuinely degraded int8 variant, kill-and-rerun, and one full clip-vit-base-patch32
+export (slow)."""
 
 import hashlib
 import json
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
 
 import numpy as np
 import pytest
@@ -19,12 +21,12 @@ import tensorflow as tf
 import clip_edge
 from converters import export, parity
 from converters.serving import ServingModule
+from converters.variants import VARIANTS, tflite_path
 
 import photos
 import reference
 
-VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
-TOWER_FILES = [f"tflite/{t}_encoder_{v}.tflite" for t in ("image", "text") for v in VARIANTS]
+TOWER_FILES = [tflite_path(t, v) for t in ("image", "text") for v in VARIANTS]
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +40,7 @@ def tiny_checkpoint(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tiny_export(tiny_checkpoint, tmp_path_factory):
     output = tmp_path_factory.mktemp("exports")
-    target, results = export.run_export(None, str(tiny_checkpoint), str(output), name="tiny", variants=VARIANTS)
-    return target, results
+    return export.run_export(None, str(tiny_checkpoint), str(output), name="tiny", variants=tuple(VARIANTS))
 
 
 def _sha256(path):
@@ -48,7 +49,7 @@ def _sha256(path):
 
 
 def test_layout_and_manifest(tiny_export):
-    target, results = tiny_export
+    target, _ = tiny_export
     assert os.path.basename(target) == "tiny"
     manifest = json.loads(open(os.path.join(target, "manifest.json")).read())
     listed = {a["path"]: a for a in manifest["artifacts"]}
@@ -66,7 +67,7 @@ def test_layout_and_manifest(tiny_export):
         "shape": [1, 77], "quantization": None}
     for relative in TOWER_FILES:
         entry = listed[relative]
-        assert entry["parity"]["passed"] and entry["parity"]["cosine_min"] >= parity.BARS[entry["variant"]]
+        assert entry["parity"]["passed"] and entry["parity"]["cosine_min"] >= VARIANTS[entry["variant"]].bar
         assert entry["latency_ms"]["median"] > 0 and entry["recipe"]
     assert listed["tflite/image_encoder_float16.tflite"]["delegate"]["target"] == "gpu"
     assert listed["tflite/text_encoder_int8.tflite"]["delegate"]["target"] == "edgetpu"
@@ -74,6 +75,11 @@ def test_layout_and_manifest(tiny_export):
     assert manifest["versions"]["tensorflow"] == tf.__version__
     # random_hf_clip sets logit_scale to 3.1; serving_default multiplies cosines by its exp (transformers' forward)
     assert manifest["logit_multiplier"] == pytest.approx(math.exp(3.1), rel=1e-6)
+    saved_model = tf.saved_model.load(os.path.join(target, "saved_model"))
+    assert set(manifest["saved_model"]["signatures"]) == set(saved_model.signatures.keys())
+    for key, described in manifest["saved_model"]["signatures"].items():  # the names the descriptions use
+        assert set(described["inputs"]) == set(saved_model.signatures[key].structured_input_signature[1]), key
+        assert set(described["outputs"]) == set(saved_model.signatures[key].structured_outputs), key
     report = open(os.path.join(target, "parity_report.md")).read()
     assert "all artifacts meet their bars" in report and "image_encoder_int8" in report
     vocab = json.loads(open(os.path.join(target, "assets/vocab.json")).read())
@@ -169,17 +175,133 @@ def test_saved_model_cli_lists_signatures(tiny_export):
         assert f"signature_def['{name}']" in result.stdout
 
 
-def test_artifact_below_its_bar_is_refused(tiny_checkpoint, tmp_path, monkeypatch):
-    first, _ = export.run_export(None, str(tiny_checkpoint), str(tmp_path), name="gated", variants=("float32",))
-    shipped = _sha256(os.path.join(first, "manifest.json"))
-    monkeypatch.setitem(parity.BARS, "float16", 1.0 + 1e-6)  # unreachable: cosine cannot exceed 1
-    with pytest.raises(export.ExportError, match=r"text_encoder_float16.tflite min cosine .* below 1.000001"):
-        export.run_export(None, str(tiny_checkpoint), str(tmp_path), name="gated", variants=("float32", "float16"))
-    rejected = tmp_path / "gated.rejected"
-    assert not (rejected / "manifest.json").exists()
-    assert "FAILED" in (rejected / "parity_report.md").read_text()
-    assert _sha256(os.path.join(first, "manifest.json")) == shipped  # the good export is untouched
-    assert not os.path.exists(os.path.join(first, "tflite/image_encoder_float16.tflite"))
+# converter_a8w8 (the converter's own full-integer int8) really loses accuracy on this model's text tower:
+# min cosine 0.87 to the float model (bar 0.98), measured below against transformers, not only by our harness.
+DEGRADED = ["--variants=float32,int8", "--text_int8_recipe=converter_a8w8", "--text_buckets=", "--threads=1"]
+
+
+@pytest.fixture(scope="module")
+def degraded_export(tiny_checkpoint, tmp_path_factory):
+    """(output folder, DIR/NAME, the finished exporter process) of an export whose int8 variant misses its bar."""
+    output = tmp_path_factory.mktemp("gated")
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    process = subprocess.run([sys.executable, "-m", "converters.export", f"--weights={tiny_checkpoint}",
+                              f"--output_dir={output}", "--name=gated", *DEGRADED], cwd=repo, capture_output=True,
+                             text=True, timeout=900)
+    return output, output / "gated", process
+
+
+def _file_cosines(path, token_ids, expected):
+    from ai_edge_litert.interpreter import Interpreter
+
+    runner = Interpreter(model_path=str(path)).get_signature_runner("serving_default")
+    found = np.stack([next(iter(runner(token_ids=row[None]).values()))[0] for row in token_ids])
+    return np.sum(found * expected, 1) / np.linalg.norm(found, axis=1) / np.linalg.norm(expected, axis=1)
+
+
+def test_a_variant_below_its_bar_is_set_aside_and_the_rest_ships(degraded_export, tiny_checkpoint, capsys):
+    _, target, process = degraded_export
+    assert process.returncode == 3, process.stderr[-3000:]
+    assert "int8" in process.stderr and "text_encoder_int8.tflite: min cosine" in process.stderr
+    # Quiet logs: only our own lines. Third parties' output (ai-edge-quantizer's per-tensor progress bars, LiteRT's
+    # preserve_all_tensors warning, TensorFlow's CUDA probing) took this run to 6,027 characters before.
+    assert len(process.stderr.splitlines()) == 1, process.stderr[-3000:]  # the line naming the rejected variant
+    assert all(line.startswith(("[", "    calibrating", "| ", "|---", "tflite/preprocess.tflite: max difference"))
+               for line in process.stdout.splitlines()), process.stdout
+    assert len(process.stdout) + len(process.stderr) < 4500
+    shipped = sorted(os.listdir(target / "tflite"))
+    assert shipped == ["image_encoder_float32.tflite", "preprocess.tflite", "text_encoder_float32.tflite"]
+    assert sorted(os.listdir(target / "rejected" / "tflite")) == ["image_encoder_int8.tflite",
+                                                                  "text_encoder_int8.tflite"]
+
+    # The rejected text encoder is genuinely worse: against transformers' own text features, not our harness.
+    hf_model = __import__("transformers").CLIPModel.from_pretrained(tiny_checkpoint).eval()
+    ids = reference.reference_token_ids(reference.SENTENCES)
+    _, hf_text, _ = reference.hf_features(hf_model, reference.hf_pixel_values([photos.photo("coffee")], 32), ids)
+    assert _file_cosines(target / "rejected/tflite/text_encoder_int8.tflite", ids, hf_text).min() < 0.95
+    assert _file_cosines(target / "tflite/text_encoder_float32.tflite", ids, hf_text).min() > 0.99999
+
+    manifest = json.loads((target / "manifest.json").read_text())
+    listed = {a["path"] for a in manifest["artifacts"]}
+    on_disk = {os.path.relpath(os.path.join(folder, f), target) for folder, _, files in os.walk(target) for f in files}
+    assert listed == {p for p in on_disk if not p.startswith("rejected/")} - {"manifest.json", "parity_report.md"}
+    assert {a["variant"] for a in manifest["artifacts"] if a.get("variant")} == {"float32"}
+    (shortfall,) = manifest["rejected"]["variants"]["int8"]["shortfalls"]
+    assert shortfall.startswith("tflite/text_encoder_int8.tflite: min cosine 0.")
+    rejected = {a["path"]: a for a in manifest["rejected"]["variants"]["int8"]["artifacts"]}
+    assert set(rejected) == {"rejected/tflite/image_encoder_int8.tflite", "rejected/tflite/text_encoder_int8.tflite"}
+    for path, entry in rejected.items():
+        assert entry["sha256"] == _sha256(target / path) and entry["bytes"] == os.path.getsize(target / path)
+    text = rejected["rejected/tflite/text_encoder_int8.tflite"]
+    assert not text["passed"] and text["parity"][0]["cosine_min"] < VARIANTS["int8"].bar
+    assert rejected["rejected/tflite/image_encoder_int8.tflite"]["passed"]  # rejected with its variant
+    report = (target / "parity_report.md").read_text()
+    assert "variants rejected, not shipped" in report and "Shipped: float32." in report
+    assert "ai_edge_litert, 1 thread, batch 1" in report  # --threads, not a constant
+
+    # The harness alone on the shipped export measures what shipped: everything passes.
+    assert parity.main(["--export_dir", str(target), "--threads=1"]) == parity.EXIT_OK
+    capsys.readouterr()
+
+
+def test_a_required_variant_below_its_bar_refuses_the_export(degraded_export, tiny_checkpoint, capsys):
+    output, target, _ = degraded_export
+    shipped = _sha256(target / "manifest.json")
+    with pytest.raises(export.ExportError, match=r"required variant int8 rejected \(tflite/text_encoder_int8.tflite: "
+                                                 r"min cosine .* below 0.98\).*Nothing was shipped"):
+        export.run_export(None, str(tiny_checkpoint), str(output), name="gated", variants=("float32", "int8"),
+                          int8_recipes={"text": "converter_a8w8"}, text_buckets=(), preprocess=False,
+                          require=["int8"])
+    refused = output / "gated.rejected"
+    assert not (refused / "manifest.json").exists() and not (refused / "rejected").exists()
+    assert "FAILED" in (refused / "parity_report.md").read_text()
+    assert (refused / "tflite/text_encoder_int8.tflite").exists()
+    assert _sha256(target / "manifest.json") == shipped  # the shipped export is untouched
+    # The harness gives the exporter's verdict on the refused folder: int8 fails; fatal only when required.
+    assert parity.main(["--export_dir", str(refused), "--threads=1"]) == parity.EXIT_REJECTED_VARIANTS
+    assert parity.main(["--export_dir", str(refused), "--threads=1", "--require=int8"]) == parity.EXIT_REFUSED
+    assert "FAIL int8: tflite/text_encoder_int8.tflite: min cosine" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match=r"--require names \['float16'\]"):
+        parity.main(["--export_dir", str(refused), "--require=float16"])
+
+
+def _result(variant, passed):
+    path = "tflite/preprocess.tflite" if variant is None else f"tflite/text_encoder_{variant}.tflite"
+    return types.SimpleNamespace(variant=variant, passed=passed, label=path, shortfall=lambda: "below its bar")
+
+
+def test_gate_verdicts():
+    """The gate's rule on made-up verdicts: which misses ship the rest, which refuse the export."""
+    both = ["float32", "int8"]
+    assert parity.required_variants(None, both) == ["float32"] and parity.required_variants(None, ["int8"]) == []
+    assert parity.required_variants(["all"], both) == both
+    gate = parity.Gate.of([_result("float32", True), _result("int8", False)], both, ["float32"])
+    assert gate.exit_code == parity.EXIT_REJECTED_VARIANTS and not gate.refused
+    assert gate.rejected == {"int8": ["tflite/text_encoder_int8.tflite: below its bar"]}
+    assert parity.Gate.of([_result("float32", True), _result("int8", True)], both, both).exit_code == parity.EXIT_OK
+    refusals = {  # (results, variants, required) -> the reason the export is refused
+        "required variant float32": ([_result("float32", False), _result("int8", True)], both, ["float32"]),
+        "every variant missed": ([_result("int8", False)], ["int8"], []),
+        "tflite/preprocess.tflite": ([_result("int8", True), _result(None, False)], ["int8"], []),
+    }
+    for reason, arguments in refusals.items():
+        gate = parity.Gate.of(*arguments)
+        assert gate.exit_code == parity.EXIT_REFUSED and reason in gate.refused[0], (reason, gate)
+
+
+def test_require_names_exported_variants(tiny_checkpoint, tmp_path):
+    with pytest.raises(export.ExportError, match=r"--require names \['float16'\]"):
+        export.run_export(None, str(tiny_checkpoint), str(tmp_path), variants=("float32",), require=["float16"])
+    assert os.listdir(tmp_path) == []  # refused before any work
+
+
+def test_a_failed_export_shows_what_the_libraries_printed(tmp_path):
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    process = subprocess.run([sys.executable, "-m", "converters.export", f"--weights={tmp_path / 'missing'}",
+                              f"--output_dir={tmp_path}"], cwd=repo, capture_output=True, text=True, timeout=600)
+    assert process.returncode == 1
+    assert "--- what TensorFlow and other libraries printed" in process.stderr
+    assert process.stderr.splitlines()[-1].startswith("export failed: stage 'load model' failed: CheckpointError")
 
 
 def _export_command(checkpoint, output, name):
@@ -239,8 +361,8 @@ def test_bad_arguments_fail_with_named_stage(tmp_path):
 
 @pytest.mark.slow
 def test_full_base_patch32_export(tmp_path):
-    target, results = export.run_export("clip-vit-base-patch32", "random", str(tmp_path))
-    assert all(r.passed for r in results)
+    target, record = export.run_export("clip-vit-base-patch32", "random", str(tmp_path))
+    assert all(a.passed for a in record.artifacts)
     manifest = json.loads(open(os.path.join(target, "manifest.json")).read())
     sizes = {a["path"]: a["bytes"] for a in manifest["artifacts"]}
     for tower in ("image", "text"):
@@ -251,10 +373,11 @@ def test_full_base_patch32_export(tmp_path):
 
 
 def test_parity_harness_runs_alone_on_an_export(tiny_export, capsys, tmp_path):
-    target, results = tiny_export
+    target, record = tiny_export
     assert parity.main(["--export_dir", target]) == 0
     table = capsys.readouterr().out
-    for result in results:
-        assert result.path in table
+    for artifact in record.artifacts:
+        if artifact.tower != "preprocess":  # the harness alone measures the encoders
+            assert artifact.path in table
     with pytest.raises(SystemExit, match="not an export directory"):  # a clear exit, not a stack trace
         parity.main(["--export_dir", str(tmp_path)])

@@ -18,7 +18,9 @@ import tensorflow_text  # noqa: F401  (registers the ops the SavedModel's tokeni
 import jvm
 import photos
 import reference
-from converters import parity, tflite_variants
+from converters import tflite_variants, variants
+from converters.parity import FULL_LENGTH_SIGNATURE
+from converters.variants import VARIANTS
 
 # Full-size photos and the odd shapes where resizing and cropping go wrong.
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "tall", "wide_strip", "small", "tiny")
@@ -62,17 +64,17 @@ def image_reference(saved_model, png_files):
     return np.stack(rows)
 
 
-@pytest.mark.parametrize("variant", list(parity.BARS))
+@pytest.mark.parametrize("variant", list(VARIANTS))
 def test_embed_image_matches_saved_model(small_export, png_files, image_reference, variant):
     result = jvm.run("embed-image", "--export", small_export, "--variant", variant, *png_files)
     embeddings = np.array(jvm.json_lines(result), np.float64)
     assert embeddings.shape == image_reference.shape
     np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-6)
     cosines = _cosines(embeddings, image_reference)
-    assert cosines.min() >= parity.BARS[variant], dict(zip(PHOTOS, cosines.round(6)))
+    assert cosines.min() >= VARIANTS[variant].bar, dict(zip(PHOTOS, cosines.round(6)))
 
 
-@pytest.mark.parametrize("variant", list(parity.BARS))
+@pytest.mark.parametrize("variant", list(VARIANTS))
 def test_embed_text_matches_saved_model(small_export, saved_model, variant):
     expected = saved_model.signatures["encode_text"](texts=tf.constant(reference.SENTENCES))["embeddings"].numpy()
     result = jvm.run("embed-text", "--export", small_export, "--variant", variant, lines=reference.SENTENCES)
@@ -80,7 +82,7 @@ def test_embed_text_matches_saved_model(small_export, saved_model, variant):
     assert embeddings.shape == expected.shape
     np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-6)
     cosines = _cosines(embeddings, expected)
-    assert cosines.min() >= parity.BARS[variant], dict(zip(reference.SENTENCES, cosines.round(6)))
+    assert cosines.min() >= VARIANTS[variant].bar, dict(zip(reference.SENTENCES, cosines.round(6)))
 
 
 @pytest.mark.parametrize("variant", ["float32", "dynamic_int8"])
@@ -98,13 +100,13 @@ def test_embed_text_length_buckets_equal_the_full_length(small_export, variant):
             counts.append(count)
     ids = reference.reference_token_ids(texts, lengths[-1])
     assert [int(np.count_nonzero(row)) for row in ids] == counts
-    with open(os.path.join(small_export, parity.tflite_path("text", variant)), "rb") as file:
+    with open(os.path.join(small_export, variants.tflite_path("text", variant)), "rb") as file:
         full_length = tflite_variants.run_tflite(file.read(), [row[None].astype(np.int32) for row in ids],
-                                                 signature=parity.FULL_LENGTH_SIGNATURE)
+                                                 signature=FULL_LENGTH_SIGNATURE)
     result = jvm.run("embed-text", "--export", small_export, "--variant", variant, lines=texts)
     cosines = _cosines(np.array(jvm.json_lines(result), np.float64), full_length)
     # float32: the same arithmetic on the kept positions; quantised: the bucket may round differently.
-    bar = 1 - 1e-6 if variant == "float32" else parity.BARS[variant]
+    bar = 1 - 1e-6 if variant == "float32" else VARIANTS[variant].bar
     assert cosines.min() >= bar, dict(zip(counts, cosines.round(7)))
 
 
@@ -148,7 +150,7 @@ def test_folder_that_is_not_an_export(tmp_path):
 def test_unknown_variant_lists_the_available_ones(small_export, png_files):
     result = jvm.run("embed-image", "--export", small_export, "--variant", "float64", png_files[0], check=False)
     line = _fails_with_one_line(result, "'float64'", "available:")
-    assert all(variant in line for variant in parity.BARS)
+    assert all(variant in line for variant in VARIANTS)
 
 
 def test_corrupt_and_missing_images_are_named(small_export, png_files, tmp_path):

@@ -8,6 +8,7 @@
   prompts, and the label and template files' errors.
 """
 
+import dataclasses
 import json
 import os
 
@@ -18,10 +19,10 @@ from ai_edge_litert.interpreter import Interpreter
 
 import clip_edge
 from converters import datasets, export, parity, zero_shot
+from converters.variants import VARIANTS
 
 import reference
 
-VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
 # Sentences with exactly L tokens (start and end included) and L + 1, by OpenAI's tokenizer (asserted below).
 FILLS = {16: "a photo of a cat sitting on a red chair next to a window",
          17: "a photo of a cat sitting on a red chair next to a big window",
@@ -32,7 +33,7 @@ FILLS = {16: "a photo of a cat sitting on a red chair next to a window",
 SENTENCES = reference.SENTENCES + list(FILLS.values())
 # Against transformers: the export's own bars, except int8, which random weights keep below 0.98 on this small
 # model (as in test_tflite_variants.py).
-BARS_VS_TRANSFORMERS = dict(parity.BARS, int8=0.95)
+BARS_VS_TRANSFORMERS = dict({name: v.bar for name, v in VARIANTS.items()}, int8=0.95)
 
 
 LABELS = ["a rocket", "galaxies", "an eye", "stained cells", "a motorcycle", "the moon", "gravel", "printed text"]
@@ -124,7 +125,7 @@ def test_every_signature_matches_transformers_and_the_full_length(small_export, 
             # Exactly equal, not merely close: the same arithmetic on the positions the bucket keeps.
             np.testing.assert_array_equal(found, full[fits], err_msg=key)
         else:
-            assert _cosines(found, full[fits]).min() >= parity.BARS[variant], key
+            assert _cosines(found, full[fits]).min() >= VARIANTS[variant].bar, key
         assert _cosines(found, hf_text[fits]).min() >= BARS_VS_TRANSFORMERS[variant], key
         # The text one token too long, cut to the bucket, loses its end token: a different embedding. The
         # bucket rule is not a formality.
@@ -196,7 +197,8 @@ def test_saved_model_encode_text_matches_transformers(small_export, hf_text):
 
 
 def test_harness_refuses_a_bucket_that_differs_from_the_full_length(small_export, monkeypatch):
-    monkeypatch.setattr(parity, "FLOAT32_BUCKET_COSINE", 1.0 + 1e-6)  # unreachable
+    unreachable = dataclasses.replace(VARIANTS["float32"], full_length_bar=1.0 + 1e-6)
+    monkeypatch.setitem(VARIANTS, "float32", unreachable)
     pixels = datasets.builtin_images(datasets.HELD_OUT_PHOTOS[:1], RESOLUTION)
     results = parity.measure(small_export, ["float32"], pixels, datasets.held_out_sentences(), latency_repeats=1,
                              towers=("text",))
@@ -253,7 +255,7 @@ def test_zero_shot_classifier_matches_transformers(small_export, hf_zero_shot, v
     print(f"{variant}: top-1 agreement with transformers {top1:.1%}, max probability error {max_error:.2e}")
     # transformers' preprocessing of the same pixels agrees with ours to float rounding, so the export's own
     # bars apply (the float32 one with a little room for it).
-    min_top1, max_prob_error = parity.ZERO_SHOT_BARS[variant]
+    min_top1, max_prob_error = VARIANTS[variant].zero_shot_bars
     assert top1 >= min_top1 and max_error <= max(max_prob_error, 1e-3)
 
 
@@ -273,7 +275,8 @@ def test_zero_shot_manifest_and_assets(small_export):
 
 
 def test_zero_shot_harness_refuses_a_miss(small_export, monkeypatch):
-    monkeypatch.setitem(parity.ZERO_SHOT_BARS, "float32", (1.0, -1.0))  # unreachable
+    unreachable = dataclasses.replace(VARIANTS["float32"], zero_shot_bars=(1.0, -1.0))
+    monkeypatch.setitem(VARIANTS, "float32", unreachable)
     pixels = datasets.builtin_images(datasets.HELD_OUT_PHOTOS[:2], RESOLUTION)
     (result,) = parity.measure_zero_shot(small_export, ["float32"], pixels, latency_repeats=1)
     assert not result.passed and "max probability error" in result.shortfall()

@@ -124,14 +124,16 @@ public final class Manifest {
   private final Map<String, Object> config;
   private final Double logitMultiplier;
   private final List<Artifact> artifacts;
+  private final Map<String, String> rejectedVariants;
 
   private Manifest(Path directory, String name, Map<String, Object> config, Double logitMultiplier,
-                   List<Artifact> artifacts) {
+                   List<Artifact> artifacts, Map<String, String> rejectedVariants) {
     this.directory = directory;
     this.name = name;
     this.config = config;
     this.logitMultiplier = logitMultiplier;
     this.artifacts = artifacts;
+    this.rejectedVariants = rejectedVariants;
   }
 
   /** Reads DIR/manifest.json; does not yet read the artifacts (see {@link Artifact#verified()}). */
@@ -193,7 +195,15 @@ public final class Manifest {
         .collect(Collectors.toList());
   }
 
-  /** The {@code tower} encoder of {@code variant}; an unknown variant lists the available ones. */
+  /**
+   * Variants the exporter's parity gate rejected (manifest.json's "rejected" section): not shipped, their files
+   * kept under rejected/ and never listed as artifacts. Variant to its shortfalls, one line.
+   */
+  public Map<String, String> rejectedVariants() {
+    return rejectedVariants;
+  }
+
+  /** The {@code tower} encoder of {@code variant}; an unknown or rejected variant lists the available ones. */
   public Artifact artifact(String tower, String variant) {
     for (Artifact artifact : artifacts) {
       if (tower.equals(artifact.tower()) && variant.equals(artifact.variant())) {
@@ -201,8 +211,10 @@ public final class Manifest {
       }
     }
     List<String> available = variants(tower);
+    String why = rejectedVariants.containsKey(variant)
+        ? " (the export rejected it: " + rejectedVariants.get(variant) + ")" : "";
     throw new ExportException("export " + directory + " has no " + tower + " encoder of variant '" + variant
-        + "'; available: " + (available.isEmpty() ? "none" : String.join(", ", available)));
+        + "'" + why + "; available: " + (available.isEmpty() ? "none" : String.join(", ", available)));
   }
 
   /** The export folder, after checking every assets/ file (the tokenizer's vocabulary) against the manifest. */
@@ -263,7 +275,25 @@ public final class Manifest {
       for (int i = 0; i < entries.size(); i++) {
         artifacts.add(artifact(directory, entries.get(i), "artifacts[" + i + "]"));
       }
-      return new Manifest(directory, name, config, logitMultiplier, Collections.unmodifiableList(artifacts));
+      return new Manifest(directory, name, config, logitMultiplier, Collections.unmodifiableList(artifacts),
+          rejected(top.get("rejected")));
+    }
+
+    /** The "rejected" section (converters/manifest.py): {"variants": {variant: {"shortfalls": [...], ...}}}. */
+    private Map<String, String> rejected(Object value) {
+      if (value == null) {
+        return Map.of();
+      }
+      Map<String, Object> variants = object(require(object(value, "rejected"), "variants", "rejected"),
+          "rejected.variants");
+      Map<String, String> rejected = new LinkedHashMap<>();
+      for (Map.Entry<String, Object> entry : variants.entrySet()) {
+        String where = "rejected.variants." + entry.getKey();
+        List<Object> shortfalls = array(require(object(entry.getValue(), where), "shortfalls", where),
+            where + ".shortfalls");
+        rejected.put(entry.getKey(), shortfalls.stream().map(String::valueOf).collect(Collectors.joining("; ")));
+      }
+      return Collections.unmodifiableMap(rejected);
     }
 
     private Artifact artifact(Path directory, Object value, String where) {

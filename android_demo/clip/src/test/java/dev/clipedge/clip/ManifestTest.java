@@ -14,6 +14,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -106,6 +107,22 @@ class ManifestTest {
         () -> Manifest.load(export).artifact("image", "float64"));
     assertTrue(error.getMessage().contains("'float64'"), error.getMessage());
     assertTrue(error.getMessage().endsWith("available: float32, int8"), error.getMessage());
+  }
+
+  @Test
+  void rejectedVariantIsNamedWithItsShortfall() throws IOException {
+    String manifest = ExportFixture.manifest().replaceFirst("}$", ", \"rejected\": {\"note\": \"not shipped\", "
+        + "\"variants\": {\"int4\": {\"shortfalls\": [\"tflite/text_encoder_int4.tflite: min cosine 0.42 is "
+        + "0.56 below 0.98\"], \"artifacts\": []}}}}");
+    Path export = ExportFixture.write(folder.resolve("x"), manifest, "assets/vocab.json",
+        "tflite/image_encoder_float32.tflite", "tflite/image_encoder_int8.tflite",
+        "tflite/text_encoder_float32.tflite");
+    Manifest loaded = Manifest.load(export);
+    assertEquals(List.of("float32", "int8"), loaded.variants("image"));  // the rejected one is no artifact
+    ExportException error = assertThrows(ExportException.class, () -> loaded.artifact("text", "int4"));
+    assertTrue(error.getMessage().contains("'int4' (the export rejected it: tflite/text_encoder_int4.tflite: "
+        + "min cosine 0.42 is 0.56 below 0.98); available: float32"), error.getMessage());
+    assertEquals(Map.of(), Manifest.load(ExportFixture.writeDefault(folder.resolve("ok"))).rejectedVariants());
   }
 
   @Test
