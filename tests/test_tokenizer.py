@@ -19,6 +19,7 @@ import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from clip_edge import text_cleaning
 from clip_edge import tokenizer as tokenizer_module
 from clip_edge.tokenizer import CLIPTokenizer
 
@@ -104,17 +105,17 @@ def test_damaged_vocabulary_file_is_rejected(tmp_path, monkeypatch):
 
 # The character tables are built from the standard library; ftfy builds its own. They must agree.
 def test_cleaning_tables_match_ftfy():
-    assert tokenizer_module.ftfy_html_entities() == ftfy.chardata.HTML_ENTITIES
-    assert {ord(k): v for k, v in tokenizer_module.LATIN_LIGATURES.items()} == ftfy.chardata.LIGATURES
-    late = tokenizer_module.ftfy_late_character_fixes()
+    assert text_cleaning.ftfy_html_entities() == ftfy.chardata.HTML_ENTITIES
+    assert {ord(k): v for k, v in text_cleaning.LATIN_LIGATURES.items()} == ftfy.chardata.LIGATURES
+    late = text_cleaning.ftfy_late_character_fixes()
     assert {ord(c) for c, v in late.items() if v == ""} == set(ftfy.chardata.CONTROL_CHARS)
     # Every code point through ftfy's four fixes at once; "\n" separates them and none of the fixes touch it.
     chars = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF and c != 0x0A]
     fixed = ftfy.fixes.uncurl_quotes(ftfy.fixes.fix_character_width(
         ftfy.fixes.fix_latin_ligatures(ftfy.fixes.fix_c1_controls("\n".join(chars))))).split("\n")
-    early = tokenizer_module.ftfy_character_fixes()
+    early = text_cleaning.ftfy_character_fixes()
     assert [early.get(c, c) for c in chars] == fixed
-    assert set(tokenizer_module.PYTHON_WHITESPACE) == {chr(c) for c in range(0x110000) if chr(c).isspace()}
+    assert set(text_cleaning.PYTHON_WHITESPACE) == {chr(c) for c in range(0x110000) if chr(c).isspace()}
 
 
 # --- parity ----------------------------------------------------------------------------------------------------
@@ -165,20 +166,20 @@ def test_mojibake_heuristic_and_code_pages_like_ftfy():
         pattern = re.compile(f"[{python_class}]")
         return {chr(c) for c in range(0x10000) if pattern.fullmatch(chr(c))}
 
-    classes = {name: tokenizer_module.class_chars(spec) for name, spec in tokenizer_module.MOJIBAKE_CLASSES.items()}
+    classes = {name: text_cleaning.class_chars(spec) for name, spec in text_cleaning.MOJIBAKE_CLASSES.items()}
     assert classes == {name: expand(spec) for name, spec in ftfy.badness.MOJIBAKE_CATEGORIES.items()}
-    clues = tokenizer_module.utf8_clue_classes()
+    clues = text_cleaning.utf8_clue_classes()
     assert clues == {name: expand(ftfy.chardata.UTF8_CLUES["utf8_" + name]) for name in clues}
-    assert tokenizer_module.MOJIBAKE_ENCODINGS == tuple(ftfy.chardata.CHARMAP_ENCODINGS)
-    for encoding in tokenizer_module.MOJIBAKE_ENCODINGS:
-        assert "".join(tokenizer_module.single_byte_chars(encoding)) == bytes(range(256)).decode(encoding)
+    assert text_cleaning.MOJIBAKE_ENCODINGS == tuple(ftfy.chardata.CHARMAP_ENCODINGS)
+    for encoding in text_cleaning.MOJIBAKE_ENCODINGS:
+        assert "".join(text_cleaning.single_byte_chars(encoding)) == bytes(range(256)).decode(encoding)
 
     alphabet = sorted(set().union(*classes.values()) | set("ÂÃÎÐŒœ°ŸŠ®µ»à¹√∂†≠™´¥ø≈‚ÄìîïòôúùûπâóäêвЂВГРСўβ€ΆΒΓΞΟā")
                       | set("aZz.,?!_ \n\t1\u2003\u0663\u0301"))
     rng = random.Random(0)
     texts = [a + b for a in alphabet for b in alphabet]
     texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(3, 6))) for _ in range(50000)]
-    pattern = "(?s).*(?:" + tokenizer_module.mojibake_pattern() + ").*"
+    pattern = "(?s).*(?:" + text_cleaning.mojibake_pattern() + ").*"
     ours = tf.strings.regex_full_match(tf.constant([t.encode("utf-8") for t in texts]), pattern).numpy()
     differing = [t for t, bad in zip(texts, ours) if bool(bad) != ftfy.badness.is_bad(t)]
     assert not differing, differing[:20]
@@ -200,7 +201,7 @@ def test_cleaning_of_every_code_point_like_reference(tokenizer, reference):
     # every assigned code point, compared as text with the reference's own cleaning function.
     texts = [f"{chr(c)}\u0301 A{chr(c)}" for c in range(0x110000)
              if not 0xD800 <= c <= 0xDFFF and unicodedata.category(chr(c)) != "Cn"]
-    ours = tf.function(tokenizer._clean)(tf.constant([t.encode("utf-8") for t in texts])).numpy()
+    ours = tf.function(tokenizer.cleaner.clean)(tf.constant([t.encode("utf-8") for t in texts])).numpy()
     differing = [t for t, cleaned in zip(texts, ours) if cleaned.decode("utf-8") != reference.clean_fn(t)]
     assert not differing, [f"U+{ord(t[0]):04X}" for t in differing[:20]]
 
