@@ -365,10 +365,29 @@ _LOSSY_UTF8 = (r"[\x{c2}-\x{df}]\x{1a}|[\x{c2}\x{c3}]\?"
 _UTF8_VARIANTS = r"\x{c0}(?:\x{80}|$)|\x{ed}(?:[\x{a0}-\x{bf}]|$)"
 
 
-# Python's html.unescape patterns and tables (CPython's html module; identical since Python 3.4).
+# Python's html.unescape pattern (CPython's html module; the same since Python 3.4) and ftfy's.
 _HTML_CHARREF = r"&(?:#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)"
 _FTFY_ENTITY = r"&#?[0-9A-Za-z]{1,24};"
 _ANSI_ESCAPE = r"\x1b\[[\p{Nd};]*[a-zA-Z]"
+
+
+# What html.unescape makes of a numeric character reference "&#number;", after the HTML5 specification's rules
+# (CPython keeps these tables private, so they are written here from the rules; tests compare them with
+# html.unescape for every number): the numbers below have replacements, surrogates and numbers beyond U+10FFFF
+# give U+FFFD, the dropped code points give nothing, and any other number is its character.
+def html_charref_replacements():
+    """{number: replacement}: NUL gives U+FFFD, CR stays CR, and 0x80..0x9F are read as Windows-1252 (its five
+    undefined bytes as their own C1 control, as ftfy's fix_c1_controls reads them)."""
+    c1 = _c1_to_windows_1252()
+    return {0x00: "\ufffd", 0x0D: "\r", **{number: c1.get(chr(number), chr(number)) for number in range(0x80, 0xA0)}}
+
+
+def html_dropped_code_points():
+    """The code points dropped, ascending: control characters other than ASCII whitespace (C0 except tab, LF, FF
+    and CR; DEL; C1) and Unicode's noncharacters (U+FDD0..U+FDEF and the last two code points of every plane)."""
+    controls = [*range(0x01, 0x09), 0x0B, *range(0x0E, 0x20), *range(0x7F, 0xA0)]
+    noncharacters = [*range(0xFDD0, 0xFDF0), *(plane << 16 | low for plane in range(17) for low in (0xFFFE, 0xFFFF))]
+    return sorted(controls + noncharacters)
 
 
 # --- The cleaning tables as data, for cleaners outside TensorFlow --------------------------------------------------
@@ -483,8 +502,8 @@ def cleaning_tables():
         "html": {
             "charref": _HTML_CHARREF,
             "entities": html5,
-            "invalid_charrefs": {str(k): v for k, v in sorted(html._invalid_charrefs.items())},
-            "invalid_codepoints": hex_ranges(html._invalid_codepoints),
+            "invalid_charrefs": {str(k): v for k, v in sorted(html_charref_replacements().items())},
+            "invalid_codepoints": hex_ranges(html_dropped_code_points()),
         },
         "mojibake": {
             "max_run_depth": _MAX_RUN_DEPTH,
@@ -589,10 +608,10 @@ class TextCleaner(tf.Module):
         self._html5_entities = _string_table({"&" + k: v for k, v in html.entities.html5.items()}, _UNMAPPED)
         legacy_names = [name for name in html.entities.html5 if not name.endswith(";")]
         self._legacy_entity_prefix = "(?s)^&(" + _re2_alternatives(legacy_names) + ")(.*)$"
-        self._invalid_charrefs = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
-            tf.constant(list(html._invalid_charrefs), tf.int64),
-            tf.constant(list(html._invalid_charrefs.values()), tf.string)), _UNMAPPED)
-        self._invalid_codepoints = tf.constant(sorted(html._invalid_codepoints), tf.int64)
+        charrefs = html_charref_replacements()
+        self._charref_replacements = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+            tf.constant(list(charrefs), tf.int64), tf.constant(list(charrefs.values()), tf.string)), _UNMAPPED)
+        self._dropped_code_points = tf.constant(html_dropped_code_points(), tf.int64)
         self._whitespace_run = "[" + re2_chars(PYTHON_WHITESPACE) + "]+"
         # Mojibake repair (ftfy.fix_encoding): one table for all code pages, chr(code page index) + character ->
         # the Latin-1 character of its byte; a character missing from it cannot be encoded in that code page.
@@ -855,11 +874,11 @@ class TextCleaner(tf.Module):
                                                    hex_chars.value_rowids(), tf.size(lengths))
         number = tf.where(too_long, tf.constant(0x110000, tf.int64), tf.where(is_hex, hexadecimal, decimal))
 
-        special = self._invalid_charrefs.lookup(number)
+        special = self._charref_replacements.lookup(number)
         out_of_range = ((number >= 0xD800) & (number <= 0xDFFF)) | (number > 0x10FFFF)
-        position = tf.searchsorted(self._invalid_codepoints, number[None, :])[0]
-        position = tf.minimum(position, tf.size(self._invalid_codepoints, out_type=position.dtype) - 1)
-        dropped = tf.equal(tf.gather(self._invalid_codepoints, position), number)
+        position = tf.searchsorted(self._dropped_code_points, number[None, :])[0]
+        position = tf.minimum(position, tf.size(self._dropped_code_points, out_type=position.dtype) - 1)
+        dropped = tf.equal(tf.gather(self._dropped_code_points, position), number)
         code_point = tf.cast(tf.where(out_of_range | dropped, tf.constant(0x20, tf.int64), number), tf.int32)
         char = tf.strings.unicode_encode(tf.RaggedTensor.from_tensor(code_point[:, None]), "UTF-8")
         char = tf.where(dropped, "", tf.where(out_of_range, "\ufffd", char))
