@@ -163,10 +163,10 @@ class CLIPTokenizer(tf.Module):
       vocabulary: dict token -> id, or path to a Hugging Face vocab.json.
       merges: list of "a b" strings in rank order, or path to a merges.txt (or OpenAI's .txt.gz).
       context_length: output length; longer texts are cut to it with the end token kept last.
-    """
 
-    START_TOKEN_ID = 49406
-    END_TOKEN_ID = 49407
+    start_token_id, end_token_id: the special tokens' ids in `vocabulary` (49406 and 49407 in OpenAI's).
+    cleaner: the TextCleaner (clip_edge.text_cleaning) that cleans texts before pre-tokenisation.
+    """
 
     def __init__(self, vocabulary, merges, context_length=77):
         super().__init__(name="clip_tokenizer")

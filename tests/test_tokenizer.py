@@ -51,15 +51,15 @@ def tokenize_in_batches(tokenizer, texts):
             np.concatenate([o["padding_mask"].numpy() for o in outputs]))
 
 
-def last_end_position(reference_ids):
+def last_end_position(reference, ids):
     """The end token closing each row: the last one ("<end_of_text>" inside a text is an end token too)."""
-    is_end = reference_ids == CLIPTokenizer.END_TOKEN_ID
-    return reference_ids.shape[1] - 1 - np.argmax(is_end[:, ::-1], axis=1)
+    is_end = ids == reference.eot_token_id
+    return ids.shape[1] - 1 - np.argmax(is_end[:, ::-1], axis=1)
 
 
-def reference_mask(reference_ids):
+def reference_mask(reference, reference_ids):
     """1 up to and including the end token (id 0 is the real token "!", so the mask cannot be ids != 0)."""
-    end_position = last_end_position(reference_ids)
+    end_position = last_end_position(reference, reference_ids)
     return (np.arange(reference_ids.shape[1])[None, :] <= end_position[:, None]).astype(np.int32)
 
 
@@ -88,8 +88,19 @@ def test_vocabulary_matches_reference(tokenizer, reference):
     assert merges[0].startswith("#version")
     assert [tuple(m.split()) for m in merges[1:] if m] == sorted(reference.bpe_ranks, key=reference.bpe_ranks.get)
     assert (tokenizer.start_token_id, tokenizer.end_token_id) == (reference.sot_token_id, reference.eot_token_id)
-    assert (CLIPTokenizer.START_TOKEN_ID, CLIPTokenizer.END_TOKEN_ID) == (reference.sot_token_id,
-                                                                         reference.eot_token_id)
+
+
+def test_special_token_ids_come_from_the_vocabulary(tokenizer, reference):
+    # A vocabulary with the two special tokens' ids swapped: the tokenizer reports and writes its ids.
+    vocab = json.loads(tokenizer.vocabulary_files()[0])
+    vocab["<|startoftext|>"], vocab["<|endoftext|>"] = vocab["<|endoftext|>"], vocab["<|startoftext|>"]
+    swapped = CLIPTokenizer(vocab, tokenizer.vocabulary_files()[1].split("\n")[1:-1])
+    assert (swapped.start_token_id, swapped.end_token_id) == (reference.eot_token_id, reference.sot_token_id)
+    ids = swapped(["a photo of a cat"])["token_ids"].numpy()[0]
+    theirs = reference("a photo of a cat").numpy()[0]
+    length = last_end_position(reference, theirs[None])[0] + 1
+    assert ids[0] == reference.eot_token_id and ids[length - 1] == reference.sot_token_id
+    np.testing.assert_array_equal(ids[1:length - 1], theirs[1:length - 1])
 
 
 def test_damaged_vocabulary_file_is_rejected(tmp_path, monkeypatch):
@@ -127,14 +138,14 @@ def test_parity_on_documentation_corpus(tokenizer, reference, corpus):
     # Every line, including ftfy's own documentation of the mojibake it repairs (docs/tokenizer.md lists the
     # known causes of a difference; none occurs in this corpus).
     assert describe_mismatches(reference, corpus, ours, theirs) == ""
-    np.testing.assert_array_equal(mask, reference_mask(theirs))
+    np.testing.assert_array_equal(mask, reference_mask(reference, theirs))
 
 
 def test_parity_on_stress_texts(tokenizer, reference):
     ours = tokenizer(STRESS_TEXTS)
     theirs = reference(STRESS_TEXTS).numpy()
     assert describe_mismatches(reference, STRESS_TEXTS, ours["token_ids"].numpy(), theirs) == ""
-    np.testing.assert_array_equal(ours["padding_mask"].numpy(), reference_mask(theirs))
+    np.testing.assert_array_equal(ours["padding_mask"].numpy(), reference_mask(reference, theirs))
 
 
 def test_generated_mojibake_like_reference(tokenizer, reference):
@@ -247,14 +258,14 @@ def test_truncation_keeps_end_token_like_reference(reference, context_length):
     ours = short(texts)
     theirs = reference(texts, context_length=context_length).numpy()
     np.testing.assert_array_equal(ours["token_ids"].numpy(), theirs)
-    np.testing.assert_array_equal(ours["padding_mask"].numpy(), reference_mask(theirs))
+    np.testing.assert_array_equal(ours["padding_mask"].numpy(), reference_mask(reference, theirs))
 
 
 def test_detokenize_matches_reference_decode(tokenizer, reference, corpus):
     texts = corpus[:200] + STRESS_TEXTS
     ids = tokenizer(texts)["token_ids"]
     decoded = [t.decode("utf-8") for t in tokenizer.detokenize(ids).numpy()]
-    expected = [reference.decode(row[: end + 1]) for row, end in zip(ids.numpy(), last_end_position(ids.numpy()))]
+    expected = [reference.decode(row[: end + 1]) for row, end in zip(ids.numpy(), last_end_position(reference, ids.numpy()))]
     assert decoded == expected
 
 
@@ -277,7 +288,7 @@ def test_hugging_face_files_round_trip(tokenizer, reference, corpus, tmp_path):
     hf_ids = hf(plain, padding="max_length", max_length=77, truncation=True)["input_ids"]
     # transformers pads with the end token where OpenAI pads with 0; compare the real tokens.
     theirs = reference(plain).numpy()
-    for row_hf, row_ref, end in zip(hf_ids, theirs, last_end_position(theirs)):
+    for row_hf, row_ref, end in zip(hf_ids, theirs, last_end_position(reference, theirs)):
         length = end + 1
         assert list(row_hf[:length]) == list(row_ref[:length])
 
@@ -349,7 +360,7 @@ def test_saved_model_runs_with_only_tensorflow_and_tensorflow_text(tokenizer, re
     out = json.loads(result.stdout.strip().splitlines()[-1])
     theirs = reference(texts).numpy()
     np.testing.assert_array_equal(np.array(out["token_ids"]), theirs)
-    np.testing.assert_array_equal(np.array(out["padding_mask"]), reference_mask(theirs))
+    np.testing.assert_array_equal(np.array(out["padding_mask"]), reference_mask(reference, theirs))
 
 
 # --- bad input -------------------------------------------------------------------------------------------------
@@ -397,14 +408,14 @@ def test_single_string_is_a_batch_of_one(tokenizer, reference):
                                   reference("a photo of a dog").numpy())
 
 
-def check_well_formed(out, context_length=77):
+def check_well_formed(tokenizer, out, context_length=77):
     ids, mask = out["token_ids"].numpy(), out["padding_mask"].numpy()
     assert ids.shape == mask.shape and ids.shape[1] == context_length
     lengths = mask.sum(axis=1)
     assert (lengths >= 2).all()
     for row, row_mask, length in zip(ids, mask, lengths):
         assert (row_mask[:length] == 1).all() and (row_mask[length:] == 0).all()
-        assert row[0] == CLIPTokenizer.START_TOKEN_ID and row[length - 1] == CLIPTokenizer.END_TOKEN_ID
+        assert row[0] == tokenizer.start_token_id and row[length - 1] == tokenizer.end_token_id
         assert (row[length:] == 0).all() and ((row >= 0) & (row < 49408)).all()
 
 
@@ -412,11 +423,11 @@ def check_well_formed(out, context_length=77):
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(st.lists(st.text(st.characters(exclude_categories=["Cs"]), max_size=300), min_size=1, max_size=16))
 def test_fuzz_random_unicode_is_well_formed(tokenizer, texts):
-    check_well_formed(tokenizer(texts))
+    check_well_formed(tokenizer, tokenizer(texts))
 
 
 @settings(max_examples=40, derandomize=True, database=None, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(st.lists(st.binary(max_size=200), min_size=1, max_size=8))
 def test_fuzz_random_bytes_in_graph_is_well_formed(tokenizer, raw):
-    check_well_formed(tokenizer(tf.constant(raw, tf.string)))
+    check_well_formed(tokenizer, tokenizer(tf.constant(raw, tf.string)))
