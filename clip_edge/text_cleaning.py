@@ -86,8 +86,9 @@ def _width_map():
 
 
 def _compose(*maps):
-    """One character map equal to applying `maps` one after another as str.translate tables."""
-    domain = set().union(*maps)
+    """One character map equal to applying `maps` one after another as str.translate tables, in code point order
+    (so that text_cleaning.json, which the manifest hashes, is the same from one export to the next)."""
+    domain = sorted(set().union(*maps))
     composed = {}
     for char in domain:
         text = char
