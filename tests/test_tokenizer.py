@@ -1,10 +1,9 @@
 """Token-for-token parity of clip_edge.CLIPTokenizer with OpenAI's tokenizer (open_clip's SimpleTokenizer + ftfy),
-plus SavedModel portability, bad input and fuzzing."""
+plus SavedModel portability, bad input and fuzzing. The cleaning alone (TextCleaner): test_text_cleaning.py."""
 
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -12,14 +11,12 @@ import textwrap
 import unicodedata
 
 import ftfy
-import ftfy.chardata
 import numpy as np
 import pytest
 import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clip_edge import text_cleaning
 from clip_edge import tokenizer as tokenizer_module
 from clip_edge.tokenizer import CLIPTokenizer
 
@@ -114,21 +111,6 @@ def test_damaged_vocabulary_file_is_rejected(tmp_path, monkeypatch):
         CLIPTokenizer.from_openai_vocabulary()
 
 
-# The character tables are built from the standard library; ftfy builds its own. They must agree.
-def test_cleaning_tables_match_ftfy():
-    assert text_cleaning.ftfy_html_entities() == ftfy.chardata.HTML_ENTITIES
-    assert {ord(k): v for k, v in text_cleaning.LATIN_LIGATURES.items()} == ftfy.chardata.LIGATURES
-    late = text_cleaning.ftfy_late_character_fixes()
-    assert {ord(c) for c, v in late.items() if v == ""} == set(ftfy.chardata.CONTROL_CHARS)
-    # Every code point through ftfy's four fixes at once; "\n" separates them and none of the fixes touch it.
-    chars = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF and c != 0x0A]
-    fixed = ftfy.fixes.uncurl_quotes(ftfy.fixes.fix_character_width(
-        ftfy.fixes.fix_latin_ligatures(ftfy.fixes.fix_c1_controls("\n".join(chars))))).split("\n")
-    early = text_cleaning.ftfy_character_fixes()
-    assert [early.get(c, c) for c in chars] == fixed
-    assert set(text_cleaning.PYTHON_WHITESPACE) == {chr(c) for c in range(0x110000) if chr(c).isspace()}
-
-
 # --- parity ----------------------------------------------------------------------------------------------------
 
 def test_parity_on_documentation_corpus(tokenizer, reference, corpus):
@@ -165,37 +147,6 @@ def test_unreproduced_mojibake_is_left_as_written(tokenizer, reference, monkeypa
     np.testing.assert_array_equal(ours, reference(MOJIBAKE_NOT_REPAIRED).numpy())
 
 
-def test_mojibake_heuristic_and_code_pages_like_ftfy():
-    # The character classes are ftfy's, the RE2 pattern finds mojibake where ftfy's is_bad does (every pair of
-    # the characters it involves and random strings of them), and the code pages decode bytes as ftfy's codecs.
-    import random
-
-    import ftfy.bad_codecs  # noqa: F401  (registers the sloppy codecs)
-    import ftfy.badness
-
-    def expand(python_class):
-        pattern = re.compile(f"[{python_class}]")
-        return {chr(c) for c in range(0x10000) if pattern.fullmatch(chr(c))}
-
-    classes = {name: text_cleaning.class_chars(spec) for name, spec in text_cleaning.MOJIBAKE_CLASSES.items()}
-    assert classes == {name: expand(spec) for name, spec in ftfy.badness.MOJIBAKE_CATEGORIES.items()}
-    clues = text_cleaning.utf8_clue_classes()
-    assert clues == {name: expand(ftfy.chardata.UTF8_CLUES["utf8_" + name]) for name in clues}
-    assert text_cleaning.MOJIBAKE_ENCODINGS == tuple(ftfy.chardata.CHARMAP_ENCODINGS)
-    for encoding in text_cleaning.MOJIBAKE_ENCODINGS:
-        assert "".join(text_cleaning.single_byte_chars(encoding)) == bytes(range(256)).decode(encoding)
-
-    alphabet = sorted(set().union(*classes.values()) | set("ÂÃÎÐŒœ°ŸŠ®µ»à¹√∂†≠™´¥ø≈‚ÄìîïòôúùûπâóäêвЂВГРСўβ€ΆΒΓΞΟā")
-                      | set("aZz.,?!_ \n\t1\u2003\u0663\u0301"))
-    rng = random.Random(0)
-    texts = [a + b for a in alphabet for b in alphabet]
-    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(3, 6))) for _ in range(50000)]
-    pattern = "(?s).*(?:" + text_cleaning.mojibake_pattern() + ").*"
-    ours = tf.strings.regex_full_match(tf.constant([t.encode("utf-8") for t in texts]), pattern).numpy()
-    differing = [t for t, bad in zip(texts, ours) if bool(bad) != ftfy.badness.is_bad(t)]
-    assert not differing, differing[:20]
-
-
 def test_pre_tokenization_of_every_code_point_like_reference(tokenizer, reference):
     # Every assigned, non-space code point of Python's Unicode tables, between letters and around a contraction,
     # split into words by our RE2 pattern and by the reference's compiled `regex` pattern.
@@ -205,16 +156,6 @@ def test_pre_tokenization_of_every_code_point_like_reference(tokenizer, referenc
     ours = tokenizer._words(tf.constant([t.encode("utf-8") for t in texts])).to_list()
     differing = [t for t, words in zip(texts, ours) if [w.decode("utf-8") for w in words] != reference.pat.findall(t)]
     assert not differing, [f"U+{ord(t[1]):04X}" for t in differing[:20]]
-
-
-def test_cleaning_of_every_code_point_like_reference(tokenizer, reference):
-    # ftfy, html.unescape, whitespace, lowercasing and NFC (here composing with a following acute accent) of
-    # every assigned code point, compared as text with the reference's own cleaning function.
-    texts = [f"{chr(c)}\u0301 A{chr(c)}" for c in range(0x110000)
-             if not 0xD800 <= c <= 0xDFFF and unicodedata.category(chr(c)) != "Cn"]
-    ours = tf.function(tokenizer.cleaner.clean)(tf.constant([t.encode("utf-8") for t in texts])).numpy()
-    differing = [t for t, cleaned in zip(texts, ours) if cleaned.decode("utf-8") != reference.clean_fn(t)]
-    assert not differing, [f"U+{ord(t[0]):04X}" for t in differing[:20]]
 
 
 def test_lowercasing_of_every_cased_code_point_like_reference(tokenizer, reference):
