@@ -16,6 +16,7 @@ cleaning_tables() gives every table and pattern of the cleaning as JSON-able dat
 assets/text_cleaning.json), for cleaners outside TensorFlow (android_demo's Java TextCleaner).
 """
 
+import dataclasses
 import functools
 import html
 import html.entities
@@ -591,6 +592,14 @@ def _replace_matches(texts, pattern, replace):
     return tf.strings.reduce_join(pieces.with_flat_values(flat), axis=-1)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Untracked:
+    """A plain object, so that tf.Module does not track what it holds: a SavedModel of a module holding a
+    TextCleaner (CLIPTokenizer's) would otherwise save a second, unused copy of the cleaning graph."""
+
+    function: object
+
+
 class TextCleaner(tf.Module):
     """OpenAI CLIP's text cleaning as a tf.Module: tf.string [N] -> tf.string [N] (see the module docstring).
 
@@ -629,14 +638,12 @@ class TextCleaner(tf.Module):
         self._embedded_utf8 = embedded_utf8_pattern()
         self._lowercase_gaps = _string_table(lowercase_gaps(), _UNMAPPED) if lowercase_gaps() else None
         self._lowercase_gap_chars = "[" + re2_chars(lowercase_gaps()) + "]"
+        self._traced = _Untracked(tf.function(self.clean, input_signature=[tf.TensorSpec([None], tf.string)],
+                                              autograph=False))
 
     def __call__(self, texts):
         """texts: a str, a list of str or a tf.string [N] tensor -> the cleaned texts, tf.string [N]."""
-        return self._clean(texts_tensor(texts))
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
-    def _clean(self, texts):
-        return self.clean(texts)
+        return self._traced.function(texts_tensor(texts))
 
     def clean(self, texts):
         """The cleaning as graph ops: tf.string [N] -> tf.string [N]. Bytes that are not UTF-8 become U+FFFD, like

@@ -180,9 +180,26 @@ def test_bad_input_is_named(cleaner, texts, message):
 def test_graph_has_no_python_ops(cleaner):
     # Only TensorFlow and tensorflow-text ops, so that the cleaner runs in a SavedModel (test_tokenizer.py saves
     # and runs one) without Python.
-    graph = cleaner._clean.get_concrete_function().graph
+    graph = cleaner._traced.function.get_concrete_function().graph
     op_types = {op.type for op in graph.get_operations()}
     for function in graph.as_graph_def().library.function:
         op_types |= {node.op for node in function.node_def}
     assert "RegexSplitWithOffsets" in op_types and "StaticRegexReplace" in op_types
     assert not op_types & {"PyFunc", "EagerPyFunc", "PyFuncStateless"}
+
+
+def test_a_saved_model_holding_the_cleaner_saves_no_second_graph(cleaner, tmp_path):
+    # CLIPTokenizer holds a cleaner; its SavedModel should hold the cleaning graph once, inside the signatures.
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    module = tf.Module()
+    module.cleaner = cleaner
+    tf.saved_model.save(module, str(tmp_path))
+    saved = saved_model_pb2.SavedModel()
+    saved.ParseFromString((tmp_path / "saved_model.pb").read_bytes())
+    graph_def = saved.meta_graphs[0].graph_def
+    op_types = {node.op for node in graph_def.node}
+    for function in graph_def.library.function:
+        op_types |= {node.op for node in function.node_def}
+    assert "LookupTableImportV2" in op_types  # the tables are saved
+    assert not op_types & {"StaticRegexReplace", "RegexSplitWithOffsets", "While", "StatelessWhile"}
