@@ -3,10 +3,8 @@
 html.unescape."""
 
 import html
-import os
 import random
 import re
-import sys
 import unicodedata
 
 import ftfy
@@ -14,12 +12,11 @@ import ftfy.chardata
 import pytest
 import tensorflow as tf
 
+from tokenizer_corpus import (MOJIBAKE_NOT_REPAIRED, STRESS_TEXTS, documentation_corpus, load_reference_module,
+                              mojibake_texts)
+
 from clip_edge import text_cleaning
 from clip_edge.text_cleaning import TextCleaner
-
-sys.path.insert(0, os.path.dirname(__file__))
-from tokenizer_corpus import (MOJIBAKE_NOT_REPAIRED, STRESS_TEXTS, documentation_corpus,  # noqa: E402
-                              load_reference_module, mojibake_texts)
 
 
 @pytest.fixture(scope="module")
