@@ -6,14 +6,14 @@
   SimpleTokenizer with ftfy, tests/tokenizer_corpus.load_reference_tokenizer), start to end token, no padding.
 - text_cleaner_golden.jsonl: {"text", "cleaned"} per line, the reference's own cleaning function
   (open_clip's _clean_lower: ftfy.fix_text, html.unescape twice, whitespace collapsed, lowercased).
-- text_cleaning.json: clip_edge.tokenizer's text_cleaning_tables() for OpenAI's vocabulary, as an export writes it
+- text_cleaning.json: CLIPTokenizer.text_cleaning_tables() for OpenAI's vocabulary (clip_edge.text_cleaning's
+  cleaning_tables() and the tokenizer's pre-tokenisation), as an export writes it
   (tests/test_jvm_tokenizer.py checks that the committed copy is current).
 
 Texts whose reference result the SavedModel does not reproduce (docs/tokenizer.md: MOJIBAKE_NOT_REPAIRED) are left
 out: the Java tokenizer follows the SavedModel.
 """
 
-import importlib.util
 import json
 import os
 import sys
@@ -21,8 +21,8 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests"))
 
-from tokenizer_corpus import (STRESS_TEXTS, documentation_corpus, load_reference_tokenizer,  # noqa: E402
-                              mojibake_texts, open_clip_file)
+from tokenizer_corpus import (STRESS_TEXTS, documentation_corpus, load_reference_module,  # noqa: E402
+                              load_reference_tokenizer, mojibake_texts)
 
 RESOURCES = os.path.join(REPO, "android_demo", "clip", "src", "test", "resources", "dev", "clipedge", "clip", "text")
 
@@ -40,13 +40,6 @@ CLEANER_TEXTS = [
     # Control characters, terminal escapes, NFC.
     "bell\x07 esc\x1b[31mred\x1b[0m \ufeffbom", "cafe\u0301 A\u030angstro\u0308m",
 ]
-
-
-def reference_clean():
-    spec = importlib.util.spec_from_file_location("open_clip_reference_tokenizer", open_clip_file("tokenizer.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module._clean_lower
 
 
 def write_lines(name, rows):
@@ -68,7 +61,7 @@ def main():
         end = len(row) - 1 - list(row[::-1]).index(reference.eot_token_id)
         rows.append({"text": text, "ids": [int(i) for i in row[:end + 1]]})
     write_lines("tokenizer_golden.jsonl", rows)
-    clean = reference_clean()
+    clean = load_reference_module()._clean_lower
     write_lines("text_cleaner_golden.jsonl", [{"text": t, "cleaned": clean(t)} for t in CLEANER_TEXTS])
     tables = CLIPTokenizer.from_openai_vocabulary().text_cleaning_tables()
     with open(os.path.join(RESOURCES, "text_cleaning.json"), "w", encoding="utf-8") as f:

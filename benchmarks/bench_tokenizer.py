@@ -90,7 +90,7 @@ def main():
     reference = tokenizer_corpus.load_reference_tokenizer()
     texts = corpus + tokenizer_corpus.STRESS_TEXTS
     reference_out = reference(texts).numpy()
-    is_end = reference_out == CLIPTokenizer.END_TOKEN_ID
+    is_end = reference_out == reference.eot_token_id
     reference_rows = real_tokens(reference_out, CONTEXT_LENGTH - np.argmax(is_end[:, ::-1], axis=1))
     ours_out = [ours(texts[i:i + args.batch]) for i in range(0, len(texts), args.batch)]
     ours_rows = real_tokens(np.concatenate([o["token_ids"].numpy() for o in ours_out]),

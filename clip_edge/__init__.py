@@ -6,7 +6,8 @@ from clip_edge.model import CLIP
 from clip_edge.preprocessing import ImagePreprocessor
 from clip_edge.presets import PRESETS
 from clip_edge.processor import CLIPProcessor
+from clip_edge.text_cleaning import TextCleaner
 from clip_edge.tokenizer import CLIPTokenizer
 
 __all__ = ["CLIP", "CLIPAttention", "CLIPEncoder", "CLIPImageEncoder", "CLIPProcessor", "CLIPTextEncoder",
-           "CLIPTokenizer", "ImagePreprocessor", "PRESETS", "QuickGELU", "ResidualAttention"]
+           "CLIPTokenizer", "ImagePreprocessor", "PRESETS", "QuickGELU", "ResidualAttention", "TextCleaner"]

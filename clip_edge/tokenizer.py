@@ -4,27 +4,23 @@ Everything between a string tensor and the token ids is graph ops (no tf.py_func
 is saved inside a SavedModel and needs only tensorflow + tensorflow_text to run. The reference is OpenAI's
 tokenizer as shipped in open_clip (SimpleTokenizer, clean="lower", ftfy installed), whose steps are, in order:
 
-    ftfy.fix_text -> html.unescape twice -> strip -> collapse whitespace -> str.lower
+    cleaning (clip_edge.text_cleaning.TextCleaner: ftfy.fix_text, html.unescape twice, whitespace, str.lower)
     -> pre-tokenisation regex -> UTF-8 bytes to symbols -> BPE by merge rank -> [start] + ids + [end],
     truncated to context_length keeping the end token last, padded with 0
 
-ftfy.fix_text is reproduced with its mojibake repair (ftfy.fix_encoding: a heuristic of character sequences, then
-re-decoding with single-byte code pages, also of runs within a line), except where that needs ftfy's
-"utf-8-variants" codec. docs/tokenizer.md lists every known difference and its cause.
+docs/tokenizer.md lists every known difference and its cause.
 """
 
 import dataclasses
-import functools
 import gzip
 import hashlib
-import html
-import html.entities
 import json
 import os
-import unicodedata
 
 import tensorflow as tf
-import tensorflow_text as tf_text
+
+from clip_edge.text_cleaning import (PYTHON_WHITESPACE, TextCleaner, cleaning_tables, graph_class_members,
+                                     hex_ranges, re2_chars, re2_escape, texts_tensor)
 
 ASSETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 OPENAI_VOCABULARY_PATH = os.path.join(ASSETS_DIR, "bpe_simple_vocab_16e6.txt.gz")
@@ -40,11 +36,8 @@ START_TOKEN_NAMES = ("<start_of_text>", "<|startoftext|>")
 END_TOKEN_NAMES = ("<end_of_text>", "<|endoftext|>")
 HF_START_TOKEN, HF_END_TOKEN = "<|startoftext|>", "<|endoftext|>"
 
-# Never a replacement value of the character maps below, so a lookup returning it means "not in the map".
-_UNMAPPED = "\x00unmapped\x00"
+# The rank of a pair that no merge joins.
 _NO_MERGE = 2**31 - 1
-# How deep decode_inconsistent_utf8's repair of runs within runs is reproduced (each level is more graph).
-_MAX_RUN_DEPTH = 2
 
 
 def byte_to_unicode():
@@ -61,428 +54,8 @@ def byte_to_unicode():
     return mapping
 
 
-def _re2_chars(chars):
-    return "".join(f"\\x{{{ord(c):x}}}" for c in sorted(chars))
-
-
-def _re2_alternatives(words):
-    # Longest first: RE2 alternation is leftmost-first, so this picks the longest alternative that matches.
-    escaped = (_re2_escape(w) for w in sorted(words, key=lambda w: (-len(w), w)))
-    return "(?:" + "|".join(escaped) + ")"
-
-
-def _re2_escape(text):
-    return "".join(c if c.isalnum() and c.isascii() else f"\\x{{{ord(c):x}}}" for c in text)
-
-
-# --- What ftfy.fix_text does to ordinary text, as data built from the standard library -------------------------
-
-# str.isspace: what the reference's str.strip() and " ".join(text.split()) treat as whitespace. It is a superset
-# of the `regex` module's \s used by the pre-tokenisation pattern (it adds U+001C..U+001F).
-PYTHON_WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
-
-# ftfy.fixes.fix_latin_ligatures: Latin typographic ligatures and legacy digraphs, split into letters. NFKC would
-# do most of this but differs on U+FB05 (ftfy keeps the long s) and would also touch ligatures ftfy keeps (æ).
-LATIN_LIGATURES = {
-    "Ĳ": "IJ", "ĳ": "ij", "ŉ": "ʼn", "Ǳ": "DZ", "ǲ": "Dz", "ǳ": "dz", "Ǆ": "DŽ", "ǅ": "Dž", "ǆ": "dž",
-    "Ǉ": "LJ", "ǈ": "Lj", "ǉ": "lj", "Ǌ": "NJ", "ǋ": "Nj", "ǌ": "nj",
-    "ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl", "ﬅ": "ſt", "ﬆ": "st",
-}
-
-
-def _c1_to_windows_1252():
-    """ftfy's fix_c1_controls: C1 controls U+0080..U+009F read as Windows-1252 bytes; the five bytes Windows-1252
-    leaves undefined stay as they are ("sloppy" decoding)."""
-    mapping = {}
-    for byte in range(0x80, 0xA0):
-        try:
-            mapping[chr(byte)] = bytes([byte]).decode("cp1252")
-        except UnicodeDecodeError:
-            pass
-    return mapping
-
-
-def _width_map():
-    """ftfy's fix_character_width: the ideographic space and the Halfwidth and Fullwidth Forms block to NFKC."""
-    mapping = {"\u3000": " "}
-    for code in range(0xFF01, 0xFFF0):
-        normal = unicodedata.normalize("NFKC", chr(code))
-        if normal != chr(code):
-            mapping[chr(code)] = normal
-    return mapping
-
-
-def _compose(*maps):
-    """One character map equal to applying `maps` one after another as str.translate tables."""
-    domain = set().union(*maps)
-    composed = {}
-    for char in domain:
-        text = char
-        for mapping in maps:
-            text = "".join(mapping.get(c, c) for c in text)
-        if text != char:
-            composed[char] = text
-    return composed
-
-
-def ftfy_character_fixes():
-    """ftfy's per-character fixes that run before line-break and escape-sequence handling, composed in ftfy's
-    order: fix_c1_controls, fix_latin_ligatures, fix_character_width, uncurl_quotes."""
-    quotes = {"\u02bc": "'", "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'",
-              "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"'}
-    return _compose(_c1_to_windows_1252(), LATIN_LIGATURES, _width_map(), quotes)
-
-
-def ftfy_late_character_fixes():
-    """fix_line_breaks' single-character part (U+2028, U+2029; U+0085 has become "…" as a C1 control already)
-    and remove_control_chars, which ftfy applies after CR/LF handling and terminal-escape removal."""
-    controls = [*range(0x00, 0x09), 0x0B, *range(0x0E, 0x20), 0x7F, *range(0x206A, 0x2070), 0xFEFF,
-                *range(0xFFF9, 0xFFFD)]
-    mapping = {chr(c): "" for c in controls}
-    mapping.update({"\u2028": "\n", "\u2029": "\n"})
-    return mapping
-
-
-def ftfy_html_entities():
-    """ftfy's unescape_html table: every HTML5 named entity written with its semicolon, plus the all-caps
-    spelling of lowercase names (decoded to the uppercased character) when that spelling is not itself a name."""
-    entities = {}
-    for name, char in html.entities.html5.items():
-        if name.endswith(";"):
-            entities["&" + name] = char
-            upper = "&" + name.upper()
-            if name == name.lower() and html.unescape(upper) == upper:
-                entities[upper] = char.upper()
-    return entities
-
-
-@functools.lru_cache(maxsize=None)
-def lowercase_gaps():
-    """{letter: str.lower(letter)} for the letters tf.strings.lower leaves as they are although str.lower does
-    not: its case tables are older than this Python's (40 letters added in Unicode 14 for Python 3.11)."""
-    cased = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF and chr(c).lower() != chr(c)]
-    lowered = tf.strings.lower(tf.constant([c.encode("utf-8") for c in cased]), encoding="utf-8").numpy()
-    return {c: c.lower() for c, tf_lower in zip(cased, lowered) if tf_lower.decode("utf-8") != c.lower()}
-
-
-# --- ftfy's mojibake repair (ftfy.fix_encoding), as data ---------------------------------------------------------
-# ftfy re-decodes a line only when a heuristic of character sequences says it looks like mojibake. The classes and
-# sequences below are that heuristic (ftfy 6.3's badness.py), written as RE2; tests check them against ftfy on
-# every pair of the characters involved and on random mixtures.
-
-# The single-byte encodings ftfy tries, in its order. "sloppy-" ones are ftfy's codecs: the Windows code page
-# with its undefined bytes read as Latin-1, and byte 0x1A standing for U+FFFD.
-MOJIBAKE_ENCODINGS = ("latin-1", "sloppy-windows-1252", "sloppy-windows-1251", "sloppy-windows-1250",
-                      "sloppy-windows-1253", "sloppy-windows-1254", "sloppy-windows-1257", "iso-8859-2",
-                      "macroman", "cp437")
-
-
-def single_byte_chars(encoding):
-    """The 256 characters bytes 0..255 decode to in one of MOJIBAKE_ENCODINGS."""
-    sloppy = encoding.startswith("sloppy-")
-    codec = encoding[len("sloppy-"):] if sloppy else encoding
-    chars = []
-    for byte in range(256):
-        try:
-            chars.append(bytes([byte]).decode(codec))
-        except UnicodeDecodeError:
-            chars.append(chr(byte))
-    if sloppy:
-        chars[0x1A] = "\ufffd"
-    return chars
-
-
-# Character classes of the heuristic, "a-b" being a range.
-MOJIBAKE_CLASSES = {
-    "common": "\xa0\xad·´–—―…’",
-    "c1": "\x80-\x9f",
-    "bad": "¦¤¨¬¯¸ƒˆˇ˘˛˜†‡‰⌐◊\ufffdªº",
-    "law": "¶§",
-    "currency": "¢£¥₧€",
-    "start_punctuation": "¡«¿©΄΅‘‚“„•‹\uf8ff",
-    "end_punctuation": "®»˝”›™",
-    "numeric": "²³¹±¼½¾×µ÷⁄∂∆∏∑√∞∩∫≈≠≡≤≥№",
-    "kaomoji": "Ò-ÖÙ-Üò-öø-üŐŌŪŲ°",
-    "upper_accented": "À-ÑØÜÝĂĀĄĆČĎĐĘĚĒĖĞĢİĪĶĹĽŁĻŃŇŅŒŘŚŞŠŢŤŮŰŸŹŻŽҐ",
-    "lower_accented": "ßà-ñăąāćčďđęěēėğģįīķĺľłļœŕśşšťüźżžґﬁﬂ",
-    "upper_common": "ÞΑ-ΩΆΈΉΊΌΎΏΪΫЁ-Я",
-    "lower_common": "α-ωάέήίΰа-џ",
-    "box": "│┌┐┘├┤┬┼═-╬▀▄█▌▐░▒▓",
-}
-
-# Sequences that make a line "bad" (any one found anywhere). {name} is a class above; {space} and {word} are
-# Python's \s and \w, which in RE2 are ASCII-only and so are spelt out.
-MOJIBAKE_SEQUENCES = (
-    "[{c1}]",
-    "[{bad}{lower_accented}{upper_accented}{box}{start_punctuation}{end_punctuation}{currency}{numeric}{law}][{bad}]",
-    "[a-zA-Z][{lower_common}{upper_common}][{bad}]",
-    "[{bad}][{lower_accented}{upper_accented}{box}{start_punctuation}{end_punctuation}{currency}{numeric}{law}]",
-    "[{lower_accented}{lower_common}{box}{end_punctuation}{currency}{numeric}][{upper_accented}]",
-    "[{box}{end_punctuation}{currency}{numeric}][{lower_accented}]",
-    "[{lower_accented}{box}{end_punctuation}][{currency}]",
-    "{space}[{upper_accented}][{currency}]",
-    "[{upper_accented}{box}][{numeric}{law}]",
-    "[{lower_accented}{upper_accented}{box}{currency}{end_punctuation}][{start_punctuation}][{numeric}]",
-    "[{lower_accented}{upper_accented}{currency}{numeric}{box}{law}][{end_punctuation}][{start_punctuation}]",
-    "[{currency}{numeric}{box}][{start_punctuation}]",
-    "[a-z][{upper_accented}][{start_punctuation}{currency}]",
-    "[{box}][{kaomoji}]",
-    "[{lower_accented}{upper_accented}{currency}{numeric}{start_punctuation}{end_punctuation}{law}][{box}]",
-    "[{box}][{end_punctuation}]",
-    "[{lower_accented}{upper_accented}][{start_punctuation}{end_punctuation}]{word}",
-    "[Œœ][^A-Za-z]",
-    "[{upper_accented}]°",
-    "[ÂÃÎÐ][€œŠš¢£Ÿž\xa0\xad®©°·»{start_punctuation}{end_punctuation}–—´]",
-    "×[²³]",
-    "[ØÙ][{common}{currency}{bad}{numeric}{start_punctuation}ŸŠ®°µ»]"
-    "[ØÙ][{common}{currency}{bad}{numeric}{start_punctuation}ŸŠ®°µ»]",
-    "à[²µ¹¼½¾]",
-    "√[±∂†≠®™´≤≥¥µø]",
-    "≈[°¢]",
-    "‚Ä[ìîïòôúùû†°¢π]",
-    "‚[âó][àä°ê]",
-    "вЂ",
-    "[ВГРС][{c1}{bad}{start_punctuation}{end_punctuation}{currency}°µ][ВГРС]",
-    "ГўВЂВ.[A-Za-z ]",
-    "Ã[\xa0¡]",
-    "[a-z]{space}?[ÃÂ] ",
-    "^[ÃÂ] ",
-    "[a-z.,?!{end_punctuation}]Â[ {start_punctuation}{end_punctuation}]",
-    "β€[™\xa0Ά\xad®°]",
-    "[ΒΓΞΟ][{c1}{bad}{start_punctuation}{end_punctuation}{currency}°][ΒΓΞΟ]",
-    "ā€",
-)
-
-
-def class_chars(spec, named=None):
-    """The set of characters of a class written as above ("a-b" is a range; "{name}" is named[name])."""
-    chars, i = set(), 0
-    while i < len(spec):
-        if named is not None and spec[i] == "{":
-            end = spec.index("}", i)
-            chars |= named[spec[i + 1:end]]
-            i = end + 1
-        elif i + 2 < len(spec) and spec[i + 1] == "-":
-            chars.update(chr(c) for c in range(ord(spec[i]), ord(spec[i + 2]) + 1))
-            i += 3
-        else:
-            chars.add(spec[i])
-            i += 1
-    return chars
-
-
-def _re2_ranges(chars):
-    """The inside of an RE2 class holding exactly `chars`, as escaped ranges."""
-    codes, out, i = sorted(ord(c) for c in chars), [], 0
-    while i < len(codes):
-        j = i
-        while j + 1 < len(codes) and codes[j + 1] == codes[j] + 1:
-            j += 1
-        out.append(f"\\x{{{codes[i]:x}}}" + (f"-\\x{{{codes[j]:x}}}" if j > i else ""))
-        i = j + 1
-    return "".join(out)
-
-
-@functools.lru_cache(maxsize=None)
-def python_word_chars():
-    """What Python's re (str patterns) matches with \\w."""
-    return frozenset(chr(c) for c in range(0x110000) if chr(c).isalnum() or chr(c) == "_")
-
-
-def mojibake_pattern():
-    """The heuristic as one RE2 alternation (search it; "^" means the start of the line)."""
-    classes = {name: _re2_ranges(class_chars(spec)) for name, spec in MOJIBAKE_CLASSES.items()}
-    classes["space"] = "[" + _re2_ranges(PYTHON_WHITESPACE) + "]"
-    classes["word"] = "[" + _re2_ranges(python_word_chars()) + "]"
-    return "|".join(sequence.format(**classes) for sequence in MOJIBAKE_SEQUENCES)
-
-
-def mojibake_sequence_steps():
-    """The heuristic's sequences as data instead of a pattern: [{"anchored": bool, "steps": [{"chars": set,
-    "negate": bool, "optional": bool}, ...]}, ...], a line being bad where any sequence matches at some position
-    (anchored ones only at the start). For matchers without RE2 whose large classes are slow (java.util.regex)."""
-    named = {name: class_chars(spec) for name, spec in MOJIBAKE_CLASSES.items()}
-    named["space"] = set(PYTHON_WHITESPACE)
-    named["word"] = set(python_word_chars())
-
-    sequences = []
-    for sequence in MOJIBAKE_SEQUENCES:
-        steps, i, anchored = [], 0, sequence.startswith("^")
-        i = 1 if anchored else 0
-        while i < len(sequence):
-            if sequence[i] == "[":
-                end = sequence.index("]", i + 1)
-                negate = sequence[i + 1] == "^"
-                steps.append({"chars": class_chars(sequence[i + 1 + negate:end], named), "negate": negate})
-                i = end + 1
-            elif sequence[i] == "{":
-                end = sequence.index("}", i)
-                steps.append({"chars": named[sequence[i + 1:end]], "negate": False})
-                i = end + 1
-            elif sequence[i] == ".":
-                steps.append({"chars": set(), "negate": True})
-                i += 1
-            elif sequence[i] == "?":
-                steps[-1]["optional"] = True
-                i += 1
-            else:
-                steps.append({"chars": {sequence[i]}, "negate": False})
-                i += 1
-        for step in steps:
-            step.setdefault("optional", False)
-        sequences.append({"anchored": anchored, "steps": steps})
-    return sequences
-
-
-def utf8_clue_classes():
-    """ftfy's decode_inconsistent_utf8 looks for runs of characters that a Latin-1-like code page gives for the
-    bytes of UTF-8 sequences: lead bytes of 2-, 3- and 4-byte sequences and continuation bytes (also a space,
-    which may have been U+00A0). A run is not taken if the character before it is a "strict" continuation (one
-    not ordinarily next to mojibake: the continuations without spaces, dashes, quotes, bullet and ellipsis)."""
-    code_pages = ("latin-1", "windows-1252", "windows-1250", "windows-1251", "windows-1253", "windows-1254",
-                  "windows-1257")
-
-    def decoded(byte_values):
-        chars = set()
-        for code_page in code_pages:
-            for byte in byte_values:
-                try:
-                    chars.add(bytes([byte]).decode(code_page))
-                except UnicodeDecodeError:
-                    pass
-        return chars
-
-    continuation = decoded(range(0x80, 0xC0)) | {chr(c) for c in range(0x80, 0xC0)} | {" "}
-    return {
-        "first_of_2": decoded(range(0xC2, 0xE0)),
-        "first_of_3": decoded(range(0xE0, 0xF0)),
-        "first_of_4": decoded((0xF0, 0xF3)),
-        "continuation": continuation,
-        "continuation_strict": continuation - set(" –—―‘’‚“”„•…"),
-    }
-
-
-def embedded_utf8_pattern():
-    """decode_inconsistent_utf8's run of UTF-8-like characters, as RE2, with the character before it ("not after
-    a strict continuation", a look-behind in ftfy's pattern, which RE2 lacks); lines get a leading "\x01" so that
-    a run at the start has one too."""
-    clues = {name: _re2_ranges(chars) for name, chars in utf8_clue_classes().items()}
-    utf8_run = ("(?:[{first_of_2}][{continuation}]|[{first_of_3}][{continuation}]{{2}}"
-                "|[{first_of_4}][{continuation}]{{3}})").format(**clues)
-    return "[^" + clues["continuation_strict"] + "]" + utf8_run + "+"
-
-
-# Byte patterns of the re-decoding, over text whose characters stand for bytes (U+0000..U+00FF).
-# UTF-8 sequences whose byte A0 may have become a space, which ftfy puts back (restore_byte_a0); first "Ã " not
-# followed by one of a few Portuguese words or a space gets its A0 back before the space.
-_A_GRAVE_WORD_EXCEPTIONS = r"\x{c3} ( |quele|quela|quilo|s )"
-_SPACED_UTF8 = (r"[\x{c2}\x{c3}\x{c5}\x{ce}\x{d0}\x{d9}] |[\x{e2}\x{e3}] [\x{80}-\x{84}\x{86}-\x{9f}\x{a1}-\x{bf}]"
-                r"|[\x{e0}-\x{e3}][\x{80}-\x{84}\x{86}-\x{9f}\x{a1}-\x{bf}] |\x{f0} [\x{80}-\x{bf}]{2}"
-                r"|\x{f0}[\x{80}-\x{bf}] [\x{80}-\x{bf}]|\x{f0}[\x{80}-\x{bf}]{2} ")
-# UTF-8 sequences with bytes lost to U+FFFD (byte 0x1A in the sloppy code pages) or "?": ftfy decodes each as
-# U+FFFD (replace_lossy_sequences). Alternatives in ftfy's order (RE2 takes the first that matches, as re).
-_LOSSY_UTF8 = (r"[\x{c2}-\x{df}]\x{1a}|[\x{c2}\x{c3}]\?"
-               r"|\x{ed}[\x{a0}-\x{af}][\x{1a}?]\x{ed}[\x{b0}-\x{bf}][\x{1a}?\x{80}-\x{bf}]"
-               r"|\x{ed}[\x{a0}-\x{af}][\x{1a}?\x{80}-\x{bf}]\x{ed}[\x{b0}-\x{bf}][\x{1a}?]"
-               r"|[\x{e0}-\x{ef}][\x{1a}?][\x{1a}\x{80}-\x{bf}]|[\x{e0}-\x{ef}][\x{1a}\x{80}-\x{bf}][\x{1a}?]"
-               r"|[\x{f0}-\x{f4}][\x{1a}?][\x{1a}\x{80}-\x{bf}][\x{1a}\x{80}-\x{bf}]"
-               r"|[\x{f0}-\x{f4}][\x{1a}\x{80}-\x{bf}][\x{1a}?][\x{1a}\x{80}-\x{bf}]"
-               r"|[\x{f0}-\x{f4}][\x{1a}\x{80}-\x{bf}][\x{1a}\x{80}-\x{bf}][\x{1a}?]|\x{1a}")
-# CESU-8 surrogates and Java's two-byte NUL, which ftfy decodes with its "utf-8-variants" codec; we do not.
-_UTF8_VARIANTS = r"\x{c0}(?:\x{80}|$)|\x{ed}(?:[\x{a0}-\x{bf}]|$)"
-
-
-# Python's html.unescape patterns and tables (CPython's html module; identical since Python 3.4).
-_HTML_CHARREF = r"&(?:#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)"
-_FTFY_ENTITY = r"&#?[0-9A-Za-z]{1,24};"
-_ANSI_ESCAPE = r"\x1b\[[\p{Nd};]*[a-zA-Z]"
-
-
 # CLIP's contractions, matched case-insensitively before letter runs by the pre-tokenisation pattern.
 CONTRACTIONS = ("'s", "'t", "'re", "'ve", "'m", "'ll", "'d")
-
-# --- The cleaning and pre-tokenisation tables as data, for tokenizers outside TensorFlow ------------------------
-# text_cleaning_tables() writes every table and pattern the graph uses into one JSON document, so that an
-# on-device tokenizer (android_demo's Java one) follows the graph's Unicode data rather than its own platform's.
-# Where the graph uses TensorFlow's or RE2's Unicode tables (letter classes, lowercasing, NFC), they are read off
-# the graph's own ops, every code point at once. docs/tokenizer.md describes the format.
-
-TEXT_CLEANING_FORMAT = 1
-
-
-def _all_code_points():
-    return [c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
-
-
-def _hex_ranges(codes):
-    """Sorted code points as "a-b,c,..." (hex, ranges of consecutive ones): compact in JSON."""
-    codes, out, i = sorted(set(codes)), [], 0
-    while i < len(codes):
-        j = i
-        while j + 1 < len(codes) and codes[j + 1] == codes[j] + 1:
-            j += 1
-        out.append(f"{codes[i]:x}" + (f"-{codes[j]:x}" if j > i else ""))
-        i = j + 1
-    return ",".join(out)
-
-
-def _hex_range_values(values):
-    """{code point: int} as "a-b:v,c:w,..." with ranges of consecutive code points of one value."""
-    codes, out, i = sorted(values), [], 0
-    while i < len(codes):
-        j = i
-        while j + 1 < len(codes) and codes[j + 1] == codes[j] + 1 and values[codes[j + 1]] == values[codes[i]]:
-            j += 1
-        out.append(f"{codes[i]:x}" + (f"-{codes[j]:x}" if j > i else "") + f":{values[codes[i]]}")
-        i = j + 1
-    return ",".join(out)
-
-
-def _graph_unicode_tables():
-    """What the graph's ops do to every code point: RE2's \\p{L}, \\p{N}, \\p{Nd}; tf.strings.lower followed by the
-    lowercase_gaps map; the Final_Sigma context classes of tf.strings.lower; tensorflow-text's NFD and NFC."""
-    codes = _all_code_points()
-    chars = tf.constant([chr(c).encode("utf-8") for c in codes])
-
-    def members(pattern):
-        return [c for c, hit in zip(codes, tf.strings.regex_full_match(chars, pattern).numpy()) if hit]
-
-    def decoded(tensor):
-        return [t.decode("utf-8") for t in tensor.numpy()]
-
-    gaps = lowercase_gaps()
-    lowered = ["".join(gaps.get(x, x) for x in t) for t in decoded(tf.strings.lower(chars, encoding="utf-8"))]
-    lowercase = {chr(c): low for c, low in zip(codes, lowered) if low != chr(c)}
-    # Final sigma (capital sigma -> "ς" at the end of a word): X + Σ ends in "ς" when X is cased; Α + X + Σ
-    # also when X is case-ignorable (skipped when looking for the cased letter before).
-    def final_sigma(prefix):
-        texts = decoded(tf.strings.lower(tf.strings.join([prefix, chars, "\u03a3"]), encoding="utf-8"))
-        return {c for c, t in zip(codes, texts) if t.endswith("\u03c2")}
-
-    cased = final_sigma("")
-    case_ignorable = final_sigma("\u0391") - cased
-    nfd = decoded(tf_text.normalize_utf8(chars, "NFD"))
-    nfc = decoded(tf_text.normalize_utf8(chars, "NFC"))
-    decompositions = {chr(c): d for c, d in zip(codes, nfd) if d != chr(c) and not 0xAC00 <= c <= 0xD7A3}
-    stable = {chr(c) for c, n in zip(codes, nfc) if n == chr(c)}
-    # Primary composites: a canonical pair (Python's table) that the graph's NFC composes, to a stable character.
-    pairs = {}
-    for c in decompositions:
-        parts = unicodedata.decomposition(c).split()
-        if c in stable and len(parts) == 2 and not parts[0].startswith("<"):
-            pairs["".join(chr(int(p, 16)) for p in parts)] = c
-    composed = decoded(tf_text.normalize_utf8(tf.constant([p.encode("utf-8") for p in pairs]), "NFC"))
-    compositions = {p: c for (p, c), n in zip(pairs.items(), composed) if n == c}
-    return {
-        "letters": _hex_ranges(members(r"\p{L}")),
-        "numbers": _hex_ranges(members(r"\p{N}")),
-        "decimal_digits": _hex_ranges(members(r"\p{Nd}")),
-        "lowercase": lowercase,
-        "cased": _hex_ranges(cased),
-        "case_ignorable": _hex_ranges(case_ignorable),
-        "decompositions": decompositions,
-        "compositions": compositions,
-    }
 
 
 def _case_variants(text):
@@ -497,78 +70,18 @@ def _case_variants(text):
     return variants
 
 
-def text_cleaning_tables(special_tokens):
-    """Every table and pattern of the graph's cleaning and pre-tokenisation as one JSON-able dict (the export's
-    assets/text_cleaning.json). special_tokens: {text spelling recognised inside texts: token id}. Patterns are
-    RE2 as the graph uses them, except that "$" (end of text in RE2) is written "\\z", which means the same to
-    RE2 and to java.util.regex. Takes a few seconds: the Unicode tables are read off the graph's ops."""
-    unicode_tables = _graph_unicode_tables()
-    ftfy_entities = ftfy_html_entities()
-    html5 = html.entities.html5
-    # ftfy's table is html5's names with ";" plus all-caps spellings: only the latter are written.
-    extra_entities = {k: v for k, v in ftfy_entities.items() if html5.get(k[1:]) != v}
-    word_chars = "".join(special_tokens) + "".join(CONTRACTIONS)
+def _pre_tokenization_tables(special_tokens):
+    """The "pre_tokenization" part of assets/text_cleaning.json (docs/tokenizer.md). special_tokens: {text
+    spelling recognised inside texts: token id}. The letter and number classes are read off the graph's RE2."""
+    letters, numbers = graph_class_members(r"\p{L}", r"\p{N}")
     return {
-        "format": TEXT_CLEANING_FORMAT,
-        "whitespace": _hex_ranges(ord(c) for c in PYTHON_WHITESPACE),
-        "ftfy": {
-            "plain_line": r"[\t\n\x0c\x20-\x25\x27-\x7e]*",
-            "entity": _FTFY_ENTITY,
-            "extra_entities": extra_entities,
-            "character_fixes": ftfy_character_fixes(),
-            "late_character_fixes": ftfy_late_character_fixes(),
-            "ansi_escape": _ANSI_ESCAPE.replace(r"\p{Nd}", _re2_ranges_hex(unicode_tables["decimal_digits"])),
-        },
-        "html": {
-            "charref": _HTML_CHARREF,
-            "entities": html5,
-            "invalid_charrefs": {str(k): v for k, v in sorted(html._invalid_charrefs.items())},
-            "invalid_codepoints": _hex_ranges(html._invalid_codepoints),
-        },
-        "mojibake": {
-            "max_run_depth": _MAX_RUN_DEPTH,
-            "sequences": [{"anchored": seq["anchored"],
-                           "steps": [{"chars": _hex_ranges(ord(c) for c in step["chars"]), "negate": step["negate"],
-                                      "optional": step["optional"]} for step in seq["steps"]]}
-                          for seq in mojibake_sequence_steps()],
-            "encodings": [{"name": e, "chars": "".join(single_byte_chars(e)), "restore_byte_a0": e != "macroman",
-                           "sloppy": e.startswith("sloppy-")} for e in MOJIBAKE_ENCODINGS],
-            "c1_fixes": _c1_to_windows_1252(),
-            "a_grave_word": r"\x{c3} (?! |quele|quela|quilo|s )",
-            "spaced_utf8": _SPACED_UTF8,
-            "lossy_utf8": _LOSSY_UTF8,
-            "utf8_variants": _UTF8_VARIANTS.replace("$", r"\z"),
-            "utf8_clues": {name: _hex_ranges(ord(c) for c in chars) for name, chars in utf8_clue_classes().items()},
-        },
-        "lowercase": {
-            "map": unicode_tables["lowercase"],
-            "cased": unicode_tables["cased"],
-            "case_ignorable": unicode_tables["case_ignorable"],
-        },
-        "nfc": {
-            "decompositions": unicode_tables["decompositions"],
-            "combining_classes": _hex_range_values({c: unicodedata.combining(chr(c)) for c in _all_code_points()
-                                                    if unicodedata.combining(chr(c))}),
-            "compositions": unicode_tables["compositions"],
-        },
-        "pre_tokenization": {
-            "special_tokens": special_tokens,
-            "contractions": list(CONTRACTIONS),
-            "case_variants": _case_variants(word_chars),
-            "letters": unicode_tables["letters"],
-            "numbers": unicode_tables["numbers"],
-            "unmatched": _hex_ranges([0x345]),
-        },
+        "special_tokens": special_tokens,
+        "contractions": list(CONTRACTIONS),
+        "case_variants": _case_variants("".join(special_tokens) + "".join(CONTRACTIONS)),
+        "letters": hex_ranges(letters),
+        "numbers": hex_ranges(numbers),
+        "unmatched": hex_ranges([0x345]),
     }
-
-
-def _re2_ranges_hex(ranges):
-    """"a-b,c" (as _hex_ranges writes) -> the inside of an RE2 class."""
-    parts = []
-    for part in ranges.split(","):
-        low, _, high = part.partition("-")
-        parts.append(f"\\x{{{low}}}" + (f"-\\x{{{high}}}" if high else ""))
-    return "".join(parts)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -643,49 +156,6 @@ def _load_merges(merges, vocabulary):
     return list(pairs)
 
 
-def _validated_python_texts(texts):
-    encoded = []
-    for index, text in enumerate(texts):
-        if isinstance(text, bytes):
-            try:
-                text.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise ValueError(f"texts[{index}] is not valid UTF-8: {e}") from None
-            encoded.append(text)
-        elif isinstance(text, str):
-            try:
-                encoded.append(text.encode("utf-8"))
-            except UnicodeEncodeError:
-                # Surrogate code points (a UTF-16 pair split by some JSON decoder, or half of one): as ftfy's
-                # fix_surrogates in the reference, pairs become their character and the rest U+FFFD.
-                joined = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-                encoded.append(joined.encode("utf-8"))
-        else:
-            raise ValueError(f"texts[{index}] is {type(text).__name__} {repr(text)[:60]}; expected a str")
-    return encoded
-
-
-def _string_table(mapping, default):
-    keys = tf.constant(list(mapping.keys()), tf.string)
-    values = tf.constant(list(mapping.values()), tf.string)
-    return tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, values), default)
-
-
-def _replace_where(texts, needs_work, transform):
-    """transform(texts[needs_work]) scattered back into texts; cheap when few texts need the work."""
-    indices = tf.where(needs_work)
-    return tf.tensor_scatter_nd_update(texts, indices, transform(tf.gather_nd(texts, indices)))
-
-
-def _replace_matches(texts, pattern, replace):
-    """Each non-overlapping match of `pattern` (leftmost first, as re.sub) replaced by replace(matches)."""
-    pieces = tf_text.regex_split(texts, pattern, keep_delim_regex_pattern=pattern)
-    # A piece between two matches cannot itself match: the search would have found it there.
-    is_match = tf.strings.regex_full_match(pieces.flat_values, pattern)
-    flat = _replace_where(pieces.flat_values, is_match, replace)
-    return tf.strings.reduce_join(pieces.with_flat_values(flat), axis=-1)
-
-
 class CLIPTokenizer(tf.Module):
     """OpenAI CLIP's tokenizer as a tf.Module: tf.string [N] -> token_ids, padding_mask int32 [N, context_length].
 
@@ -693,10 +163,10 @@ class CLIPTokenizer(tf.Module):
       vocabulary: dict token -> id, or path to a Hugging Face vocab.json.
       merges: list of "a b" strings in rank order, or path to a merges.txt (or OpenAI's .txt.gz).
       context_length: output length; longer texts are cut to it with the end token kept last.
-    """
 
-    START_TOKEN_ID = 49406
-    END_TOKEN_ID = 49407
+    start_token_id, end_token_id: the special tokens' ids in `vocabulary` (49406 and 49407 in OpenAI's).
+    cleaner: the TextCleaner (clip_edge.text_cleaning) that cleans texts before pre-tokenisation.
+    """
 
     def __init__(self, vocabulary, merges, context_length=77):
         super().__init__(name="clip_tokenizer")
@@ -736,43 +206,16 @@ class CLIPTokenizer(tf.Module):
         # Bytes of text the longest token stands for (32 in OpenAI's vocabulary: eight 4-byte emoji).
         self._longest_token_bytes = max(len(b.removesuffix(END_OF_WORD.encode())) for b in token_bytes)
 
-        # Text cleaning tables.
-        self._early_fixes = _string_table(ftfy_character_fixes(), _UNMAPPED)
-        self._early_fix_chars = "[" + _re2_chars(ftfy_character_fixes()) + "]"
-        self._late_fixes = _string_table(ftfy_late_character_fixes(), _UNMAPPED)
-        self._late_fix_chars = "[" + _re2_chars(ftfy_late_character_fixes()) + "]"
-        self._ftfy_entities = _string_table(ftfy_html_entities(), _UNMAPPED)
-        self._html5_entities = _string_table({"&" + k: v for k, v in html.entities.html5.items()}, _UNMAPPED)
-        legacy_names = [name for name in html.entities.html5 if not name.endswith(";")]
-        self._legacy_entity_prefix = "(?s)^&(" + _re2_alternatives(legacy_names) + ")(.*)$"
-        self._invalid_charrefs = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
-            tf.constant(list(html._invalid_charrefs), tf.int64),
-            tf.constant(list(html._invalid_charrefs.values()), tf.string)), _UNMAPPED)
-        self._invalid_codepoints = tf.constant(sorted(html._invalid_codepoints), tf.int64)
-        self._whitespace_run = "[" + _re2_chars(PYTHON_WHITESPACE) + "]+"
-        # Mojibake repair (ftfy.fix_encoding): one table for all code pages, chr(code page index) + character ->
-        # the Latin-1 character of its byte; a character missing from it cannot be encoded in that code page.
-        code_page_bytes = {}
-        for index, encoding in enumerate(MOJIBAKE_ENCODINGS):
-            chars = single_byte_chars(encoding)
-            if len(set(chars)) != 256:
-                raise AssertionError(f"{encoding} is not a one-to-one map of bytes")
-            code_page_bytes.update({chr(index) + c: chr(b) for b, c in enumerate(chars)})
-        self._code_page_bytes = _string_table(code_page_bytes, _UNMAPPED)
-        self._latin1_to_byte = _string_table({chr(b): bytes([b]) for b in range(256)}, _UNMAPPED)
-        self._c1_fixes = _string_table(_c1_to_windows_1252(), _UNMAPPED)
-        self._mojibake_search = "(?s).*(?:" + mojibake_pattern() + ").*"
-        self._embedded_utf8 = embedded_utf8_pattern()
-        self._lowercase_gaps = _string_table(lowercase_gaps(), _UNMAPPED) if lowercase_gaps() else None
-        self._lowercase_gap_chars = "[" + _re2_chars(lowercase_gaps()) + "]"
+        # OpenAI's cleaning (ftfy, html.unescape, whitespace, lowercasing) comes before pre-tokenisation.
+        self.cleaner = TextCleaner()
         # CLIP's pattern. The reference compiles all of it with re.IGNORECASE; that matters only for the special
         # tokens and contractions ("'ſ" is "'s"), so only they are case-insensitive here. One more effect of it:
         # U+0345 (combining ypogegrammeni, whose case partner is the letter ι) is matched by no alternative and
         # re.findall skips it; it is left out of the last class so that it goes unmatched here too. Its \s is
         # Unicode whitespace; after cleaning, U+0020 is the only whitespace left.
-        specials = "|".join(_re2_escape(t) for t in special_names)
+        specials = "|".join(re2_escape(t) for t in special_names)
         self._word_pattern = ("(?i:" + specials + "|" + "|".join(CONTRACTIONS) + r")|\p{L}+|\p{N}|[^"
-                              + _re2_chars(PYTHON_WHITESPACE) + r"\p{L}\p{N}\x{345}]+")
+                              + re2_chars(PYTHON_WHITESPACE) + r"\p{L}\p{N}\x{345}]+")
 
         # Cache: every word spelt by a "...</w>" token of the vocabulary, with its BPE computed once here. It
         # covers the frequent words, so the per-call BPE loop only sees rare words.
@@ -810,9 +253,11 @@ class CLIPTokenizer(tf.Module):
         return cls({s: i for i, s in enumerate(symbols)}, merges, context_length=context_length)
 
     def text_cleaning_tables(self):
-        """text_cleaning_tables() for this tokenizer's special-token spellings (assets/text_cleaning.json)."""
+        """The export's assets/text_cleaning.json as a dict: the cleaner's tables (text_cleaning.cleaning_tables())
+        and this tokenizer's pre-tokenisation, with its special-token spellings. Takes a few seconds."""
         tokens = self._data.tokens
-        return text_cleaning_tables({t: tokens[t] for t in (*START_TOKEN_NAMES, *END_TOKEN_NAMES) if t in tokens})
+        special_tokens = {t: tokens[t] for t in (*START_TOKEN_NAMES, *END_TOKEN_NAMES) if t in tokens}
+        return {**cleaning_tables(), "pre_tokenization": _pre_tokenization_tables(special_tokens)}
 
     def vocabulary_files(self):
         """(vocab.json text, merges.txt text) in Hugging Face's layout, with its special-token spellings."""
@@ -823,20 +268,11 @@ class CLIPTokenizer(tf.Module):
 
     def __call__(self, texts):
         """texts: tf.string [N], or a list of str (validated here) -> dict of int32 [N, context_length]."""
-        if isinstance(texts, (str, bytes)):
-            texts = [texts]
-        if isinstance(texts, (list, tuple)):
-            texts = tf.constant(_validated_python_texts(texts), tf.string, shape=[len(texts)])
-        texts = tf.convert_to_tensor(texts)
-        if texts.dtype != tf.string or texts.shape.rank not in (None, 1):
-            raise ValueError(f"texts must be a tf.string tensor of shape [N], got {texts.dtype.name} {texts.shape}")
-        return self._tokenize(texts)
+        return self._tokenize(texts_tensor(texts))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
     def _tokenize(self, texts):
-        # Bytes that are not UTF-8 become U+FFFD, like bytes.decode("utf-8", errors="replace").
-        texts = tf.strings.unicode_transcode(texts, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD)
-        words = self._words_that_can_be_kept(self._words(self._clean(texts)))
+        words = self._words_that_can_be_kept(self._words(self.cleaner.clean(texts)))
         unique_words, word_index = tf.unique(words.flat_values)
         word_tokens = tf.gather(self._tokens_of_words(unique_words), word_index)
         text_tokens = words.with_flat_values(word_tokens).merge_dims(1, 2)
@@ -851,251 +287,7 @@ class CLIPTokenizer(tf.Module):
         padding_mask = tf.sequence_mask(ids.row_lengths(), self.context_length, dtype=tf.int32)
         return {"token_ids": token_ids, "padding_mask": padding_mask}
 
-    # --- cleaning --------------------------------------------------------------------------------------------
-
-    def _clean(self, texts):
-        texts = self._fix_text(texts)
-        texts = self._html_unescape(self._html_unescape(texts))
-        texts = tf.strings.regex_replace(texts, self._whitespace_run, " ")
-        texts = tf.strings.regex_replace(texts, "^ | $", "")
-        texts = tf.strings.lower(texts, encoding="utf-8")
-        if self._lowercase_gaps is not None:
-            texts = self._translate(texts, self._lowercase_gaps, self._lowercase_gap_chars)
-        return texts
-
-    def _fix_text(self, texts):
-        """ftfy.fix_text. As ftfy, each line (with its "\\n") is fixed on its own, every fix repeated until the line
-        stops changing, and HTML unescaping is skipped from the first line that contains "<" to the end."""
-        lines = tf.strings.split(texts, "\n")
-        last = tf.equal(tf.ragged.range(lines.row_lengths()).flat_values + 1,
-                        tf.repeat(lines.row_lengths(), lines.row_lengths()))
-        originals = tf.where(last, lines.flat_values, lines.flat_values + "\n")
-        has_tag = tf.cast(tf.strings.regex_full_match(originals, "(?s).*<.*"), tf.int64)
-        tags_per_text = tf.math.unsorted_segment_sum(has_tag, lines.value_rowids(), lines.nrows())
-        tags_so_far = tf.cumsum(has_tag) - tf.repeat(tf.cumsum(tags_per_text, exclusive=True), lines.row_lengths())
-        unescape = tf.equal(tags_so_far, 0)
-
-        def body(parts, no_repair, active):
-            before = tf.gather(parts, active)
-            text = tf.where(tf.gather(unescape, active), self._ftfy_unescape(before), before)
-            repaired, unsure = self._fix_encoding(text, tf.gather(no_repair, active))
-            after = self._ftfy_fixes(repaired)
-            # A line whose repair we cannot reproduce starts again from the original, without mojibake repair.
-            after = tf.where(unsure, tf.gather(originals, active), after)
-            parts = tf.tensor_scatter_nd_update(parts, active[:, None], after)
-            no_repair = tf.tensor_scatter_nd_update(no_repair, active[:, None], tf.gather(no_repair, active) | unsure)
-            return parts, no_repair, tf.boolean_mask(active, tf.not_equal(before, after) | unsure)
-
-        # Printable ASCII without "&" (and tab, LF, FF) is a fixed point of every fix: skip it.
-        plain = tf.strings.regex_full_match(originals, r"[\t\n\x0c\x20-\x25\x27-\x7e]*")
-        active = tf.cast(tf.where(~plain)[:, 0], tf.int32)
-        parts, _, _ = tf.while_loop(lambda parts, no_repair, active: tf.size(active) > 0, body,
-                                    [originals, tf.zeros_like(plain), active],
-                                    shape_invariants=[originals.shape, plain.shape, tf.TensorShape([None])])
-        return tf.strings.reduce_join(lines.with_flat_values(parts), axis=-1)
-
-    # --- mojibake (ftfy.fix_encoding) ----------------------------------------------------------------------------
-
-    def _fix_encoding(self, lines, skip, depth=0):
-        """ftfy.fix_encoding of each line (not of those where `skip`): one repair step repeated until the line
-        stops changing. Returns (lines, unsure): unsure where the repair needs something not reproduced here
-        (the utf-8-variants codec, runs within runs deeper than _MAX_RUN_DEPTH); those lines are returned as given.
-        `depth` counts the calls of fix_encoding on runs found by decode_inconsistent_utf8 it is nested in."""
-        def body(step, lines, unsure, active):
-            before = tf.gather(lines, active)
-            after, step_unsure = self._fix_encoding_step(before, depth)
-            lines = tf.tensor_scatter_nd_update(lines, active[:, None], after)
-            unsure = tf.tensor_scatter_nd_update(unsure, active[:, None], step_unsure)
-            return step + 1, lines, unsure, tf.boolean_mask(active, tf.not_equal(before, after) & ~step_unsure)
-
-        active = tf.cast(tf.where(~skip)[:, 0], tf.int32)
-        _, fixed, unsure = tf.while_loop(
-            lambda step, lines, unsure, active: tf.size(active) > 0, body,
-            [tf.constant(0), lines, tf.zeros_like(skip), active],
-            shape_invariants=[tf.TensorShape([]), lines.shape, skip.shape, tf.TensorShape([None])])[:3]
-        return tf.where(unsure, lines, fixed), unsure
-
-    def _fix_encoding_step(self, lines, depth):
-        """One step of ftfy's fix_encoding on lines that are not ASCII and look like mojibake (others are kept):
-        re-decode with the first code page that can encode the line and gives UTF-8; else decode the runs of
-        UTF-8-like characters in it (decode_inconsistent_utf8); else C1 controls as Windows-1252."""
-        looks_bad = (~tf.strings.regex_full_match(lines, "[\\x00-\\x7f]*")
-                     & tf.strings.regex_full_match(lines, self._mojibake_search))
-        indices = tf.where(looks_bad)
-        bad = tf.gather_nd(lines, indices)
-        fixed, found, unsure = self._redecode(bad)
-        rest = ~found & ~unsure
-        rest_indices = tf.where(rest)
-        runs_fixed, nested = self._decode_inconsistent_utf8(tf.gather_nd(bad, rest_indices), depth)
-        runs_fixed = tf.tensor_scatter_nd_update(bad, rest_indices, runs_fixed)
-        nested = tf.scatter_nd(rest_indices, tf.cast(nested, tf.int32), tf.shape(bad, out_type=tf.int64)) > 0
-        changed = rest & ~nested & tf.not_equal(runs_fixed, bad)
-        fixed = tf.where(changed, runs_fixed, fixed)
-        rest &= ~changed
-        nested &= rest
-        unsure |= nested
-        rest &= ~nested
-        # Latin-1 read as Windows-1252 (ftfy's next two steps come to the same): the C1 controls it defines.
-        fixed = tf.where(rest, self._translate(bad, self._c1_fixes, "[\\x{80}-\\x{9f}]"), fixed)
-        fixed = tf.where(unsure, bad, fixed)
-        return (tf.tensor_scatter_nd_update(lines, indices, fixed),
-                tf.scatter_nd(indices, tf.cast(unsure, tf.int32), tf.shape(lines, out_type=tf.int64)) > 0)
-
-    def _redecode(self, lines):
-        """The first of ftfy's code pages that can encode the line and whose bytes are UTF-8 (after restoring bytes
-        A0 and, for the sloppy ones, marking lost bytes). Returns (decoded, found, unsure); unsure where that code
-        page's bytes need the utf-8-variants codec, which we do not reproduce. All code pages at once: row
-        page * len(lines) + line."""
-        pages = len(MOJIBAKE_ENCODINGS)
-        chars = tf.strings.unicode_split(lines, "UTF-8")
-        char_count = tf.size(chars.flat_values)
-        page_of_char = tf.repeat(tf.range(pages), char_count)
-        page_names = tf.constant([chr(index) for index in range(pages)])
-        keys = tf.strings.join([tf.gather(page_names, page_of_char), tf.tile(chars.flat_values, [pages])])
-        byte_chars = tf.RaggedTensor.from_row_lengths(self._code_page_bytes.lookup(keys),
-                                                      tf.tile(chars.row_lengths(), [pages]))
-        encodable = tf.reduce_all(tf.not_equal(byte_chars, _UNMAPPED), axis=1)
-        as_bytes = tf.strings.reduce_join(byte_chars, axis=-1)
-        page_of_row = tf.repeat(tf.range(pages), tf.size(lines))
-        restores = tf.constant([encoding != "macroman" for encoding in MOJIBAKE_ENCODINGS])
-        sloppy = tf.constant([encoding.startswith("sloppy-") for encoding in MOJIBAKE_ENCODINGS])
-        as_bytes = _replace_where(as_bytes, encodable & tf.gather(restores, page_of_row), self._restore_byte_a0)
-        as_bytes = _replace_where(as_bytes, encodable & tf.gather(sloppy, page_of_row),
-                                  lambda texts: tf.strings.regex_replace(texts, _LOSSY_UTF8, "\u00ef\u00bf\u00bd"))
-        variant = tf.strings.regex_full_match(as_bytes, "(?s).*(?:" + _UTF8_VARIANTS + ").*")
-        decoded, is_utf8 = self._decode_byte_chars(as_bytes)
-        # ftfy stops at the first encodable page whose bytes decode (or would need utf-8-variants to).
-        stops = tf.reshape(encodable & (is_utf8 | variant), [pages, -1])
-        page = tf.argmax(tf.cast(stops, tf.int32), axis=0, output_type=tf.int32)
-        row = page * tf.size(lines) + tf.range(tf.size(lines))
-        stopped = tf.reduce_any(stops, axis=0)
-        found = stopped & ~tf.gather(variant, row)
-        return tf.where(found, tf.gather(decoded, row), lines), found, stopped & ~found
-
-    @staticmethod
-    def _restore_byte_a0(byte_chars):
-        """ftfy's restore_byte_a0 on text whose characters stand for bytes. (The look-ahead of ftfy's "Ã " rule
-        is done by first hiding the space of the exceptions behind U+E000, which no byte stands for.)"""
-        def needs_work(texts):
-            return tf.strings.regex_full_match(texts, "(?s).*(?:" + _SPACED_UTF8 + ").*")
-
-        def restore(texts):
-            texts = tf.strings.regex_replace(texts, _A_GRAVE_WORD_EXCEPTIONS, "\u00c3\ue000\\1")
-            texts = tf.strings.regex_replace(texts, r"\x{c3} ", "\u00c3\u00a0 ")
-            texts = tf.strings.regex_replace(texts, "\ue000", " ")
-            return _replace_matches(texts, _SPACED_UTF8, lambda runs: tf.strings.regex_replace(runs, " ", "\u00a0"))
-
-        return _replace_where(byte_chars, needs_work(byte_chars), restore)
-
-    def _decode_byte_chars(self, byte_chars):
-        """Text of characters U+0000..U+00FF standing for bytes -> (those bytes, whether they are UTF-8)."""
-        chars = tf.strings.unicode_split(byte_chars, "UTF-8")
-        raw = tf.strings.reduce_join(chars.with_flat_values(self._latin1_to_byte.lookup(chars.flat_values)), axis=-1)
-        # Each invalid sequence becomes a U+FFFD; a U+FFFD in valid UTF-8 is the bytes EF BF BD.
-        decoded = tf.strings.unicode_transcode(raw, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD)
-
-        def count_fffd(texts):
-            return tf.strings.length(tf.strings.regex_replace(texts, "[^\\x{fffd}]+", ""), unit="UTF8_CHAR")
-
-        return raw, tf.equal(count_fffd(decoded),
-                             count_fffd(tf.strings.regex_replace(byte_chars, "\u00ef\u00bf\u00bd", "\ufffd")))
-
-    def _decode_inconsistent_utf8(self, lines, depth):
-        """ftfy's decode_inconsistent_utf8: each run of UTF-8-like characters shorter than the line that looks
-        like mojibake is repaired on its own (ftfy.fix_encoding of the run, which may find runs in turn). Returns
-        (lines, unsure); recursion deeper than _MAX_RUN_DEPTH is not reproduced, such lines are unsure."""
-        pieces = tf_text.regex_split("\x01" + lines, self._embedded_utf8, keep_delim_regex_pattern=self._embedded_utf8)
-        flat = pieces.flat_values
-        run = tf.strings.regex_replace(flat, "(?s)^.", "")
-        before = tf.strings.regex_replace(flat, "(?s)^(.).*$", r"\1")
-        line_length = tf.gather(tf.strings.length(lines, unit="UTF8_CHAR"), pieces.value_rowids())
-        is_run = (tf.strings.regex_full_match(flat, self._embedded_utf8)
-                  & (tf.strings.length(run, unit="UTF8_CHAR") < line_length)
-                  & tf.strings.regex_full_match(run, self._mojibake_search))
-        if depth >= _MAX_RUN_DEPTH:
-            return lines, tf.math.unsorted_segment_max(tf.cast(is_run, tf.int32), pieces.value_rowids(),
-                                                       tf.size(lines, out_type=tf.int64)) > 0
-        indices = tf.where(is_run)
-        repaired, unsure = self._fix_encoding(tf.gather_nd(run, indices), tf.zeros_like(indices[:, 0], tf.bool),
-                                              depth=depth + 1)
-        flat = tf.tensor_scatter_nd_update(flat, indices, tf.gather_nd(before, indices) + repaired)
-        unsure = tf.scatter_nd(indices, tf.cast(unsure, tf.int32), tf.shape(flat, out_type=tf.int64))
-        joined = tf.strings.reduce_join(pieces.with_flat_values(flat), axis=-1)
-        line_unsure = tf.math.unsorted_segment_max(unsure, pieces.value_rowids(),
-                                                   tf.size(lines, out_type=tf.int64)) > 0
-        return tf.strings.regex_replace(joined, "(?s)^.", ""), line_unsure
-
-    def _ftfy_fixes(self, texts):
-        """ftfy's fixes after unescape_html and fix_encoding, in its order (surrogates cannot occur in UTF-8)."""
-        texts = self._translate(texts, self._early_fixes, self._early_fix_chars)
-        texts = tf.strings.regex_replace(texts, "\r\n?", "\n")
-        texts = tf.strings.regex_replace(texts, _ANSI_ESCAPE, "")
-        texts = self._translate(texts, self._late_fixes, self._late_fix_chars)
-        return tf_text.normalize_utf8(texts, "NFC")
-
-    @staticmethod
-    def _translate(texts, table, domain_class):
-        def translate(texts):
-            chars = tf.strings.unicode_split(texts, "UTF-8")
-            mapped = table.lookup(chars.flat_values)
-            mapped = tf.where(tf.equal(mapped, _UNMAPPED), chars.flat_values, mapped)
-            return tf.strings.reduce_join(chars.with_flat_values(mapped), axis=-1)
-
-        return _replace_where(texts, tf.strings.regex_full_match(texts, f"(?s).*{domain_class}.*"), translate)
-
-    def _ftfy_unescape(self, texts):
-        """ftfy's unescape_html: known "&name;" entities; "&#...;" only when html.unescape leaves no ";"."""
-        def replace(entities):
-            named = self._ftfy_entities.lookup(entities)
-            numeric = self._html_unescape(entities)
-            numeric = tf.where(tf.strings.regex_full_match(numeric, ".*;.*"), entities, numeric)
-            numeric = tf.where(tf.strings.regex_full_match(entities, "&#.*"), numeric, entities)
-            return tf.where(tf.equal(named, _UNMAPPED), numeric, named)
-
-        return _replace_where(texts, tf.strings.regex_full_match(texts, "(?s).*&.*"),
-                              lambda t: _replace_matches(t, _FTFY_ENTITY, replace))
-
-    def _html_unescape(self, texts):
-        """Python's html.unescape: numeric character references, HTML5 names, and the longest legacy name
-        (those valid without ";") that prefixes an unknown name."""
-        def replace(refs):
-            named = self._html5_entities.lookup(refs)
-            name = tf.strings.regex_replace(refs, self._legacy_entity_prefix, r"\1")
-            rest = tf.strings.regex_replace(refs, self._legacy_entity_prefix, r"\2")
-            prefixed = self._html5_entities.lookup("&" + name) + rest
-            has_prefix = tf.strings.regex_full_match(refs, self._legacy_entity_prefix)
-            result = tf.where(tf.equal(named, _UNMAPPED), tf.where(has_prefix, prefixed, refs), named)
-            is_numeric = tf.strings.regex_full_match(refs, "&#.*")
-            return _replace_where(result, is_numeric, self._numeric_charrefs)
-
-        return _replace_where(texts, tf.strings.regex_full_match(texts, "(?s).*&.*"),
-                              lambda t: _replace_matches(t, _HTML_CHARREF, replace))
-
-    def _numeric_charrefs(self, refs):
-        """"&#65;" / "&#x41;" -> "A" with html.unescape's rules for invalid and out-of-range numbers."""
-        is_hex = tf.strings.regex_full_match(refs, "&#[xX].*")
-        digits = tf.strings.regex_replace(refs, "^&#[xX]?0*([0-9a-fA-F]*);?$", r"\1")
-        too_long = tf.strings.length(digits) > tf.where(is_hex, 6, 7)
-        digits = tf.where(too_long, "", digits)
-        decimal = tf.strings.to_number(tf.where(is_hex | tf.equal(digits, ""), "0", digits), tf.int64)
-        hex_chars = tf.strings.unicode_decode(tf.where(is_hex, digits, ""), "UTF-8")
-        lengths = hex_chars.row_lengths()
-        chars = tf.cast(hex_chars.flat_values, tf.int64)
-        nibbles = tf.where(chars <= ord("9"), chars - ord("0"), tf.bitwise.bitwise_or(chars, 32) - 87)
-        place = tf.repeat(lengths, lengths) - 1 - tf.ragged.range(lengths).flat_values
-        hexadecimal = tf.math.unsorted_segment_sum(tf.bitwise.left_shift(nibbles, 4 * place),
-                                                   hex_chars.value_rowids(), tf.size(lengths))
-        number = tf.where(too_long, tf.constant(0x110000, tf.int64), tf.where(is_hex, hexadecimal, decimal))
-
-        special = self._invalid_charrefs.lookup(number)
-        out_of_range = ((number >= 0xD800) & (number <= 0xDFFF)) | (number > 0x10FFFF)
-        position = tf.searchsorted(self._invalid_codepoints, number[None, :])[0]
-        position = tf.minimum(position, tf.size(self._invalid_codepoints, out_type=position.dtype) - 1)
-        dropped = tf.equal(tf.gather(self._invalid_codepoints, position), number)
-        code_point = tf.cast(tf.where(out_of_range | dropped, tf.constant(0x20, tf.int64), number), tf.int32)
-        char = tf.strings.unicode_encode(tf.RaggedTensor.from_tensor(code_point[:, None]), "UTF-8")
-        char = tf.where(dropped, "", tf.where(out_of_range, "\ufffd", char))
-        return tf.where(tf.equal(special, _UNMAPPED), char, special)
+    # --- pre-tokenisation -----------------------------------------------------------------------------------
 
     def _words(self, texts):
         """re.findall(pattern, text) for cleaned texts: ragged [N, (words)]. Every match gets spaces around it

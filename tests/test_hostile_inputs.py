@@ -734,7 +734,7 @@ def test_work_per_text_is_bounded_before_bpe(tokenizer):
 
     budget = 75 * 32
     texts = tf.constant(["x" * 1_000_000, "a " * 500_000, "ab " * 10 + "q" * 100_000, ""])
-    words = tokenizer._words_that_can_be_kept(tokenizer._words(tokenizer._clean(texts)))
+    words = tokenizer._words_that_can_be_kept(tokenizer._words(tokenizer.cleaner.clean(texts)))
     assert words.row_lengths().numpy().tolist() == [1, 75, 11, 0]
     assert tf.reduce_sum(tf.strings.length(words.flat_values)).numpy() <= 3 * 2 * budget
     assert tf.strings.length(words[0][0]).numpy() == 2 * budget

@@ -18,8 +18,9 @@ import tensorflow_text  # noqa: F401  (registers the ops of the SavedModel's tok
 import jvm
 from tokenizer_corpus import MOJIBAKE_NOT_REPAIRED, STRESS_TEXTS, documentation_corpus, mojibake_texts
 
-from clip_edge import tokenizer as tokenizer_module
-from clip_edge.tokenizer import PYTHON_WHITESPACE, CLIPTokenizer
+from clip_edge import text_cleaning
+from clip_edge.text_cleaning import PYTHON_WHITESPACE
+from clip_edge.tokenizer import CLIPTokenizer
 
 JUNIT_RESOURCES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "android_demo", "clip",
                                "src", "test", "resources", "dev", "clipedge", "clip", "text")
@@ -202,7 +203,7 @@ def test_export_writes_the_cleaning_tables_and_junit_copy_is_current(small_expor
 def test_mojibake_sequences_find_what_the_graph_pattern_finds():
     # The heuristic as data (for the Java side) against the RE2 pattern the graph searches, on every pair of the
     # characters it involves and random strings of them.
-    sequences = tokenizer_module.mojibake_sequence_steps()
+    sequences = text_cleaning.mojibake_sequence_steps()
 
     def matches_at(steps, text, k, i):
         if k == len(steps):
@@ -216,13 +217,13 @@ def test_mojibake_sequences_find_what_the_graph_pattern_finds():
         return any(matches_at(s["steps"], text, 0, i) for i in range(len(text)) for s in sequences
                    if not s["anchored"] or i == 0)
 
-    classes = [tokenizer_module.class_chars(spec) for spec in tokenizer_module.MOJIBAKE_CLASSES.values()]
+    classes = [text_cleaning.class_chars(spec) for spec in text_cleaning.MOJIBAKE_CLASSES.values()]
     alphabet = sorted(set().union(*classes) | set("ÂÃÎÐŒœ°ŸŠ®µ»à¹√∂†≠™´¥ø≈‚ÄìîïòôúùûπâóäêвЂВГРСўβ€ΆΒΓΞΟā")
                       | set("aZz.,?!_ \n\t1\u2003\u0663\u0301"))
     rng = random.Random(1)
     texts = [a + b for a in alphabet for b in alphabet]
     texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(3, 6))) for _ in range(20000)]
-    pattern = "(?s).*(?:" + tokenizer_module.mojibake_pattern() + ").*"
+    pattern = "(?s).*(?:" + text_cleaning.mojibake_pattern() + ").*"
     graph = tf.strings.regex_full_match(tf.constant([t.encode("utf-8") for t in texts]), pattern).numpy()
     differing = [t for t, bad in zip(texts, graph) if bool(bad) != is_bad(t)]
     assert sum(graph) > 10000 and not differing, differing[:20]

@@ -1,10 +1,9 @@
 """Token-for-token parity of clip_edge.CLIPTokenizer with OpenAI's tokenizer (open_clip's SimpleTokenizer + ftfy),
-plus SavedModel portability, bad input and fuzzing."""
+plus SavedModel portability, bad input and fuzzing. The cleaning alone (TextCleaner): test_text_cleaning.py."""
 
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -12,7 +11,6 @@ import textwrap
 import unicodedata
 
 import ftfy
-import ftfy.chardata
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -22,9 +20,8 @@ from hypothesis import strategies as st
 from clip_edge import tokenizer as tokenizer_module
 from clip_edge.tokenizer import CLIPTokenizer
 
-sys.path.insert(0, os.path.dirname(__file__))
-from tokenizer_corpus import (MOJIBAKE_NOT_REPAIRED, STRESS_TEXTS, documentation_corpus,  # noqa: E402
-                              load_reference_tokenizer, mojibake_texts, open_clip_file)
+from tokenizer_corpus import (MOJIBAKE_NOT_REPAIRED, STRESS_TEXTS, documentation_corpus, load_reference_tokenizer,
+                              mojibake_texts, open_clip_file)
 
 BATCH = 256
 
@@ -50,15 +47,15 @@ def tokenize_in_batches(tokenizer, texts):
             np.concatenate([o["padding_mask"].numpy() for o in outputs]))
 
 
-def last_end_position(reference_ids):
+def last_end_position(reference, ids):
     """The end token closing each row: the last one ("<end_of_text>" inside a text is an end token too)."""
-    is_end = reference_ids == CLIPTokenizer.END_TOKEN_ID
-    return reference_ids.shape[1] - 1 - np.argmax(is_end[:, ::-1], axis=1)
+    is_end = ids == reference.eot_token_id
+    return ids.shape[1] - 1 - np.argmax(is_end[:, ::-1], axis=1)
 
 
-def reference_mask(reference_ids):
+def reference_mask(reference, reference_ids):
     """1 up to and including the end token (id 0 is the real token "!", so the mask cannot be ids != 0)."""
-    end_position = last_end_position(reference_ids)
+    end_position = last_end_position(reference, reference_ids)
     return (np.arange(reference_ids.shape[1])[None, :] <= end_position[:, None]).astype(np.int32)
 
 
@@ -87,8 +84,19 @@ def test_vocabulary_matches_reference(tokenizer, reference):
     assert merges[0].startswith("#version")
     assert [tuple(m.split()) for m in merges[1:] if m] == sorted(reference.bpe_ranks, key=reference.bpe_ranks.get)
     assert (tokenizer.start_token_id, tokenizer.end_token_id) == (reference.sot_token_id, reference.eot_token_id)
-    assert (CLIPTokenizer.START_TOKEN_ID, CLIPTokenizer.END_TOKEN_ID) == (reference.sot_token_id,
-                                                                         reference.eot_token_id)
+
+
+def test_special_token_ids_come_from_the_vocabulary(tokenizer, reference):
+    # A vocabulary with the two special tokens' ids swapped: the tokenizer reports and writes its ids.
+    vocab = json.loads(tokenizer.vocabulary_files()[0])
+    vocab["<|startoftext|>"], vocab["<|endoftext|>"] = vocab["<|endoftext|>"], vocab["<|startoftext|>"]
+    swapped = CLIPTokenizer(vocab, tokenizer.vocabulary_files()[1].split("\n")[1:-1])
+    assert (swapped.start_token_id, swapped.end_token_id) == (reference.eot_token_id, reference.sot_token_id)
+    ids = swapped(["a photo of a cat"])["token_ids"].numpy()[0]
+    theirs = reference("a photo of a cat").numpy()[0]
+    length = last_end_position(reference, theirs[None])[0] + 1
+    assert ids[0] == reference.eot_token_id and ids[length - 1] == reference.sot_token_id
+    np.testing.assert_array_equal(ids[1:length - 1], theirs[1:length - 1])
 
 
 def test_damaged_vocabulary_file_is_rejected(tmp_path, monkeypatch):
@@ -102,21 +110,6 @@ def test_damaged_vocabulary_file_is_rejected(tmp_path, monkeypatch):
         CLIPTokenizer.from_openai_vocabulary()
 
 
-# The character tables are built from the standard library; ftfy builds its own. They must agree.
-def test_cleaning_tables_match_ftfy():
-    assert tokenizer_module.ftfy_html_entities() == ftfy.chardata.HTML_ENTITIES
-    assert {ord(k): v for k, v in tokenizer_module.LATIN_LIGATURES.items()} == ftfy.chardata.LIGATURES
-    late = tokenizer_module.ftfy_late_character_fixes()
-    assert {ord(c) for c, v in late.items() if v == ""} == set(ftfy.chardata.CONTROL_CHARS)
-    # Every code point through ftfy's four fixes at once; "\n" separates them and none of the fixes touch it.
-    chars = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF and c != 0x0A]
-    fixed = ftfy.fixes.uncurl_quotes(ftfy.fixes.fix_character_width(
-        ftfy.fixes.fix_latin_ligatures(ftfy.fixes.fix_c1_controls("\n".join(chars))))).split("\n")
-    early = tokenizer_module.ftfy_character_fixes()
-    assert [early.get(c, c) for c in chars] == fixed
-    assert set(tokenizer_module.PYTHON_WHITESPACE) == {chr(c) for c in range(0x110000) if chr(c).isspace()}
-
-
 # --- parity ----------------------------------------------------------------------------------------------------
 
 def test_parity_on_documentation_corpus(tokenizer, reference, corpus):
@@ -126,14 +119,14 @@ def test_parity_on_documentation_corpus(tokenizer, reference, corpus):
     # Every line, including ftfy's own documentation of the mojibake it repairs (docs/tokenizer.md lists the
     # known causes of a difference; none occurs in this corpus).
     assert describe_mismatches(reference, corpus, ours, theirs) == ""
-    np.testing.assert_array_equal(mask, reference_mask(theirs))
+    np.testing.assert_array_equal(mask, reference_mask(reference, theirs))
 
 
 def test_parity_on_stress_texts(tokenizer, reference):
     ours = tokenizer(STRESS_TEXTS)
     theirs = reference(STRESS_TEXTS).numpy()
     assert describe_mismatches(reference, STRESS_TEXTS, ours["token_ids"].numpy(), theirs) == ""
-    np.testing.assert_array_equal(ours["padding_mask"].numpy(), reference_mask(theirs))
+    np.testing.assert_array_equal(ours["padding_mask"].numpy(), reference_mask(reference, theirs))
 
 
 def test_generated_mojibake_like_reference(tokenizer, reference):
@@ -153,37 +146,6 @@ def test_unreproduced_mojibake_is_left_as_written(tokenizer, reference, monkeypa
     np.testing.assert_array_equal(ours, reference(MOJIBAKE_NOT_REPAIRED).numpy())
 
 
-def test_mojibake_heuristic_and_code_pages_like_ftfy():
-    # The character classes are ftfy's, the RE2 pattern finds mojibake where ftfy's is_bad does (every pair of
-    # the characters it involves and random strings of them), and the code pages decode bytes as ftfy's codecs.
-    import random
-
-    import ftfy.bad_codecs  # noqa: F401  (registers the sloppy codecs)
-    import ftfy.badness
-
-    def expand(python_class):
-        pattern = re.compile(f"[{python_class}]")
-        return {chr(c) for c in range(0x10000) if pattern.fullmatch(chr(c))}
-
-    classes = {name: tokenizer_module.class_chars(spec) for name, spec in tokenizer_module.MOJIBAKE_CLASSES.items()}
-    assert classes == {name: expand(spec) for name, spec in ftfy.badness.MOJIBAKE_CATEGORIES.items()}
-    clues = tokenizer_module.utf8_clue_classes()
-    assert clues == {name: expand(ftfy.chardata.UTF8_CLUES["utf8_" + name]) for name in clues}
-    assert tokenizer_module.MOJIBAKE_ENCODINGS == tuple(ftfy.chardata.CHARMAP_ENCODINGS)
-    for encoding in tokenizer_module.MOJIBAKE_ENCODINGS:
-        assert "".join(tokenizer_module.single_byte_chars(encoding)) == bytes(range(256)).decode(encoding)
-
-    alphabet = sorted(set().union(*classes.values()) | set("ÂÃÎÐŒœ°ŸŠ®µ»à¹√∂†≠™´¥ø≈‚ÄìîïòôúùûπâóäêвЂВГРСўβ€ΆΒΓΞΟā")
-                      | set("aZz.,?!_ \n\t1\u2003\u0663\u0301"))
-    rng = random.Random(0)
-    texts = [a + b for a in alphabet for b in alphabet]
-    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(3, 6))) for _ in range(50000)]
-    pattern = "(?s).*(?:" + tokenizer_module.mojibake_pattern() + ").*"
-    ours = tf.strings.regex_full_match(tf.constant([t.encode("utf-8") for t in texts]), pattern).numpy()
-    differing = [t for t, bad in zip(texts, ours) if bool(bad) != ftfy.badness.is_bad(t)]
-    assert not differing, differing[:20]
-
-
 def test_pre_tokenization_of_every_code_point_like_reference(tokenizer, reference):
     # Every assigned, non-space code point of Python's Unicode tables, between letters and around a contraction,
     # split into words by our RE2 pattern and by the reference's compiled `regex` pattern.
@@ -193,16 +155,6 @@ def test_pre_tokenization_of_every_code_point_like_reference(tokenizer, referenc
     ours = tokenizer._words(tf.constant([t.encode("utf-8") for t in texts])).to_list()
     differing = [t for t, words in zip(texts, ours) if [w.decode("utf-8") for w in words] != reference.pat.findall(t)]
     assert not differing, [f"U+{ord(t[1]):04X}" for t in differing[:20]]
-
-
-def test_cleaning_of_every_code_point_like_reference(tokenizer, reference):
-    # ftfy, html.unescape, whitespace, lowercasing and NFC (here composing with a following acute accent) of
-    # every assigned code point, compared as text with the reference's own cleaning function.
-    texts = [f"{chr(c)}\u0301 A{chr(c)}" for c in range(0x110000)
-             if not 0xD800 <= c <= 0xDFFF and unicodedata.category(chr(c)) != "Cn"]
-    ours = tf.function(tokenizer._clean)(tf.constant([t.encode("utf-8") for t in texts])).numpy()
-    differing = [t for t, cleaned in zip(texts, ours) if cleaned.decode("utf-8") != reference.clean_fn(t)]
-    assert not differing, [f"U+{ord(t[0]):04X}" for t in differing[:20]]
 
 
 def test_lowercasing_of_every_cased_code_point_like_reference(tokenizer, reference):
@@ -246,14 +198,14 @@ def test_truncation_keeps_end_token_like_reference(reference, context_length):
     ours = short(texts)
     theirs = reference(texts, context_length=context_length).numpy()
     np.testing.assert_array_equal(ours["token_ids"].numpy(), theirs)
-    np.testing.assert_array_equal(ours["padding_mask"].numpy(), reference_mask(theirs))
+    np.testing.assert_array_equal(ours["padding_mask"].numpy(), reference_mask(reference, theirs))
 
 
 def test_detokenize_matches_reference_decode(tokenizer, reference, corpus):
     texts = corpus[:200] + STRESS_TEXTS
     ids = tokenizer(texts)["token_ids"]
     decoded = [t.decode("utf-8") for t in tokenizer.detokenize(ids).numpy()]
-    expected = [reference.decode(row[: end + 1]) for row, end in zip(ids.numpy(), last_end_position(ids.numpy()))]
+    expected = [reference.decode(row[: end + 1]) for row, end in zip(ids.numpy(), last_end_position(reference, ids.numpy()))]
     assert decoded == expected
 
 
@@ -276,7 +228,7 @@ def test_hugging_face_files_round_trip(tokenizer, reference, corpus, tmp_path):
     hf_ids = hf(plain, padding="max_length", max_length=77, truncation=True)["input_ids"]
     # transformers pads with the end token where OpenAI pads with 0; compare the real tokens.
     theirs = reference(plain).numpy()
-    for row_hf, row_ref, end in zip(hf_ids, theirs, last_end_position(theirs)):
+    for row_hf, row_ref, end in zip(hf_ids, theirs, last_end_position(reference, theirs)):
         length = end + 1
         assert list(row_hf[:length]) == list(row_ref[:length])
 
@@ -348,7 +300,7 @@ def test_saved_model_runs_with_only_tensorflow_and_tensorflow_text(tokenizer, re
     out = json.loads(result.stdout.strip().splitlines()[-1])
     theirs = reference(texts).numpy()
     np.testing.assert_array_equal(np.array(out["token_ids"]), theirs)
-    np.testing.assert_array_equal(np.array(out["padding_mask"]), reference_mask(theirs))
+    np.testing.assert_array_equal(np.array(out["padding_mask"]), reference_mask(reference, theirs))
 
 
 # --- bad input -------------------------------------------------------------------------------------------------
@@ -396,14 +348,14 @@ def test_single_string_is_a_batch_of_one(tokenizer, reference):
                                   reference("a photo of a dog").numpy())
 
 
-def check_well_formed(out, context_length=77):
+def check_well_formed(tokenizer, out, context_length=77):
     ids, mask = out["token_ids"].numpy(), out["padding_mask"].numpy()
     assert ids.shape == mask.shape and ids.shape[1] == context_length
     lengths = mask.sum(axis=1)
     assert (lengths >= 2).all()
     for row, row_mask, length in zip(ids, mask, lengths):
         assert (row_mask[:length] == 1).all() and (row_mask[length:] == 0).all()
-        assert row[0] == CLIPTokenizer.START_TOKEN_ID and row[length - 1] == CLIPTokenizer.END_TOKEN_ID
+        assert row[0] == tokenizer.start_token_id and row[length - 1] == tokenizer.end_token_id
         assert (row[length:] == 0).all() and ((row >= 0) & (row < 49408)).all()
 
 
@@ -411,11 +363,11 @@ def check_well_formed(out, context_length=77):
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(st.lists(st.text(st.characters(exclude_categories=["Cs"]), max_size=300), min_size=1, max_size=16))
 def test_fuzz_random_unicode_is_well_formed(tokenizer, texts):
-    check_well_formed(tokenizer(texts))
+    check_well_formed(tokenizer, tokenizer(texts))
 
 
 @settings(max_examples=40, derandomize=True, database=None, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(st.lists(st.binary(max_size=200), min_size=1, max_size=8))
 def test_fuzz_random_bytes_in_graph_is_well_formed(tokenizer, raw):
-    check_well_formed(tokenizer(tf.constant(raw, tf.string)))
+    check_well_formed(tokenizer, tokenizer(tf.constant(raw, tf.string)))

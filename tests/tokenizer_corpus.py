@@ -20,13 +20,19 @@ def open_clip_file(name):
     return pathlib.Path(spec.submodule_search_locations[0]) / name
 
 
-def load_reference_tokenizer():
-    """open_clip's SimpleTokenizer() with its defaults (context 77, truncation keeping the end token)."""
+def load_reference_module():
+    """open_clip/tokenizer.py as a module: SimpleTokenizer, and the cleaning functions basic_clean and
+    whitespace_clean it applies (with str.lower) before pre-tokenisation."""
     module_spec = importlib.util.spec_from_file_location("open_clip_reference_tokenizer",
                                                          open_clip_file("tokenizer.py"))
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
-    return module.SimpleTokenizer()
+    return module
+
+
+def load_reference_tokenizer():
+    """open_clip's SimpleTokenizer() with its defaults (context 77, truncation keeping the end token)."""
+    return load_reference_module().SimpleTokenizer()
 
 
 def _lines(text):

@@ -19,9 +19,10 @@ import java.util.regex.Pattern;
 
 /**
  * CLIP's byte-level BPE tokenizer, token for token equal to the exported SavedModel's {@code tokenize}
- * signature (clip_edge/tokenizer.py): {@link TextCleaner}, CLIP's pre-tokenisation (special-token strings and
- * contractions case-insensitively, letter runs, single digits, runs of other non-space characters), UTF-8 bytes to
- * GPT-2's byte symbols, BPE by merge rank, start and end tokens, truncation keeping the end token last.
+ * signature (clip_edge/tokenizer.py): {@link TextCleaner} (clip_edge/text_cleaning.py), CLIP's pre-tokenisation
+ * (special-token strings and contractions case-insensitively, letter runs, single digits, runs of other non-space
+ * characters), UTF-8 bytes to GPT-2's byte symbols, BPE by merge rank, start and end tokens, truncation keeping the
+ * end token last.
  *
  * <p>Thread-safe: the tables are immutable and the word cache is a concurrent map, cleared when it reaches
  * {@link #CACHE_LIMIT} words so that a stream of distinct words cannot grow it without bound.

@@ -16,7 +16,7 @@ import java.util.regex.PatternSyntaxException;
 
 /** Typed access to text_cleaning.json (see docs/tokenizer.md); every error names the file and the key. */
 final class Tables {
-  /** The format this code reads; clip_edge.tokenizer.TEXT_CLEANING_FORMAT. */
+  /** The format this code reads; clip_edge.text_cleaning.TEXT_CLEANING_FORMAT. */
   static final int FORMAT = 1;
 
   private final String file;

@@ -12,7 +12,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * The text cleaning of CLIP's tokenizer, equal to the exported SavedModel's (clip_edge/tokenizer.py, which
+ * The text cleaning of CLIP's tokenizer, equal to the exported SavedModel's (clip_edge/text_cleaning.py, which
  * reproduces OpenAI's: ftfy.fix_text with its mojibake repair, html.unescape twice, whitespace collapsed and
  * stripped, lowercasing), driven by the export's assets/text_cleaning.json. Each step below names the graph
  * method it mirrors; where the graph differs from ftfy (mojibake it cannot repair), this follows the graph.
@@ -208,7 +208,7 @@ public final class TextCleaner {
     return nul < 0 ? text : text.substring(0, nul);
   }
 
-  // --- ftfy.fix_text (CLIPTokenizer._fix_text) -------------------------------------------------------------
+  // --- ftfy.fix_text (TextCleaner._fix_text) ---------------------------------------------------------------
 
   /** One line with its "\n": every fix repeated until the line stops changing. */
   String fixLine(String original, boolean unescape) {
@@ -364,7 +364,7 @@ public final class TextCleaner {
     return replacement == null ? entity : replacement;
   }
 
-  /** ftfy's fixes after unescape_html and fix_encoding, in its order (CLIPTokenizer._ftfy_fixes). */
+  /** ftfy's fixes after unescape_html and fix_encoding, in its order (TextCleaner._ftfy_fixes). */
   private String ftfyFixes(String text) {
     text = characterFixes.translate(text);
     if (text.indexOf('\r') >= 0) {
@@ -377,7 +377,7 @@ public final class TextCleaner {
     return nfc.normalize(text);
   }
 
-  // --- ftfy.fix_encoding (CLIPTokenizer._fix_encoding and the methods it calls) ----------------------------
+  // --- ftfy.fix_encoding (TextCleaner._fix_encoding and the methods it calls) ------------------------------
 
   /** A repaired line, or the line as given and unsure where the graph cannot reproduce ftfy's repair. */
   private static final class Fixed {
@@ -601,7 +601,7 @@ public final class TextCleaner {
     return i < chars.length ? chars[i] : -1;
   }
 
-  // --- html.unescape (CLIPTokenizer._html_unescape) ---------------------------------------------------------
+  // --- html.unescape (TextCleaner._html_unescape) -----------------------------------------------------------
 
   /** Python's html.unescape. */
   String htmlUnescape(String text) {
@@ -652,7 +652,7 @@ public final class TextCleaner {
     return new String(Character.toChars(number));
   }
 
-  // --- whitespace and lowercasing (CLIPTokenizer._clean) -------------------------------------------------------
+  // --- whitespace and lowercasing (TextCleaner.clean) -----------------------------------------------------------
 
   /** Runs of whitespace (str.isspace) to one space, without a leading or trailing one. */
   String collapseWhitespace(CharSequence text) {
