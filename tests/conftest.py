@@ -18,11 +18,15 @@ def small_checkpoint(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def small_export(small_checkpoint, tmp_path_factory):
-    """The export of small_checkpoint with every TFLite variant: the artifacts the device-side suites run.
-    Returns the export folder."""
+def small_export_record(small_checkpoint, tmp_path_factory):
+    """(folder, converters.manifest.ExportRecord) of the default export of small_checkpoint, every TFLite variant:
+    the artifacts the export, device-side and reference suites check, built once per test session."""
     from converters import export
 
-    target, _ = export.run_export(None, str(small_checkpoint), str(tmp_path_factory.mktemp("exports")),
-                                  name="small")
-    return target
+    return export.run_export(None, str(small_checkpoint), str(tmp_path_factory.mktemp("exports")), name="small")
+
+
+@pytest.fixture(scope="session")
+def small_export(small_export_record):
+    """The folder of small_export_record."""
+    return small_export_record[0]

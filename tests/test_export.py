@@ -30,17 +30,15 @@ TOWER_FILES = [tflite_path(t, v) for t in ("image", "text") for v in VARIANTS]
 
 
 @pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny_clip")
-    config = reference.hf_clip_config(64, 2, 4, 8, 32, 64, 2, 4, 32)
-    reference.random_hf_clip(config, seed=3).save_pretrained(folder)
-    return folder
+def tiny_checkpoint(small_checkpoint):
+    """conftest's small checkpoint (its export is shared with the device-side suites)."""
+    return small_checkpoint
 
 
 @pytest.fixture(scope="module")
-def tiny_export(tiny_checkpoint, tmp_path_factory):
-    output = tmp_path_factory.mktemp("exports")
-    return export.run_export(None, str(tiny_checkpoint), str(output), name="tiny", variants=tuple(VARIANTS))
+def tiny_export(small_export_record):
+    """(folder, ExportRecord) of the default export with every variant: conftest's, built once per session."""
+    return small_export_record
 
 
 def _sha256(path):
@@ -50,7 +48,7 @@ def _sha256(path):
 
 def test_layout_and_manifest(tiny_export):
     target, _ = tiny_export
-    assert os.path.basename(target) == "tiny"
+    assert os.path.basename(target) == "small"
     manifest = json.loads(open(os.path.join(target, "manifest.json")).read())
     listed = {a["path"]: a for a in manifest["artifacts"]}
     for relative in TOWER_FILES + ["assets/vocab.json", "assets/merges.txt", "assets/text_cleaning.json",
