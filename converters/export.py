@@ -16,6 +16,7 @@ artifact misses its parity bar, the export fails (exit 1): DIR/NAME is left as i
 the report go to DIR/NAME.rejected/ without a manifest.
 """
 
+import dataclasses
 import glob
 import json
 import os
@@ -144,7 +145,56 @@ def _calibration(model, tokenizer, images_folder, progress, text_signatures):
 
     return {"image": dataset(pixels, "calibrating image encoder"),
             "text": {key: dataset(_truncated(token_ids, length), f"calibrating text encoder [{key}]")
-                     for key, length in text_signatures.items()}}, len(pixels), len(token_ids)
+                     for key, length in text_signatures.items()}}, {"image": pixels, "text": token_ids}
+
+
+# -- outlier equalisation (issue 9) -----------------------------------------------------------------------------
+# The quantised variants are converted from an equalised copy of the model (clip_edge.equalization: the same
+# float function, activation outliers moved into the weights): int8 when its recipe has an equalization_alpha,
+# dynamic_int8 always, because its per-row activation scales do not help against outlier channels
+# (docs/quantization.md has the measurements).
+
+
+class _EqualizedModels:
+    """Equalised copies of `model` per alpha, made on first use from the calibration inputs."""
+
+    def __init__(self, model, calibration_inputs):
+        self.model, self.inputs, self.copies = model, calibration_inputs, {}
+
+    def __call__(self, alpha):
+        if alpha not in self.copies:
+            from clip_edge import equalization
+            from clip_edge.preprocessing import ImagePreprocessor
+
+            images = ImagePreprocessor(self.model.get_config()["image_resolution"]).normalize(self.inputs["image"])
+            self.copies[alpha] = equalization.equalize(self.model, images=images.numpy(),
+                                                       token_ids=self.inputs["text"], alpha=alpha)
+        return self.copies[alpha]
+
+
+def _convert_tower(build, model, equalized, variants, representative, int8_recipe):
+    """convert_variants of `build(model)`, with dynamic_int8 and (if its recipe says so) int8 from
+    `build(equalized(alpha))` instead; the equalised variants' recipe strings say so."""
+    from converters import tflite_variants
+
+    recipe = tflite_variants.INT8_RECIPES.get(int8_recipe)
+    alphas = {"dynamic_int8": tflite_variants.DYNAMIC_INT8_EQUALIZATION_ALPHA}
+    if recipe is not None and recipe.equalization_alpha is not None:
+        alphas["int8"] = recipe.equalization_alpha
+    converted = {}
+    groups = {None: [v for v in variants if v not in alphas]}
+    for variant in variants:
+        if variant in alphas:
+            groups.setdefault(alphas[variant], []).append(variant)
+    for alpha, names in groups.items():
+        if names:
+            source = model if alpha is None else equalized(alpha)
+            converted.update(tflite_variants.convert_variants(build(source), names, representative, int8_recipe))
+    if "dynamic_int8" in converted:
+        converted["dynamic_int8"] = dataclasses.replace(
+            converted["dynamic_int8"], recipe=f"equalised model (alpha {alphas['dynamic_int8']}), then "
+                                              f"{converted['dynamic_int8'].recipe}")
+    return {v: converted[v] for v in variants}
 
 
 def _write_bytes(path, data):
@@ -256,16 +306,17 @@ def run_export(preset, weights, output_dir, name=None, variants=("float32", "flo
         _write_bytes(os.path.join(work, "assets", "text_cleaning.json"), cleaning.encode("utf-8"))
         progress.end()
 
-        representative = {}
-        if "int8" in variants:
+        representative, calibration_inputs = {}, None
+        if {"int8", "dynamic_int8"} & set(variants):  # the quantised variants are equalised on this data too
             stage = "calibration data"
             progress.begin(stage)
-            representative, image_count, text_count = _calibration(model, tokenizer, calibration_images, progress,
-                                                                   text_signatures)
-            progress.end(f"{image_count} photos, {text_count} sentences")
+            representative, calibration_inputs = _calibration(model, tokenizer, calibration_images, progress,
+                                                              text_signatures)
+            progress.end(f"{len(calibration_inputs['image'])} photos, {len(calibration_inputs['text'])} sentences")
+        equalized = _EqualizedModels(model, calibration_inputs)
 
         zero_shot_info = None
-        towers = [("image", serving.tflite_image_encoder(model)), ("text", text_functions)]
+        towers = [("image", serving.tflite_image_encoder), ("text", lambda m: serving.tflite_text_encoders(m, text_lengths))]
         if labels:
             stage = "zero-shot class embeddings"
             progress.begin(f"{stage} ({len(labels)} labels x {len(templates)} templates)")
@@ -274,18 +325,18 @@ def run_export(preset, weights, output_dir, name=None, variants=("float32", "flo
                 _write_bytes(os.path.join(work, relative), ("\n".join(lines) + "\n").encode("utf-8"))
             zero_shot_info = {"labels": labels, "templates": templates, "logit_scale": scale,
                               "labels_path": parity.ZERO_SHOT_LABELS, "templates_path": parity.ZERO_SHOT_TEMPLATES}
-            towers.append(("zero_shot", zero_shot.tflite_zero_shot(model, class_weights)))
+            towers.append(("zero_shot", lambda m: zero_shot.tflite_zero_shot(m, class_weights)))
             progress.end()
 
         recipes = {}
-        for tower, function in towers:
+        for tower, build in towers:
             stage = f"TFLite {tower} encoder" if tower != "zero_shot" else "TFLite zero-shot classifier"
             progress.begin(f"{stage} ({', '.join(variants)})")
             # The classifier is the image tower plus one matmul: it is calibrated and quantised as the image one.
             kind = "image" if tower == "zero_shot" else tower
-            converted = tflite_variants.convert_variants(
-                function, list(variants), representative_dataset=representative.get(kind),
-                int8_recipe=int8_recipes.get(kind) or tflite_variants.RECOMMENDED_INT8_RECIPES[f"{kind}_encoder"])
+            converted = _convert_tower(
+                build, model, equalized, list(variants), representative.get(kind),
+                int8_recipes.get(kind) or tflite_variants.RECOMMENDED_INT8_RECIPES[f"{kind}_encoder"])
             for variant, result in converted.items():
                 _write_bytes(os.path.join(work, parity.tflite_path(tower, variant)), result.tflite)
                 recipes[parity.tflite_path(tower, variant)] = result.recipe
