@@ -11,7 +11,8 @@ captions), and the cosine is the parity harness's (per embedding, min and mean o
 the float TF model of the same checkpoint. Recipes: names of tflite_variants.INT8_RECIPES, or dynamic_int8 /
 float16 (the converter's variants; `eq_dynamic_int8` is dynamic_int8 of the equalised model). Latency:
 ai_edge_litert, XNNPACK, batch 1, --threads (run under `taskset -c N` on a shared machine). One JSON line per
-(checkpoint, tower, recipe) is appended to --out as it is measured, so a long run can be read while it goes.
+(checkpoint, tower, recipe) is appended to --out as it is measured, so a long run can be read while it goes;
+`python -m benchmarks.bench_int8_outliers --report FILE...` prints them as a markdown table.
 """
 
 import argparse
@@ -51,20 +52,25 @@ def build(size, kind, strength, seed):
     return clip_edge.CLIP.from_checkpoint(folder)
 
 
-def latency_ms(tflite, example, threads, repeats):
+def latencies_ms(models, example, threads, repeats):
+    """{name: median ms of one invoke} for {name: tflite}, the models taking turns invoke by invoke, so that a
+    change of load on a shared machine hits all of them alike."""
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_content=tflite, num_threads=threads)
-    interpreter.allocate_tensors()
-    index = interpreter.get_input_details()[0]["index"]
-    interpreter.set_tensor(index, example)
-    interpreter.invoke()
-    times = []
+    interpreters = {}
+    for name, tflite in models.items():
+        interpreter = Interpreter(model_content=tflite, num_threads=threads)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], example)
+        interpreter.invoke()  # warm-up
+        interpreters[name] = interpreter
+    times = {name: [] for name in models}
     for _ in range(repeats):
-        start = time.perf_counter()
-        interpreter.invoke()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1000)
+        for name, interpreter in interpreters.items():
+            start = time.perf_counter()
+            interpreter.invoke()
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t) * 1000) for name, t in times.items()}
 
 
 def data(model):
@@ -106,7 +112,29 @@ def convert(model, tower, recipe, calibration, alpha_override):
         int8_recipe=name)["int8"].tflite
 
 
+def report(paths):
+    """A markdown table (checkpoint x tower x recipe) of the JSON lines in `paths`; the last line wins."""
+    rows = {}
+    for path in paths:
+        with open(path) as file:
+            for line in file:
+                row = json.loads(line)
+                rows[(row["size"], row["kind"], row["strength"], row["tower"], row["recipe"], row["alpha"])] = row
+    lines = ["| checkpoint | tower | recipe | min cosine | mean cosine | MB |", "|---|---|---|---|---|---|"]
+    for (size, kind, strength, tower, recipe, alpha), row in rows.items():
+        name = f"{size} {kind}" + (f" x{strength:g}" if strength else "")
+        recipe += f" (alpha {alpha})" if alpha is not None else ""
+        if "error" in row:
+            lines.append(f"| {name} | {tower} | {recipe} | failed: {row['error'][:80]} | | |")
+        else:
+            lines.append(f"| {name} | {tower} | {recipe} | {row['min']:.5f} | {row['mean']:.5f} | {row['mb']:.1f} |")
+    return "\n".join(lines)
+
+
 def main():
+    if sys.argv[1:2] == ["--report"]:
+        print(report(sys.argv[2:]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", default="base32", choices=sorted(SIZES))
     parser.add_argument("--kinds", default="plain," + ",".join(stress_checkpoints.KINDS))
@@ -115,7 +143,8 @@ def main():
     parser.add_argument("--recipes", default="dynamic_int8,aeq_a16w8,eq_aeq_a16w8")
     parser.add_argument("--towers", default="image,text")
     parser.add_argument("--alpha", type=float, default=None, help="equalisation alpha (default: the recipe's)")
-    parser.add_argument("--threads", default="2,1", help="latency thread counts ('' for none)")
+    parser.add_argument("--threads", default="2,1", help="latency thread counts ('' for none: rows are then "
+                        "written as each recipe is measured, otherwise after the tower's latencies)")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
@@ -128,9 +157,8 @@ def main():
             held_out = [x[None] for x in held_out]
             function = function_of(model, tower)
             float_embeddings = np.concatenate([function(tf.constant(x))["embedding"].numpy() for x in held_out])
-            float32 = tflite_variants.convert_variants(function, ["float32"])["float32"].tflite
-            base = {t: latency_ms(float32, held_out[0], int(t), args.repeats)
-                    for t in args.threads.split(",") if t}
+            models = {"float32": tflite_variants.convert_variants(function, ["float32"])["float32"].tflite}
+            rows = {}
             for recipe in args.recipes.split(","):
                 started = time.monotonic()
                 try:
@@ -141,14 +169,26 @@ def main():
                     cosines = tflite_variants.cosine_rows(tflite_variants.run_tflite(tflite, held_out),
                                                           float_embeddings)
                     row = {"min": float(cosines.min()), "mean": float(cosines.mean()), "mb": len(tflite) / 1e6}
-                    for threads, ms in base.items():
-                        row[f"ms_{threads}t"] = latency_ms(tflite, held_out[0], int(threads), args.repeats)
-                        row[f"float32_ms_{threads}t"] = ms
-                row.update(size=args.size, kind=kind, strength=args.strength if kind != "plain" else None,
-                           tower=tower, recipe=recipe, alpha=args.alpha, seconds=round(time.monotonic() - started))
-                print(json.dumps(row), flush=True)
-                with open(args.out, "a") as file:
-                    file.write(json.dumps(row) + "\n")
+                    models[recipe] = tflite
+                rows[recipe] = dict(row, size=args.size, kind=kind, strength=args.strength if kind != "plain" else None,
+                                    tower=tower, recipe=recipe, alpha=args.alpha,
+                                    seconds=round(time.monotonic() - started))
+                if not args.threads:
+                    _write(rows[recipe], args.out)
+            for threads in filter(None, args.threads.split(",")):
+                measured = latencies_ms(models, held_out[0], int(threads), args.repeats)
+                for recipe, row in rows.items():
+                    if recipe in measured:
+                        row[f"ms_{threads}t"], row[f"float32_ms_{threads}t"] = measured[recipe], measured["float32"]
+            if args.threads:
+                for row in rows.values():
+                    _write(row, args.out)
+
+
+def _write(row, path):
+    print(json.dumps(row), flush=True)
+    with open(path, "a") as file:
+        file.write(json.dumps(row) + "\n")
 
 
 if __name__ == "__main__":

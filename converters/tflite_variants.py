@@ -56,6 +56,11 @@ class Int8Recipe:
     `activation_bits` activations for every op, then `overrides`: (ops, bits) pairs, bits None = keep float.
     The ADDs feeding SOFTMAX follow the override that names SOFTMAX: in the text tower that ADD applies the
     causal mask (-1e4 above the diagonal), whose range would otherwise set the scale of every attention score.
+    `only`: quantise just these ops (int8 weights, `activation_bits` activations at their inputs and outputs)
+    and leave every other op in float.
+    `equalization_alpha`: the recipe is meant for a model equalised first (clip_edge.equalization). This
+    module converts traced functions and cannot equalise them; converters.export converts the int8 variant
+    from the equalised model's function when this is set.
     """
 
     name: str
