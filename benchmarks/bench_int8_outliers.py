@@ -113,22 +113,41 @@ def convert(model, tower, recipe, calibration, alpha_override):
 
 
 def report(paths):
-    """A markdown table (checkpoint x tower x recipe) of the JSON lines in `paths`; the last line wins."""
+    """Markdown tables, one per tower: a row per checkpoint, a column per recipe, cells "min / mean" cosine
+    (the last line wins for a repeated measurement), then the latencies measured."""
     rows = {}
     for path in paths:
         with open(path) as file:
             for line in file:
                 row = json.loads(line)
-                rows[(row["size"], row["kind"], row["strength"], row["tower"], row["recipe"], row["alpha"])] = row
-    lines = ["| checkpoint | tower | recipe | min cosine | mean cosine | MB |", "|---|---|---|---|---|---|"]
-    for (size, kind, strength, tower, recipe, alpha), row in rows.items():
-        name = f"{size} {kind}" + (f" x{strength:g}" if strength else "")
-        recipe += f" (alpha {alpha})" if alpha is not None else ""
-        if "error" in row:
-            lines.append(f"| {name} | {tower} | {recipe} | failed: {row['error'][:80]} | | |")
-        else:
-            lines.append(f"| {name} | {tower} | {recipe} | {row['min']:.5f} | {row['mean']:.5f} | {row['mb']:.1f} |")
-    return "\n".join(lines)
+                recipe = row["recipe"] + (f" (alpha {row['alpha']})" if row["alpha"] is not None else "")
+                checkpoint = f"{row['size']} {row['kind']}" + (f" x{row['strength']:g}" if row["strength"] else "")
+                rows[(row["tower"], checkpoint, recipe)] = row
+    out = []
+    for tower in sorted({key[0] for key in rows}):
+        recipes = list(dict.fromkeys(key[2] for key in rows if key[0] == tower))
+        checkpoints = list(dict.fromkeys(key[1] for key in rows if key[0] == tower))
+        out += [f"{tower} tower, min / mean cosine to float32:", "",
+                "| checkpoint | " + " | ".join(recipes) + " |", "|---" * (len(recipes) + 1) + "|"]
+        for checkpoint in checkpoints:
+            cells = []
+            for recipe in recipes:
+                row = rows.get((tower, checkpoint, recipe))
+                cells.append("" if row is None else "failed" if "error" in row
+                             else f"{row['min']:.4f} / {row['mean']:.4f}")
+            out.append(f"| {checkpoint} | " + " | ".join(cells) + " |")
+        out.append("")
+        timed = [(key, row) for key, row in rows.items() if key[0] == tower and any(k.startswith("ms_") for k in row)]
+        if timed:
+            out += ["| checkpoint | recipe | MB | threads | ms | float32 ms | latency / float32 |",
+                    "|---|---|---|---|---|---|---|"]
+            for (_, checkpoint, recipe), row in timed:
+                for key in sorted(k for k in row if k.startswith("ms_")):
+                    threads = key[3:-1]
+                    out.append(f"| {checkpoint} | {recipe} | {row['mb']:.1f} | {threads} | {row[key]:.1f} | "
+                               f"{row['float32_' + key]:.1f} | {row[key] / row['float32_' + key]:.2f} |")
+            out.append("")
+    return "\n".join(out)
 
 
 def main():
