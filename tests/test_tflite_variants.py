@@ -30,8 +30,9 @@ CALIBRATION_SENTENCES = [
 # Cosine bars for the export (min over the held-out set); see the module docstring for int8.
 BARS = {"float32": 0.99999, "float16": 0.999, "dynamic_int8": 0.99}
 INT8_IMAGE_BAR = 0.98
-# The text tower's recommended recipe measured 0.975 here (the converter's int8: 0.525); random weights keep
-# this small model below the export's 0.98, so the assertion is looser and the comparison is the real claim.
+# The text tower's recommended recipe (here without the exporter's equalisation) measured 0.986 (the
+# converter's int8: 0.522; the earlier recipe, attention in float, 0.975); the assertion leaves room for
+# another seed, and the comparison with the converter is the real claim.
 INT8_TEXT_RANDOM_WEIGHTS_BAR = 0.95
 
 
