@@ -29,6 +29,7 @@ a machine without a GPU) is captured and shown only when the export fails, or as
 """
 
 import contextlib
+import dataclasses
 import glob
 import json
 import os
@@ -179,7 +180,56 @@ def _calibration(model, tokenizer, images_folder, progress, text_signatures):
 
     return {"image": dataset(pixels, "calibrating image encoder"),
             "text": {key: dataset(_truncated(token_ids, length), f"calibrating text encoder [{key}]")
-                     for key, length in text_signatures.items()}}, len(pixels), len(token_ids)
+                     for key, length in text_signatures.items()}}, {"image": pixels, "text": token_ids}
+
+
+# -- outlier equalisation --------------------------------------------------------------------------------------
+# The quantised variants are converted from an equalised copy of the model (clip_edge.equalization: the same
+# float function, activation outliers moved into the weights): int8 when its recipe has an equalization_alpha,
+# dynamic_int8 always, because its per-row activation scales do not help against outlier channels
+# (docs/quantization.md has the measurements).
+
+
+class _EqualizedModels:
+    """Equalised copies of `model` per alpha, made on first use from the calibration inputs."""
+
+    def __init__(self, model, calibration_inputs):
+        self.model, self.inputs, self.copies = model, calibration_inputs, {}
+
+    def __call__(self, alpha):
+        if alpha not in self.copies:
+            from clip_edge import equalization
+            from clip_edge.preprocessing import ImagePreprocessor
+
+            images = ImagePreprocessor(self.model.get_config()["image_resolution"]).normalize(self.inputs["image"])
+            self.copies[alpha] = equalization.equalize(self.model, images=images.numpy(),
+                                                       token_ids=self.inputs["text"], alpha=alpha)
+        return self.copies[alpha]
+
+
+def _convert_tower(build, model, equalized, variants, representative, int8_recipe):
+    """convert_variants of `build(model)`, with dynamic_int8 and (if its recipe says so) int8 from
+    `build(equalized(alpha))` instead; the equalised variants' recipe strings say so."""
+    from . import tflite_variants
+
+    recipe = tflite_variants.INT8_RECIPES.get(int8_recipe)
+    alphas = {"dynamic_int8": tflite_variants.DYNAMIC_INT8_EQUALIZATION_ALPHA}
+    if recipe is not None and recipe.equalization_alpha is not None:
+        alphas["int8"] = recipe.equalization_alpha
+    converted = {}
+    groups = {None: [v for v in variants if v not in alphas]}
+    for variant in variants:
+        if variant in alphas:
+            groups.setdefault(alphas[variant], []).append(variant)
+    for alpha, names in groups.items():
+        if names:
+            source = model if alpha is None else equalized(alpha)
+            converted.update(tflite_variants.convert_variants(build(source), names, representative, int8_recipe))
+    if "dynamic_int8" in converted:
+        converted["dynamic_int8"] = dataclasses.replace(
+            converted["dynamic_int8"], recipe=f"equalised model (alpha {alphas['dynamic_int8']}), then "
+                                              f"{converted['dynamic_int8'].recipe}")
+    return {v: converted[v] for v in variants}
 
 
 def _write_bytes(path, data):
@@ -263,7 +313,8 @@ def _write_saved_model(work, model, tokenizer):
 
 
 def _write_zero_shot(work, model, tokenizer, labels, templates, record):
-    """The classifier's assets; returns its concrete function (class embeddings baked in)."""
+    """The classifier's assets; returns a builder of its concrete function (class embeddings baked in) from a
+    model (the plain one or an equalised copy: the class embeddings come from the plain model's text tower)."""
     from . import parity, zero_shot
 
     class_weights, scale = zero_shot.class_weights(model, tokenizer, labels, templates)
@@ -271,15 +322,14 @@ def _write_zero_shot(work, model, tokenizer, labels, templates, record):
         _write_bytes(os.path.join(work, relative), ("\n".join(lines) + "\n").encode("utf-8"))
     record.zero_shot = {"labels": labels, "templates": templates, "logit_scale": scale,
                         "labels_path": parity.ZERO_SHOT_LABELS, "templates_path": parity.ZERO_SHOT_TEMPLATES}
-    return zero_shot.tflite_zero_shot(model, class_weights)
+    return lambda source: zero_shot.tflite_zero_shot(source, class_weights)
 
 
-def _convert(work, tower, function, variants, calibration, int8_recipe, record):
-    """The tower's TFLite variants, written and recorded with their recipes."""
-    from . import manifest, tflite_variants
+def _convert(work, tower, build, model, equalized, variants, calibration, int8_recipe, record):
+    """The tower's TFLite variants (see _convert_tower), written and recorded with their recipes."""
+    from . import manifest
 
-    converted = tflite_variants.convert_variants(function, list(variants), representative_dataset=calibration,
-                                                 int8_recipe=int8_recipe)
+    converted = _convert_tower(build, model, equalized, list(variants), calibration, int8_recipe)
     for variant, result in converted.items():
         path = tflite_path(tower, variant)
         _write_bytes(os.path.join(work, path), result.tflite)
@@ -390,26 +440,33 @@ def run_export(preset, weights, output_dir, name=None, variants=tuple(VARIANTS),
         with progress.stage("SavedModel"):
             _write_saved_model(work, model, tokenizer)
 
-        calibration = {}
-        if any(VARIANTS[v].calibrated for v in variants):
+        calibration, calibration_inputs = {}, None
+        # int8 is calibrated on these inputs; dynamic_int8 is converted from the model equalised on them.
+        if any(VARIANTS[v].calibrated or v == "dynamic_int8" for v in variants):
             with progress.stage("calibration data") as stage:
                 text_signatures = {key: int(f.structured_input_signature[0][0].shape[1])
                                    for key, f in text_functions.items()}
-                calibration, image_count, text_count = _calibration(model, tokenizer, calibration_images, progress,
-                                                                    text_signatures)
-                stage.summary = f"{image_count} photos, {text_count} sentences"
+                calibration, calibration_inputs = _calibration(model, tokenizer, calibration_images, progress,
+                                                               text_signatures)
+                stage.summary = (f"{len(calibration_inputs['image'])} photos, "
+                                 f"{len(calibration_inputs['text'])} sentences")
+        equalized = _EqualizedModels(model, calibration_inputs)
 
-        towers = [("image", serving.tflite_image_encoder(model)), ("text", text_functions)]
+        lengths = [int(f.structured_input_signature[0][0].shape[1]) for f in text_functions.values()]
+        # Builders of each tower's functions from a model: the plain one, or an equalised copy for the quantised
+        # variants (the plain model's text functions are already traced).
+        towers = [("image", serving.tflite_image_encoder),
+                  ("text", lambda m: text_functions if m is model else serving.tflite_text_encoders(m, lengths))]
         if labels:
             with progress.stage("zero-shot class embeddings", f"{len(labels)} labels x {len(templates)} templates"):
                 towers.append(("zero_shot", _write_zero_shot(work, model, tokenizer, labels, templates, record)))
 
-        for tower, function in towers:
+        for tower, build in towers:
             stage_name = f"TFLite {tower} encoder" if tower != "zero_shot" else "TFLite zero-shot classifier"
             with progress.stage(stage_name, ", ".join(variants)):
                 # The classifier is the image tower plus one matmul: calibrated and quantised as the image one.
                 kind = "image" if tower == "zero_shot" else tower
-                _convert(work, tower, function, variants, calibration.get(kind),
+                _convert(work, tower, build, model, equalized, variants, calibration.get(kind),
                          int8_recipes.get(kind) or tflite_variants.RECOMMENDED_INT8_RECIPES[f"{kind}_encoder"],
                          record)
 

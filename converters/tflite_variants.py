@@ -40,6 +40,9 @@ from .variants import VARIANTS, VariantSpec
 ATTENTION_OPS = ("BATCH_MATMUL", "SOFTMAX")
 # Everything between the weight matmuls: residual adds, LayerNorm statistics, QuickGELU, attention.
 NON_MATMUL_OPS = ("BATCH_MATMUL", "SOFTMAX", "ADD", "SUB", "MUL", "MEAN", "RSQRT", "LOGISTIC", "SUM")
+# The ops with weights: the patch embedding, every linear layer, and the token embedding lookup (GATHER; left
+# in float it would keep the text tower's largest tensor at 32 bits).
+WEIGHT_OPS = ("FULLY_CONNECTED", "CONV_2D", "GATHER")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,19 +54,37 @@ class Int8Recipe:
     `activation_bits` activations for every op, then `overrides`: (ops, bits) pairs, bits None = keep float.
     The ADDs feeding SOFTMAX follow the override that names SOFTMAX: in the text tower that ADD applies the
     causal mask (-1e4 above the diagonal), whose range would otherwise set the scale of every attention score.
+    `only`: quantise just these ops (int8 weights, `activation_bits` activations at their inputs and outputs)
+    and leave every other op in float.
+    `equalization_alpha`: the recipe is meant for a model equalised first (clip_edge.equalization). This
+    module converts traced functions and cannot equalise them; converters.export converts the int8 variant
+    from the equalised model's function when this is set.
     """
 
     name: str
     engine: str
     activation_bits: int = 8
     overrides: tuple[tuple[tuple[str, ...], int | None], ...] = ()
+    # Only these ops quantised (activation_bits), every other op left in float; () = every op.
+    only: tuple[str, ...] = ()
+    # SmoothQuant-style equalisation (clip_edge.equalization) of the model before conversion, with this alpha;
+    # None = none. The float function is unchanged; the caller (converters.export) applies it, since it needs
+    # the model, not the traced function this module converts.
+    equalization_alpha: float | None = None
 
     def describe(self) -> str:
         if self.engine == "converter":
             return ("TFLiteConverter integer: int8 weights (per-channel) and int8 activations "
                     "(float kernels only where an op has no int8 one)")
-        text = (f"ai-edge-quantizer static: int8 weights (per-channel, symmetric), "
-                f"int{self.activation_bits} activations")
+        if self.only:
+            text = (f"ai-edge-quantizer static: {', '.join(self.only)} only, int8 weights (per-channel, "
+                    f"symmetric), int{self.activation_bits} activations; every other op float")
+        else:
+            text = (f"ai-edge-quantizer static: int8 weights (per-channel, symmetric), "
+                    f"int{self.activation_bits} activations")
+        if self.equalization_alpha is not None:
+            text = (f"equalised model (LayerNorm->linear scales, alpha {self.equalization_alpha}, and q/k "
+                    f"balancing; float function unchanged), then {text}")
         for ops, bits in self.overrides:
             text += f"; {'float' if bits is None else f'int{bits}'} for {', '.join(ops)}"
             if "SOFTMAX" in ops:
@@ -80,12 +101,26 @@ INT8_RECIPES = {r.name: r for r in (
     Int8Recipe("aeq_a8w8_nonmatmul_a16", "ai_edge_quantizer", overrides=((NON_MATMUL_OPS, 16),)),
     Int8Recipe("aeq_a8w8_nonmatmul_a16_attention_float", "ai_edge_quantizer",
                overrides=((NON_MATMUL_OPS, 16), (ATTENTION_OPS, None))),
+    # Outlier-robust recipes: equalised before quantisation (docs/quantization.md).
+    Int8Recipe("eq_aeq_a16w8", "ai_edge_quantizer", activation_bits=16, equalization_alpha=0.5),
+    Int8Recipe("eq_aeq_a8w8", "ai_edge_quantizer", equalization_alpha=0.5),
+    Int8Recipe("eq_aeq_a8w8_attention_float", "ai_edge_quantizer", overrides=((ATTENTION_OPS, None),),
+               equalization_alpha=0.5),
+    Int8Recipe("eq_aeq_a8w8_nonmatmul_a16", "ai_edge_quantizer", overrides=((NON_MATMUL_OPS, 16),),
+               equalization_alpha=0.5),
+    # The ops with weights alone in int8, the rest float: integer arithmetic where the time goes.
+    Int8Recipe("aeq_a8w8_weight_ops", "ai_edge_quantizer", only=WEIGHT_OPS),
+    Int8Recipe("eq_aeq_a8w8_weight_ops", "ai_edge_quantizer", only=WEIGHT_OPS, equalization_alpha=0.5),
+    Int8Recipe("eq_aeq_a16w8_weight_ops", "ai_edge_quantizer", activation_bits=16, only=WEIGHT_OPS,
+               equalization_alpha=0.5),
 )}
-# Per tower, the recipe that met the int8 bar (min cosine >= 0.98) on clip-vit-base-patch32 with random weights
-# at the lowest cost (docs/delegates.md): the image tower needs int16 activations throughout (0.994, 6x the
-# float32 CPU latency); the text tower only needs attention and the causal-mask ADD in float (0.986, faster
-# than float32).
-RECOMMENDED_INT8_RECIPES = {"image_encoder": "aeq_a16w8", "text_encoder": "aeq_a8w8_attention_float"}
+# converters.export builds dynamic_int8 from the model equalised with this alpha (docs/quantization.md).
+DYNAMIC_INT8_EQUALIZATION_ALPHA = 0.5
+# Per tower, the recipe that met the int8 bar (min cosine >= 0.98) on clip-vit-base-patch32-sized checkpoints with
+# trained-like outliers (tests/stress_checkpoints.py; docs/quantization.md): the equalised model with int8 only in
+# the ops with weights. Image 0.9969 on the combined x100 stress checkpoint (aeq_a16w8, recommended before: 0.9924,
+# and 4-5x float32's CPU latency), text 0.9995 (aeq_a8w8_attention_float, recommended before: 0.9406).
+RECOMMENDED_INT8_RECIPES = {"image_encoder": "eq_aeq_a8w8_weight_ops", "text_encoder": "eq_aeq_a8w8_weight_ops"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -272,7 +307,10 @@ def _static_entry(op: str, activation_bits: int) -> dict:
 def ai_edge_quantizer_recipe(recipe: Int8Recipe, float32_tflite: bytes) -> list[dict]:
     """The recipe as ai-edge-quantizer's JSON list; later entries override earlier ones for their op."""
     # The graph output stays float32 (the contract); without this entry the quantizer returns it quantized.
-    entries = [_static_entry("*", recipe.activation_bits), _override_entry("OUTPUT", None)]
+    if recipe.only:
+        entries = [_override_entry("*", None)] + [_static_entry(op, recipe.activation_bits) for op in recipe.only]
+    else:
+        entries = [_static_entry("*", recipe.activation_bits), _override_entry("OUTPUT", None)]
     for ops, bits in recipe.overrides:
         entries += [_override_entry(op, bits) for op in ops]
         names = softmax_input_add_names(float32_tflite) if "SOFTMAX" in ops else []

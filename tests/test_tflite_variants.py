@@ -31,8 +31,9 @@ CALIBRATION_SENTENCES = [
 # Cosine bars for the export (min over the held-out set); see the module docstring for int8.
 BARS = {name: v.bar for name, v in VARIANTS.items() if not v.calibrated}
 INT8_IMAGE_BAR = VARIANTS["int8"].bar
-# The text tower's recommended recipe measured 0.975 here (the converter's int8: 0.525); random weights keep
-# this small model below the export's 0.98, so the assertion is looser and the comparison is the real claim.
+# The text tower's recommended recipe (here without the exporter's equalisation) measured 0.986 (the
+# converter's int8: 0.522; the earlier recipe, attention in float, 0.975); the assertion leaves room for
+# another seed, and the comparison with the converter is the real claim.
 INT8_TEXT_RANDOM_WEIGHTS_BAR = 0.95
 
 
