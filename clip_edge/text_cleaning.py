@@ -246,16 +246,20 @@ def class_chars(spec, named=None):
     return chars
 
 
+def _runs(codes):
+    """(first, last) of each run of consecutive code points in `codes`, ascending, duplicates dropped."""
+    codes, runs = sorted(set(codes)), []
+    for code in codes:
+        if runs and code == runs[-1][1] + 1:
+            runs[-1][1] = code
+        else:
+            runs.append([code, code])
+    return [tuple(run) for run in runs]
+
+
 def _re2_ranges(chars):
     """The inside of an RE2 class holding exactly `chars`, as escaped ranges."""
-    codes, out, i = sorted(ord(c) for c in chars), [], 0
-    while i < len(codes):
-        j = i
-        while j + 1 < len(codes) and codes[j + 1] == codes[j] + 1:
-            j += 1
-        out.append(f"\\x{{{codes[i]:x}}}" + (f"-\\x{{{codes[j]:x}}}" if j > i else ""))
-        i = j + 1
-    return "".join(out)
+    return "".join(f"\\x{{{a:x}}}" + (f"-\\x{{{b:x}}}" if b > a else "") for a, b in _runs(map(ord, chars)))
 
 
 @functools.lru_cache(maxsize=None)
@@ -408,14 +412,7 @@ def _all_code_points():
 
 def hex_ranges(codes):
     """Sorted code points as "a-b,c,..." (hex, ranges of consecutive ones): compact in JSON."""
-    codes, out, i = sorted(set(codes)), [], 0
-    while i < len(codes):
-        j = i
-        while j + 1 < len(codes) and codes[j + 1] == codes[j] + 1:
-            j += 1
-        out.append(f"{codes[i]:x}" + (f"-{codes[j]:x}" if j > i else ""))
-        i = j + 1
-    return ",".join(out)
+    return ",".join(f"{a:x}" + (f"-{b:x}" if b > a else "") for a, b in _runs(codes))
 
 
 def _hex_range_values(values):

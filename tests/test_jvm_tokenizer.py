@@ -16,7 +16,8 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the ops of the SavedModel's tokenizer)
 
 import jvm
-from tokenizer_corpus import MOJIBAKE_NOT_REPAIRED, STRESS_TEXTS, documentation_corpus, mojibake_texts
+from tokenizer_corpus import (MOJIBAKE_NOT_REPAIRED, STRESS_TEXTS, documentation_corpus, mojibake_probe_texts,
+                              mojibake_texts)
 
 from clip_edge import text_cleaning
 from clip_edge.text_cleaning import PYTHON_WHITESPACE
@@ -218,11 +219,7 @@ def test_mojibake_sequences_find_what_the_graph_pattern_finds():
                    if not s["anchored"] or i == 0)
 
     classes = [text_cleaning.class_chars(spec) for spec in text_cleaning.MOJIBAKE_CLASSES.values()]
-    alphabet = sorted(set().union(*classes) | set("ÂÃÎÐŒœ°ŸŠ®µ»à¹√∂†≠™´¥ø≈‚ÄìîïòôúùûπâóäêвЂВГРСўβ€ΆΒΓΞΟā")
-                      | set("aZz.,?!_ \n\t1\u2003\u0663\u0301"))
-    rng = random.Random(1)
-    texts = [a + b for a in alphabet for b in alphabet]
-    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(3, 6))) for _ in range(20000)]
+    texts = mojibake_probe_texts(classes, 20000, seed=1)
     pattern = "(?s).*(?:" + text_cleaning.mojibake_pattern() + ").*"
     graph = tf.strings.regex_full_match(tf.constant([t.encode("utf-8") for t in texts]), pattern).numpy()
     differing = [t for t, bad in zip(texts, graph) if bool(bad) != is_bad(t)]

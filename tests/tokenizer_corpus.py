@@ -140,6 +140,19 @@ MOJIBAKE_NOT_REPAIRED = [
 ]
 
 
+def mojibake_probe_texts(classes, count, seed):
+    """Texts for checking a mojibake detector character by character: every pair, then `count` random strings of
+    3 to 6, over the characters of ftfy's mojibake `classes` (sets of characters) plus letters that typical
+    mojibake is made of and a few plain ones (ASCII, whitespace, a digit, a combining mark)."""
+    import random
+
+    alphabet = sorted(set().union(*classes) | set("ÂÃÎÐŒœ°ŸŠ®µ»à¹√∂†≠™´¥ø≈‚ÄìîïòôúùûπâóäêвЂВГРСўβ€ΆΒΓΞΟā")
+                      | set("aZz.,?!_ \n\t1\u2003\u0663\u0301"))
+    rng = random.Random(seed)
+    texts = [a + b for a in alphabet for b in alphabet]
+    return texts + ["".join(rng.choice(alphabet) for _ in range(rng.randint(3, 6))) for _ in range(count)]
+
+
 def mojibake_texts(count, seed=0):
     """Lines mixing plain words with words made mojibake by one or two wrong decodings (Latin-1, Windows-1252,
     Windows-1251, MacRoman), so that parts of a line need different repairs."""
