@@ -428,9 +428,3 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def representative(inputs: Sequence[np.ndarray]) -> RepresentativeDataset:
     """A representative_dataset over batch-1 arrays (one model input each)."""
     return lambda: ([x] for x in inputs)
-
-
-def variant_cosines(variants: Mapping[str, Variant], reference: np.ndarray,
-                    inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-    """Per-input cosine of each variant's embedding with the float TF model's `reference` embeddings."""
-    return {name: cosine_rows(run_tflite(v.tflite, inputs), reference) for name, v in variants.items()}
