@@ -17,7 +17,6 @@ ai_edge_litert, XNNPACK, batch 1, --threads (run under `taskset -c N` on a share
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -31,9 +30,8 @@ from clip_edge.preprocessing import ImagePreprocessor
 from clip_edge.tokenizer import CLIPTokenizer
 from converters import datasets, export, serving, tflite_variants
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
-import reference  # noqa: E402
-import stress_checkpoints  # noqa: E402
+import reference  # tests/ is on sys.path (benchmarks/__init__.py)
+import stress_checkpoints
 
 SIZES = {
     "base32": stress_checkpoints.base_patch32_config,

@@ -135,12 +135,14 @@ def test_export_of_a_stressed_checkpoint_ships_every_quantised_variant(tmp_path)
     int8 of both towers meet their bars on the held-out data, and the manifest says they were equalised."""
     import json
 
-    from converters import export, parity
+    from converters import export, parity, variants
 
     checkpoint = stress_checkpoints.write_stressed_checkpoint(tmp_path / "stressed", CONFIG, "combined", 100.0)
-    target, results = export.run_export(None, str(checkpoint), str(tmp_path / "out"), name="stressed",
-                                        variants=("float32", "dynamic_int8", "int8"), text_buckets=[],
-                                        preprocess=False)
+    target, record = export.run_export(None, str(checkpoint), str(tmp_path / "out"), name="stressed",
+                                       variants=("float32", "dynamic_int8", "int8"), text_buckets=[],
+                                       preprocess=False)
+    assert not record.rejected_variants, record.rejected_variants
+    results = record.results
     assert {(r.tower, r.variant) for r in results} == {(t, v) for t in parity.TOWERS
                                                       for v in ("float32", "dynamic_int8", "int8")}
     assert all(r.passed for r in results), [r.label + " " + r.shortfall() for r in results if not r.passed]
@@ -148,4 +150,4 @@ def test_export_of_a_stressed_checkpoint_ships_every_quantised_variant(tmp_path)
     recipes = {a["path"]: a.get("recipe", "") for a in manifest["artifacts"]}
     for tower in parity.TOWERS:
         for variant in ("dynamic_int8", "int8"):
-            assert recipes[parity.tflite_path(tower, variant)].startswith("equalised model"), recipes
+            assert recipes[variants.tflite_path(tower, variant)].startswith("equalised model"), recipes
