@@ -440,19 +440,19 @@ def run_export(preset, weights, output_dir, name=None, variants=tuple(VARIANTS),
         with progress.stage("SavedModel"):
             _write_saved_model(work, model, tokenizer)
 
+        # {signature key: token length} of the text encoders.
+        text_signatures = {key: int(f.structured_input_signature[0][0].shape[1]) for key, f in text_functions.items()}
         calibration, calibration_inputs = {}, None
         # int8 is calibrated on these inputs; dynamic_int8 is converted from the model equalised on them.
         if any(VARIANTS[v].calibrated or v == "dynamic_int8" for v in variants):
             with progress.stage("calibration data") as stage:
-                text_signatures = {key: int(f.structured_input_signature[0][0].shape[1])
-                                   for key, f in text_functions.items()}
                 calibration, calibration_inputs = _calibration(model, tokenizer, calibration_images, progress,
                                                                text_signatures)
                 stage.summary = (f"{len(calibration_inputs['image'])} photos, "
                                  f"{len(calibration_inputs['text'])} sentences")
         equalized = _EqualizedModels(model, calibration_inputs)
 
-        lengths = [int(f.structured_input_signature[0][0].shape[1]) for f in text_functions.values()]
+        lengths = list(text_signatures.values())
         # Builders of each tower's functions from a model: the plain one, or an equalised copy for the quantised
         # variants (the plain model's text functions are already traced).
         towers = [("image", serving.tflite_image_encoder),
