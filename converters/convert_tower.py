@@ -3,10 +3,11 @@
     python -m converters.convert_tower JOB.json
 
 The exporter writes each tower's functions as SavedModels (the plain model's, and an equalised copy's for the
-variants converted from one), frees its model and runs this module once per tower. Memory is the reason: the
-TFLite converter's peak is about six times the weights it converts, and what a process frees is not reliably
-returned to the system, so a process per tower holding no model keeps the export's peak to one tower's
-conversion (docs/benchmarks.md has the measurements), and everything it used is returned when it exits.
+variants converted from one), lets go of its model and runs this module once per tower. Memory is the reason:
+the TFLite converter's peak is about six times the weights it converts (7.7 GB for clip-vit-large-patch14-336's
+1.2 GB image tower), so it must not run beside the model, an equalised copy and what earlier conversions left
+behind; a process of its own reading the weights from disk holds none of that, and returns everything when it
+exits (docs/benchmarks.md, "Export").
 
 JOB.json holds: "tower"; "groups", each {"variants": [...], "path": SavedModel, "inputs": {signature key: [input
 names]}}; "int8_recipe"; "calibration": an .npz of one [N, ...] array per signature key, or null; "threads";
@@ -40,10 +41,14 @@ def _datasets(calibration_path, progress, tower):
     with np.load(calibration_path) as arrays:
         samples = {key: arrays[key] for key in arrays.files}
 
+    name = "zero-shot classifier" if tower == "zero_shot" else f"{tower} encoder"
+
     def dataset(key, items):
+        label = f"calibrating {name}" + (f" [{key}]" if len(samples) > 1 else "")
+
         def generate():
             for index, item in enumerate(items):
-                progress.bar(index + 1, len(items), f"calibrating {tower} [{key}]")
+                progress.bar(index + 1, len(items), label)
                 yield [item[np.newaxis]]
         return generate
 

@@ -29,8 +29,6 @@ a machine without a GPU) is captured and shown only when the export fails, or as
 """
 
 import contextlib
-import ctypes
-import gc
 import glob
 import json
 import os
@@ -430,16 +428,6 @@ def _set_aside(work, record, rejected):
     record.rejected_variants = dict(rejected)
 
 
-def _release_memory():
-    """Returns what Python and TensorFlow freed to the system. glibc keeps freed memory for reuse unless trimmed;
-    TensorFlow's oneDNN allocator keeps it for good, which is why the command line turns oneDNN off (_export)."""
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: whatever the allocator returns by itself
-        pass
-
-
 def run_export(preset, weights, output_dir, name=None, variants=tuple(VARIANTS),
                calibration_images=None, threads=2, int8_recipes=None, text_buckets=None, zero_shot_labels=None,
                zero_shot_templates=None, preprocess=True, require=None, log=None):
@@ -522,7 +510,7 @@ def run_export(preset, weights, output_dir, name=None, variants=tuple(VARIANTS),
                     or tflite_variants.RECOMMENDED_INT8_RECIPES[f"{kind}_encoder"], calibration.get(kind)))
             stage.summary = f"{sum(len(j['groups']) for j in jobs)} SavedModels"
         del model, equalized, towers, text_functions, build
-        _release_memory()
+        tflite_variants.release_memory()
 
         for job in jobs:
             tower = job["tower"]

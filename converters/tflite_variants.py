@@ -228,7 +228,23 @@ def convert_variants(concrete_fn, variant_names: Sequence[str] = tuple(VARIANTS)
         _check_signatures(tflite, name, keys)
         _check_runs(tflite, name, smoke_inputs)
         results[name] = Variant(name, bytes(tflite), description)
+        del tflite
+        release_memory()  # the converter's working memory, before the next variant's conversion needs as much
     return results
+
+
+def release_memory() -> None:
+    """Returns what Python and the converter freed to the system: glibc keeps freed memory for reuse unless
+    trimmed, and a 1.2 GB tower's conversion leaves gigabytes of it. (TensorFlow's oneDNN allocator keeps what it
+    frees for good; converters.export turns it off.)"""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: whatever the allocator returns by itself
+        pass
 
 
 def _check_signatures(tflite: bytes, name: str, keys: list[str]) -> None:
