@@ -6,12 +6,12 @@ import hashlib
 import json
 import math
 import os
-import random
+import re
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 import types
 
 import numpy as np
@@ -23,6 +23,7 @@ from converters import export, parity
 from converters.serving import ServingModule
 from converters.variants import VARIANTS, tflite_path
 
+import export_faults
 import photos
 import reference
 
@@ -302,50 +303,93 @@ def test_a_failed_export_shows_what_the_libraries_printed(tmp_path):
     assert process.stderr.splitlines()[-1].startswith("export failed: stage 'load model' failed: CheckpointError")
 
 
-def _export_command(checkpoint, output, name):
-    return [sys.executable, "-m", "converters.export", f"--weights={checkpoint}", f"--output_dir={output}",
-            f"--name={name}", "--variants=float32,dynamic_int8"]
+# -- kills and re-runs, at every point where a kill leaves a different state (tests/export_faults.py) ----------
 
-
-def _assert_complete_or_absent(target):
-    if not os.path.exists(target):
-        return False
-    manifest = json.loads(open(os.path.join(target, "manifest.json")).read())
-    for artifact in manifest["artifacts"]:
-        assert _sha256(os.path.join(target, artifact["path"])) == artifact["sha256"], artifact["path"]
-    return True
-
-
-def test_killed_export_leaves_nothing_complete_looking_and_rerun_replaces(tiny_checkpoint, tmp_path):
+@pytest.fixture(scope="module")
+def killed_export(tiny_checkpoint, tiny_export, tmp_path_factory):
+    """An export over a previous one (tiny_export's, every variant) killed after the second rename of
+    _replace_directory: output (its folder), copy (the folder as it was between the two renames), previous (the
+    previous manifest's sha256), process (the killed one) and points ([{"point", "pid", "state"}] up to the
+    kill)."""
+    output, records = tmp_path_factory.mktemp("killed"), tmp_path_factory.mktemp("killed_records")
+    shutil.copytree(tiny_export[0], output / "small")
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    target = tmp_path / "killed"
-    started = time.monotonic()
-    full = subprocess.run(_export_command(tiny_checkpoint, tmp_path, "killed"), cwd=repo, capture_output=True,
-                          text=True, timeout=600)
-    assert full.returncode == 0, full.stderr[-3000:]
-    duration = time.monotonic() - started
-    first_manifest = _sha256(target / "manifest.json")
-    assert "[" in full.stdout and "SavedModel: done in" in full.stdout  # one progress line per stage
+    process = subprocess.run([sys.executable, "-m", "tests.export_faults", str(tiny_checkpoint), str(output), "small",
+                              str(records / "states.jsonl"), str(records / "copy")], cwd=repo, capture_output=True,
+                             text=True, timeout=900)
+    return types.SimpleNamespace(output=output, copy=records / "copy", process=process,
+                                 previous=_sha256(os.path.join(tiny_export[0], "manifest.json")),
+                                 points=[json.loads(line) for line in (records / "states.jsonl").open()])
 
-    rng = random.Random(11)
-    for delay in sorted(rng.uniform(0.2, 1.0) * duration for _ in range(3)):
-        process = subprocess.Popen(_export_command(tiny_checkpoint, tmp_path, "killed"), cwd=repo,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(delay)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        # Either the previous complete export or the new complete one, never a mix or a partial folder.
-        assert _assert_complete_or_absent(target)
-        leftovers = [f for f in os.listdir(tmp_path) if f.startswith(".killed.")]
-        assert all(".tmp-" in f or ".old-" in f for f in leftovers)
-        assert not any(os.path.exists(tmp_path / f / "manifest.json") for f in leftovers if ".tmp-" in f)
 
-    rerun = subprocess.run(_export_command(tiny_checkpoint, tmp_path, "killed"), cwd=repo, capture_output=True,
-                           text=True, timeout=600)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert _assert_complete_or_absent(target)
-    assert _sha256(target / "manifest.json") != first_manifest  # rewritten (latencies differ run to run)
-    assert [f for f in os.listdir(tmp_path) if f.startswith(".killed.")] == []  # stale temporaries cleaned
+STAGE_POINTS = [f"{edge} {stage}" for stage in export_faults.STAGES for edge in ("enter", "leave")][:-1]
+
+
+def _new_export(state, previous):
+    """The one export in `state` (an entry of folder_state): complete, every file listed, not the previous one
+    (which had every variant)."""
+    (found,) = state["exports"].values()
+    assert found["mismatched"] == [] and found["unlisted"] == [], found
+    assert found["manifest"] != previous and not [f for f in state["files"] if "int8" in f]
+
+
+def test_a_kill_at_any_point_leaves_the_previous_export_whole_or_the_new_one(killed_export):
+    killed = killed_export
+    assert killed.process.returncode == -signal.SIGKILL, killed.process.stderr[-3000:]
+    assert [p["point"] for p in killed.points] == STAGE_POINTS + [
+        "before rename 1", "after rename 1", "before rename 2", "after rename 2"]
+    work = f".small.tmp-{killed.points[0]['pid']}"
+    previous = {"manifest": killed.previous, "mismatched": [], "unlisted": []}
+    for point in killed.points:
+        state, name = point["state"], point["point"]
+        # Besides DIR/NAME, only the hidden work folder and the replaced export's hidden folder.
+        assert all(e in ("small", work) or re.fullmatch(r"\.small\.old-\w+", e) for e in state), (name, list(state))
+        old = [e for e in state if e.startswith(".small.old-")]
+        if name not in ("after rename 1", "before rename 2", "after rename 2"):
+            assert state["small"]["exports"] == {"": previous}, name  # the previous export, untouched
+            assert len(old) == (name == "before rename 1") and not any(state[e]["files"] for e in old), name
+        if name in STAGE_POINTS:  # the manifest is written last, after everything it lists
+            assert "manifest.json" not in state[work]["files"], name
+    between = {p["point"]: p["state"] for p in killed.points[-3:]}
+    assert between["after rename 1"] == between["before rename 2"]
+    for name, state in between.items():
+        # The window: no DIR/NAME until the second rename; the previous export whole in .NAME.old-*/previous.
+        (old,) = [e for e in state if e.startswith(".small.old-")]
+        assert state[old]["exports"] == {"previous": previous}, name
+        assert ("small" in state) == (name == "after rename 2") and (work in state) != ("small" in state), name
+        _new_export(state["small" if "small" in state else work], killed.previous)
+    # SIGKILL: no finally block ran, so the replaced export is still there, as at the last point.
+    assert export_faults.folder_state(killed.output) == between["after rename 2"]
+
+
+def test_a_rerun_after_a_kill_between_the_renames_removes_the_leftovers_first(killed_export, tiny_checkpoint,
+                                                                             monkeypatch):
+    """Also the points of an export with no previous one at DIR/NAME (the kill left none)."""
+    folder = killed_export.copy
+    assert sorted(e.split("-")[0] for e in os.listdir(folder)) == [".small.old", ".small.tmp"]
+    points = []
+    export_faults.inject(lambda point: points.append((point, export_faults.folder_state(folder))),
+                         monkeypatch.setattr)
+    target, _ = export.run_export(None, str(tiny_checkpoint), str(folder), name="small",
+                                  **export_faults.EXPORT_ARGUMENTS)
+    assert [name for name, _ in points] == STAGE_POINTS + ["before rename 1", "after rename 1",
+                                                          "leave manifest"]
+    for name, state in points[:-2]:  # the killed export's folders are gone before the first stage
+        assert list(state) == [f".small.tmp-{os.getpid()}"], name
+    for name, state in points[-2:]:
+        assert list(state) == ["small"], name
+        _new_export(state["small"], killed_export.previous)
+    assert os.listdir(folder) == ["small"] and target == str(folder / "small")
+
+
+def test_a_rerun_after_a_kill_after_the_second_rename_replaces_the_export_whole(killed_export, tiny_checkpoint):
+    output = killed_export.output
+    assert len(os.listdir(output)) == 2  # DIR/NAME and the replaced export's .NAME.old-*
+    (output / "small" / "stray.txt").write_text("not part of any export")  # a re-run must not merge into it
+    export.run_export(None, str(tiny_checkpoint), str(output), name="small", **export_faults.EXPORT_ARGUMENTS)
+    state = export_faults.folder_state(output)
+    assert list(state) == ["small"] and "stray.txt" not in state["small"]["files"]
+    _new_export(state["small"], killed_export.previous)
 
 
 def test_bad_arguments_fail_with_named_stage(tmp_path):
