@@ -53,11 +53,15 @@ def test_layout_and_manifest(tiny_export):
     manifest = json.loads(open(os.path.join(target, "manifest.json")).read())
     listed = {a["path"]: a for a in manifest["artifacts"]}
     for relative in TOWER_FILES + ["assets/vocab.json", "assets/merges.txt", "assets/text_cleaning.json",
-                                   "saved_model/saved_model.pb"]:
+                                   "saved_model/saved_model.pb", "tflite/preprocess.tflite"]:
         assert relative in listed, relative
+    # Every file under DIR/NAME (saved_model/variables/*, assets/, tflite/) is listed, with its size and hash.
+    on_disk = {os.path.relpath(os.path.join(folder, f), target) for folder, _, files in os.walk(target) for f in files}
+    assert set(listed) == on_disk - {"manifest.json", "parity_report.md"}
+    assert any(p.startswith("saved_model/variables/") for p in listed)
+    for relative, entry in listed.items():
         path = os.path.join(target, relative)
-        assert listed[relative]["sha256"] == _sha256(path)
-        assert listed[relative]["bytes"] == os.path.getsize(path)
+        assert entry["sha256"] == _sha256(path) and entry["bytes"] == os.path.getsize(path), relative
     image_int8 = listed["tflite/image_encoder_int8.tflite"]
     assert image_int8["inputs"][0]["dtype"] == "uint8" and image_int8["inputs"][0]["shape"] == [1, 32, 32, 3]
     assert image_int8["outputs"][0]["dtype"] == "float32" and image_int8["outputs"][0]["shape"] == [1, 32]
