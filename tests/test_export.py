@@ -19,7 +19,7 @@ import pytest
 import tensorflow as tf
 
 import clip_edge
-from converters import export, parity
+from converters import datasets, export, parity
 from converters.serving import ServingModule
 from converters.variants import VARIANTS, tflite_path
 
@@ -403,6 +403,29 @@ def test_bad_arguments_fail_with_named_stage(tmp_path):
         export.run_export(None, str(tmp_path / "missing"), str(tmp_path))
     with pytest.raises(export.ExportError, match="unknown variants \\['int4'\\]"):
         export.run_export("clip-vit-base-patch32", "random", str(tmp_path), variants=("int4",))
+
+
+def test_bad_int8_recipes_and_calibration_folders_fail_before_any_work(tmp_path):
+    output, photos_folder = tmp_path / "output", tmp_path / "photos"
+    photos_folder.mkdir()
+    (photos_folder / "notes.txt").write_text("not a photo")
+    bad = {  # keyword arguments -> the error (one line, naming the flag and what is wrong)
+        r"unknown --image_int8_recipe 'magic'; expected one of aeq_a16w8, .*, converter_a8w8, .*, "
+        r"eq_aeq_a8w8_weight_ops$": {"int8_recipes": {"image": "magic"}},
+        r"unknown --text_int8_recipe 'aeq_a8w9'; expected one of": {"int8_recipes": {"text": "aeq_a8w9"}},
+        rf"--calibration_images {tmp_path / 'missing'}: not a folder$": {"calibration_images": tmp_path / "missing"},
+        rf"--calibration_images {photos_folder}: no JPEG, PNG, GIF or BMP files": {"calibration_images": photos_folder},
+    }
+    for message, arguments in bad.items():
+        # Even with variants that would not use them: a typo is not silently ignored.
+        with pytest.raises(export.ExportError, match=message) as error:
+            export.run_export(None, str(tmp_path / "no checkpoint needed"), str(output), variants=("float32",),
+                              **{k: str(v) if k == "calibration_images" else v for k, v in arguments.items()})
+        assert "\n" not in str(error.value)
+    assert not output.exists()  # refused before any work
+    (photos_folder / "broken.jpg").write_bytes(photos.encoded("coffee", "JPEG")[:100])
+    with pytest.raises(ValueError, match=f"{photos_folder / 'broken.jpg'}: cannot decode this image"):
+        datasets.folder_images(str(photos_folder), 32)
 
 
 @pytest.mark.slow
