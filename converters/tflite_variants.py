@@ -189,7 +189,7 @@ def convert_variants(concrete_fn, variant_names: Sequence[str] = tuple(VARIANTS)
             else:
                 float32 = float32 or _convert(functions, VARIANTS["float32"])
                 tflite = quantize_with_ai_edge_quantizer(float32, recipe, datasets)
-            description = recipe.describe()
+            description = f"{recipe.describe()} (recipe {recipe.name})"  # the name --*_int8_recipe takes
         else:
             tflite = _convert(functions, spec)
             description = spec.description

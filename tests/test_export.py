@@ -180,17 +180,24 @@ def test_saved_model_cli_lists_signatures(tiny_export):
 
 # converter_a8w8 (the converter's own full-integer int8) really loses accuracy on this model's text tower:
 # min cosine 0.87 to the float model (bar 0.98), measured below against transformers, not only by our harness.
-DEGRADED = ["--variants=float32,int8", "--text_int8_recipe=converter_a8w8", "--text_buckets=", "--threads=1"]
+# The image tower's int8 recipe (int16 activations) and calibration photos are not the defaults either, to see
+# that the flags are used.
+DEGRADED = ["--variants=float32,int8", "--text_int8_recipe=converter_a8w8",
+            "--image_int8_recipe=eq_aeq_a16w8_weight_ops", "--text_buckets=", "--threads=1"]
+OWN_CALIBRATION_PHOTOS = {"tall.jpg": ("tall", "JPEG"), "small.png": ("small", "PNG"), "exact.bmp": ("exact", "BMP")}
 
 
 @pytest.fixture(scope="module")
 def degraded_export(tiny_checkpoint, tmp_path_factory):
-    """(output folder, DIR/NAME, the finished exporter process) of an export whose int8 variant misses its bar."""
-    output = tmp_path_factory.mktemp("gated")
+    """(output folder, DIR/NAME, the finished exporter process) of an export whose int8 variant misses its bar,
+    calibrated on OWN_CALIBRATION_PHOTOS."""
+    output, calibration = tmp_path_factory.mktemp("gated"), tmp_path_factory.mktemp("calibration_photos")
+    for file_name, (name, fmt) in OWN_CALIBRATION_PHOTOS.items():
+        (calibration / file_name).write_bytes(photos.encoded(name, fmt))
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     process = subprocess.run([sys.executable, "-m", "converters.export", f"--weights={tiny_checkpoint}",
-                              f"--output_dir={output}", "--name=gated", *DEGRADED], cwd=repo, capture_output=True,
-                             text=True, timeout=900)
+                              f"--output_dir={output}", "--name=gated", f"--calibration_images={calibration}",
+                              *DEGRADED], cwd=repo, capture_output=True, text=True, timeout=900)
     return output, output / "gated", process
 
 
@@ -245,6 +252,23 @@ def test_a_variant_below_its_bar_is_set_aside_and_the_rest_ships(degraded_export
     # The harness alone on the shipped export measures what shipped: everything passes.
     assert parity.main(["--export_dir", str(target), "--threads=1"]) == parity.EXIT_OK
     capsys.readouterr()
+
+
+def test_the_calibration_photos_and_int8_recipes_named_by_flags_are_used(degraded_export):
+    from ai_edge_litert.interpreter import Interpreter
+
+    _, target, process = degraded_export
+    # The calibration data is the folder's photos (the built-in set has more), and int8 calibration read them all.
+    count = len(OWN_CALIBRATION_PHOTOS)
+    assert re.search(rf"calibration data: done in [\d.]+s; {count} photos,", process.stdout)
+    assert f"calibrating image encoder [{'#' * 30}] {count}/{count}" in process.stdout
+    manifest = json.loads((target / "manifest.json").read_text())
+    recipes = {a["path"]: a["recipe"] for a in manifest["rejected"]["variants"]["int8"]["artifacts"]}
+    assert recipes["rejected/tflite/image_encoder_int8.tflite"].endswith(" (recipe eq_aeq_a16w8_weight_ops)")
+    assert recipes["rejected/tflite/text_encoder_int8.tflite"].endswith(" (recipe converter_a8w8)")
+    # The file itself, read by LiteRT: int16 activations (the recommended image recipe has int8 ones).
+    tensors = Interpreter(model_path=str(target / "rejected/tflite/image_encoder_int8.tflite")).get_tensor_details()
+    assert any(t["dtype"] == np.int16 for t in tensors)
 
 
 def test_a_required_variant_below_its_bar_refuses_the_export(degraded_export, tiny_checkpoint, capsys):
