@@ -73,6 +73,11 @@ class Int8Recipe:
     equalization_alpha: float | None = None
 
     def describe(self) -> str:
+        """What the recipe does, for the manifest and the report, ending with its name (what the exporter's
+        --image_int8_recipe and --text_int8_recipe take)."""
+        return f"{self._steps()} (recipe {self.name})"
+
+    def _steps(self) -> str:
         if self.engine == "converter":
             return ("TFLiteConverter integer: int8 weights (per-channel) and int8 activations "
                     "(float kernels only where an op has no int8 one)")
@@ -189,7 +194,7 @@ def convert_variants(concrete_fn, variant_names: Sequence[str] = tuple(VARIANTS)
             else:
                 float32 = float32 or _convert(functions, VARIANTS["float32"])
                 tflite = quantize_with_ai_edge_quantizer(float32, recipe, datasets)
-            description = f"{recipe.describe()} (recipe {recipe.name})"  # the name --*_int8_recipe takes
+            description = recipe.describe()
         else:
             tflite = _convert(functions, spec)
             description = spec.description
