@@ -27,16 +27,16 @@ from PIL import Image
 from benchmarks.machine import cpu_model
 import jvm
 import photos
-from test_jvm_preprocessing import pil_resize_and_crop
+import reference
 
 
 def pillow_median_ms(pixels, resolution, repeats):
     for _ in range(3):
-        pil_resize_and_crop(pixels, resolution)
+        reference.pillow_resize_and_crop(pixels, resolution)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        pil_resize_and_crop(pixels, resolution)
+        reference.pillow_resize_and_crop(pixels, resolution)
         times.append(time.perf_counter() - start)
     return statistics.median(times) * 1e3
 

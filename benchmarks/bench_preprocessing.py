@@ -30,6 +30,7 @@ from transformers import CLIPImageProcessorPil
 
 from clip_edge.preprocessing import ImagePreprocessor
 import photos
+from reference import pillow_resize_and_crop
 
 
 def median_seconds(runs, repeats):
@@ -83,18 +84,6 @@ def any_size_runner(tflite, shape, threads=2):
         return interpreter.get_tensor(output_detail["index"])
 
     return run
-
-
-def pil_resize_and_crop(pixels, resolution):
-    """Pillow doing our resize_and_crop step: shortest side to R (bicubic), centre crop like transformers."""
-    image = Image.fromarray(pixels)
-    width, height = image.size
-    short, long = min(width, height), max(width, height)
-    new_long = int(resolution * long / short)
-    new_size = (resolution, new_long) if width <= height else (new_long, resolution)
-    resized = image.resize(new_size, Image.Resampling.BICUBIC)
-    left, top = (new_size[0] - resolution) // 2, (new_size[1] - resolution) // 2
-    return np.asarray(resized.crop((left, top, left + resolution, top + resolution)))
 
 
 def main():
@@ -159,7 +148,7 @@ def main():
     rocket = np.ascontiguousarray(sample["rocket"][None])  # 427 x 640
     on_device = tflite_resize_and_crop(preprocessor, rocket.shape)
     ours, theirs = median_seconds(
-        [lambda: on_device(rocket), lambda: pil_resize_and_crop(rocket[0], resolution)], args.repeats * 5
+        [lambda: on_device(rocket), lambda: pillow_resize_and_crop(rocket[0], resolution)], args.repeats * 5
     )
     rows.append(("tflite: resize_and_crop 427x640 uint8 (LiteRT vs Pillow)", ours, theirs, 1))
 
@@ -170,7 +159,7 @@ def main():
         pixels = np.asarray(Image.fromarray(sample["hubble"]).resize((width, height), Image.Resampling.BICUBIC))[None]
         on_device = any_size_runner(any_size, pixels.shape)
         ours, theirs = median_seconds(
-            [lambda: on_device(pixels), lambda: pil_resize_and_crop(pixels[0], resolution)], args.repeats
+            [lambda: on_device(pixels), lambda: pillow_resize_and_crop(pixels[0], resolution)], args.repeats
         )
         rows.append((f"preprocess.tflite: {width}x{height} uint8 (LiteRT vs Pillow)", ours, theirs, 1))
 

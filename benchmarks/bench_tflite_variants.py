@@ -1,97 +1,60 @@
-"""TFLite variants and int8 recipes, side by side: cosine to the float TF model on real photos and sentences,
-model size, and CPU latency as a ratio to float32 (ai_edge_litert, XNNPACK, 2 threads, batch 1).
+"""TFLite variants and int8 recipes, side by side: cosine to the float TF model on the exporter's held-out data,
+model size, and CPU latency as a ratio to float32 (ai_edge_litert, XNNPACK, batch 1).
 
     python -m benchmarks.bench_tflite_variants --model=small
-    python -m benchmarks.bench_tflite_variants --model=clip-vit-base-patch32   # random weights, ~15 min on 2 cores
+    python -m benchmarks.bench_tflite_variants --model=clip-vit-base-patch32 --repeats=5   # random weights
 
-Calibration uses crops of three photos and caption-like sentences; the cosines are measured on held-out
-photos and sentences (tests/reference.py's SENTENCES) that calibration never saw. Random weights give
-near-isotropic embeddings, which makes quantisation look worse than it would with trained weights.
+Data and conversions are the exporter's, as in benchmarks/bench_int8_outliers.py (whose helpers this uses):
+calibration and held-out data from converters.datasets (24 crops of six photos and 64 documentation sentences;
+32 crops of eight other photos and 22 prompts and captions), tokenised by clip_edge's tokenizer as an export
+does; `eq_*` recipes and `eq_dynamic_int8` convert the equalised model as converters.export does. The cosine is
+the parity harness's (converters.parity): per embedding against the float model, min and mean over the held-out
+set. Latency: median of --repeats invokes per model, the models of a tower taking turns invoke by invoke, on
+--threads threads. Random weights give near-isotropic embeddings, which makes quantisation look worse than it
+would with trained weights.
 """
 
 import argparse
-import time
 
 import numpy as np
 import tensorflow as tf
 
 import clip_edge
-from clip_edge.preprocessing import ImagePreprocessor
-from converters import serving, tflite_variants
-import photos
-import reference
+from converters import datasets, tflite_variants
+
+from benchmarks.bench_int8_outliers import convert, data, function_of, latencies_ms
 
 SMALL_CONFIG = dict(embed_dim=64, image_resolution=64, vision_layers=2, vision_width=64, vision_patch_size=16,
                     context_length=16, vocab_size=49408, transformer_width=64, transformer_heads=2,
                     transformer_layers=2)
-
-CALIBRATION_SENTENCES = [
-    "a photo of a dog", "a photo of a bird sitting on a branch", "a painting of a mountain lake at sunset",
-    "a red car parked in front of a house", "a bowl of fruit on a wooden table", "people walking in a busy market",
-    "a black and white photo of a bridge", "an aerial view of a city at night", "a child flying a kite on the beach",
-    "a close-up of a flower with a bee", "a plate of pasta with tomato sauce", "a train crossing a snowy valley",
-    "a satellite image of a river delta", "a cartoon of a smiling sun", "a person riding a bicycle in the rain",
-    "two cats sleeping on a sofa", "a chart showing sales growth over five years", "the moon rising over the sea",
-    "a handwritten note on yellow paper", "an empty classroom with wooden desks", "a laptop on a desk next to a mug",
-    "a herd of elephants crossing a dry plain", "a lighthouse on a rocky coast", "fireworks over a harbour",
-]
-CALIBRATION_PHOTOS = ("astronaut", "coffee", "hubble")
-HELD_OUT_PHOTOS = ("chelsea", "rocket", "small", "tiny")
+# The converter's variants besides float32 (eq_dynamic_int8: dynamic_int8 of the equalised model, what
+# converters.export ships), then every int8 recipe.
+DEFAULT_RECIPES = ("float16", "dynamic_int8", "eq_dynamic_int8", *tflite_variants.INT8_RECIPES)
 
 
-def calibration_pixels(preprocessor, count, seed=0):
-    rng = np.random.default_rng(seed)
-    crops = []
-    for i in range(count):
-        full = photos.photo(CALIBRATION_PHOTOS[i % len(CALIBRATION_PHOTOS)])
-        height, width = full.shape[:2]
-        size = int(rng.integers(min(height, width) // 3, min(height, width) + 1))
-        top, left = int(rng.integers(0, height - size + 1)), int(rng.integers(0, width - size + 1))
-        crops.append(preprocessor.resize_and_crop(full[top:top + size, left:left + size]).numpy()[None])
-    return crops
-
-
-def held_out_pixels(preprocessor):
-    pixels = [preprocessor.resize_and_crop(photos.photo(name)).numpy()[None] for name in HELD_OUT_PHOTOS]
-    return pixels + [p[:, :, ::-1] for p in pixels[:2]]  # mirrored copies: same content, new pixels
-
-
-def latency_ms(tflite, example, repeats):
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_content=tflite, num_threads=2)
-    interpreter.allocate_tensors()
-    index = interpreter.get_input_details()[0]["index"]
-    interpreter.set_tensor(index, example)
-    interpreter.invoke()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        interpreter.invoke()
-    return (time.perf_counter() - start) / repeats * 1000
-
-
-def measure(tower, function, calibration, held_out, recipes, repeats):
-    reference_embeddings = np.concatenate([function(tf.constant(x))["embedding"].numpy() for x in held_out])
+def measure(model, tower, calibration, held_out, recipes, threads, repeats):
+    """[(tower, recipe, min cosine, mean cosine, MB, ms, ms / float32 ms)], float32 first."""
+    held_out = [x[None] for x in held_out]
+    function = function_of(model, tower)
+    float_embeddings = np.concatenate([function(tf.constant(x))["embedding"].numpy() for x in held_out])
+    models = {"float32": convert(model, tower, "float32", calibration, None)}
+    models.update((recipe, convert(model, tower, recipe, calibration, None)) for recipe in recipes)
+    milliseconds = latencies_ms(models, held_out[0], threads, repeats)
     rows = []
-    variants = tflite_variants.convert_variants(function, ["float32", "float16", "dynamic_int8"])
-    for recipe in recipes:
-        variants[f"int8 ({recipe})"] = tflite_variants.convert_variants(
-            function, ["int8"], tflite_variants.representative(calibration), int8_recipe=recipe)["int8"]
-    base_latency = None
-    for name, variant in variants.items():
-        cosines = tflite_variants.cosine_rows(tflite_variants.run_tflite(variant.tflite, held_out),
-                                              reference_embeddings)
-        ms = latency_ms(variant.tflite, held_out[0], repeats)
-        base_latency = base_latency or ms
-        rows.append((tower, name, cosines.min(), cosines.mean(), len(variant.tflite) / 1e6, ms, ms / base_latency))
+    for recipe, tflite in models.items():
+        cosines = tflite_variants.cosine_rows(tflite_variants.run_tflite(tflite, held_out, threads), float_embeddings)
+        rows.append((tower, recipe, cosines.min(), cosines.mean(), len(tflite) / 1e6, milliseconds[recipe],
+                     milliseconds[recipe] / milliseconds["float32"]))
     return rows
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="small", help="'small' or a preset name (random weights)")
-    parser.add_argument("--recipes", default=",".join(tflite_variants.INT8_RECIPES))
-    parser.add_argument("--calibration", type=int, default=24, help="calibration samples per tower")
+    parser.add_argument("--recipes", default=",".join(DEFAULT_RECIPES),
+                        help="float16, dynamic_int8, eq_dynamic_int8 and names of tflite_variants.INT8_RECIPES")
+    parser.add_argument("--towers", default="image,text")
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
 
@@ -100,20 +63,15 @@ def main():
         model = clip_edge.CLIP(**SMALL_CONFIG)
     else:
         model = clip_edge.CLIP.from_preset(args.model, load_weights=False)
-    config = model.get_config()
-    preprocessor = ImagePreprocessor(config["image_resolution"])
-    length = config["context_length"]
-    recipes = args.recipes.split(",")
-
-    text_ids = reference.reference_token_ids(CALIBRATION_SENTENCES[:args.calibration], length)
-    rows = measure("image", serving.tflite_image_encoder(model),
-                   calibration_pixels(preprocessor, args.calibration), held_out_pixels(preprocessor), recipes,
-                   args.repeats)
-    rows += measure("text", serving.tflite_text_encoder(model), [r[None] for r in text_ids],
-                    [r[None] for r in reference.reference_token_ids(reference.SENTENCES, length)], recipes,
-                    args.repeats)
-    print(f"\nmodel: {args.model} (random weights), held-out: {len(HELD_OUT_PHOTOS) + 2} photos, "
-          f"{len(reference.SENTENCES)} sentences; calibration: {args.calibration} per tower\n")
+    inputs = data(model)
+    rows = []
+    for tower in args.towers.split(","):
+        calibration, held_out = inputs[tower]
+        rows += measure(model, tower, calibration, held_out, args.recipes.split(","), args.threads, args.repeats)
+    print(f"\nmodel: {args.model} (random weights); held-out: {len(inputs['image'][1])} crops of "
+          f"{len(datasets.HELD_OUT_PHOTOS)} photos, {len(inputs['text'][1])} sentences; calibration: "
+          f"{len(inputs['image'][0])} crops, {len(inputs['text'][0])} sentences; {args.threads} threads, median of "
+          f"{args.repeats} invokes\n")
     print("| tower | variant | min cosine | mean cosine | MB | ms | latency / float32 |")
     print("|---|---|---|---|---|---|---|")
     for tower, name, low, mean, size, ms, ratio in rows:

@@ -29,11 +29,13 @@ a machine without a GPU) is captured and shown only when the export fails, or as
 """
 
 import contextlib
-import dataclasses
+import ctypes
+import gc
 import glob
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -159,9 +161,9 @@ def _truncated(token_ids, length):
     return cut
 
 
-def _calibration(model, tokenizer, images_folder, progress, text_signatures):
-    """Representative datasets (generators of [input] lists) for the image and text int8 calibration; the text
-    one per signature ({key: dataset}, `text_signatures` = {key: length})."""
+def _calibration(model, tokenizer, images_folder, text_signatures):
+    """Calibration inputs per tower kind and signature key, {"image": {key: [N, R, R, 3] uint8}, "text": {key:
+    [N, L] int32}} (`text_signatures` = {key: length}), and the untruncated ones for equalisation."""
     import numpy as np
 
     from . import datasets
@@ -170,17 +172,11 @@ def _calibration(model, tokenizer, images_folder, progress, text_signatures):
     pixels = (datasets.folder_images(images_folder, resolution) if images_folder
               else datasets.builtin_images(datasets.CALIBRATION_PHOTOS, resolution))
     token_ids = tokenizer(datasets.calibration_sentences(CALIBRATION_SENTENCE_COUNT))["token_ids"].numpy()
+    from .tflite_variants import SINGLE_SIGNATURE_KEY
 
-    def dataset(items, label):
-        def generate():
-            for index, item in enumerate(items):
-                progress.bar(index + 1, len(items), label)
-                yield [np.asarray(item)[np.newaxis]]
-        return generate
-
-    return {"image": dataset(pixels, "calibrating image encoder"),
-            "text": {key: dataset(_truncated(token_ids, length), f"calibrating text encoder [{key}]")
-                     for key, length in text_signatures.items()}}, {"image": pixels, "text": token_ids}
+    return ({"image": {SINGLE_SIGNATURE_KEY: np.stack(pixels)},
+             "text": {key: _truncated(token_ids, length) for key, length in text_signatures.items()}},
+            {"image": pixels, "text": token_ids})
 
 
 # -- outlier equalisation --------------------------------------------------------------------------------------
@@ -207,29 +203,83 @@ class _EqualizedModels:
         return self.copies[alpha]
 
 
-def _convert_tower(build, model, equalized, variants, representative, int8_recipe):
-    """convert_variants of `build(model)`, with dynamic_int8 and (if its recipe says so) int8 from
-    `build(equalized(alpha))` instead; the equalised variants' recipe strings say so."""
+def _variant_groups(variants, int8_recipe):
+    """{equalisation alpha or None: the variants converted from that model}: dynamic_int8, and int8 when its
+    recipe says so, come from an equalised copy, the rest from the plain model."""
     from . import tflite_variants
 
     recipe = tflite_variants.INT8_RECIPES.get(int8_recipe)
     alphas = {"dynamic_int8": tflite_variants.DYNAMIC_INT8_EQUALIZATION_ALPHA}
     if recipe is not None and recipe.equalization_alpha is not None:
         alphas["int8"] = recipe.equalization_alpha
-    converted = {}
-    groups = {None: [v for v in variants if v not in alphas]}
+    groups = {}
     for variant in variants:
-        if variant in alphas:
-            groups.setdefault(alphas[variant], []).append(variant)
-    for alpha, names in groups.items():
-        if names:
-            source = model if alpha is None else equalized(alpha)
-            converted.update(tflite_variants.convert_variants(build(source), names, representative, int8_recipe))
-    if "dynamic_int8" in converted:
-        converted["dynamic_int8"] = dataclasses.replace(
-            converted["dynamic_int8"], recipe=f"equalised model (alpha {alphas['dynamic_int8']}), then "
-                                              f"{converted['dynamic_int8'].recipe}")
-    return {v: converted[v] for v in variants}
+        groups.setdefault(alphas.get(variant), []).append(variant)
+    return groups
+
+
+def _write_sources(scratch, tower, build, model, equalized, variants, int8_recipe, calibration):
+    """The tower's functions as SavedModels under `scratch`, one per model its variants come from (see
+    _variant_groups), and the job for converters.convert_tower."""
+    from . import tflite_variants
+
+    groups = []
+    for alpha, names in _variant_groups(variants, int8_recipe).items():
+        functions = build(model if alpha is None else equalized(alpha))
+        if not isinstance(functions, dict):
+            functions = {tflite_variants.SINGLE_SIGNATURE_KEY: functions}
+        path = os.path.join(scratch, f"{tower}-{'plain' if alpha is None else f'equalised-{alpha}'}")
+        source = tflite_variants.SavedModelSource.save(functions, path)
+        groups.append({"variants": names, "path": path, "inputs": {k: list(v) for k, v in source.inputs.items()},
+                       "alpha": alpha})
+    calibration_path = None
+    if calibration is not None and any(VARIANTS[v].calibrated for v in variants):
+        import numpy as np
+
+        calibration_path = os.path.join(scratch, f"{tower}-calibration.npz")
+        np.savez(calibration_path, **calibration)
+    return {"tower": tower, "variants": list(variants), "groups": groups, "int8_recipe": int8_recipe,
+            "calibration": calibration_path}
+
+
+def _convert(work, scratch, job, threads, progress, record):
+    """Runs converters.convert_tower on the job in a process of its own and records the files it wrote."""
+    import subprocess
+
+    from . import manifest
+
+    job = dict(job, threads=threads, parent_pid=os.getpid(), result=os.path.join(scratch, f"{job['tower']}.result"),
+               outputs={v: os.path.join(work, tflite_path(job["tower"], v)) for g in job["groups"] for v in g["variants"]})
+    try:
+        progress_fd = progress.out.fileno()
+        progress.out.flush()
+    except (AttributeError, OSError, ValueError):  # not a file (a StringIO, pytest's capture): the child's stdout
+        progress_fd = None
+    job["progress_fd"] = progress_fd
+    job_path = os.path.join(scratch, f"{job['tower']}.job.json")
+    with open(job_path, "w", encoding="utf-8") as file:
+        json.dump(job, file)
+    # The package's own name: converters in the repository and under Bazel, clip_edge.converters when installed.
+    command = [sys.executable, "-m", f"{__package__}.convert_tower", job_path]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    status = subprocess.run(command, env=env, pass_fds=() if progress_fd is None else (progress_fd,)).returncode
+    outcome = {}
+    if os.path.exists(job["result"]):
+        with open(job["result"], encoding="utf-8") as file:
+            outcome = json.load(file)
+    if status < 0:
+        raise ExportError(f"converting the {job['tower']} tower: its process was killed by signal {-status}"
+                          + (" (out of memory?)" if -status == signal.SIGKILL else ""))
+    if status != 0 or "recipes" not in outcome:
+        raise ExportError(f"converting the {job['tower']} tower failed: "
+                          + outcome.get("error", f"its process exited with status {status}"))
+    alphas = {v: g["alpha"] for g in job["groups"] for v in g["variants"]}
+    for variant in job["variants"]:
+        recipe = outcome["recipes"][variant]
+        if variant == "dynamic_int8" and alphas[variant] is not None:  # the int8 recipe's text says it itself
+            recipe = f"equalised model (alpha {alphas[variant]}), then {recipe}"
+        record.artifacts.append(manifest.ArtifactRecord(tflite_path(job["tower"], variant), job["tower"], variant,
+                                                        recipe=recipe))
 
 
 def _write_bytes(path, data):
@@ -325,17 +375,6 @@ def _write_zero_shot(work, model, tokenizer, labels, templates, record):
     return lambda source: zero_shot.tflite_zero_shot(source, class_weights)
 
 
-def _convert(work, tower, build, model, equalized, variants, calibration, int8_recipe, record):
-    """The tower's TFLite variants (see _convert_tower), written and recorded with their recipes."""
-    from . import manifest
-
-    converted = _convert_tower(build, model, equalized, list(variants), calibration, int8_recipe)
-    for variant, result in converted.items():
-        path = tflite_path(tower, variant)
-        _write_bytes(os.path.join(work, path), result.tflite)
-        record.artifacts.append(manifest.ArtifactRecord(path, tower, variant, recipe=result.recipe))
-
-
 def _measure(work, record, preprocess_photos, threads):
     """Fills in every artifact's parity: the harness against the float SavedModel on held-out data."""
     from . import datasets, parity
@@ -389,6 +428,16 @@ def _set_aside(work, record, rejected):
             os.rename(os.path.join(work, artifact.path), os.path.join(work, moved))
             artifact.path, artifact.rejected = moved, True
     record.rejected_variants = dict(rejected)
+
+
+def _release_memory():
+    """Returns what Python and TensorFlow freed to the system. glibc keeps freed memory for reuse unless trimmed;
+    TensorFlow's oneDNN allocator keeps it for good, which is why the command line turns oneDNN off (_export)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: whatever the allocator returns by itself
+        pass
 
 
 def run_export(preset, weights, output_dir, name=None, variants=tuple(VARIANTS),
@@ -457,8 +506,7 @@ def run_export(preset, weights, output_dir, name=None, variants=tuple(VARIANTS),
         # int8 is calibrated on these inputs; dynamic_int8 is converted from the model equalised on them.
         if any(VARIANTS[v].calibrated or v == "dynamic_int8" for v in variants):
             with progress.stage("calibration data") as stage:
-                calibration, calibration_inputs = _calibration(model, tokenizer, calibration_images, progress,
-                                                               text_signatures)
+                calibration, calibration_inputs = _calibration(model, tokenizer, calibration_images, text_signatures)
                 stage.summary = (f"{len(calibration_inputs['image'])} photos, "
                                  f"{len(calibration_inputs['text'])} sentences")
         equalized = _EqualizedModels(model, calibration_inputs)
@@ -472,14 +520,27 @@ def run_export(preset, weights, output_dir, name=None, variants=tuple(VARIANTS),
             with progress.stage("zero-shot class embeddings", f"{len(labels)} labels x {len(templates)} templates"):
                 towers.append(("zero_shot", _write_zero_shot(work, model, tokenizer, labels, templates, record)))
 
-        for tower, build in towers:
-            stage_name = f"TFLite {tower} encoder" if tower != "zero_shot" else "TFLite zero-shot classifier"
-            with progress.stage(stage_name, ", ".join(variants)):
+        # Each tower is converted in a process of its own from SavedModels of its functions (converters.
+        # convert_tower has the reasons); this one lets go of the model first.
+        scratch = os.path.join(work, ".sources")
+        with progress.stage("TFLite sources", "each tower's functions as SavedModels") as stage:
+            jobs = []
+            for tower, build in towers:
                 # The classifier is the image tower plus one matmul: calibrated and quantised as the image one.
                 kind = "image" if tower == "zero_shot" else tower
-                _convert(work, tower, build, model, equalized, variants, calibration.get(kind),
-                         int8_recipes.get(kind) or tflite_variants.RECOMMENDED_INT8_RECIPES[f"{kind}_encoder"],
-                         record)
+                jobs.append(_write_sources(
+                    scratch, tower, build, model, equalized, variants, int8_recipes.get(kind)
+                    or tflite_variants.RECOMMENDED_INT8_RECIPES[f"{kind}_encoder"], calibration.get(kind)))
+            stage.summary = f"{sum(len(j['groups']) for j in jobs)} SavedModels"
+        del model, equalized, towers, text_functions, build
+        _release_memory()
+
+        for job in jobs:
+            tower = job["tower"]
+            stage_name = f"TFLite {tower} encoder" if tower != "zero_shot" else "TFLite zero-shot classifier"
+            with progress.stage(stage_name, ", ".join(variants)):
+                _convert(work, scratch, job, threads, progress, record)
+        shutil.rmtree(scratch)
 
         if preprocess:
             with progress.stage("TFLite preprocessing"):
@@ -575,6 +636,10 @@ def main(argv):
 def _export(console, messages):
     """The command line's export: progress lines to `console`, the outcome appended to `messages`; the status."""
     logging.set_verbosity(logging.WARNING)
+    # TensorFlow's oneDNN allocator never returns what it frees, so the model this process lets go of before the
+    # conversions (run_export) would stay resident: 4.8 GB beside the image tower's conversion for
+    # clip-vit-large-patch14-336. TensorFlow's own allocator returns it. Set before TensorFlow is imported.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)  # before TensorFlow runs anything

@@ -1,4 +1,5 @@
-"""The independent references our tests compare against: transformers' PyTorch CLIP and OpenAI's tokenizer.
+"""The independent references our tests compare against: transformers' PyTorch CLIP, OpenAI's tokenizer and
+Pillow's resize and crop.
 
 Nothing here uses clip_edge, so a bug in clip_edge cannot hide in its own expected values.
 """
@@ -6,6 +7,7 @@ Nothing here uses clip_edge, so a bug in clip_edge cannot hide in its own expect
 import functools
 
 import numpy as np
+from PIL import Image
 
 import tokenizer_corpus
 
@@ -96,6 +98,24 @@ def hf_pixel_values(photos, resolution):
     # channels_last explicitly: transformers would read a 1xWx3 or 3xWx3 photo as channels-first.
     batch = processor(images=list(photos), return_tensors="np", input_data_format="channels_last")["pixel_values"]
     return np.ascontiguousarray(batch.transpose(0, 2, 3, 1)).astype(np.float32)
+
+
+def resized_size(width, height, resolution):
+    """(new width, new height) as transformers' CLIP resize computes it (get_resize_output_image_size): the
+    shortest side becomes `resolution`, the other int(resolution * long / short)."""
+    short, long = min(width, height), max(width, height)
+    new_long = int(resolution * long / short)
+    return (resolution, new_long) if width <= height else (new_long, resolution)
+
+
+def pillow_resize_and_crop(pixels, resolution):
+    """uint8 [R, R, 3] by Pillow alone, as transformers' CLIPImageProcessor (PIL backend) calls it: Image.resize
+    (BICUBIC) to resized_size, then the centre crop at offset (size - R) // 2."""
+    image = Image.fromarray(np.ascontiguousarray(pixels))
+    size = resized_size(image.width, image.height, resolution)
+    resized = image.resize(size, Image.Resampling.BICUBIC)
+    left, top = (size[0] - resolution) // 2, (size[1] - resolution) // 2
+    return np.asarray(resized.crop((left, top, left + resolution, top + resolution)))
 
 
 def openai_state_dict(hf_state):

@@ -19,26 +19,11 @@ from PIL import Image
 
 import jvm
 import photos
+import reference
 
 from clip_edge.preprocessing import OPENAI_MEAN, OPENAI_STD, ImagePreprocessor
 
 RESOLUTIONS = (224, 64)
-
-
-def _resized_size(width, height, resolution):
-    """(new width, new height) as transformers' get_resize_output_image_size: shortest side = resolution."""
-    short, long = min(width, height), max(width, height)
-    new_long = int(resolution * long / short)
-    return (resolution, new_long) if width <= height else (new_long, resolution)
-
-
-def pil_resize_and_crop(pixels, resolution):
-    """Pillow's bicubic resize of the shortest side to R, then transformers' centre crop."""
-    image = Image.fromarray(np.ascontiguousarray(pixels))
-    new_width, new_height = _resized_size(image.width, image.height, resolution)
-    resized = image.resize((new_width, new_height), Image.Resampling.BICUBIC)
-    left, top = (new_width - resolution) // 2, (new_height - resolution) // 2
-    return np.asarray(resized.crop((left, top, left + resolution, top + resolution)))
 
 
 def _pillow_resamples_vertically_first(height, width, resolution):
@@ -50,7 +35,7 @@ def _pillow_resamples_vertically_first(height, width, resolution):
     """
     if int(PIL.__version__.split(".")[0]) < 13:
         return False
-    new_width, new_height = _resized_size(width, height, resolution)
+    new_width, new_height = reference.resized_size(width, height, resolution)
     return new_height < height and height - new_height > 2 * (width - new_width)
 
 
@@ -85,7 +70,7 @@ def comparisons(tmp_path_factory):
         for resolution in RESOLUTIONS:
             ours = java_preprocess(path, resolution, directory)
             python = ImagePreprocessor(resolution).resize_and_crop(pixels).numpy()
-            pillow = pil_resize_and_crop(pixels, resolution)
+            pillow = reference.pillow_resize_and_crop(pixels, resolution)
             results[name, resolution] = (pixels.shape, _differences(ours, python), _differences(ours, pillow))
     print("\nphoto, R: Java vs Python ImagePreprocessor (max level difference, values differing of R*R*3) | "
           "Java vs Pillow")

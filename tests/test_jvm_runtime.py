@@ -24,8 +24,8 @@ from converters.variants import VARIANTS
 
 # Full-size photos and the odd shapes where resizing and cropping go wrong.
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "tall", "wide_strip", "small", "tiny")
-LABELS = ["a photo of an astronaut.", "a photo of a cup of coffee", "a close-up photo of a cat lying on a table",
-          "a rocket on the launch pad, ready for lift-off!", "two dogs playing in the snow", "Le café est délicieux"]
+# Classifier labels: six captions of reference.SENTENCES (not the long one or the one with an end token inside).
+LABELS = [reference.SENTENCES[i] for i in (0, 1, 2, 3, 7, 10)]
 # What TensorFlow Lite prints once per process when it creates its CPU delegate; LiteRT has no exported switch
 # for that log, so it is the one stderr line besides ours we accept.
 TFLITE_NOTICE = "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."

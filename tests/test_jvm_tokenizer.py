@@ -67,7 +67,7 @@ def assert_equal_to_saved_model(small_export, saved_model_tokenize, texts):
 def held_out_texts(count, seed):
     """Texts built at random from pieces that exercise every cleaning step, in random mixtures."""
     rng = random.Random(seed)
-    corpus = documentation_corpus(max_package_lines=1000)
+    corpus = documentation_corpus()
     stress = STRESS_TEXTS + mojibake_texts(50, seed=seed + 1)
     names = sorted(html.entities.html5)
     assigned = [c for c in range(0x20, 0x110000) if not 0xD800 <= c <= 0xDFFF

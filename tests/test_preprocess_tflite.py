@@ -39,19 +39,6 @@ def _photo_of_size(height, width):
     return np.asarray(Image.fromarray(photos.photo("hubble")).resize((width, height), Image.Resampling.LANCZOS))
 
 
-def _pillow(pixels, resolution=RESOLUTION):
-    """Pillow's own resize + crop, as transformers' CLIPImageProcessor (PIL backend) calls it: shortest side to R
-    with int(R * long / short) for the other, Image.resize(BICUBIC), crop offset (size - R) // 2."""
-    image = Image.fromarray(pixels)
-    width, height = image.size
-    short, long = min(width, height), max(width, height)
-    new_long = int(resolution * long / short)
-    size = (resolution, new_long) if width <= height else (new_long, resolution)
-    resized = image.resize(size, Image.Resampling.BICUBIC)
-    left, top = (size[0] - resolution) // 2, (size[1] - resolution) // 2
-    return np.asarray(resized.crop((left, top, left + resolution, top + resolution)))
-
-
 def test_builtin_ops_only_and_dynamic_input(model):
     parsed = tflite_model.parse_model(model, "preprocess.tflite")
     assert not [op.name for op in parsed.ops if op.is_custom], "custom or Flex ops"
@@ -68,9 +55,9 @@ def test_equals_saved_model_preprocessing_and_pillow(model, preprocessor, height
     pixels = _photo_of_size(height, width)
     found = tflite_variants.run_preprocess(model, pixels[None])[0].astype(np.int16)
     expected = preprocessor.resize_and_crop(pixels).numpy().astype(np.int16)
-    pillow = _pillow(pixels).astype(np.int16)
-    for name, reference in (("SavedModel's resize_and_crop", expected), ("Pillow", pillow)):
-        difference = np.abs(found - reference)
+    pillow = reference.pillow_resize_and_crop(pixels, RESOLUTION).astype(np.int16)
+    for name, other in (("SavedModel's resize_and_crop", expected), ("Pillow", pillow)):
+        difference = np.abs(found - other)
         print(f"{height}x{width} vs {name}: max {difference.max()}, {np.count_nonzero(difference)} of "
               f"{difference.size} values differ")
         assert difference.max() <= 1, f"{height}x{width}: {difference.max()} levels from {name}"
@@ -85,7 +72,7 @@ def test_pillow_reference_is_clip_image_processors(preprocessor):
     for height, width in ((9, 13), (640, 480), (301, 451)):
         pixels = _photo_of_size(height, width)
         theirs = processor(images=Image.fromarray(pixels), return_tensors="np")["pixel_values"][0].transpose(1, 2, 0)
-        np.testing.assert_array_equal(_pillow(pixels), theirs.astype(np.uint8))
+        np.testing.assert_array_equal(reference.pillow_resize_and_crop(pixels, RESOLUTION), theirs.astype(np.uint8))
 
 
 def test_empty_images_give_zeros(model):

@@ -115,7 +115,7 @@ def test_texts_like_reference(cleaner, reference_clean):
     # words garbled by different wrong decodings, and real documentation lines.
     garbled = mojibake_texts(300, seed=11)
     assert sum(ftfy.fix_text(t) != ftfy.fix_text(t, fix_encoding=False) for t in garbled) > 250
-    texts = STRESS_TEXTS + garbled + documentation_corpus(max_package_lines=0)[::20]
+    texts = STRESS_TEXTS + garbled + documentation_corpus(packages=False)[::20]
     wrong = differing(cleaner, reference_clean, texts)
     assert not wrong, wrong[:5]
 

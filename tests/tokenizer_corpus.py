@@ -1,4 +1,8 @@
-"""Reference tokenizer and test texts for tokenizer parity (tests/test_tokenizer.py, benchmarks/bench_tokenizer.py).
+"""Reference tokenizer and test texts for tokenizer parity (tests/test_tokenizer.py, test_text_cleaning.py,
+test_jvm_tokenizer.py, benchmarks/bench_tokenizer.py, bench_jvm_tokenizer.py).
+
+The documentation corpus is a committed file, tests/data/tokenizer_corpus.jsonl (documentation_corpus reads it),
+so that every machine tokenizes the same texts; write_documentation_corpus wrote it (python tests/tokenizer_corpus.py).
 
 The reference is OpenAI's tokenizer as open_clip ships it (open_clip/tokenizer.py, SimpleTokenizer with ftfy).
 open_clip's package __init__ imports torchvision, which is not installable here, so the module is loaded from
@@ -7,6 +11,7 @@ its file path without importing the package.
 
 import importlib.metadata
 import importlib.util
+import json
 import pathlib
 
 import pydoc_data.topics
@@ -35,20 +40,49 @@ def load_reference_tokenizer():
     return load_reference_module().SimpleTokenizer()
 
 
+# The parity corpus, committed (tests/data/): one JSON object per line, {"source", "text"}; JSON keeps every
+# text exactly (newlines, control characters, line separators, any Unicode). Tests only read it;
+# write_documentation_corpus made it and can remake it.
+CORPUS_FILE = pathlib.Path(__file__).absolute().parent / "data" / "tokenizer_corpus.jsonl"
+PYDOC_SOURCE = "pydoc_data.topics"
+
+
+def documentation_corpus(packages=True):
+    """Real documentation text, read from CORPUS_FILE: every distinct line of Python's documentation topics
+    (pydoc_data), then, with `packages`, lines of installed packages' descriptions (their METADATA). Lines keep
+    their indentation and markup; no duplicates."""
+    with open(CORPUS_FILE, encoding="utf-8", newline="") as file:
+        rows = [json.loads(line) for line in file.read().split("\n") if line]
+    return [row["text"] for row in rows if packages or row["source"] == PYDOC_SOURCE]
+
+
 def _lines(text):
     return [line for line in text.splitlines() if line.strip()]
 
 
-def documentation_corpus(max_package_lines=4000):
-    """Real documentation text: every line of Python's own documentation topics (pydoc_data, ~6,400 distinct
-    lines), then lines of the installed packages' descriptions (their METADATA), in a fixed order. Lines keep
-    their indentation and markup; duplicates are dropped."""
-    lines = _lines("\n".join(pydoc_data.topics.topics[name] for name in sorted(pydoc_data.topics.topics)))
-    package_lines = []
+def write_documentation_corpus(path=CORPUS_FILE, max_package_lines=4000):
+    """Writes the corpus from this Python's pydoc_data and the packages installed here (which is why the tests
+    read the written file instead: what is installed differs from machine to machine):
+
+        PYTHONPATH=. .venv/bin/python tests/tokenizer_corpus.py
+
+    Package lines come in the order of the packages' names, up to `max_package_lines` before duplicates are
+    dropped; this project's own METADATA (an editable install of clip_edge) is left out."""
+    rows = [(PYDOC_SOURCE, line) for line in
+            _lines("\n".join(pydoc_data.topics.topics[name] for name in sorted(pydoc_data.topics.topics)))]
+    package_rows = []
     for dist in sorted(importlib.metadata.distributions(), key=lambda d: (d.metadata["Name"] or "").lower()):
-        package_lines += _lines(dist.read_text("METADATA") or "")
-    lines += package_lines[:max_package_lines]
-    return list(dict.fromkeys(lines))
+        if dist.metadata["Name"] != "clip_edge":
+            source = f"{dist.metadata['Name']} {dist.version} METADATA"
+            package_rows += [(source, line) for line in _lines(dist.read_text("METADATA") or "")]
+    rows += package_rows[:max_package_lines]
+    texts = {}
+    for source, text in rows:
+        texts.setdefault(text, source)
+    with open(path, "w", encoding="utf-8", newline="\n") as file:
+        for text, source in texts.items():
+            file.write(json.dumps({"source": source, "text": text}, ensure_ascii=False) + "\n")
+    return len(texts)
 
 
 LONG_TEXT = " ".join(["The quick brown fox jumps over the lazy dog, again and again;"] * 20)
@@ -184,3 +218,7 @@ def mojibake_texts(count, seed=0):
             parts.append(part)
         texts.append(rng.choice([" ", "\n", " ", ""]).join(parts))
     return texts
+
+
+if __name__ == "__main__":
+    print(f"{write_documentation_corpus()} texts written to {CORPUS_FILE}")

@@ -1,0 +1,96 @@
+"""One tower's TFLite variants, converted in a process of its own (converters.export runs it).
+
+    python -m converters.convert_tower JOB.json
+
+The exporter writes each tower's functions as SavedModels (the plain model's, and an equalised copy's for the
+variants converted from one), frees its model and runs this module once per tower. Memory is the reason: the
+TFLite converter's peak is about six times the weights it converts, and what a process frees is not reliably
+returned to the system, so a process per tower holding no model keeps the export's peak to one tower's
+conversion (docs/benchmarks.md has the measurements), and everything it used is returned when it exits.
+
+JOB.json holds: "tower"; "groups", each {"variants": [...], "path": SavedModel, "inputs": {signature key: [input
+names]}}; "int8_recipe"; "calibration": an .npz of one [N, ...] array per signature key, or null; "threads";
+"outputs": {variant: .tflite path to write}; "result": where the outcome is written, {"recipes": {variant:
+recipe}} or {"error": message}; "parent_pid" and "progress_fd" (our progress lines' file descriptor, or null).
+"""
+
+import ctypes
+import json
+import os
+import signal
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _die_with_parent(parent_pid):
+    """A killed exporter must not leave this process converting into a folder the next run removes."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (AttributeError, OSError):  # not Linux: the exporter's stale-folder cleanup still applies
+        return
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _datasets(calibration_path, progress, tower):
+    """{signature key: representative dataset} over the job's calibration arrays, drawing progress bars."""
+    import numpy as np
+
+    with np.load(calibration_path) as arrays:
+        samples = {key: arrays[key] for key in arrays.files}
+
+    def dataset(key, items):
+        def generate():
+            for index, item in enumerate(items):
+                progress.bar(index + 1, len(items), f"calibrating {tower} [{key}]")
+                yield [item[np.newaxis]]
+        return generate
+
+    return {key: dataset(key, items) for key, items in samples.items()}
+
+
+def convert(job, progress):
+    """Converts and writes every variant of the job; {variant: recipe description}."""
+    import tensorflow as tf
+
+    from . import tflite_variants
+
+    tf.config.threading.set_intra_op_parallelism_threads(job["threads"])
+    datasets = _datasets(job["calibration"], progress, job["tower"]) if job["calibration"] else None
+    recipes = {}
+    for group in job["groups"]:
+        source = tflite_variants.SavedModelSource(group["path"], group["inputs"])
+        converted = tflite_variants.convert_variants(source, group["variants"], datasets, job["int8_recipe"],
+                                                     threads=job["threads"])
+        for variant, result in converted.items():
+            path = job["outputs"][variant]
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as file:
+                file.write(result.tflite)
+            recipes[variant] = result.recipe
+    return recipes
+
+
+def main(argv):
+    if len(argv) != 2:
+        print("usage: python -m converters.convert_tower JOB.json", file=sys.stderr)
+        return 2
+    with open(argv[1], encoding="utf-8") as file:
+        job = json.load(file)
+    _die_with_parent(job["parent_pid"])
+    from .export import Progress
+
+    progress = Progress(os.fdopen(job["progress_fd"], "w", closefd=False) if job["progress_fd"] is not None
+                        else None)
+    try:
+        outcome = {"recipes": convert(job, progress)}
+    except Exception as error:  # reported to the exporter, which names the stage
+        outcome = {"error": f"{type(error).__name__}: {error}"}
+    with open(job["result"], "w", encoding="utf-8") as file:
+        json.dump(outcome, file)
+    return 1 if "error" in outcome else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
