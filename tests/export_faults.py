@@ -29,8 +29,8 @@ from converters import export
 
 EXPORT_ARGUMENTS = {"variants": ("float32",), "text_buckets": (), "preprocess": False, "threads": 1}
 # The stages of an export with EXPORT_ARGUMENTS, in order (no calibration data, zero-shot or preprocessing).
-STAGES = ["load model", "SavedModel", "TFLite image encoder", "TFLite text encoder", "parity", "delegate checks",
-          "manifest"]
+STAGES = ["load model", "SavedModel", "TFLite sources", "TFLite image encoder", "TFLite text encoder", "parity",
+          "delegate checks", "manifest"]
 KILLED_AT = "after rename 2"
 COPIED_AT = "after rename 1"
 
