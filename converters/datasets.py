@@ -69,15 +69,23 @@ def held_out_photos():
     return [image for name in HELD_OUT_PHOTOS for image in (_photo(name), *_crops(_photo(name)))]
 
 
-def folder_images(folder, resolution):
-    """uint8 [N, R, R, 3] from every JPEG/PNG/GIF/BMP file in `folder` (a user's own calibration photos)."""
+def image_paths(folder):
+    """The JPEG/PNG/GIF/BMP files in `folder` (a user's own calibration photos), sorted; ValueError naming the
+    folder if it is not one or has none."""
+    if not os.path.isdir(folder):
+        raise ValueError(f"{folder}: not a folder")
     extensions = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
     paths = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(extensions))
     if not paths:
         raise ValueError(f"{folder}: no JPEG, PNG, GIF or BMP files to calibrate with")
+    return paths
+
+
+def folder_images(folder, resolution):
+    """uint8 [N, R, R, 3] from every file of image_paths(folder)."""
     preprocessor = ImagePreprocessor(resolution)
     images = []
-    for path in paths:
+    for path in image_paths(folder):
         with open(path, "rb") as file:
             encoded = file.read()
         try:

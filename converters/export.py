@@ -459,6 +459,17 @@ def run_export(preset, weights, output_dir, name=None, variants=tuple(VARIANTS),
         required = parity.required_variants(require, variants)
     except ValueError as error:
         raise ExportError(str(error)) from None
+    # Bad recipe names and calibration folders fail here, before any work, not at the stage that uses them
+    # (or, without the int8 variant, never).
+    for tower, recipe in int8_recipes.items():
+        if recipe is not None and recipe not in tflite_variants.INT8_RECIPES:
+            raise ExportError(f"unknown --{tower}_int8_recipe {recipe!r}; expected one of "
+                              f"{', '.join(sorted(tflite_variants.INT8_RECIPES))}")
+    if calibration_images:
+        try:
+            datasets.image_paths(calibration_images)
+        except ValueError as error:
+            raise ExportError(f"--calibration_images {error}") from None
     try:
         os.makedirs(output_dir, exist_ok=True)
     except OSError as error:

@@ -78,6 +78,11 @@ class Int8Recipe:
     equalization_alpha: float | None = None
 
     def describe(self) -> str:
+        """What the recipe does, for the manifest and the report, ending with its name (what the exporter's
+        --image_int8_recipe and --text_int8_recipe take)."""
+        return f"{self._steps()} (recipe {self.name})"
+
+    def _steps(self) -> str:
         if self.engine == "converter":
             return ("TFLiteConverter integer: int8 weights (per-channel) and int8 activations "
                     "(float kernels only where an op has no int8 one)")

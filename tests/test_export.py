@@ -6,12 +6,12 @@ import hashlib
 import json
 import math
 import os
-import random
+import re
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 import types
 
 import numpy as np
@@ -19,10 +19,11 @@ import pytest
 import tensorflow as tf
 
 import clip_edge
-from converters import export, parity
+from converters import datasets, export, parity
 from converters.serving import ServingModule
 from converters.variants import VARIANTS, tflite_path
 
+import export_faults
 import photos
 import reference
 
@@ -52,11 +53,15 @@ def test_layout_and_manifest(tiny_export):
     manifest = json.loads(open(os.path.join(target, "manifest.json")).read())
     listed = {a["path"]: a for a in manifest["artifacts"]}
     for relative in TOWER_FILES + ["assets/vocab.json", "assets/merges.txt", "assets/text_cleaning.json",
-                                   "saved_model/saved_model.pb"]:
+                                   "saved_model/saved_model.pb", "tflite/preprocess.tflite"]:
         assert relative in listed, relative
+    # Every file under DIR/NAME (saved_model/variables/*, assets/, tflite/) is listed, with its size and hash.
+    on_disk = {os.path.relpath(os.path.join(folder, f), target) for folder, _, files in os.walk(target) for f in files}
+    assert set(listed) == on_disk - {"manifest.json", "parity_report.md"}
+    assert any(p.startswith("saved_model/variables/") for p in listed)
+    for relative, entry in listed.items():
         path = os.path.join(target, relative)
-        assert listed[relative]["sha256"] == _sha256(path)
-        assert listed[relative]["bytes"] == os.path.getsize(path)
+        assert entry["sha256"] == _sha256(path) and entry["bytes"] == os.path.getsize(path), relative
     image_int8 = listed["tflite/image_encoder_int8.tflite"]
     assert image_int8["inputs"][0]["dtype"] == "uint8" and image_int8["inputs"][0]["shape"] == [1, 32, 32, 3]
     assert image_int8["outputs"][0]["dtype"] == "float32" and image_int8["outputs"][0]["shape"] == [1, 32]
@@ -175,17 +180,24 @@ def test_saved_model_cli_lists_signatures(tiny_export):
 
 # converter_a8w8 (the converter's own full-integer int8) really loses accuracy on this model's text tower:
 # min cosine 0.87 to the float model (bar 0.98), measured below against transformers, not only by our harness.
-DEGRADED = ["--variants=float32,int8", "--text_int8_recipe=converter_a8w8", "--text_buckets=", "--threads=1"]
+# The image tower's int8 recipe (int16 activations) and calibration photos are not the defaults either, to see
+# that the flags are used.
+DEGRADED = ["--variants=float32,int8", "--text_int8_recipe=converter_a8w8",
+            "--image_int8_recipe=eq_aeq_a16w8_weight_ops", "--text_buckets=", "--threads=1"]
+OWN_CALIBRATION_PHOTOS = {"tall.jpg": ("tall", "JPEG"), "small.png": ("small", "PNG"), "exact.bmp": ("exact", "BMP")}
 
 
 @pytest.fixture(scope="module")
 def degraded_export(tiny_checkpoint, tmp_path_factory):
-    """(output folder, DIR/NAME, the finished exporter process) of an export whose int8 variant misses its bar."""
-    output = tmp_path_factory.mktemp("gated")
+    """(output folder, DIR/NAME, the finished exporter process) of an export whose int8 variant misses its bar,
+    calibrated on OWN_CALIBRATION_PHOTOS."""
+    output, calibration = tmp_path_factory.mktemp("gated"), tmp_path_factory.mktemp("calibration_photos")
+    for file_name, (name, fmt) in OWN_CALIBRATION_PHOTOS.items():
+        (calibration / file_name).write_bytes(photos.encoded(name, fmt))
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     process = subprocess.run([sys.executable, "-m", "converters.export", f"--weights={tiny_checkpoint}",
-                              f"--output_dir={output}", "--name=gated", *DEGRADED], cwd=repo, capture_output=True,
-                             text=True, timeout=900)
+                              f"--output_dir={output}", "--name=gated", f"--calibration_images={calibration}",
+                              *DEGRADED], cwd=repo, capture_output=True, text=True, timeout=900)
     return output, output / "gated", process
 
 
@@ -240,6 +252,23 @@ def test_a_variant_below_its_bar_is_set_aside_and_the_rest_ships(degraded_export
     # The harness alone on the shipped export measures what shipped: everything passes.
     assert parity.main(["--export_dir", str(target), "--threads=1"]) == parity.EXIT_OK
     capsys.readouterr()
+
+
+def test_the_calibration_photos_and_int8_recipes_named_by_flags_are_used(degraded_export):
+    from ai_edge_litert.interpreter import Interpreter
+
+    _, target, process = degraded_export
+    # The calibration data is the folder's photos (the built-in set has more), and int8 calibration read them all.
+    count = len(OWN_CALIBRATION_PHOTOS)
+    assert re.search(rf"calibration data: done in [\d.]+s; {count} photos,", process.stdout)
+    assert f"calibrating image encoder [{'#' * 30}] {count}/{count}" in process.stdout
+    manifest = json.loads((target / "manifest.json").read_text())
+    recipes = {a["path"]: a["recipe"] for a in manifest["rejected"]["variants"]["int8"]["artifacts"]}
+    assert recipes["rejected/tflite/image_encoder_int8.tflite"].endswith(" (recipe eq_aeq_a16w8_weight_ops)")
+    assert recipes["rejected/tflite/text_encoder_int8.tflite"].endswith(" (recipe converter_a8w8)")
+    # The file itself, read by LiteRT: int16 activations (the recommended image recipe has int8 ones).
+    tensors = Interpreter(model_path=str(target / "rejected/tflite/image_encoder_int8.tflite")).get_tensor_details()
+    assert any(t["dtype"] == np.int16 for t in tensors)
 
 
 def test_a_required_variant_below_its_bar_refuses_the_export(degraded_export, tiny_checkpoint, capsys):
@@ -302,50 +331,93 @@ def test_a_failed_export_shows_what_the_libraries_printed(tmp_path):
     assert process.stderr.splitlines()[-1].startswith("export failed: stage 'load model' failed: CheckpointError")
 
 
-def _export_command(checkpoint, output, name):
-    return [sys.executable, "-m", "converters.export", f"--weights={checkpoint}", f"--output_dir={output}",
-            f"--name={name}", "--variants=float32,dynamic_int8"]
+# -- kills and re-runs, at every point where a kill leaves a different state (tests/export_faults.py) ----------
 
-
-def _assert_complete_or_absent(target):
-    if not os.path.exists(target):
-        return False
-    manifest = json.loads(open(os.path.join(target, "manifest.json")).read())
-    for artifact in manifest["artifacts"]:
-        assert _sha256(os.path.join(target, artifact["path"])) == artifact["sha256"], artifact["path"]
-    return True
-
-
-def test_killed_export_leaves_nothing_complete_looking_and_rerun_replaces(tiny_checkpoint, tmp_path):
+@pytest.fixture(scope="module")
+def killed_export(tiny_checkpoint, tiny_export, tmp_path_factory):
+    """An export over a previous one (tiny_export's, every variant) killed after the second rename of
+    _replace_directory: output (its folder), copy (the folder as it was between the two renames), previous (the
+    previous manifest's sha256), process (the killed one) and points ([{"point", "pid", "state"}] up to the
+    kill)."""
+    output, records = tmp_path_factory.mktemp("killed"), tmp_path_factory.mktemp("killed_records")
+    shutil.copytree(tiny_export[0], output / "small")
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    target = tmp_path / "killed"
-    started = time.monotonic()
-    full = subprocess.run(_export_command(tiny_checkpoint, tmp_path, "killed"), cwd=repo, capture_output=True,
-                          text=True, timeout=600)
-    assert full.returncode == 0, full.stderr[-3000:]
-    duration = time.monotonic() - started
-    first_manifest = _sha256(target / "manifest.json")
-    assert "[" in full.stdout and "SavedModel: done in" in full.stdout  # one progress line per stage
+    process = subprocess.run([sys.executable, "-m", "tests.export_faults", str(tiny_checkpoint), str(output), "small",
+                              str(records / "states.jsonl"), str(records / "copy")], cwd=repo, capture_output=True,
+                             text=True, timeout=900)
+    return types.SimpleNamespace(output=output, copy=records / "copy", process=process,
+                                 previous=_sha256(os.path.join(tiny_export[0], "manifest.json")),
+                                 points=[json.loads(line) for line in (records / "states.jsonl").open()])
 
-    rng = random.Random(11)
-    for delay in sorted(rng.uniform(0.2, 1.0) * duration for _ in range(3)):
-        process = subprocess.Popen(_export_command(tiny_checkpoint, tmp_path, "killed"), cwd=repo,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(delay)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        # Either the previous complete export or the new complete one, never a mix or a partial folder.
-        assert _assert_complete_or_absent(target)
-        leftovers = [f for f in os.listdir(tmp_path) if f.startswith(".killed.")]
-        assert all(".tmp-" in f or ".old-" in f for f in leftovers)
-        assert not any(os.path.exists(tmp_path / f / "manifest.json") for f in leftovers if ".tmp-" in f)
 
-    rerun = subprocess.run(_export_command(tiny_checkpoint, tmp_path, "killed"), cwd=repo, capture_output=True,
-                           text=True, timeout=600)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert _assert_complete_or_absent(target)
-    assert _sha256(target / "manifest.json") != first_manifest  # rewritten (latencies differ run to run)
-    assert [f for f in os.listdir(tmp_path) if f.startswith(".killed.")] == []  # stale temporaries cleaned
+STAGE_POINTS = [f"{edge} {stage}" for stage in export_faults.STAGES for edge in ("enter", "leave")][:-1]
+
+
+def _new_export(state, previous):
+    """The one export in `state` (an entry of folder_state): complete, every file listed, not the previous one
+    (which had every variant)."""
+    (found,) = state["exports"].values()
+    assert found["mismatched"] == [] and found["unlisted"] == [], found
+    assert found["manifest"] != previous and not [f for f in state["files"] if "int8" in f]
+
+
+def test_a_kill_at_any_point_leaves_the_previous_export_whole_or_the_new_one(killed_export):
+    killed = killed_export
+    assert killed.process.returncode == -signal.SIGKILL, killed.process.stderr[-3000:]
+    assert [p["point"] for p in killed.points] == STAGE_POINTS + [
+        "before rename 1", "after rename 1", "before rename 2", "after rename 2"]
+    work = f".small.tmp-{killed.points[0]['pid']}"
+    previous = {"manifest": killed.previous, "mismatched": [], "unlisted": []}
+    for point in killed.points:
+        state, name = point["state"], point["point"]
+        # Besides DIR/NAME, only the hidden work folder and the replaced export's hidden folder.
+        assert all(e in ("small", work) or re.fullmatch(r"\.small\.old-\w+", e) for e in state), (name, list(state))
+        old = [e for e in state if e.startswith(".small.old-")]
+        if name not in ("after rename 1", "before rename 2", "after rename 2"):
+            assert state["small"]["exports"] == {"": previous}, name  # the previous export, untouched
+            assert len(old) == (name == "before rename 1") and not any(state[e]["files"] for e in old), name
+        if name in STAGE_POINTS:  # the manifest is written last, after everything it lists
+            assert "manifest.json" not in state[work]["files"], name
+    between = {p["point"]: p["state"] for p in killed.points[-3:]}
+    assert between["after rename 1"] == between["before rename 2"]
+    for name, state in between.items():
+        # The window: no DIR/NAME until the second rename; the previous export whole in .NAME.old-*/previous.
+        (old,) = [e for e in state if e.startswith(".small.old-")]
+        assert state[old]["exports"] == {"previous": previous}, name
+        assert ("small" in state) == (name == "after rename 2") and (work in state) != ("small" in state), name
+        _new_export(state["small" if "small" in state else work], killed.previous)
+    # SIGKILL: no finally block ran, so the replaced export is still there, as at the last point.
+    assert export_faults.folder_state(killed.output) == between["after rename 2"]
+
+
+def test_a_rerun_after_a_kill_between_the_renames_removes_the_leftovers_first(killed_export, tiny_checkpoint,
+                                                                             monkeypatch):
+    """Also the points of an export with no previous one at DIR/NAME (the kill left none)."""
+    folder = killed_export.copy
+    assert sorted(e.split("-")[0] for e in os.listdir(folder)) == [".small.old", ".small.tmp"]
+    points = []
+    export_faults.inject(lambda point: points.append((point, export_faults.folder_state(folder))),
+                         monkeypatch.setattr)
+    target, _ = export.run_export(None, str(tiny_checkpoint), str(folder), name="small",
+                                  **export_faults.EXPORT_ARGUMENTS)
+    assert [name for name, _ in points] == STAGE_POINTS + ["before rename 1", "after rename 1",
+                                                          "leave manifest"]
+    for name, state in points[:-2]:  # the killed export's folders are gone before the first stage
+        assert list(state) == [f".small.tmp-{os.getpid()}"], name
+    for name, state in points[-2:]:
+        assert list(state) == ["small"], name
+        _new_export(state["small"], killed_export.previous)
+    assert os.listdir(folder) == ["small"] and target == str(folder / "small")
+
+
+def test_a_rerun_after_a_kill_after_the_second_rename_replaces_the_export_whole(killed_export, tiny_checkpoint):
+    output = killed_export.output
+    assert len(os.listdir(output)) == 2  # DIR/NAME and the replaced export's .NAME.old-*
+    (output / "small" / "stray.txt").write_text("not part of any export")  # a re-run must not merge into it
+    export.run_export(None, str(tiny_checkpoint), str(output), name="small", **export_faults.EXPORT_ARGUMENTS)
+    state = export_faults.folder_state(output)
+    assert list(state) == ["small"] and "stray.txt" not in state["small"]["files"]
+    _new_export(state["small"], killed_export.previous)
 
 
 def test_bad_arguments_fail_with_named_stage(tmp_path):
@@ -355,6 +427,29 @@ def test_bad_arguments_fail_with_named_stage(tmp_path):
         export.run_export(None, str(tmp_path / "missing"), str(tmp_path))
     with pytest.raises(export.ExportError, match="unknown variants \\['int4'\\]"):
         export.run_export("clip-vit-base-patch32", "random", str(tmp_path), variants=("int4",))
+
+
+def test_bad_int8_recipes_and_calibration_folders_fail_before_any_work(tmp_path):
+    output, photos_folder = tmp_path / "output", tmp_path / "photos"
+    photos_folder.mkdir()
+    (photos_folder / "notes.txt").write_text("not a photo")
+    bad = {  # keyword arguments -> the error (one line, naming the flag and what is wrong)
+        r"unknown --image_int8_recipe 'magic'; expected one of aeq_a16w8, .*, converter_a8w8, .*, "
+        r"eq_aeq_a8w8_weight_ops$": {"int8_recipes": {"image": "magic"}},
+        r"unknown --text_int8_recipe 'aeq_a8w9'; expected one of": {"int8_recipes": {"text": "aeq_a8w9"}},
+        rf"--calibration_images {tmp_path / 'missing'}: not a folder$": {"calibration_images": tmp_path / "missing"},
+        rf"--calibration_images {photos_folder}: no JPEG, PNG, GIF or BMP files": {"calibration_images": photos_folder},
+    }
+    for message, arguments in bad.items():
+        # Even with variants that would not use them: a typo is not silently ignored.
+        with pytest.raises(export.ExportError, match=message) as error:
+            export.run_export(None, str(tmp_path / "no checkpoint needed"), str(output), variants=("float32",),
+                              **{k: str(v) if k == "calibration_images" else v for k, v in arguments.items()})
+        assert "\n" not in str(error.value)
+    assert not output.exists()  # refused before any work
+    (photos_folder / "broken.jpg").write_bytes(photos.encoded("coffee", "JPEG")[:100])
+    with pytest.raises(ValueError, match=f"{photos_folder / 'broken.jpg'}: cannot decode this image"):
+        datasets.folder_images(str(photos_folder), 32)
 
 
 @pytest.mark.slow
