@@ -1,6 +1,6 @@
 """The exporter end to end on a scaled-down CLIP (every variant, harness, manifest, standalone SavedModel), the
 per-variant parity gate on a genuinely degraded int8 variant, kill-and-rerun, and one full clip-vit-base-patch32
-export (slow)."""
+export from the command line with its peak memory (slow)."""
 
 import hashlib
 import json
@@ -452,11 +452,31 @@ def test_bad_int8_recipes_and_calibration_folders_fail_before_any_work(tmp_path)
         datasets.folder_images(str(photos_folder), 32)
 
 
+# The exporter's peak memory for the full-size clip-vit-base-patch32 export (all variants), as the whole process
+# tree: the scaled-down check of "every preset within 12 GB" (docs/benchmarks.md, "Export"). Measured 4.74 GB;
+# the exporter before each tower got a process of its own and calibration its profiler-based mode peaked at
+# 5.88 GB on the same machine.
+BASE_PATCH32_PEAK_GB = 5.5
+
+
 @pytest.mark.slow
 def test_full_base_patch32_export(tmp_path):
-    target, record = export.run_export("clip-vit-base-patch32", "random", str(tmp_path))
-    assert all(a.passed for a in record.artifacts)
+    """The command line on the full-size model: every artifact ships, the size and dynamic_int8 claims of the
+    README hold, and the process tree's peak memory stays under BASE_PATCH32_PEAK_GB."""
+    from process_memory import PeakTreeMemory
+
+    process = subprocess.Popen([sys.executable, "-m", "converters.export", "--preset=clip-vit-base-patch32",
+                                "--weights=random", f"--output_dir={tmp_path}"],
+                               cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    memory = PeakTreeMemory(process.pid)
+    output, _ = process.communicate(timeout=1800)
+    peak_gb = memory.stop() / 2**30
+    print(output)
+    assert process.returncode == 0, output[-3000:]
+    target = os.path.join(tmp_path, "clip-vit-base-patch32")
     manifest = json.loads(open(os.path.join(target, "manifest.json")).read())
+    assert "rejected" not in manifest or not manifest["rejected"], manifest.get("rejected")
     sizes = {a["path"]: a["bytes"] for a in manifest["artifacts"]}
     for tower in ("image", "text"):
         float32 = sizes[f"tflite/{tower}_encoder_float32.tflite"]
@@ -466,7 +486,8 @@ def test_full_base_patch32_export(tmp_path):
         entry = next(a for a in manifest["artifacts"] if a["path"] == f"tflite/{tower}_encoder_dynamic_int8.tflite")
         for signature in entry.get("signatures", [entry]):
             assert signature["parity"]["cosine_min"] > 0.999, (tower, signature.get("key"), signature["parity"])
-    print(open(os.path.join(target, "parity_report.md")).read())
+    print(f"peak memory of the exporter's process tree: {peak_gb:.2f} GB")
+    assert peak_gb < BASE_PATCH32_PEAK_GB
 
 
 def test_parity_harness_runs_alone_on_an_export(tiny_export, capsys, tmp_path):
