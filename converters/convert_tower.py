@@ -1,13 +1,13 @@
-"""One tower's TFLite variants, converted in a process of its own (converters.export runs it).
+"""TFLite variants of one tower, converted in a process of its own (converters.export runs it).
 
     python -m converters.convert_tower JOB.json
 
 The exporter writes each tower's functions as SavedModels (the plain model's, and an equalised copy's for the
-variants converted from one), lets go of its model and runs this module once per tower. Memory is the reason:
-the TFLite converter's peak is about six times the weights it converts (7.7 GB for clip-vit-large-patch14-336's
-1.2 GB image tower), so it must not run beside the model, an equalised copy and what earlier conversions left
-behind; a process of its own reading the weights from disk holds none of that, and returns everything when it
-exits (docs/benchmarks.md, "Export").
+variants converted from one), lets go of its model and runs this module once per tower and SavedModel. Memory
+is the reason: the TFLite converter's peak is about six times the weights it converts (7.7 GB for
+clip-vit-large-patch14-336's 1.2 GB image tower), so it must not run beside the model, an equalised copy or
+what earlier conversions left behind; a process of its own reading the weights from disk holds none of that,
+and returns everything when it exits (docs/benchmarks.md, "Export").
 
 JOB.json holds: "tower"; "groups", each {"variants": [...], "path": SavedModel, "inputs": {signature key: [input
 names]}}; "int8_recipe"; "calibration": an .npz of one [N, ...] array per signature key, or null; "threads";

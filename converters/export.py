@@ -241,43 +241,55 @@ def _write_sources(scratch, tower, build, model, equalized, variants, int8_recip
 
 
 def _convert(work, scratch, job, threads, progress, record):
-    """Runs converters.convert_tower on the job in a process of its own and records the files it wrote."""
-    import subprocess
-
+    """Converts the tower's variants, one process (converters.convert_tower) per model they come from: what one
+    model's conversions leave behind would add to the next one's peak (clip-vit-large-patch14-336's image tower:
+    11.6 GB with one process per tower, docs/benchmarks.md). Records the files they wrote."""
     from . import manifest
 
-    job = dict(job, threads=threads, parent_pid=os.getpid(), result=os.path.join(scratch, f"{job['tower']}.result"),
-               outputs={v: os.path.join(work, tflite_path(job["tower"], v)) for g in job["groups"] for v in g["variants"]})
     try:
         progress_fd = progress.out.fileno()
         progress.out.flush()
     except (AttributeError, OSError, ValueError):  # not a file (a StringIO, pytest's capture): the child's stdout
         progress_fd = None
-    job["progress_fd"] = progress_fd
-    job_path = os.path.join(scratch, f"{job['tower']}.job.json")
+    recipes = {}
+    for index, group in enumerate(job["groups"]):
+        name = f"{job['tower']}-{index}"
+        recipes.update(_conversion_process(scratch, name, dict(
+            job, groups=[group], variants=group["variants"], threads=threads, parent_pid=os.getpid(),
+            progress_fd=progress_fd, result=os.path.join(scratch, f"{name}.result"),
+            outputs={v: os.path.join(work, tflite_path(job["tower"], v)) for v in group["variants"]})))
+    alphas = {v: g["alpha"] for g in job["groups"] for v in g["variants"]}
+    for variant in job["variants"]:
+        recipe = recipes[variant]
+        if variant == "dynamic_int8" and alphas[variant] is not None:  # the int8 recipe's text says it itself
+            recipe = f"equalised model (alpha {alphas[variant]}), then {recipe}"
+        record.artifacts.append(manifest.ArtifactRecord(tflite_path(job["tower"], variant), job["tower"], variant,
+                                                        recipe=recipe))
+
+
+def _conversion_process(scratch, name, job):
+    """Runs converters.convert_tower on `job` in a process of its own; {variant: recipe}."""
+    import subprocess
+
+    job_path = os.path.join(scratch, f"{name}.job.json")
     with open(job_path, "w", encoding="utf-8") as file:
         json.dump(job, file)
     # The package's own name: converters in the repository and under Bazel, clip_edge.converters when installed.
     command = [sys.executable, "-m", f"{__package__}.convert_tower", job_path]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    status = subprocess.run(command, env=env, pass_fds=() if progress_fd is None else (progress_fd,)).returncode
+    fds = () if job["progress_fd"] is None else (job["progress_fd"],)
+    status = subprocess.run(command, env=env, pass_fds=fds).returncode
     outcome = {}
     if os.path.exists(job["result"]):
         with open(job["result"], encoding="utf-8") as file:
             outcome = json.load(file)
+    what = f"converting the {job['tower']} tower ({', '.join(job['variants'])})"
     if status < 0:
-        raise ExportError(f"converting the {job['tower']} tower: its process was killed by signal {-status}"
+        raise ExportError(f"{what}: its process was killed by signal {-status}"
                           + (" (out of memory?)" if -status == signal.SIGKILL else ""))
     if status != 0 or "recipes" not in outcome:
-        raise ExportError(f"converting the {job['tower']} tower failed: "
-                          + outcome.get("error", f"its process exited with status {status}"))
-    alphas = {v: g["alpha"] for g in job["groups"] for v in g["variants"]}
-    for variant in job["variants"]:
-        recipe = outcome["recipes"][variant]
-        if variant == "dynamic_int8" and alphas[variant] is not None:  # the int8 recipe's text says it itself
-            recipe = f"equalised model (alpha {alphas[variant]}), then {recipe}"
-        record.artifacts.append(manifest.ArtifactRecord(tflite_path(job["tower"], variant), job["tower"], variant,
-                                                        recipe=recipe))
+        raise ExportError(f"{what} failed: " + outcome.get("error", f"its process exited with status {status}"))
+    return outcome["recipes"]
 
 
 def _write_bytes(path, data):
@@ -287,13 +299,18 @@ def _write_bytes(path, data):
 
 
 def _remove_stale_temporaries(output_dir, name):
-    """Folders of earlier exports that were killed: work folders whose pid is gone, and a replaced export
-    left aside when a kill fell between the two renames of _replace_directory."""
+    """Folders of earlier exports that were killed: work folders whose pid is gone, and replaced exports left
+    aside by _replace_directory. A kill between its two renames left no DIR/NAME and the previous export in
+    .NAME.old-*/previous: that one is put back, so that a kill costs at most the new export, never the old."""
     for stale in glob.glob(os.path.join(output_dir, f".{name}.tmp-*")):
         pid = stale.rsplit("-", 1)[-1]
         if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
             shutil.rmtree(stale, ignore_errors=True)
+    target = os.path.join(output_dir, name)
     for replaced in glob.glob(os.path.join(output_dir, f".{name}.old-*")):
+        previous = os.path.join(replaced, "previous")
+        if not os.path.lexists(target) and os.path.isdir(previous):
+            os.rename(previous, target)
         shutil.rmtree(replaced, ignore_errors=True)
 
 
@@ -508,7 +525,7 @@ def run_export(preset, weights, output_dir, name=None, variants=tuple(VARIANTS),
             with progress.stage("zero-shot class embeddings", f"{len(labels)} labels x {len(templates)} templates"):
                 towers.append(("zero_shot", _write_zero_shot(work, model, tokenizer, labels, templates, record)))
 
-        # Each tower is converted in a process of its own from SavedModels of its functions (converters.
+        # The towers are converted in processes of their own from SavedModels of their functions (converters.
         # convert_tower has the reasons); this one lets go of the model first.
         scratch = os.path.join(work, ".sources")
         with progress.stage("TFLite sources", "each tower's functions as SavedModels") as stage:
