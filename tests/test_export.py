@@ -390,23 +390,27 @@ def test_a_kill_at_any_point_leaves_the_previous_export_whole_or_the_new_one(kil
     assert export_faults.folder_state(killed.output) == between["after rename 2"]
 
 
-def test_a_rerun_after_a_kill_between_the_renames_removes_the_leftovers_first(killed_export, tiny_checkpoint,
-                                                                             monkeypatch):
-    """Also the points of an export with no previous one at DIR/NAME (the kill left none)."""
+def test_a_rerun_after_a_kill_between_the_renames_puts_the_previous_export_back_first(killed_export, tiny_checkpoint,
+                                                                                    monkeypatch):
+    """The kill left no DIR/NAME and the previous export only in .NAME.old-*/previous: the next run puts it back
+    before any work (a kill must not cost the previous export, even if this run fails too), then replaces it."""
     folder = killed_export.copy
     assert sorted(e.split("-")[0] for e in os.listdir(folder)) == [".small.old", ".small.tmp"]
+    assert not (folder / "small").exists()
+    previous = {"manifest": killed_export.previous, "mismatched": [], "unlisted": []}
     points = []
     export_faults.inject(lambda point: points.append((point, export_faults.folder_state(folder))),
                          monkeypatch.setattr)
     target, _ = export.run_export(None, str(tiny_checkpoint), str(folder), name="small",
                                   **export_faults.EXPORT_ARGUMENTS)
-    assert [name for name, _ in points] == STAGE_POINTS + ["before rename 1", "after rename 1",
-                                                          "leave manifest"]
-    for name, state in points[:-2]:  # the killed export's folders are gone before the first stage
-        assert list(state) == [f".small.tmp-{os.getpid()}"], name
-    for name, state in points[-2:]:
-        assert list(state) == ["small"], name
-        _new_export(state["small"], killed_export.previous)
+    assert [name for name, _ in points] == STAGE_POINTS + ["before rename 1", "after rename 1", "before rename 2",
+                                                          "after rename 2", "leave manifest"]
+    for name, state in points[:len(STAGE_POINTS)]:  # the killed run's folders gone, the previous export back
+        assert sorted(state) == [f".small.tmp-{os.getpid()}", "small"], name
+        assert state["small"]["exports"] == {"": previous}, name
+    (name, final), = points[-1:]
+    assert list(final) == ["small"], name
+    _new_export(final["small"], killed_export.previous)
     assert os.listdir(folder) == ["small"] and target == str(folder / "small")
 
 
