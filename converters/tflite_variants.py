@@ -400,12 +400,14 @@ def quantize_with_ai_edge_quantizer(float32_tflite: bytes, recipe: Int8Recipe,
                                     threads: int = 2) -> bytes:
     """Static quantisation calibrated on every signature (a {key: dataset} for several, a dataset for one).
 
-    Calibration runs in ai-edge-quantizer's profiler-based mode: LiteRT tracks each tensor's min and max as it
-    runs. Its default mode keeps every intermediate tensor of an invoke and copies them all to Python, which took
-    clip-vit-large-patch14-336's image calibration from 9.5 GB to over 20 GB. Both modes update with the same
-    moving average; on clip-vit-base-patch32 their statistics agree to 6e-7 relative (the profiler runs
-    XNNPACK's ops unfused) and the quantised encoders' cosines to 1e-6, in 6 s instead of 11 s and 1.6 GB
-    instead of 2.5 GB."""
+    Recipes that quantise only the ops with weights (`only`, the recommended ones) calibrate in ai-edge-quantizer's
+    profiler-based mode: LiteRT tracks each tensor's min and max as it runs. Its default mode keeps every
+    intermediate tensor of an invoke and copies them all to Python, which took clip-vit-large-patch14-336's image
+    calibration from 9.5 GB to over 20 GB. Both modes update with the same moving average; on
+    clip-vit-base-patch32 their statistics agree to 6e-7 relative (the profiler runs XNNPACK's ops unfused) and
+    the quantised encoders' cosines to 1e-6, in 6 s instead of 11 s and 1.6 GB instead of 2.5 GB. The other
+    recipes keep the default mode: ai-edge-quantizer 0.10 cannot use the profiler's statistics for every op they
+    quantise (aeq_a16w8: "Ranks of scales (4) and zps (4) must be the same as the tensor rank (3)")."""
     from ai_edge_litert.interpreter import Interpreter
     from ai_edge_quantizer import calibrator, quantizer
 
@@ -437,8 +439,9 @@ def quantize_with_ai_edge_quantizer(float32_tflite: bytes, recipe: Int8Recipe,
 
     qt = Quantizer(float32_tflite, ai_edge_quantizer_recipe(recipe, float32_tflite))
     try:
-        result = qt.calibrate(calibration, num_threads=threads,
-                              mode=calibrator.CalibrationMode.CALIBRATION_PROFILER_BASED)
+        mode = (calibrator.CalibrationMode.CALIBRATION_PROFILER_BASED if recipe.only
+                else calibrator.CalibrationMode.CALIBRATION_PRESERVE_ALL_TENSORS)
+        result = qt.calibrate(calibration, num_threads=threads, mode=mode)
         return bytes(qt.quantize(result, enable_progress_bar=False, enable_progress_report=False).quantized_model)
     except Exception as e:
         raise VariantConversionError(f"ai-edge-quantizer recipe {recipe.name} failed: {_first_lines(e)}") from e
