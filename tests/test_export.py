@@ -457,9 +457,9 @@ def test_bad_int8_recipes_and_calibration_folders_fail_before_any_work(tmp_path)
 
 
 # The exporter's peak memory for the full-size clip-vit-base-patch32 export (all variants), as the whole process
-# tree: the scaled-down check of "every preset within 12 GB" (docs/benchmarks.md, "Export"). Measured 4.74 GB;
-# the exporter before each tower got a process of its own and calibration its profiler-based mode peaked at
-# 5.88 GB on the same machine.
+# tree: the scaled-down check of "every preset within 12 GB" (docs/benchmarks.md, "Export"). Measured 4.00 GB
+# (4.74 GB with one conversion process per tower); the exporter before the towers got processes of their own
+# and calibration its profiler-based mode peaked at 5.88 GB on the same machine.
 BASE_PATCH32_PEAK_GB = 5.5
 
 
