@@ -9,8 +9,8 @@ clip-vit-large-patch14-336's 1.2 GB image tower), so it must not run beside the 
 what earlier conversions left behind; a process of its own reading the weights from disk holds none of that,
 and returns everything when it exits (docs/benchmarks.md, "Export").
 
-JOB.json holds: "tower"; "groups", each {"variants": [...], "path": SavedModel, "inputs": {signature key: [input
-names]}}; "int8_recipe"; "calibration": an .npz of one [N, ...] array per signature key, or null; "threads";
+JOB.json holds: "tower"; "variants"; "path", the SavedModel, and "inputs", {signature key: [input names]}; its
+"int8_recipe"; "calibration": an .npz of one [N, ...] array per signature key, or null; "threads";
 "outputs": {variant: .tflite path to write}; "result": where the outcome is written, {"recipes": {variant:
 recipe}} or {"error": message}; "parent_pid" and "progress_fd" (our progress lines' file descriptor, or null).
 """
@@ -63,17 +63,16 @@ def convert(job, progress):
 
     tf.config.threading.set_intra_op_parallelism_threads(job["threads"])
     datasets = _datasets(job["calibration"], progress, job["tower"]) if job["calibration"] else None
+    source = tflite_variants.SavedModelSource(job["path"], job["inputs"])
+    converted = tflite_variants.convert_variants(source, job["variants"], datasets, job["int8_recipe"],
+                                                 threads=job["threads"])
     recipes = {}
-    for group in job["groups"]:
-        source = tflite_variants.SavedModelSource(group["path"], group["inputs"])
-        converted = tflite_variants.convert_variants(source, group["variants"], datasets, job["int8_recipe"],
-                                                     threads=job["threads"])
-        for variant, result in converted.items():
-            path = job["outputs"][variant]
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "wb") as file:
-                file.write(result.tflite)
-            recipes[variant] = result.recipe
+    for variant, result in converted.items():
+        path = job["outputs"][variant]
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as file:
+            file.write(result.tflite)
+        recipes[variant] = result.recipe
     return recipes
 
 

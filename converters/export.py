@@ -218,7 +218,7 @@ def _variant_groups(variants, int8_recipe):
 
 def _write_sources(scratch, tower, build, model, equalized, variants, int8_recipe, calibration):
     """The tower's functions as SavedModels under `scratch`, one per model its variants come from (see
-    _variant_groups), and the job for converters.convert_tower."""
+    _variant_groups); returns the tower's plan for _convert, one group of variants per SavedModel."""
     from . import tflite_variants
 
     groups = []
@@ -254,10 +254,12 @@ def _convert(work, scratch, job, threads, progress, record):
     recipes = {}
     for index, group in enumerate(job["groups"]):
         name = f"{job['tower']}-{index}"
-        recipes.update(_conversion_process(scratch, name, dict(
-            job, groups=[group], variants=group["variants"], threads=threads, parent_pid=os.getpid(),
-            progress_fd=progress_fd, result=os.path.join(scratch, f"{name}.result"),
-            outputs={v: os.path.join(work, tflite_path(job["tower"], v)) for v in group["variants"]})))
+        recipes.update(_conversion_process(scratch, name, {
+            "tower": job["tower"], "variants": group["variants"], "path": group["path"], "inputs": group["inputs"],
+            "int8_recipe": job["int8_recipe"], "calibration": job["calibration"], "threads": threads,
+            "outputs": {v: os.path.join(work, tflite_path(job["tower"], v)) for v in group["variants"]},
+            "result": os.path.join(scratch, f"{name}.result"), "parent_pid": os.getpid(),
+            "progress_fd": progress_fd}))
     alphas = {v: g["alpha"] for g in job["groups"] for v in g["variants"]}
     for variant in job["variants"]:
         recipe = recipes[variant]
