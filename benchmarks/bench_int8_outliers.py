@@ -42,12 +42,13 @@ SIZES = {
 
 def build(size, kind, strength, seed):
     config = SIZES[size]()
-    folder = tempfile.mkdtemp(prefix=f"stress-{kind}-")
-    if kind == "plain":
-        reference.random_hf_clip(config, seed=seed).save_pretrained(folder)
-    else:
-        stress_checkpoints.write_stressed_checkpoint(folder, config, kind, strength, seed=seed)
-    return clip_edge.CLIP.from_checkpoint(folder)
+    # The checkpoint (578 MB at base size) is only needed until it is loaded.
+    with tempfile.TemporaryDirectory(prefix=f"stress-{kind}-") as folder:
+        if kind == "plain":
+            reference.random_hf_clip(config, seed=seed).save_pretrained(folder)
+        else:
+            stress_checkpoints.write_stressed_checkpoint(folder, config, kind, strength, seed=seed)
+        return clip_edge.CLIP.from_checkpoint(folder)
 
 
 def latencies_ms(models, example, threads, repeats):
