@@ -19,7 +19,6 @@ warm-up round. onnx and onnxruntime are the `bench` extra.
 """
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -131,20 +130,8 @@ def worker(path, threads):
         print(time.perf_counter() - start, flush=True)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="clip-vit-base-patch32")
-    parser.add_argument("--tower", choices=("image", "text"), default="image")
-    parser.add_argument("--peers_dir", help="a bench_peers --work_dir: its whole float32 towers run too")
-    parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        return worker(args.worker, args.threads)
-
-    tokens, width, layers = tower_shape(args.preset, args.tower)
-    folder = tempfile.mkdtemp(prefix="bench_matmuls-")
+def measure(folder, args, tokens, width, layers):
+    """{model name: seconds per round}, the matmuls models written to `folder`."""
     models = {"matmuls, LiteRT": os.path.join(folder, "matmuls.tflite"),
               "matmuls, ONNX Runtime": os.path.join(folder, "matmuls.onnx")}
     matmuls_tflite(tokens, width, layers, models["matmuls, LiteRT"])
@@ -173,9 +160,24 @@ def main():
     for process in workers.values():
         process.stdin.close()
         process.wait()
-    for path in os.listdir(folder):
-        os.remove(os.path.join(folder, path))
-    os.rmdir(folder)
+    return times
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="clip-vit-base-patch32")
+    parser.add_argument("--tower", choices=("image", "text"), default="image")
+    parser.add_argument("--peers_dir", help="a bench_peers --work_dir: its whole float32 towers run too")
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args.worker, args.threads)
+
+    tokens, width, layers = tower_shape(args.preset, args.tower)
+    with tempfile.TemporaryDirectory(prefix="bench_matmuls-") as folder:
+        times = measure(folder, args, tokens, width, layers)
 
     flops = 2 * tokens * layers * 12 * width * width  # 4 D x D products and two D x 4D ones per layer
     print(f"{args.preset} {args.tower} tower: T={tokens}, D={width}, {layers} layers, {flops / 1e9:.2f} GFLOP in "
