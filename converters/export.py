@@ -303,21 +303,81 @@ def _write_bytes(path, data):
 def _remove_stale_temporaries(output_dir, name):
     """Folders of earlier exports that were killed: work folders whose pid is gone, and replaced exports left
     aside by _replace_directory. A kill between its two renames left no DIR/NAME and the previous export in
-    .NAME.old-*/previous: that one is put back, so that a kill costs at most the new export, never the old."""
+    .NAME.old-*/previous: that one is put back, so that a kill costs at most the new export, never the old.
+    Only folders whose contents are what this tool puts there are touched: a user's `.NAME.old-mybackup` stays."""
     for stale in glob.glob(os.path.join(output_dir, f".{name}.tmp-*")):
         pid = stale.rsplit("-", 1)[-1]
-        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+        if (pid.isdigit() and not os.path.exists(f"/proc/{pid}") and _is_plain_folder(stale)
+                and set(os.listdir(stale)) <= _WORK_ENTRIES):
             shutil.rmtree(stale, ignore_errors=True)
     target = os.path.join(output_dir, name)
     for replaced in glob.glob(os.path.join(output_dir, f".{name}.old-*")):
         previous = os.path.join(replaced, "previous")
+        if not (_is_plain_folder(replaced) and set(os.listdir(replaced)) <= {"previous"}
+                and (not os.path.lexists(previous) or _is_export(previous))):
+            continue
         if not os.path.lexists(target) and os.path.isdir(previous):
             os.rename(previous, target)
         shutil.rmtree(replaced, ignore_errors=True)
 
 
+# What a work folder .NAME.tmp-PID holds at any stage: the export's top level and the conversion sources.
+_WORK_ENTRIES = {"saved_model", "tflite", "assets", ".sources", "manifest.json", "parity_report.md", "rejected"}
+# A manifest.json larger than this is not one of ours (a large preset's is about 100 KB).
+_MAX_MANIFEST_BYTES = 64 << 20
+
+
+def _is_plain_folder(path):
+    return os.path.isdir(path) and not os.path.islink(path)
+
+
+def _is_export(path):
+    """Whether `path` is a folder this tool wrote: an export (its manifest.json) or a refused one (NAME.rejected,
+    its parity_report.md)."""
+    from . import manifest as manifest_names
+
+    if not _is_plain_folder(path):
+        return False
+    manifest_path = os.path.join(path, manifest_names.MANIFEST)
+    if os.path.isfile(manifest_path) and os.path.getsize(manifest_path) <= _MAX_MANIFEST_BYTES:
+        try:
+            with open(manifest_path, "rb") as file:
+                data = json.loads(file.read())
+        except (OSError, ValueError):
+            data = None
+        if isinstance(data, dict) and {"name", "saved_model", "artifacts"} <= data.keys():
+            return True
+    report_path = os.path.join(path, manifest_names.REPORT)
+    if not os.path.isfile(report_path):
+        return False
+    with open(report_path, "rb") as file:
+        return file.readline(200).startswith(manifest_names.REPORT_TITLE.encode())
+
+
+def _check_replaceable(target):
+    """Refuse to replace anything at `target` but an earlier export of this tool (ExportError naming it)."""
+    if os.path.lexists(target) and not _is_export(target):
+        kind = "a folder" if _is_plain_folder(target) else "a file" if os.path.isfile(target) else "an entry"
+        raise ExportError(f"{target} is {kind} that is not an export of clip_edge (no manifest.json of one): "
+                          "the export would replace it. Move it away, or choose another --output_dir or --name")
+
+
+def _check_inputs_outside(targets, inputs):
+    """Refuse inputs (flag name -> path) that are, or lie inside, a folder the export replaces."""
+    for flag, path in inputs.items():
+        if not path or not os.path.exists(path):
+            continue
+        real = os.path.realpath(path)
+        for target in targets:
+            replaced = os.path.realpath(target)
+            if real == replaced or real.startswith(replaced + os.sep):
+                raise ExportError(f"--{flag} {path} is inside {target}, which the export replaces: choose another "
+                                  "--output_dir or --name")
+
+
 def _replace_directory(source, target):
-    """Move `source` to `target`, replacing an older `target` without ever leaving a half-written one."""
+    """Move `source` to `target`, replacing an older export at `target` without ever leaving a half-written one."""
+    _check_replaceable(target)
     old = None
     if os.path.exists(target):
         old = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.old-", dir=os.path.dirname(target))
@@ -474,6 +534,13 @@ def run_export(preset, weights, output_dir, name=None, variants=tuple(VARIANTS),
         raise ExportError("--zero_shot_templates needs --zero_shot_labels")
     name = name or preset or os.path.basename(os.path.abspath(weights))
     _check_arguments(output_dir, name, variants, threads, list(VARIANTS))
+    # The export replaces DIR/NAME (or DIR/NAME.rejected when refused): only an earlier export may be there, and
+    # none of this run's inputs.
+    replaced = [os.path.join(output_dir, name), os.path.join(output_dir, f"{name}.rejected")]
+    _check_inputs_outside(replaced, {"weights": weights, "calibration_images": calibration_images,
+                                     "zero_shot_labels": zero_shot_labels, "zero_shot_templates": zero_shot_templates})
+    for target in replaced:
+        _check_replaceable(target)
     try:
         required = parity.required_variants(require, variants)
     except ValueError as error:

@@ -19,6 +19,8 @@ from .serving import SIGNATURES
 
 MANIFEST = "manifest.json"
 REPORT = "parity_report.md"
+# The report's first line starts so: converters.export recognises the folders it may replace by it.
+REPORT_TITLE = "# Parity report: "
 # Files of rejected variants, at their usual relative path below this folder (rejected/tflite/...).
 REJECTED_DIR = "rejected"
 TOOLS = ("tensorflow", "tensorflow-text", "ai-edge-litert", "ai-edge-quantizer", "numpy", "clip_edge")
@@ -248,7 +250,7 @@ def write_report(export_dir, export):
     preprocess = [r for a in export.artifacts if a.tower == "preprocess" for r in a.parity]
     float32_bytes = {a.tower: os.path.getsize(os.path.join(export_dir, a.path)) for a in encoders
                      if a.variant == "float32"}
-    lines = [f"# Parity report: {export.name}", "",
+    lines = [REPORT_TITLE + export.name, "",
              f"Preset: {export.preset or 'none (architecture from the checkpoint)'}. "
              f"Weights: {_describe_weights(export.weights_source)}.", "",
              "Every TFLite artifact against the float32 SavedModel on held-out real photos and sentences "

@@ -458,6 +458,115 @@ def test_export_weights_path_of_the_current_folder_is_named_after_it(tmp_path, m
     assert os.listdir(tmp_path / "out") == []  # the work folder .my_checkpoint.tmp-PID was removed again
 
 
+# -- the exporter replaces only what it wrote ---------------------------------------------------------------------
+
+
+def _files(folder):
+    """{path relative to folder: bytes} of every file below it (symlinks as their target's text)."""
+    found = {}
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(parent, name)
+            relative = os.path.relpath(path, folder)
+            found[relative] = os.readlink(path).encode() if os.path.islink(path) else open(path, "rb").read()
+    return found
+
+
+def _user_checkpoint(folder):
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text('{"user": "data"}')
+    (folder / "model.safetensors").write_bytes(b"the user's only copy")
+    return folder
+
+
+@pytest.mark.parametrize("case", ["weights_are_the_target", "weights_inside_the_named_target",
+                                  "calibration_inside_the_target", "labels_inside_the_rejected_target"])
+def test_export_refuses_inputs_inside_what_it_replaces(tmp_path, case):
+    from converters import export
+
+    out = tmp_path / "out"
+    weights, kwargs, problem = str(_user_checkpoint(out / "tiny")), {}, "--weights .*tiny is inside .*out/tiny,"
+    if case == "weights_inside_the_named_target":
+        weights = str(_user_checkpoint(out / "models" / "checkpoint"))
+        kwargs, problem = {"name": "models"}, "--weights .*checkpoint is inside .*out/models,"
+    elif case == "calibration_inside_the_target":
+        weights, kwargs = "random", {"calibration_images": str(out / "tiny")}
+        problem = "--calibration_images .*tiny is inside .*out/tiny,"
+    elif case == "labels_inside_the_rejected_target":
+        weights, kwargs = "random", {"zero_shot_labels": str(out / "tiny.rejected" / "labels.txt")}
+        (out / "tiny.rejected").mkdir()
+        (out / "tiny.rejected" / "labels.txt").write_text("cat\ndog\n")
+        problem = "--zero_shot_labels .*labels.txt is inside .*out/tiny.rejected,"
+    before = _files(out)
+    with pytest.raises(export.ExportError, match=problem + " which the export replaces"):
+        export.run_export("clip-vit-base-patch32" if weights == "random" else None, weights, str(out),
+                          name=kwargs.pop("name", "tiny"), **kwargs)
+    assert _files(out) == before and sorted(os.listdir(out)) == sorted({p.split(os.sep)[0] for p in before})
+
+
+def test_export_command_line_refuses_to_replace_its_own_checkpoint(tmp_path):
+    """The reported case: --weights=OUT/tiny --output_dir=OUT names the export tiny, as the checkpoint's folder."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    _user_checkpoint(out / "tiny")
+    before = _files(out)
+    repository = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    process = subprocess.run([sys.executable, "-m", "converters.export", f"--weights={out / 'tiny'}",
+                              f"--output_dir={out}"], cwd=repository, capture_output=True, text=True, timeout=600)
+    assert process.returncode == 1, process.stderr[-3000:]
+    assert f"--weights {out / 'tiny'} is inside {out / 'tiny'}, which the export replaces" in process.stderr
+    assert _files(out) == before
+
+
+@pytest.mark.parametrize("what", ["user_folder", "regular_file", "symlink", "user_rejected_folder"])
+def test_export_refuses_to_replace_what_is_not_an_export(tmp_path, what):
+    from converters import export
+
+    out = tmp_path / "out"
+    out.mkdir()
+    name = "tiny.rejected" if what == "user_rejected_folder" else "tiny"
+    if what in ("user_folder", "user_rejected_folder"):
+        (out / name).mkdir()
+        (out / name / "notes.txt").write_text("mine")
+        (out / name / "manifest.json").write_text('{"not": "an export manifest"}')
+    elif what == "regular_file":
+        (out / name).write_text("mine")
+    else:
+        (out / name).symlink_to(_user_checkpoint(tmp_path / "elsewhere"))
+    kind = {"regular_file": "a file", "symlink": "an entry"}.get(what, "a folder")
+    before = _files(out)
+    with pytest.raises(export.ExportError, match=f"out/{re.escape(name)} is {kind} that is not an export of clip_edge"):
+        export.run_export("clip-vit-base-patch32", "random", str(out), name="tiny")
+    assert _files(out) == before and sorted(os.listdir(out)) == [name]
+
+
+def test_stale_folder_cleanup_touches_only_what_the_exporter_left(tmp_path):
+    """A user's folders named like the exporter's temporary ones are kept; the exporter's own are removed, and a
+    replaced export left aside by a kill is put back."""
+    from converters import export
+
+    out = tmp_path / "out"
+    users = [out / ".tiny.old-mybackup", out / ".tiny.tmp-999999999", out / ".tiny.old-xyz"]
+    for folder in users:
+        folder.mkdir(parents=True)
+        (folder / "keep.txt").write_text("mine")
+    (out / ".tiny.old-xyz" / "previous").mkdir()  # a "previous" that is not an export
+    killed_work = out / ".tiny.tmp-999999998"
+    (killed_work / "saved_model").mkdir(parents=True)
+    (killed_work / "saved_model" / "saved_model.pb").write_bytes(b"half written")
+    replaced = out / ".tiny.old-abc123" / "previous"
+    replaced.mkdir(parents=True)
+    (replaced / "manifest.json").write_text(json.dumps({"name": "tiny", "saved_model": {}, "artifacts": []}))
+    before = _files(out)
+    with pytest.raises(export.ExportError, match="stage 'load model' failed"):
+        export.run_export(None, str(tmp_path / "missing"), str(out), name="tiny", variants=["float32"])
+    assert sorted(os.listdir(out)) == sorted([".tiny.old-mybackup", ".tiny.old-xyz", ".tiny.tmp-999999999", "tiny"])
+    kept = {p: data for p, data in before.items() if p.split(os.sep)[0] in os.listdir(out)}
+    assert _files(out) == {**kept, "tiny/manifest.json": before[".tiny.old-abc123/previous/manifest.json"]}
+
+
 @pytest.mark.parametrize("flag_args, message", [
     (["--threads=-5"], "flag --threads=-5: -5 is not a positive integer"),
     (["--variants="], "export failed: --variants is empty"),
