@@ -236,7 +236,14 @@ def test_rerun_with_one_worker_writes_the_same_index(index_prefix, small_export,
     stale = [tmp_path / "photos-00000-of-00007.parquet", tmp_path / "photos-00006-of-00007.parquet"]
     for path in stale:
         path.write_bytes(b"PAR1")
+    # Shards of other indexes in the same folder are not this index's to remove.
+    others = [tmp_path / "photos-2-00000-of-00001.parquet", tmp_path / "more_photos-00000-of-00001.parquet"]
+    for path in others:
+        path.write_bytes(b"another index's shard")
     embed(small_export, f"{photo_folder}/*", prefix, "--rows_per_shard=100", "--batch_size=5", *ONE_PROCESS)
+    assert all(path.read_bytes() == b"another index's shard" for path in others)
+    for path in others:
+        path.unlink()
     first, second = read_index(index_prefix), read_index(prefix)
     assert [(os.path.basename(s["path"]), s["rows"]) for s in first[0]["shards"]] == [
         (os.path.basename(s["path"]), s["rows"]) for s in second[0]["shards"]]
@@ -323,6 +330,18 @@ def test_search_refuses_an_index_of_another_export(index_prefix, small_export, t
     (export / "manifest.json").write_text(json.dumps(manifest))
     result = run_beam("search", "--index", index_prefix, "--export", export, "a dog", check=False)
     assert result.returncode == 1 and "was built with export" in result.stderr, result.stderr
+
+
+def test_an_output_prefix_that_is_a_pattern_is_refused(small_export, photo_folder, tmp_path):
+    """`--output 'DIR/*'` would make the clean-up of stale shards match every index's shards in DIR."""
+    other = tmp_path / "other-00000-of-00001.parquet"
+    other.write_bytes(b"another index's shard")
+    for prefix in (f"{tmp_path}/*", f"{tmp_path}/photos[12]"):
+        result = run_beam("embed_images", "--export", small_export, "--input", f"{photo_folder}/*.gif",
+                          "--output", prefix, check=False)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert f"--output {prefix!r} holds" in result.stderr and "not a pattern" in result.stderr
+    assert os.listdir(tmp_path) == [other.name] and other.read_bytes() == b"another index's shard"
 
 
 @pytest.mark.parametrize("args, message", [

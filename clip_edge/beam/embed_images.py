@@ -42,10 +42,11 @@ def main(argv=None):
         if getattr(args, flag) <= 0:
             parser.error(f"--{flag} must be positive, got {getattr(args, flag)}")
     try:
+        index.check_prefix(args.output)
         export = Export(args.export)
         export.verify()  # here as well as in every worker: a wrong export fails before the job starts
         matched = FileSystems.match([args.input], limits=[1])[0].metadata_list
-    except (ExportError, BeamIOError) as error:
+    except (ExportError, BeamIOError, index.IndexFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     if not matched:

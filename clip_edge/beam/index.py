@@ -11,6 +11,7 @@ same files with the same rows in the same order, whatever the runner, worker cou
 import hashlib
 import json
 import math
+import re
 import uuid
 
 import numpy as np
@@ -22,6 +23,9 @@ from apache_beam.io.filesystems import FileSystems
 SUMMARY_SUFFIX = "-summary.json"
 DEAD_LETTERS_SUFFIX = "-dead_letters.jsonl"
 SHARD_GLOB_SUFFIX = "-?????-of-?????.parquet"
+# Characters that Beam's FileSystems.match reads as a pattern: a prefix holding one would make the clean-up of
+# stale shards (prefix + SHARD_GLOB_SUFFIX) match other files.
+PATTERN_CHARACTERS = "*?[]{}"
 
 
 class IndexFileError(Exception):
@@ -38,6 +42,19 @@ def schema(dimensions):
 
 def shard_name(prefix, shard, count):
     return f"{prefix}-{shard:05d}-of-{count:05d}.parquet"
+
+
+def check_prefix(prefix):
+    """Refuse an --output prefix that is a pattern (IndexFileError)."""
+    used = sorted(set(prefix) & set(PATTERN_CHARACTERS))
+    if used:
+        raise IndexFileError(f"--output {prefix!r} holds {' '.join(used)}: the index prefix must be a plain path, "
+                             "not a pattern")
+
+
+def is_shard_of(path, prefix):
+    """Whether `path` is named as a shard of the index at `prefix` (PREFIX-SSSSS-of-NNNNN.parquet)."""
+    return re.fullmatch(re.escape(prefix) + r"-\d{5}-of-\d{5}\.parquet", path) is not None
 
 
 def shard_count(rows, rows_per_shard):

@@ -145,7 +145,8 @@ def _write_summary(_, shards, dead_letters, prefix, export_description, dimensio
     # Shards of an earlier run with another shard count would otherwise sit beside these ones.
     current = {shard["path"] for shard in shards}
     stale = [metadata.path for result in FileSystems.match([prefix + index.SHARD_GLOB_SUFFIX])
-             for metadata in result.metadata_list if metadata.path not in current]
+             for metadata in result.metadata_list
+             if metadata.path not in current and index.is_shard_of(metadata.path, prefix)]
     if stale:
         FileSystems.delete(stale)
     summary = {"count": sum(shard["rows"] for shard in shards), "failures": dead_letters["count"],
@@ -161,6 +162,7 @@ def _write_summary(_, shards, dead_letters, prefix, export_description, dimensio
 
 def build(pipeline, export, pattern, prefix, max_image_bytes=100_000_000, batch_size=16, rows_per_shard=50_000):
     """Add the pipeline's steps to `pipeline`; `export` is a verified Export."""
+    index.check_prefix(prefix)
     read = (pipeline
             | "Match" >> fileio.MatchFiles(pattern)
             # Matching yields every file from one element: without a reshuffle, reading and inference would be
