@@ -35,16 +35,25 @@ beam-venv: $(BEAM_VENV)/.installed
 export: $(VENV)/.installed
 	$(PY) -m converters.export --preset=$(PRESET) --weights=$(WEIGHTS) --output_dir=$(OUTPUT_DIR)
 
+# pytest-xdist workers (default 2, the cores of the machines this project runs on). Each test file runs whole in
+# one worker (--dist loadfile), so that a module's fixtures are built once; tests/conftest.py builds the shared
+# exports once per run for all workers.
+PYTEST_WORKERS ?= 2
+PYTEST := CLIP_EDGE_BEAM_PYTHON=$(abspath $(BEAM_VENV))/bin/python $(PY) -m pytest -q -n $(PYTEST_WORKERS) \
+	--dist loadfile
+# Runs a command and prints how long it took, so that each part of `make test` shows its time.
+TIMED = bash scripts/timed.sh
+
 # The Java core's JUnit tests, then every pytest suite (which includes the JVM-vs-SavedModel cross-checks and
 # the Beam pipeline in its own virtualenv), listing the slowest tests so that the suite's time stays visible.
 test: java-test beam-venv
-	CLIP_EDGE_BEAM_PYTHON=$(abspath $(BEAM_VENV))/bin/python $(PY) -m pytest -q --durations=25 tests
+	$(TIMED) pytest $(PYTEST) --durations=25 tests
 
 test-fast: java-test beam-venv
-	CLIP_EDGE_BEAM_PYTHON=$(abspath $(BEAM_VENV))/bin/python $(PY) -m pytest -q -m "not slow" tests
+	$(TIMED) pytest $(PYTEST) -m "not slow" tests
 
 java-test: install
-	$(MVN) test
+	$(TIMED) JUnit $(MVN) test
 
 bazel: install
 	bash scripts/bazel_check.sh

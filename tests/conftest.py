@@ -1,8 +1,34 @@
-"""Fixtures shared by several suites."""
+"""Fixtures shared by several suites.
 
+`make test` runs pytest-xdist workers, each a process with session fixtures of its own. The checkpoints and
+exports below are built once per test run instead: by the first worker that asks, in a folder every worker sees,
+behind a file lock; the others wait for it and reuse what it built (`built_once`).
+"""
+
+import os
+import pickle
+import shutil
+
+import filelock
 import pytest
 
 import reference
+
+
+def built_once(tmp_path_factory, name, build):
+    """build(folder) -> a picklable value, run once per test run over all workers; every caller gets the value.
+
+    A build that fails leaves nothing behind, so that the next worker to ask tries again (and fails alike)."""
+    base = tmp_path_factory.getbasetemp()
+    # Under xdist each worker's basetemp is pytest-N/popen-gwK; pytest-N is the run's, shared by the workers.
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder, value = root / f"shared-{name}", root / f"shared-{name}.pickle"
+    with filelock.FileLock(str(root / f"shared-{name}.lock")):
+        if not value.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            value.write_bytes(pickle.dumps(build(folder)))
+    return pickle.loads(value.read_bytes())
 
 
 @pytest.fixture(scope="session")
@@ -11,22 +37,49 @@ def small_checkpoint(tmp_path_factory):
 
     The configuration and seed are test_export's tiny model, whose int8 image encoder meets its bar; int8 recipes
     are still tuned on random weights, and other seeds of a 64-pixel model fell just below it (0.974)."""
-    checkpoint = tmp_path_factory.mktemp("small_clip")
-    reference.random_hf_clip(reference.hf_clip_config(64, 2, 4, 8, 32, 64, 2, 4, 32), seed=3).save_pretrained(
-        checkpoint)
-    return checkpoint
+    def build(folder):
+        reference.random_hf_clip(reference.hf_clip_config(64, 2, 4, 8, 32, 64, 2, 4, 32), seed=3).save_pretrained(
+            folder)
+        return folder
+
+    return built_once(tmp_path_factory, "small_clip", build)
 
 
 @pytest.fixture(scope="session")
 def small_export_record(small_checkpoint, tmp_path_factory):
-    """(folder, converters.manifest.ExportRecord) of the default export of small_checkpoint, every TFLite variant:
-    the artifacts the export, device-side and reference suites check, built once per test session."""
-    from converters import export
+    """(folder, converters.manifest.ExportRecord) of the default export of small_checkpoint, every TFLite variant,
+    with a zero-shot classifier of reference.ZERO_SHOT_LABELS and our own templates (a trailing blank line in the
+    labels file, which is allowed): the artifacts the export, device-side and reference suites check."""
+    def build(folder):
+        from converters import export
 
-    return export.run_export(None, str(small_checkpoint), str(tmp_path_factory.mktemp("exports")), name="small")
+        (folder / "labels.txt").write_text("\n".join(reference.ZERO_SHOT_LABELS) + "\n\n")
+        (folder / "templates.txt").write_text("\n".join(reference.ZERO_SHOT_TEMPLATES) + "\n")
+        return export.run_export(None, str(small_checkpoint), str(folder / "exports"), name="small",
+                                 zero_shot_labels=str(folder / "labels.txt"),
+                                 zero_shot_templates=str(folder / "templates.txt"))
+
+    return built_once(tmp_path_factory, "small_export", build)
 
 
 @pytest.fixture(scope="session")
 def small_export(small_export_record):
     """The folder of small_export_record."""
     return small_export_record[0]
+
+
+@pytest.fixture(scope="session")
+def float32_export(tmp_path_factory):
+    """An export of a 64-pixel random CLIP (patch 16), float32 encoders only: the SavedModel for the Beam
+    pipeline and preprocess.tflite at a resolution that crops, without the quantised variants' minutes."""
+    def build(folder):
+        from converters import export
+
+        checkpoint = folder / "checkpoint"
+        reference.random_hf_clip(reference.hf_clip_config(64, 2, 4, 16, 64, 64, 2, 4, 32), seed=5).save_pretrained(
+            checkpoint)
+        target, _ = export.run_export(None, str(checkpoint), str(folder / "exports"), name="small",
+                                      variants=("float32",))
+        return target
+
+    return built_once(tmp_path_factory, "float32_export", build)

@@ -7,10 +7,13 @@ natural images (smooth regions, edges, saturated highlights) than on noise.
     photo(name)                -> uint8 [H, W, 3]
     encoded(name, fmt, mode)   -> bytes written by PIL (fmt: JPEG, PNG, GIF, BMP; mode: RGB, L, P, RGBA, ...)
     animated_gif(names)        -> bytes of a GIF with one frame per photo (all resized to the first's size)
+    png_claiming_size(w, h), jpeg_claiming_size(w, h) -> a small valid file whose header claims w x h pixels
 """
 
 import functools
 import io
+import struct
+import zlib
 
 import numpy as np
 from PIL import Image
@@ -96,3 +99,16 @@ def animated_gif(names):
     buffer = io.BytesIO()
     frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
     return buffer.getvalue()
+
+
+def png_claiming_size(width, height):
+    """A valid small PNG whose header (with a correct CRC) claims width x height: a decompression bomb."""
+    png = encoded("tiny", "PNG")
+    chunk = b"IHDR" + struct.pack(">II", width, height) + png[24:29]
+    return png[:12] + chunk + struct.pack(">I", zlib.crc32(chunk)) + png[33:]
+
+
+def jpeg_claiming_size(width, height):
+    jpeg = encoded("tiny", "JPEG")
+    frame = jpeg.index(b"\xff\xc0")  # baseline start-of-frame: length, precision, height, width
+    return jpeg[: frame + 5] + struct.pack(">HH", height, width) + jpeg[frame + 9 :]

@@ -28,6 +28,12 @@ SENTENCES = [
     "The quick brown fox jumps over the lazy dog. " * 12,  # longer than the context: truncated
 ]
 
+# The zero-shot classifier of conftest's small export (test_text_buckets_and_zero_shot checks it): classes in
+# output order, and prompt templates of our own rather than the exporter's defaults.
+ZERO_SHOT_LABELS = ["a rocket", "galaxies", "an eye", "stained cells", "a motorcycle", "the moon", "gravel",
+                    "printed text"]
+ZERO_SHOT_TEMPLATES = ["a photo of {}.", "a blurry photo of {}.", "{}, seen up close"]
+
 
 @functools.lru_cache(maxsize=1)
 def openai_tokenizer():

@@ -1,6 +1,6 @@
 """The exporter end to end on a scaled-down CLIP (every variant, harness, manifest, standalone SavedModel), the
-per-variant parity gate on a genuinely degraded int8 variant, kill-and-rerun, and one full clip-vit-base-patch32
-export from the command line with its peak memory (slow)."""
+per-variant parity gate on a genuinely degraded int8 variant, and kill-and-rerun (the full-size export is in
+test_full_size_export.py, a file of its own so that a test worker runs it beside this one)."""
 
 import hashlib
 import json
@@ -71,7 +71,13 @@ def test_layout_and_manifest(tiny_export):
     for relative in TOWER_FILES:
         entry = listed[relative]
         assert entry["parity"]["passed"] and entry["parity"]["cosine_min"] >= VARIANTS[entry["variant"]].bar
-        assert entry["latency_ms"]["median"] > 0 and entry["recipe"]
+        assert entry["recipe"]
+        # What the report says it measured: LiteRT, the export's --threads (default 2), batch 1; a tiny model's
+        # median is a finite number of milliseconds (the speed itself is the benchmarks' business).
+        latency = entry["latency_ms"]
+        assert {k: v for k, v in latency.items() if k != "median"} == {"runtime": "ai_edge_litert", "threads": 2,
+                                                                        "batch": 1}
+        assert 0 < latency["median"] < 10_000, latency
     assert listed["tflite/image_encoder_float16.tflite"]["delegate"]["target"] == "gpu"
     assert listed["tflite/text_encoder_int8.tflite"]["delegate"]["target"] == "edgetpu"
     assert manifest["weights"]["kind"] == "checkpoint" and len(manifest["weights"]["sha256"]) == 64
@@ -454,44 +460,6 @@ def test_bad_int8_recipes_and_calibration_folders_fail_before_any_work(tmp_path)
     (photos_folder / "broken.jpg").write_bytes(photos.encoded("coffee", "JPEG")[:100])
     with pytest.raises(ValueError, match=f"{photos_folder / 'broken.jpg'}: cannot decode this image"):
         datasets.folder_images(str(photos_folder), 32)
-
-
-# The exporter's peak memory for the full-size clip-vit-base-patch32 export (all variants), as the whole process
-# tree: the scaled-down check of "every preset within 12 GB" (docs/benchmarks.md, "Export"). Measured 4.00 GB
-# (4.74 GB with one conversion process per tower); the exporter before the towers got processes of their own
-# and calibration its profiler-based mode peaked at 5.88 GB on the same machine.
-BASE_PATCH32_PEAK_GB = 5.5
-
-
-@pytest.mark.slow
-def test_full_base_patch32_export(tmp_path):
-    """The command line on the full-size model: every artifact ships, the size and dynamic_int8 claims of the
-    README hold, and the process tree's peak memory stays under BASE_PATCH32_PEAK_GB."""
-    from process_memory import PeakTreeMemory
-
-    process = subprocess.Popen([sys.executable, "-m", "converters.export", "--preset=clip-vit-base-patch32",
-                                "--weights=random", f"--output_dir={tmp_path}"],
-                               cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    memory = PeakTreeMemory(process.pid)
-    output, _ = process.communicate(timeout=1800)
-    peak_gb = memory.stop() / 2**30
-    print(output)
-    assert process.returncode == 0, output[-3000:]
-    target = os.path.join(tmp_path, "clip-vit-base-patch32")
-    manifest = json.loads(open(os.path.join(target, "manifest.json")).read())
-    assert "rejected" not in manifest or not manifest["rejected"], manifest.get("rejected")
-    sizes = {a["path"]: a["bytes"] for a in manifest["artifacts"]}
-    for tower in ("image", "text"):
-        float32 = sizes[f"tflite/{tower}_encoder_float32.tflite"]
-        assert sizes[f"tflite/{tower}_encoder_float16.tflite"] <= 0.51 * float32
-        assert sizes[f"tflite/{tower}_encoder_int8.tflite"] <= 0.27 * float32
-        # The README's claim for dynamic_int8 (its bar is only 0.99), on every signature of the file.
-        entry = next(a for a in manifest["artifacts"] if a["path"] == f"tflite/{tower}_encoder_dynamic_int8.tflite")
-        for signature in entry.get("signatures", [entry]):
-            assert signature["parity"]["cosine_min"] > 0.999, (tower, signature.get("key"), signature["parity"])
-    print(f"peak memory of the exporter's process tree: {peak_gb:.2f} GB")
-    assert peak_gb < BASE_PATCH32_PEAK_GB
 
 
 def test_parity_harness_runs_alone_on_an_export(tiny_export, capsys, tmp_path):

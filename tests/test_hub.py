@@ -1,5 +1,6 @@
 """from_preset(weights="hub") against a local HTTP server on loopback that serves a Hugging Face file layout."""
 
+import collections
 import hashlib
 import http.server
 import json
@@ -9,7 +10,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 
 import pytest
 
@@ -211,21 +211,22 @@ def test_hub_checkpoint_of_other_architecture_is_refused(hub, tmp_path):
 
 
 def test_failed_downloads_are_refused_and_leave_nothing_behind(hub, tmp_path):
-    """Each failure ends in a CheckpointError naming the repository (and the file where one is at fault), in
-    bounded time, without a partial or wrong file in huggingface_hub's cache; nothing is loaded."""
+    """Each failure ends in a CheckpointError naming the repository (and the file where one is at fault) after a
+    bounded number of requests (no retry loop), without a partial or wrong file in huggingface_hub's cache;
+    nothing is loaded."""
     endpoint, folder = hub
+    _HubHandler.requests.clear()
     result = _run("""
-        import json, time
+        import json
         import clip_edge
         from clip_edge import checkpoints
         outcomes = {}
         for revision in ("missing", "server-error", "no-lfs", "truncated", "corrupt"):
-            started = time.monotonic()
             try:
                 checkpoints.download_preset("clip-vit-base-patch32", revision=revision)
-                outcomes[revision] = ["no error", time.monotonic() - started]
+                outcomes[revision] = ["no error"]
             except checkpoints.CheckpointError as error:
-                outcomes[revision] = [str(error), time.monotonic() - started]
+                outcomes[revision] = [str(error)]
         # Through from_preset: the corrupted file is refused before anything is loaded.
         loaded = []
         checkpoints.load_into = lambda *args, **kwargs: loaded.append(args)
@@ -238,9 +239,14 @@ def test_failed_downloads_are_refused_and_leave_nothing_behind(hub, tmp_path):
     """, endpoint, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     outcomes = json.loads(result.stdout.strip().splitlines()[-1])
-    for revision, (message, seconds) in outcomes.items():
+    for revision, (message, *_) in outcomes.items():
         if revision != "from_preset":
-            assert seconds < 30, f"{revision}: {seconds:.0f} s"
+            # Work bounded by a count, not a clock: per file at most huggingface_hub's metadata and content
+            # requests (3) plus its own retries of a 5xx answer or a cut connection (5, http_backoff's
+            # max_retries), so no retry loop of ours on top (measured: 7 for server-error and truncated, 3 for
+            # the others; test_hostile_inputs counts the connections of an unreachable hub too).
+            asked = collections.Counter(name for _, at, name in _HubHandler.requests if at == revision)
+            assert max(asked.values()) <= 3 + 5, (revision, asked)
             assert message.startswith(f"could not download {REPO}") or message.startswith(f"{REPO} at {revision}"), \
                 message
     assert "EntryNotFound" in outcomes["missing"][0] and "model.safetensors.index.json" in outcomes["missing"][0]
@@ -279,13 +285,11 @@ def test_sharded_repository_is_downloaded_and_verified(hub, tmp_path):
 def test_offline_fails_at_once_naming_alternatives(tmp_path):
     for extra_env, endpoint in (({"HF_HUB_OFFLINE": "1"}, "http://127.0.0.1:9"),  # offline mode, empty cache
                                 ({}, "http://127.0.0.1:9")):  # nothing listens on port 9
-        started = time.monotonic()
+        # That nothing is retried is counted in test_hostile_inputs.test_unreachable_hub_is_asked_once_not_retried.
         result = _run("""
             import clip_edge
             clip_edge.CLIP.from_preset("clip-vit-base-patch32")
         """, endpoint, tmp_path, extra_env)
-        elapsed = time.monotonic() - started
         assert result.returncode != 0
         assert "could not download openai/clip-vit-base-patch32" in result.stderr
         assert "weights=<path" in result.stderr and "load_weights=False" in result.stderr
-        assert elapsed < 60, f"took {elapsed:.0f} s to give up"

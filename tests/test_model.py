@@ -77,11 +77,19 @@ def test_normalisation_is_per_row(small_model, inputs):
 
 
 def test_logit_scale_is_capped_at_100(small_model, inputs):
+    """The logits are exactly min(exp(logit_scale), 100) x cosine (OpenAI clamps the learned scale at 100),
+    computed here in numpy from the unnormalised features: below the cap and far above it."""
     images, ids = inputs
     model = clip_edge.CLIP.from_config(small_model.get_config())
-    model.logit_scale.assign(10.0)  # exp(10) = 22026
-    image_logits, _ = model({"images": images, "token_ids": ids})
-    assert np.max(np.abs(image_logits.numpy())) <= 100.0 + 1e-3
+    image = model.encode_images(images).numpy().astype(np.float64)
+    text = model.encode_text(ids).numpy().astype(np.float64)
+    cosines = (image / np.linalg.norm(image, axis=1, keepdims=True)) @ (
+        text / np.linalg.norm(text, axis=1, keepdims=True)).T
+    for logit_scale, multiplier in ((np.log(20.0), 20.0), (10.0, 100.0)):  # exp(10) = 22026, capped
+        model.logit_scale.assign(logit_scale)
+        image_logits, text_logits = model({"images": images, "token_ids": ids})
+        np.testing.assert_allclose(image_logits.numpy(), multiplier * cosines, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(text_logits.numpy(), multiplier * cosines.T, rtol=1e-4, atol=1e-4)
 
 
 def test_text_attention_is_causal(small_model, inputs):
