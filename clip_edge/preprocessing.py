@@ -216,10 +216,21 @@ def _bmp_checks(encoded, is_bmp, label):
     ]
 
 
-def _header_size(encoded, image_format):
+def _jpeg_shape(encoded):
+    """int64 [2]: (height, width) from a JPEG's header by libjpeg, whose error names no image; zeros for other
+    formats."""
+    return tf.cond(tf.equal(_image_format(encoded), _JPEG),
+                   lambda: tf.cast(tf.image.extract_jpeg_shape(encoded)[:2], tf.int64),
+                   lambda: tf.zeros([2], tf.int64))
+
+
+def _header_size(encoded, image_format, jpeg_shape=None):
     """(height, width, pixels decoded) int64 read from the file header (every frame's, for GIF), so oversized
-    images are refused before decoding. pixels is height x width except for GIF, where every frame counts."""
+    images are refused before decoding. pixels is height x width except for GIF, where every frame counts.
+    jpeg_shape: _jpeg_shape(encoded) if already read."""
     header = _leading_bytes(encoded, 34)
+    if jpeg_shape is None:
+        jpeg_shape = _jpeg_shape(encoded)
 
     def one_frame(height, width):
         return height, width, height * width
@@ -227,7 +238,7 @@ def _header_size(encoded, image_format):
     return tf.switch_case(
         image_format,
         branch_fns=[
-            lambda: one_frame(*tf.unstack(tf.cast(tf.image.extract_jpeg_shape(encoded)[:2], tf.int64))),
+            lambda: one_frame(*tf.unstack(jpeg_shape)),
             lambda: one_frame(_big_endian(header, 20, 4), _big_endian(header, 16, 4)),
             lambda: _gif_size(encoded),
             lambda: one_frame(*_bmp_fields(header)[:2]),
@@ -382,9 +393,10 @@ def _gif_with_white_transparency(encoded):
     return tf.cond(transparent, patched, lambda: encoded)
 
 
-def _header_checks(encoded, label):
+def _header_checks(encoded, label, jpeg_shape=None):
     """Assertions on one encoded image that need no decoding: bytes present, a supported format, the declared
-    size within the limits, and the format's details; `label` (string tensor) names the image."""
+    size within the limits, and the format's details; `label` (string tensor) names the image. jpeg_shape:
+    _jpeg_shape(encoded) if already read."""
     length = tf.strings.length(encoded)
     image_format = _image_format(encoded)
     checks = [
@@ -396,22 +408,13 @@ def _header_checks(encoded, label):
         ),
     ]
     with tf.control_dependencies(checks):
-        height, width, pixels = _header_size(encoded, image_format)
+        height, width, pixels = _header_size(encoded, image_format, jpeg_shape)
     return checks + _check_size(height, width, label) + _bmp_checks(encoded, tf.equal(image_format, _BMP), label) + [
         tf.debugging.Assert(
             pixels <= MAX_GIF_PIXELS,
             [label, "is a GIF whose frames hold", pixels, f"pixels in all; at most {MAX_GIF_PIXELS:,} are decoded"],
         )
     ]
-
-
-# from_encoded's dataset is built anew at every call, and tf.data instantiates its map function (the decoders and
-# the resize, a large graph) for each new iterator: about 0.6 s per call whatever the batch size, measured on a
-# 2-core Intel Xeon. Without tf.data's default static optimisations and autotuning (neither changes the
-# results) that is about 0.35 s.
-_DECODE_OPTIONS = tf.data.Options()
-_DECODE_OPTIONS.experimental_optimization.apply_default_optimizations = False
-_DECODE_OPTIONS.autotune.enabled = False
 
 
 def _decode_checked(encoded):
@@ -434,6 +437,43 @@ def _decode_checked(encoded):
         image_format,
         branch_fns=[jpeg, png, gif, lambda: _decode_bmp(encoded)],
         default=png,  # unreachable: unknown formats fail the header checks
+    )
+
+
+def _each_image(function, images):
+    """(indices int32 [K], results [K, ...]) of `function` on the images it succeeds on, K <= N, in order.
+
+    In tf.data, the only graph construct that survives an op's error: ignore_errors drops an image whose ops
+    fail. The dataset is built at every call, but get_single_element reuses the map function's instantiation
+    from call to call, where Dataset.reduce instantiated it anew (for from_encoded's decoders and resize, a large
+    graph: one 640x480 JPEG took 221 ms with reduce, 20 ms now; 16 of them 455 -> 149 ms; 2-core AMD EPYC).
+    """
+    count = tf.size(images)
+    batches = (
+        tf.data.Dataset.from_tensor_slices((tf.range(count), images))
+        .map(lambda index, encoded: (index, function(encoded)),
+             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)  # in parallel, kept in order
+        .ignore_errors()
+        .batch(tf.cast(tf.maximum(count, 1), tf.int64))
+    )
+    # No batch comes when no image succeeds (or there are none): this empty one then.
+    empty = tf.nest.map_structure(lambda spec: tf.zeros([0, *spec.shape[1:]], spec.dtype), batches.element_spec)
+    return batches.concatenate(tf.data.Dataset.from_tensors(empty)).take(1).get_single_element()
+
+
+def _all_present(indices, images, labels):
+    """Assertion that `indices` (from _each_image) hold every image, naming the first missing and its format."""
+    count = tf.size(images)
+    present = tf.scatter_nd(indices[:, None], tf.ones_like(indices), [count])
+    # The first image missing (index `count`, a placeholder, when none is: the data of an assertion are
+    # computed even when it holds).
+    first_missing = tf.concat([tf.where(tf.equal(present, 0))[:, 0], [tf.cast(count, tf.int64)]], 0)[0]
+    label = tf.gather(tf.concat([labels, ["image"]], 0), first_missing)
+    format_name = tf.gather(tf.constant(["JPEG", "PNG", "GIF", "BMP", "image"]),
+                            _image_format(tf.gather(tf.concat([images, [""]], 0), first_missing)))
+    return tf.debugging.Assert(
+        tf.equal(tf.size(indices), count),
+        [label, "cannot be decoded: corrupt or truncated", format_name, "data"],
     )
 
 
@@ -487,42 +527,26 @@ class ImagePreprocessor(tf.Module):
         """tf.string [N] of JPEG/PNG/GIF/BMP bytes -> float32 [N, R, R, 3]; N = 0 gives [0, R, R, 3]."""
         resolution = self.input_resolution
         count = tf.size(images)
-        indices = tf.range(count)
-        labels = tf.strings.join(["image ", tf.strings.as_string(indices)])
+        labels = tf.strings.join(["image ", tf.strings.as_string(tf.range(count))])
+
+        # JPEG sizes first: libjpeg's header reader fails on a file cut short within its header, and its error
+        # names no image; a JPEG whose header it cannot read is named instead.
+        read, jpeg_shapes = _each_image(_jpeg_shape, images)
+        with tf.control_dependencies([_all_present(read, images, labels)]):
+            jpeg_shapes = tf.scatter_nd(read[:, None], jpeg_shapes, [count, 2])
 
         def check(args):
-            encoded, label = args
-            with tf.control_dependencies(_header_checks(encoded, label)):
+            with tf.control_dependencies(_header_checks(*args)):
                 return tf.constant(True)
 
-        # Every header first, so that those errors name their image; then the decoders, whose own errors name
-        # no image: a decoder that fails drops its image (ignore_errors) and the first image missing is named.
-        checked = tf.reduce_all(tf.map_fn(check, (images, labels), fn_output_signature=tf.bool))
+        # Then every header, so that those errors name their image; then the decoders, whose own errors name
+        # no image either: an image whose decoder fails is named.
+        checked = tf.reduce_all(tf.map_fn(check, (images, labels, jpeg_shapes), fn_output_signature=tf.bool))
         with tf.control_dependencies([checked]):
-            decoded = (
-                tf.data.Dataset.from_tensor_slices((indices, images))
-                .map(lambda index, encoded: (index, self._resize_and_crop_batch(
-                    _decode_checked(encoded)[None], tf.constant("image"))[0]),
-                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)  # in parallel, kept in order
-                .ignore_errors()
-                .batch(tf.cast(tf.maximum(count, 1), tf.int64))
-                .with_options(_DECODE_OPTIONS)
-            )
-            empty = (tf.zeros([0], tf.int32), tf.zeros([0, resolution, resolution, 3], tf.uint8))
-            decoded_indices, pixels = decoded.reduce(
-                empty, lambda state, batch: (tf.concat([state[0], batch[0]], 0), tf.concat([state[1], batch[1]], 0)))
-        decoded_mask = tf.scatter_nd(decoded_indices[:, None], tf.ones_like(decoded_indices), [count])
-        # The first image that was dropped (index `count`, a placeholder, when none was: the data of an
-        # assertion are computed even when it holds).
-        first_failed = tf.concat([tf.where(tf.equal(decoded_mask, 0))[:, 0], [tf.cast(count, tf.int64)]], 0)[0]
-        label = tf.gather(tf.concat([labels, ["image"]], 0), first_failed)
-        format_name = tf.gather(tf.constant(["JPEG", "PNG", "GIF", "BMP", "image"]),
-                                _image_format(tf.gather(tf.concat([images, [""]], 0), first_failed)))
-        decodable = tf.debugging.Assert(
-            tf.equal(tf.size(decoded_indices), count),
-            [label, "cannot be decoded: corrupt or truncated", format_name, "data"],
-        )
-        with tf.control_dependencies([decodable]):
+            decoded, pixels = _each_image(
+                lambda encoded: self._resize_and_crop_batch(_decode_checked(encoded)[None], tf.constant("image"))[0],
+                images)
+        with tf.control_dependencies([_all_present(decoded, images, labels)]):
             return self.normalize(tf.ensure_shape(pixels, [None, resolution, resolution, 3]))
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])

@@ -789,6 +789,22 @@ def test_batch_decoder_error_names_the_image(position, tmp_path, preprocessor):
     assert loaded.from_encoded(tf.constant([], tf.string)).shape == (0, 224, 224, 3)
 
 
+@pytest.mark.parametrize("position", [0, 1, 2])
+@pytest.mark.parametrize("kept", [300, 0.5])  # cut within the header (libjpeg cannot read the size); in the data
+def test_batch_names_a_truncated_jpeg_wherever_it_is(position, kept, preprocessor):
+    import tensorflow as tf
+
+    import photos
+
+    good = photos.encoded("tiny", "JPEG")
+    whole = photos.encoded("chelsea", "JPEG")
+    batch = [good, good, good]
+    batch[position] = whole[: kept if isinstance(kept, int) else int(len(whole) * kept)]
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        preprocessor.from_encoded(tf.constant(batch))
+    assert f"image {position} cannot be decoded: corrupt or truncated JPEG data" in graph_error_text(error.value)
+
+
 # -- the cost of a text ------------------------------------------------------------------------------------------
 
 

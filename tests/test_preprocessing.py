@@ -173,6 +173,18 @@ def test_batches_of_mixed_sizes_equal_single_images(preprocessor):
         np.testing.assert_array_equal(batch[index], alone, err_msg=name)
 
 
+def test_batch_of_formats_and_sizes_equals_pillow_decoding_bit_for_bit(preprocessor):
+    # Encoded images of several sizes and formats in one batch give exactly what from_pixels (encode_pixels'
+    # path) gives on Pillow's decoding of each: decoding equals Pillow's, and batching changes nothing.
+    items = [("rocket", "JPEG", "RGB"), ("tall", "PNG", "RGB"), ("tiny", "GIF", "RGB"), ("hubble", "JPEG", "L"),
+             ("one_pixel_high", "BMP", "P"), ("wide_strip", "PNG", "P"), ("exact", "BMP", "RGB")]
+    encoded = [photos.encoded(name, fmt, mode) for name, fmt, mode in items]
+    batch = preprocessor.from_encoded(tf.constant(encoded)).numpy()
+    for index, (data, item) in enumerate(zip(encoded, items)):
+        pillow = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+        np.testing.assert_array_equal(batch[index], preprocessor.from_pixels(pillow[None]).numpy()[0], err_msg=item)
+
+
 def test_resize_and_crop_takes_single_images_and_batches(preprocessor):
     pixels = photos.photo("coffee")
     single = preprocessor.resize_and_crop(pixels).numpy()
