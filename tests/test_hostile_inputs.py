@@ -422,8 +422,9 @@ def test_attention_heads_must_be_positive():
     (dict(name=".hidden"), "export name '.hidden'"),
     (dict(variants=[]), r"--variants is empty; name at least one of \['float32'"),
     (dict(variants=["float32", "float32"]), "--variants lists float32 more than once"),
-    (dict(threads=-5), "--threads must be a positive integer, got -5"),
-    (dict(threads=0), "--threads must be a positive integer"),
+    (dict(threads=-5), "--threads must be an integer from 1 to 256, got -5"),
+    (dict(threads=0), "--threads must be an integer from 1 to 256"),
+    (dict(threads=100_000), "--threads must be an integer from 1 to 256, got 100000"),
 ])
 def test_export_arguments_are_checked_before_anything_is_written(tmp_path, kwargs, problem):
     from converters import export
@@ -568,7 +569,8 @@ def test_stale_folder_cleanup_touches_only_what_the_exporter_left(tmp_path):
 
 
 @pytest.mark.parametrize("flag_args, message", [
-    (["--threads=-5"], "flag --threads=-5: -5 is not a positive integer"),
+    (["--threads=-5"], "flag --threads=-5: -5 is not an integer in the range [1, 256]"),
+    (["--threads=100000"], "flag --threads=100000: 100000 is not an integer in the range [1, 256]"),
     (["--variants="], "export failed: --variants is empty"),
     (["--name=../x"], "export failed: export name '../x'"),
 ])
