@@ -6,6 +6,7 @@ machine) for calibration, and zero-shot prompts plus captions for parity.
 """
 
 import os
+import stat
 
 import numpy as np
 import skimage.data
@@ -33,6 +34,8 @@ HELD_OUT_CAPTIONS = (
     "a scanned page with a few lines of text",
 )
 
+# Larger calibration files are refused unread (as Beam's --max_image_bytes default and search's --image).
+MAX_PHOTO_BYTES = 100_000_000
 _CROPS = ((0.0, 0.0, 1.0), (0.1, 0.1, 0.7), (0.3, 0.2, 0.6), (0.0, 0.4, 0.5))  # (top, left, size) as fractions
 
 
@@ -71,14 +74,30 @@ def held_out_photos():
 
 def image_paths(folder):
     """The JPEG/PNG/GIF/BMP files in `folder` (a user's own calibration photos), sorted; ValueError naming the
-    folder if it is not one or has none."""
+    folder if it is not one or has none, or naming a file that _check_photo_file refuses. The export calls
+    this before any work: calibration, which reads the files, comes after the SavedModel stage."""
     if not os.path.isdir(folder):
         raise ValueError(f"{folder}: not a folder")
     extensions = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
     paths = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(extensions))
     if not paths:
         raise ValueError(f"{folder}: no JPEG, PNG, GIF or BMP files to calibrate with")
+    for path in paths:
+        _check_photo_file(path)
     return paths
+
+
+def _check_photo_file(path):
+    """A regular file of at most MAX_PHOTO_BYTES, checked without opening it: reading a FIFO blocks until a
+    writer comes, a device (or a link to /dev/zero) never ends."""
+    try:
+        info = os.stat(path)
+    except OSError as error:
+        raise ValueError(f"{path}: cannot read ({error.strerror})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"{path}: not a regular file (a FIFO, device or folder)")
+    if info.st_size > MAX_PHOTO_BYTES:
+        raise ValueError(f"{path}: {info.st_size:,} bytes; a photo has at most {MAX_PHOTO_BYTES:,}")
 
 
 def folder_images(folder, resolution):
@@ -87,7 +106,9 @@ def folder_images(folder, resolution):
     images = []
     for path in image_paths(folder):
         with open(path, "rb") as file:
-            encoded = file.read()
+            encoded = file.read(MAX_PHOTO_BYTES + 1)
+        if len(encoded) > MAX_PHOTO_BYTES:  # grew since image_paths looked
+            raise ValueError(f"{path}: more than {MAX_PHOTO_BYTES:,} bytes; a photo has at most that")
         try:
             images.append(preprocessor.decode(tf.constant(encoded)).numpy())
         except tf.errors.InvalidArgumentError as error:

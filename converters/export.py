@@ -62,8 +62,11 @@ flags.DEFINE_string("image_int8_recipe", None, "int8 recipe of the image encoder
 flags.DEFINE_string("text_int8_recipe", None, "int8 recipe of the text encoder (as --image_int8_recipe)")
 flags.DEFINE_bool("preprocess", True, "also write tflite/preprocess.tflite: uint8 [1,H,W,3] of any size -> the "
                   "image encoder's uint8 [1,R,R,3], PIL's bicubic resize and centre crop in builtin ops")
+# TensorFlow starts its whole intra-op pool at once (--threads=100000 took over 6 GB before loading a weight):
+# bounded far above any machine's useful count, so a typo fails at once.
+MAX_THREADS = 256
 flags.DEFINE_integer("threads", 2, "threads for TensorFlow, TFLite conversion and latency measurement",
-                     lower_bound=1)
+                     lower_bound=1, upper_bound=MAX_THREADS)
 flags.DEFINE_list("text_buckets", None, "shorter token lengths the TFLite text encoders also take, as "
                   "signatures tokens_L of the same file (the full context length is always there, as "
                   "serving_default); default 16,32 (those below the context length); empty for none")
@@ -407,8 +410,8 @@ def _check_arguments(output_dir, name, variants, threads, known_variants):
     repeated = sorted({v for v in variants if list(variants).count(v) > 1})
     if repeated:
         raise ExportError(f"--variants lists {', '.join(repeated)} more than once")
-    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-        raise ExportError(f"--threads must be a positive integer, got {threads!r}")
+    if not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= MAX_THREADS:
+        raise ExportError(f"--threads must be an integer from 1 to {MAX_THREADS}, got {threads!r}")
 
 
 def _load(preset, weights, name, threads, text_buckets):

@@ -213,18 +213,23 @@ class FloatReference:
 
 
 def boundary_sentences(reference, lengths, pool=None):
-    """Word prefixes of held-out captions with exactly L tokens (start and end included) and L + 1 tokens,
-    for each length L below the largest: the texts that fill a bucket and the ones it must refuse."""
+    """Word prefixes of held-out captions, for each length L below the largest: the longest with at most L
+    tokens (start and end included; exactly L when a prefix has that many) and the shortest with more (L + 1
+    when there is one): the texts that fill a bucket and the ones it must refuse. The empty prefix (2 tokens)
+    counts, so every bucket, down to 2, holds at least one text to measure; exact counts may be missing (a word
+    of several tokens skips them), and a bucket without texts would have nothing to measure."""
     from . import datasets
 
     words = " ".join(pool or datasets.HELD_OUT_CAPTIONS).split()
-    prefixes = [" ".join(words[:k]) for k in range(1, len(words) + 1)]
-    counts = [int(n) for n in (reference.texts(prefixes)[0] != 0).sum(axis=1)]
+    prefixes = [" ".join(words[:k]) for k in range(len(words) + 1)]
+    counts = [int(n) for n in (reference.texts(prefixes)[0] != 0).sum(axis=1)]  # non-decreasing
     chosen = []
     for length in sorted(lengths)[:-1]:
-        for wanted in (length, length + 1):
-            if wanted in counts:
-                chosen.append(prefixes[counts.index(wanted)])
+        fitting = [k for k, count in enumerate(counts) if count <= length]
+        longer = [k for k, count in enumerate(counts) if count > length]
+        for k in fitting[-1:] + longer[:1]:
+            if prefixes[k] not in chosen:
+                chosen.append(prefixes[k])
     return chosen
 
 
@@ -236,6 +241,9 @@ def _measure_text_signatures(export_dir, relative, variant, reference, threads, 
     results = []
     for key, length in signatures.items():
         fits = end_positions(reference.token_ids) < length
+        if not fits.any():  # boundary_sentences gives every bucket a text; a caller's own sentences may not
+            raise ValueError(f"{relative}: no measured sentence fits signature {key} ({length} tokens); "
+                             "--text_buckets lengths need texts that short")
         inputs = reference.token_ids[fits, :length]
         expected = reference.text[fits]
         encoder = full if key == FULL_LENGTH_SIGNATURE else TFLiteEncoder(path, np.int32, (1, length), threads, key)

@@ -11,6 +11,7 @@ tokenizer nor a text encoder: probabilities = softmax(scale * normalise(image em
 """
 
 import os
+import stat
 
 import numpy as np
 import tensorflow as tf
@@ -45,9 +46,13 @@ class ZeroShotInputError(ValueError):
 def _read_lines(path, what):
     """Non-blank lines with their 1-based line numbers; errors name the file."""
     try:
-        size = os.path.getsize(path)
+        info = os.stat(path)
     except OSError as error:
         raise ZeroShotInputError(f"{path}: cannot read the {what} file ({error.strerror or error})") from error
+    # Checked before opening: reading a FIFO blocks until a writer comes, a device (/dev/zero) never ends.
+    if not stat.S_ISREG(info.st_mode):
+        raise ZeroShotInputError(f"{path}: the {what} file is not a regular file (a FIFO, device or folder)")
+    size = info.st_size
     if size > MAX_FILE_BYTES:
         raise ZeroShotInputError(f"{path}: the {what} file has {size:,} bytes; at most {MAX_FILE_BYTES:,} are read")
     with open(path, "rb") as file:

@@ -49,11 +49,11 @@ def _beam_python():
     return default
 
 
-def run_beam(module, *args, check=True):
+def run_beam(module, *args, check=True, timeout=900):
     """Run `python -m clip_edge.beam.<module> args` in the Beam virtualenv with this tree on the path."""
     env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
     result = subprocess.run([_beam_python(), "-m", f"clip_edge.beam.{module}", *map(str, args)],
-                            capture_output=True, text=True, env=env, cwd=REPO, timeout=900)
+                            capture_output=True, text=True, env=env, cwd=REPO, timeout=timeout)
     if check and result.returncode != 0:
         pytest.fail(f"clip_edge.beam.{module} exited {result.returncode}:\n{result.stderr[-5000:]}")
     return result
@@ -357,3 +357,66 @@ def test_command_line_errors(float32_export, photo_folder, tmp_path, args, messa
             extra += [flag, value]
     result = run_beam("embed_images", *[part for item in flags.items() for part in item], *extra, check=False)
     assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
+
+
+# -- hostile files: no export or pipeline run needed ---------------------------------------------------------------
+# A hang is a failure: these subprocesses get a short timeout (subprocess.TimeoutExpired fails the test).
+HANG_TIMEOUT_S = 120
+SUMMARY = {"count": 0, "failures": 0, "input": "x/*", "dimensions": 32, "shards": [], "dead_letters": "x",
+           "export": {"name": "small", "saved_model_sha256": "0" * 64}}
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda summary: summary.pop("export"), "field 'export' is missing"),
+    (lambda summary: summary["export"].pop("saved_model_sha256"), "field 'export.saved_model_sha256' is missing"),
+    (lambda summary: summary.update(shards={"path": "x"}), "field 'shards' is dict, not list"),
+    (lambda summary: summary.update(shards=[{"path": "x"}]), "field 'shards[0].rows' is missing"),
+    (lambda summary: summary.update(dimensions="32"), "field 'dimensions' is str, not int"),
+    (lambda summary: summary.update(dimensions=0), "field 'dimensions' must be positive"),
+])
+def test_search_names_the_summary_field_that_is_wrong(tmp_path, change, message):
+    summary = json.loads(json.dumps(SUMMARY))
+    change(summary)
+    prefix = tmp_path / "photos"
+    (tmp_path / "photos-summary.json").write_text(json.dumps(summary))
+    # The summary is read before the export: --export need not exist.
+    result = run_beam("search", "--index", prefix, "--export", tmp_path / "no-export", "a dog", check=False,
+                      timeout=HANG_TIMEOUT_S)
+    assert result.returncode == 1, result.stderr
+    assert f"error: {prefix}-summary.json: {message}" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_search_refuses_a_fifo_as_image_without_opening_it(tmp_path):
+    fifo = tmp_path / "query.jpg"
+    os.mkfifo(fifo)
+    (tmp_path / "photos-summary.json").write_text(json.dumps(SUMMARY))
+    result = run_beam("search", "--index", tmp_path / "photos", "--export", tmp_path / "no-export", "--image", fifo,
+                      check=False, timeout=HANG_TIMEOUT_S)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"error: --image {fifo}: not a regular file" in result.stderr
+
+
+def test_fifos_and_devices_among_the_inputs_are_dead_letters(tmp_path):
+    """The pipeline's ReadImages step on each kind of file (what the pipeline gives it: a path and the size
+    matching saw, 0 for a FIFO or device)."""
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(photos.encoded("rocket", "JPEG"))
+    fifo, zeros, folder = tmp_path / "fifo.jpg", tmp_path / "zeros.jpg", tmp_path / "folder.jpg"
+    os.mkfifo(fifo)
+    zeros.symlink_to("/dev/zero")
+    folder.mkdir()
+    script = ("import json, sys\n"
+              "from apache_beam.io.filesystem import FileMetadata\n"
+              "from clip_edge.beam.pipeline import ReadImages\n"
+              "for path in sys.argv[1:]:\n"
+              "    for item in ReadImages(100_000_000).process(FileMetadata(path, 0)):\n"
+              "        print(json.dumps(getattr(item, 'value', None) or {'path': item.path, 'read': len(item.data)}))\n")
+    result = subprocess.run([_beam_python(), "-c", script, *map(str, (photo, fifo, zeros, folder))],
+                            capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=REPO), cwd=REPO,
+                            timeout=HANG_TIMEOUT_S)
+    assert result.returncode == 0, result.stderr
+    found = [json.loads(line) for line in result.stdout.splitlines()]
+    not_regular = "not a regular file (a FIFO, device or folder)"
+    assert found == [{"path": str(photo), "read": photo.stat().st_size},
+                     {"path": str(fifo), "reason": not_regular}, {"path": str(zeros), "reason": not_regular},
+                     {"path": str(folder), "reason": not_regular}]

@@ -1,11 +1,13 @@
 """Inputs an attacker would craft: each test builds its malformed file itself and expects a clear error that
 names the file, tensor or item (never a crash, a hang, a heap read or a huge allocation)."""
 
+import contextlib
 import io
 import json
 import os
 import pickle
 import re
+import signal
 import zipfile
 
 import numpy as np
@@ -422,8 +424,9 @@ def test_attention_heads_must_be_positive():
     (dict(name=".hidden"), "export name '.hidden'"),
     (dict(variants=[]), r"--variants is empty; name at least one of \['float32'"),
     (dict(variants=["float32", "float32"]), "--variants lists float32 more than once"),
-    (dict(threads=-5), "--threads must be a positive integer, got -5"),
-    (dict(threads=0), "--threads must be a positive integer"),
+    (dict(threads=-5), "--threads must be an integer from 1 to 256, got -5"),
+    (dict(threads=0), "--threads must be an integer from 1 to 256"),
+    (dict(threads=100_000), "--threads must be an integer from 1 to 256, got 100000"),
 ])
 def test_export_arguments_are_checked_before_anything_is_written(tmp_path, kwargs, problem):
     from converters import export
@@ -568,7 +571,8 @@ def test_stale_folder_cleanup_touches_only_what_the_exporter_left(tmp_path):
 
 
 @pytest.mark.parametrize("flag_args, message", [
-    (["--threads=-5"], "flag --threads=-5: -5 is not a positive integer"),
+    (["--threads=-5"], "flag --threads=-5: -5 is not an integer in the range [1, 256]"),
+    (["--threads=100000"], "flag --threads=100000: 100000 is not an integer in the range [1, 256]"),
     (["--variants="], "export failed: --variants is empty"),
     (["--name=../x"], "export failed: export name '../x'"),
 ])
@@ -585,6 +589,79 @@ def test_export_command_line_rejects_bad_flags_in_one_line(tmp_path, flag_args, 
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert not os.path.exists(tmp_path / "out")
+
+
+# -- files that are not regular files: FIFOs, devices, folders -------------------------------------------------
+
+@contextlib.contextmanager
+def fails_instead_of_hanging(seconds=60):
+    """A regression that blocks (opening a FIFO waits for a writer) raises TimeoutError here instead of hanging
+    the suite: the alarm's exception interrupts the blocked open()."""
+    def hang(signum, frame):
+        raise TimeoutError(f"still blocked after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, hang)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def make_special(kind, path):
+    """A FIFO, a link to /dev/zero (endless) or a folder at `path`."""
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dev_zero":
+        os.symlink("/dev/zero", path)
+    else:
+        os.mkdir(path)
+
+
+@pytest.mark.parametrize("which", ["labels", "templates"])
+@pytest.mark.parametrize("kind", ["fifo", "dev_zero", "folder"])
+def test_zero_shot_files_that_are_not_regular_files_are_refused(tmp_path, which, kind):
+    from converters import export, zero_shot
+
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    files = {"labels": inputs / "labels.txt", "templates": inputs / "templates.txt"}
+    files["labels"].write_text("cat\ndog\n")
+    files["templates"].write_text("a photo of a {}.\n")
+    files[which].unlink()
+    make_special(kind, files[which])
+    with fails_instead_of_hanging(), pytest.raises(
+            zero_shot.ZeroShotInputError,
+            match=f"^{re.escape(str(files[which]))}: the {which} file is not a regular file"):
+        export.run_export(None, str(tmp_path / "no-checkpoint"), str(tmp_path / "out"),
+                          zero_shot_labels=str(files["labels"]), zero_shot_templates=str(files["templates"]))
+    assert sorted(os.listdir(tmp_path)) == ["inputs"]  # nothing written
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev_zero", "folder", "too_large"])
+def test_calibration_photo_that_is_not_a_regular_file_is_refused_before_any_work(tmp_path, kind):
+    # It used to hang (FIFO) or fill memory (/dev/zero) in the calibration stage, after the SavedModel.
+    from converters import export
+
+    import photos
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(photos.encoded("coffee", "JPEG"))
+    bad = folder / "b.jpg"
+    if kind == "too_large":
+        with open(bad, "wb") as file:
+            file.truncate(100_000_001)  # sparse: no disk used
+        problem = "100,000,001 bytes; a photo has at most 100,000,000"
+    else:
+        make_special(kind, bad)
+        problem = r"not a regular file \(a FIFO, device or folder\)"
+    with fails_instead_of_hanging(), pytest.raises(
+            export.ExportError, match=f"^--calibration_images {re.escape(str(bad))}: {problem}$"):
+        export.run_export(None, str(tmp_path / "no checkpoint needed"), str(tmp_path / "out"),
+                          variants=("float32",), calibration_images=str(folder))
+    assert sorted(os.listdir(tmp_path)) == ["photos"]  # refused before any work
 
 
 # -- hub without network -----------------------------------------------------------------------------------------

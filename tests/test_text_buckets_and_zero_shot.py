@@ -205,6 +205,38 @@ def test_bad_buckets():
     assert clip_edge.model.text_buckets(77, ()) == (77,)
 
 
+class _WordCountReference:
+    """parity.boundary_sentences' view of a tokenizer: a word of n hyphen-joined parts is n tokens."""
+
+    def texts(self, sentences):
+        counts = [2 + sum(len(word.split("-")) for word in s.split()) for s in sentences]
+        return np.array([[1] * n + [0] * (77 - n) for n in counts]), None
+
+
+def test_boundary_sentences_give_every_bucket_a_text_that_fits():
+    # Prefix token counts 2 (the empty text), 3, 4, 7, 8: no prefix has 5 or 6 tokens.
+    pool = ["a cat big-red-dog", "sat"]
+    counts = lambda texts: list((_WordCountReference().texts(texts)[0] != 0).sum(axis=1))  # noqa: E731
+    for lengths in ([2, 77], [3, 77], [5, 77], [6, 77], [2, 3, 5, 77]):
+        chosen = parity.boundary_sentences(_WordCountReference(), lengths, pool)
+        for length in lengths[:-1]:
+            assert any(n <= length for n in counts(chosen)), (length, chosen)
+            assert any(n > length for n in counts(chosen)), (length, chosen)
+    # Exact fills (and a token too long) when prefixes have them.
+    assert counts(parity.boundary_sentences(_WordCountReference(), [3, 77], pool)) == [3, 4]
+    assert parity.boundary_sentences(_WordCountReference(), [2, 77], pool) == ["", "a"]
+
+
+def test_export_with_the_smallest_buckets_measures_every_signature(checkpoint, tmp_path):
+    # --text_buckets=2 used to fail in the parity stage ("need at least one array to stack"): no measured
+    # sentence had 2 tokens. The empty text does; 5 is a length no caption prefix has exactly.
+    target, record = export.run_export(None, str(checkpoint), str(tmp_path), name="tiny", variants=("float32",),
+                                       text_buckets=(2, 3, 5), preprocess=False, threads=1)
+    rows = {r.signature: r for r in record.results if r.tower == "text"}
+    assert sorted(rows) == ["serving_default", "tokens_2", "tokens_3", "tokens_5"]
+    assert all(r.examples >= 1 and r.passed for r in rows.values()), rows
+
+
 # -- zero-shot classifier ---------------------------------------------------------------------------------------
 
 

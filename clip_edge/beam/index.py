@@ -87,16 +87,55 @@ def write_shard(path, rows, dimensions):
     write_atomically(path, lambda file: pq.write_table(table, file))
 
 
+# A summary lists one entry per shard (50,000 rows each by default): a few MB even for a billion images.
+MAX_SUMMARY_BYTES = 64 << 20
+
+
 def read_summary(prefix):
+    """PREFIX-summary.json, its fields checked (IndexFileError naming the file and the field)."""
     path = prefix + SUMMARY_SUFFIX
     if not FileSystems.exists(path):
         raise IndexFileError(f"{path}: no such file; --index takes the --output PREFIX of a finished "
-                          f"clip_edge.beam.embed_images run")
+                             f"clip_edge.beam.embed_images run")
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as file:
-        try:
-            return json.loads(file.read())
-        except ValueError as error:
-            raise IndexFileError(f"{path}: not JSON ({error})") from None
+        data = file.read(MAX_SUMMARY_BYTES + 1)
+    if len(data) > MAX_SUMMARY_BYTES:
+        raise IndexFileError(f"{path}: larger than {MAX_SUMMARY_BYTES} bytes; not a summary of embed_images")
+    try:
+        summary = json.loads(data)
+    except ValueError as error:
+        raise IndexFileError(f"{path}: not JSON ({error})") from None
+    _check_summary(path, summary)
+    return summary
+
+
+def _check_summary(path, summary):
+    """The fields search and embed_images read, with their types: a hand-edited or truncated summary is named
+    here, not by a KeyError or TypeError later."""
+    def field(container, name, kind, where=""):
+        value = container.get(name) if isinstance(container, dict) else None
+        if value is None:
+            raise IndexFileError(f"{path}: field '{where}{name}' is missing; rerun clip_edge.beam.embed_images")
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise IndexFileError(f"{path}: field '{where}{name}' is {type(value).__name__}, not {kind.__name__}")
+        return value
+
+    if not isinstance(summary, dict):
+        raise IndexFileError(f"{path}: not a JSON object")
+    export = field(summary, "export", dict)
+    for name in ("name", "saved_model_sha256"):
+        field(export, name, str, "export.")
+    for name in ("count", "failures"):
+        if field(summary, name, int) < 0:
+            raise IndexFileError(f"{path}: field {name!r} is negative")
+    if field(summary, "dimensions", int) < 1:
+        raise IndexFileError(f"{path}: field 'dimensions' must be positive")
+    field(summary, "dead_letters", str)
+    for number, shard in enumerate(field(summary, "shards", list)):
+        if not isinstance(shard, dict):
+            raise IndexFileError(f"{path}: field 'shards[{number}]' is {type(shard).__name__}, not dict")
+        field(shard, "path", str, f"shards[{number}].")
+        field(shard, "rows", int, f"shards[{number}].")
 
 
 def iter_chunks(summary, chunk_rows):

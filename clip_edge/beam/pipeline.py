@@ -6,7 +6,9 @@ run with `python -m` are `__main__.X`, which workers cannot import.
 
 import hashlib
 import json
+import os
 import re
+import stat
 import typing
 
 import apache_beam as beam
@@ -28,15 +30,32 @@ class Image(typing.NamedTuple):
     data: bytes
 
 
+def not_a_regular_file(path):
+    """Why a local `path` must not be opened, or None: reading a FIFO blocks until a writer comes (forever, in
+    a pipeline), a device (/dev/zero, or a link to it) never ends. Other filesystems (gs://) hold objects."""
+    if FileSystems.get_scheme(path) is not None:
+        return None
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        return f"cannot read: {error.strerror}"
+    return None if stat.S_ISREG(mode) else "not a regular file (a FIFO, device or folder)"
+
+
 class ReadImages(beam.DoFn):
-    """FileMetadata -> Image, or a dead letter {"path", "reason"} for files that are empty, too large or
-    unreadable. The size is checked before reading, and the read stops past the limit in case the file grew."""
+    """FileMetadata -> Image, or a dead letter {"path", "reason"} for files that are empty, too large, not
+    regular files or unreadable. The kind and size are checked before opening, and the read stops past the
+    limit in case the file grew."""
 
     def __init__(self, max_bytes):
         self._max_bytes = max_bytes
 
     def process(self, metadata):
         path = metadata.path
+        problem = not_a_regular_file(path)
+        if problem:
+            yield beam.pvalue.TaggedOutput(DEAD, {"path": path, "reason": problem})
+            return
         if metadata.size_in_bytes > self._max_bytes:
             yield beam.pvalue.TaggedOutput(DEAD, {"path": path, "reason": (
                 f"{metadata.size_in_bytes} bytes, more than --max_image_bytes={self._max_bytes}")})

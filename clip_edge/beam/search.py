@@ -66,6 +66,13 @@ def main(argv=None):
         parser.error("give either a query text or --image PATH")
     if args.top_k <= 0 or args.chunk_rows <= 0:
         parser.error("--top_k and --chunk_rows must be positive")
+    if args.image is not None:
+        from clip_edge.beam.pipeline import not_a_regular_file
+
+        problem = not_a_regular_file(args.image)  # before anything opens it: a FIFO would block the search
+        if problem:
+            print(f"error: --image {args.image}: {problem}", file=sys.stderr)
+            return 1
     try:
         summary = index.read_summary(args.index)
         export = Export(args.export)

@@ -11,11 +11,17 @@ import java.util.Locale;
 
 /**
  * The flags every model command shares: {@code --export DIR --variant V [--threads N] [--accelerator cpu|gpu|npu]}.
- * --threads defaults to the number of processors (0: LiteRT's default, one thread). The export's manifest.json
- * is read as soon as the flags are parsed; artifacts are checked when opened.
+ * --threads defaults to the number of processors (0: LiteRT's default, one thread; at most MAX_THREADS). The
+ * export's manifest.json is read as soon as the flags are parsed; artifacts are checked when opened.
  */
 final class ExportFlags {
   static final String USAGE = "--export DIR --variant V [--threads N] [--accelerator cpu|gpu|npu]";
+  /**
+   * LiteRT starts every thread asked for: --threads 1000000 exhausted the machine's threads and crashed in
+   * native code. A fixed bound (not a multiple of this machine's cores) keeps a command line valid on every
+   * machine, and is far above the cores any phone or desktop has.
+   */
+  static final int MAX_THREADS = 256;
 
   final Manifest manifest;
   final String variant;
@@ -35,12 +41,16 @@ final class ExportFlags {
     String export = options.required("export");
     String variant = options.required("variant");
     // Without CPU options LiteRT 2.3.0 runs one thread; by default we use every core the JVM may use.
-    String threadsFlag = options.optional("threads", Integer.toString(Runtime.getRuntime().availableProcessors()));
+    String threadsFlag = options.optional("threads",
+        Integer.toString(Math.min(Runtime.getRuntime().availableProcessors(), MAX_THREADS)));
     String acceleratorFlag = options.optional("accelerator", "cpu");
     String repeatFlag = options.optional("repeat", "0");
     options.rejectUnknown();
     int repeat = nonNegative("repeat", repeatFlag);
     int threads = nonNegative("threads", threadsFlag);
+    if (threads > MAX_THREADS) {
+      throw new Main.UsageException("--threads must be at most " + MAX_THREADS + ", got " + threads);
+    }
     Accelerator accelerator;
     try {
       accelerator = Accelerator.valueOf(acceleratorFlag.toUpperCase(Locale.ROOT));

@@ -1,6 +1,7 @@
 package dev.clipedge.clip.cli;
 
 import dev.clipedge.clip.Json;
+import dev.clipedge.clip.Manifest;
 import dev.clipedge.clip.text.ClipTokenizer;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -27,8 +28,12 @@ import java.util.Map;
  * (benchmarks/bench_jvm_tokenizer.py).
  */
 public final class TokenizeCommand implements Main.Command {
-  /** A longer stdin line is refused rather than buffered. */
-  static final int MAX_LINE_BYTES = 64 << 20;
+  /**
+   * A longer stdin line is refused rather than buffered: a million characters in any script, with room for
+   * JSON escapes. The tokenizer needs about 30 bytes of memory per input byte (a 65 MB line took 2.1 GB), and it
+   * keeps only the first context-length tokens anyway.
+   */
+  static final int MAX_LINE_BYTES = 4 << 20;
 
   @Override
   public String usage() {
@@ -40,7 +45,9 @@ public final class TokenizeCommand implements Main.Command {
     Path export = Path.of(options.required("export"));
     String benchmark = options.optional("benchmark", null);
     options.rejectUnknown();
-    ClipTokenizer tokenizer = ClipTokenizer.fromExport(export, contextLength(export));
+    int contextLength = contextLength(export);
+    // The vocabulary is checked against the manifest's sha256, as embed-text and classify check it.
+    ClipTokenizer tokenizer = ClipTokenizer.fromExport(Manifest.load(export).verifiedAssets(), contextLength);
     LineReader lines = new LineReader(in);
     if (benchmark != null) {
       return benchmark(tokenizer, lines, seconds(benchmark), out);
@@ -137,7 +144,7 @@ public final class TokenizeCommand implements Main.Command {
   }
 
   /** Lines of a byte stream, decoded as UTF-8, without their terminator ("\n" or "\r\n"). */
-  private static final class LineReader {
+  static final class LineReader {
     private final InputStream in;
     private final byte[] buffer = new byte[1 << 16];
     private final CharsetDecoder decoder = StandardCharsets.UTF_8.newDecoder()
@@ -163,7 +170,7 @@ public final class TokenizeCommand implements Main.Command {
           limit = Math.max(0, in.read(buffer));
           position = 0;
           if (limit == 0) {
-            return line.size() == 0 ? null : decode(line.size());
+            return line.size() == 0 ? null : decode(false);
           }
         }
         int start = position;
@@ -176,16 +183,19 @@ public final class TokenizeCommand implements Main.Command {
         }
         if (position < limit) {
           position++;
-          int length = line.size();
-          return decode(length > 0 && line.toByteArray()[length - 1] == '\r' ? length - 1 : length);
+          return decode(true);
         }
       }
     }
 
-    private String decode(int length) throws IOException {
+    /** The line read, without the '\r' of a "\r\n" terminator when {@code terminated}. */
+    private String decode(boolean terminated) throws IOException {
       number++;
+      byte[] bytes = line.toByteArray();  // the one copy of the line's bytes
+      boolean crlf = terminated && bytes.length > 0 && bytes[bytes.length - 1] == '\r';
+      int length = crlf ? bytes.length - 1 : bytes.length;
       try {
-        return decoder.decode(ByteBuffer.wrap(line.toByteArray(), 0, length)).toString();
+        return decoder.decode(ByteBuffer.wrap(bytes, 0, length)).toString();
       } catch (CharacterCodingException e) {
         throw new IOException("stdin line " + number + " is not UTF-8");
       }
