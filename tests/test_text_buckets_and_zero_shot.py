@@ -227,12 +227,20 @@ def test_boundary_sentences_give_every_bucket_a_text_that_fits():
     assert parity.boundary_sentences(_WordCountReference(), [2, 77], pool) == ["", "a"]
 
 
-def test_export_with_the_smallest_buckets_measures_every_signature(checkpoint, tmp_path):
+def test_the_smallest_buckets_are_measured_on_every_signature(small_export, small_checkpoint, tmp_path):
     # --text_buckets=2 used to fail in the parity stage ("need at least one array to stack"): no measured
-    # sentence had 2 tokens. The empty text does; 5 is a length no caption prefix has exactly.
-    target, record = export.run_export(None, str(checkpoint), str(tmp_path), name="tiny", variants=("float32",),
-                                       text_buckets=(2, 3, 5), preprocess=False, threads=1)
-    rows = {r.signature: r for r in record.results if r.tower == "text"}
+    # sentence had 2 tokens. The empty text does; 5 is a length no caption prefix has exactly. The export's parity
+    # stage is parity.measure on the converted file, run here on a text encoder converted with those buckets.
+    from converters import serving, tflite_variants
+
+    model = clip_edge.CLIP.from_checkpoint(small_checkpoint)
+    folder = tmp_path / "export"
+    shutil.copytree(small_export, folder)
+    (folder / "tflite/text_encoder_float32.tflite").write_bytes(tflite_variants.convert_variants(
+        serving.tflite_text_encoders(model, [2, 3, 5]), ["float32"])["float32"].tflite)
+    pixels = datasets.builtin_images(datasets.HELD_OUT_PHOTOS[:1], RESOLUTION)
+    rows = {r.signature: r for r in parity.measure(str(folder), ["float32"], pixels, datasets.held_out_sentences(),
+                                                   latency_repeats=1, towers=("text",))}
     assert sorted(rows) == ["serving_default", "tokens_2", "tokens_3", "tokens_5"]
     assert all(r.examples >= 1 and r.passed for r in rows.values()), rows
 
