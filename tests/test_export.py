@@ -1,14 +1,13 @@
 """The exporter end to end on a scaled-down CLIP (every variant, harness, manifest, standalone SavedModel), the
-per-variant parity gate on a genuinely degraded int8 variant, and kill-and-rerun (the full-size export is in
-test_full_size_export.py, a file of its own so that a test worker runs it beside this one)."""
+per-variant parity gate on a genuinely degraded int8 variant (kill-and-rerun is in test_export_kills.py and the
+full-size export in test_full_size_export.py: files of their own, so that the test workers run them side by
+side)."""
 
 import hashlib
 import json
 import math
 import os
 import re
-import shutil
-import signal
 import subprocess
 import sys
 import textwrap
@@ -23,7 +22,6 @@ from converters import datasets, export, parity
 from converters.serving import ServingModule
 from converters.variants import VARIANTS, tflite_path
 
-import export_faults
 import photos
 import reference
 
@@ -335,99 +333,6 @@ def test_a_failed_export_shows_what_the_libraries_printed(tmp_path):
     assert process.returncode == 1
     assert "--- what TensorFlow and other libraries printed" in process.stderr
     assert process.stderr.splitlines()[-1].startswith("export failed: stage 'load model' failed: CheckpointError")
-
-
-# -- kills and re-runs, at every point where a kill leaves a different state (tests/export_faults.py) ----------
-
-@pytest.fixture(scope="module")
-def killed_export(tiny_checkpoint, tiny_export, tmp_path_factory):
-    """An export over a previous one (tiny_export's, every variant) killed after the second rename of
-    _replace_directory: output (its folder), copy (the folder as it was between the two renames), previous (the
-    previous manifest's sha256), process (the killed one) and points ([{"point", "pid", "state"}] up to the
-    kill)."""
-    output, records = tmp_path_factory.mktemp("killed"), tmp_path_factory.mktemp("killed_records")
-    shutil.copytree(tiny_export[0], output / "small")
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    process = subprocess.run([sys.executable, "-m", "tests.export_faults", str(tiny_checkpoint), str(output), "small",
-                              str(records / "states.jsonl"), str(records / "copy")], cwd=repo, capture_output=True,
-                             text=True, timeout=900)
-    return types.SimpleNamespace(output=output, copy=records / "copy", process=process,
-                                 previous=_sha256(os.path.join(tiny_export[0], "manifest.json")),
-                                 points=[json.loads(line) for line in (records / "states.jsonl").open()])
-
-
-STAGE_POINTS = [f"{edge} {stage}" for stage in export_faults.STAGES for edge in ("enter", "leave")][:-1]
-
-
-def _new_export(state, previous):
-    """The one export in `state` (an entry of folder_state): complete, every file listed, not the previous one
-    (which had every variant)."""
-    (found,) = state["exports"].values()
-    assert found["mismatched"] == [] and found["unlisted"] == [], found
-    assert found["manifest"] != previous and not [f for f in state["files"] if "int8" in f]
-
-
-def test_a_kill_at_any_point_leaves_the_previous_export_whole_or_the_new_one(killed_export):
-    killed = killed_export
-    assert killed.process.returncode == -signal.SIGKILL, killed.process.stderr[-3000:]
-    assert [p["point"] for p in killed.points] == STAGE_POINTS + [
-        "before rename 1", "after rename 1", "before rename 2", "after rename 2"]
-    work = f".small.tmp-{killed.points[0]['pid']}"
-    previous = {"manifest": killed.previous, "mismatched": [], "unlisted": []}
-    for point in killed.points:
-        state, name = point["state"], point["point"]
-        # Besides DIR/NAME, only the hidden work folder and the replaced export's hidden folder.
-        assert all(e in ("small", work) or re.fullmatch(r"\.small\.old-\w+", e) for e in state), (name, list(state))
-        old = [e for e in state if e.startswith(".small.old-")]
-        if name not in ("after rename 1", "before rename 2", "after rename 2"):
-            assert state["small"]["exports"] == {"": previous}, name  # the previous export, untouched
-            assert len(old) == (name == "before rename 1") and not any(state[e]["files"] for e in old), name
-        if name in STAGE_POINTS:  # the manifest is written last, after everything it lists
-            assert "manifest.json" not in state[work]["files"], name
-    between = {p["point"]: p["state"] for p in killed.points[-3:]}
-    assert between["after rename 1"] == between["before rename 2"]
-    for name, state in between.items():
-        # The window: no DIR/NAME until the second rename; the previous export whole in .NAME.old-*/previous.
-        (old,) = [e for e in state if e.startswith(".small.old-")]
-        assert state[old]["exports"] == {"previous": previous}, name
-        assert ("small" in state) == (name == "after rename 2") and (work in state) != ("small" in state), name
-        _new_export(state["small" if "small" in state else work], killed.previous)
-    # SIGKILL: no finally block ran, so the replaced export is still there, as at the last point.
-    assert export_faults.folder_state(killed.output) == between["after rename 2"]
-
-
-def test_a_rerun_after_a_kill_between_the_renames_puts_the_previous_export_back_first(killed_export, tiny_checkpoint,
-                                                                                    monkeypatch):
-    """The kill left no DIR/NAME and the previous export only in .NAME.old-*/previous: the next run puts it back
-    before any work (a kill must not cost the previous export, even if this run fails too), then replaces it."""
-    folder = killed_export.copy
-    assert sorted(e.split("-")[0] for e in os.listdir(folder)) == [".small.old", ".small.tmp"]
-    assert not (folder / "small").exists()
-    previous = {"manifest": killed_export.previous, "mismatched": [], "unlisted": []}
-    points = []
-    export_faults.inject(lambda point: points.append((point, export_faults.folder_state(folder))),
-                         monkeypatch.setattr)
-    target, _ = export.run_export(None, str(tiny_checkpoint), str(folder), name="small",
-                                  **export_faults.EXPORT_ARGUMENTS)
-    assert [name for name, _ in points] == STAGE_POINTS + ["before rename 1", "after rename 1", "before rename 2",
-                                                          "after rename 2", "leave manifest"]
-    for name, state in points[:len(STAGE_POINTS)]:  # the killed run's folders gone, the previous export back
-        assert sorted(state) == [f".small.tmp-{os.getpid()}", "small"], name
-        assert state["small"]["exports"] == {"": previous}, name
-    (name, final), = points[-1:]
-    assert list(final) == ["small"], name
-    _new_export(final["small"], killed_export.previous)
-    assert os.listdir(folder) == ["small"] and target == str(folder / "small")
-
-
-def test_a_rerun_after_a_kill_after_the_second_rename_replaces_the_export_whole(killed_export, tiny_checkpoint):
-    output = killed_export.output
-    assert len(os.listdir(output)) == 2  # DIR/NAME and the replaced export's .NAME.old-*
-    (output / "small" / "stray.txt").write_text("not part of any export")  # a re-run must not merge into it
-    export.run_export(None, str(tiny_checkpoint), str(output), name="small", **export_faults.EXPORT_ARGUMENTS)
-    state = export_faults.folder_state(output)
-    assert list(state) == ["small"] and "stray.txt" not in state["small"]["files"]
-    _new_export(state["small"], killed_export.previous)
 
 
 def test_bad_arguments_fail_with_named_stage(tmp_path):

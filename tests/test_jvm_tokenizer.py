@@ -142,9 +142,28 @@ def test_corpus_and_stress_texts_equal_saved_model(small_export, saved_model_tok
     assert_equal_to_saved_model(small_export, saved_model_tokenize, texts)
 
 
+# Held-out texts (seed 20261201) on which the SavedModel's tokenizer, and so the Java one, differs from OpenAI's:
+# 183 of 3,015, measured 2026-12-06. These random mixtures put mojibake of up to three code pages, entity soup and
+# stray code points in one text, where ftfy's context-dependent repairs and our tables part ways (the real-text
+# corpus of test_tokenizer.py is equal token for token). A change that moves either tokenizer away from OpenAI's
+# raises the count.
+HELD_OUT_DIFFERING_FROM_OPENAI = 183
+
+
 def test_held_out_texts_equal_saved_model(small_export, saved_model_tokenize):
+    """Java against the SavedModel on every held-out text, and both against OpenAI's tokenizer (open_clip's
+    SimpleTokenizer with ftfy), the independent reference."""
+    import reference
+
     texts = held_out_texts(3000, seed=int(os.environ.get("CLIP_EDGE_HELD_OUT_SEED", "20261201")))
     assert_equal_to_saved_model(small_export, saved_model_tokenize, texts)
+    openai = reference.reference_token_ids(texts).tolist()
+    ours = [row + [0] * (77 - len(row)) for row in saved_model_tokenize(texts)]
+    differing = [i for i in range(len(texts)) if ours[i] != openai[i]]
+    shown = "\n".join(f"{texts[i]!r}\n  ours:   {ours[i]}\n  OpenAI: {openai[i]}" for i in differing[:3])
+    print(f"held-out texts differing from OpenAI's tokenizer: {len(differing)} of {len(texts)}\n{shown}")
+    if "CLIP_EDGE_HELD_OUT_SEED" not in os.environ:
+        assert len(differing) <= HELD_OUT_DIFFERING_FROM_OPENAI, shown
 
 
 def test_long_texts_are_fast_and_truncated(small_export, saved_model_tokenize):

@@ -190,10 +190,12 @@ def test_harness_refuses_a_bucket_that_differs_from_the_full_length(small_export
     (broken / "tflite/text_encoder_float32.tflite").write_bytes(
         tflite_variants.convert_variants(functions, ["float32"])["float32"].tflite)
     pixels = datasets.builtin_images(datasets.HELD_OUT_PHOTOS[:1], RESOLUTION)
+    float_reference = parity.FloatReference(os.path.join(small_export, "saved_model"), pixels,
+                                            datasets.held_out_sentences())
     for folder, expected in ((small_export, {"serving_default": True, "tokens_16": True, "tokens_32": True}),
                              (broken, {"serving_default": True, "tokens_16": False, "tokens_32": True})):
         results = parity.measure(str(folder), ["float32"], pixels, datasets.held_out_sentences(), latency_repeats=1,
-                                 towers=("text",))
+                                 towers=("text",), reference=float_reference)
         assert {r.signature: r.passed for r in results} == expected, folder
     (refused,) = [r for r in results if r.signature == "tokens_16"]
     assert "full-length signature" in refused.shortfall(), refused.shortfall()
@@ -318,9 +320,12 @@ def test_zero_shot_harness_refuses_permuted_classes(small_export, small_checkpoi
     shutil.copytree(small_export, permuted)
     (permuted / "tflite/zero_shot_float32.tflite").write_bytes(tflite_variants.convert_variants(
         zero_shot.tflite_zero_shot(model, np.roll(weights, 1, axis=0)), ["float32"])["float32"].tflite)
-    pixels = datasets.builtin_images(datasets.HELD_OUT_PHOTOS, RESOLUTION)
-    (shipped,) = parity.measure_zero_shot(small_export, ["float32"], pixels, latency_repeats=1)
-    (result,) = parity.measure_zero_shot(str(permuted), ["float32"], pixels, latency_repeats=1)
+    pixels = datasets.builtin_images(datasets.HELD_OUT_PHOTOS[:3], RESOLUTION)
+    float_reference = parity.FloatReference(os.path.join(small_export, "saved_model"), pixels, [])
+    (shipped,) = parity.measure_zero_shot(small_export, ["float32"], pixels, latency_repeats=1,
+                                          reference=float_reference)
+    (result,) = parity.measure_zero_shot(str(permuted), ["float32"], pixels, latency_repeats=1,
+                                         reference=float_reference)
     assert shipped.passed and not result.passed, (shipped, result)
     assert "max probability error" in result.shortfall() and result.top1_agreement < 0.5, result
 
