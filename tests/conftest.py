@@ -15,6 +15,17 @@ import pytest
 import reference
 
 
+# The files that take longest (CI's --durations), first: xdist hands whole files to the workers in collection order
+# (--dist loadfile), and a long file handed out last would leave one worker running alone at the end.
+LONGEST_FIRST = ("test_full_size_export.py", "test_export.py", "test_export_kills.py", "test_beam.py",
+                 "test_text_buckets_and_zero_shot.py", "test_int8_outliers.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the other files keep their order
+
+
 def built_once(tmp_path_factory, name, build):
     """build(folder) -> a picklable value, run once per test run over all workers; every caller gets the value.
 
