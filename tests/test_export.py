@@ -77,7 +77,11 @@ def test_layout_and_manifest(tiny_export):
                                                                         "batch": 1}
         assert 0 < latency["median"] < 10_000, latency
     assert listed["tflite/image_encoder_float16.tflite"]["delegate"]["target"] == "gpu"
-    assert listed["tflite/text_encoder_int8.tflite"]["delegate"]["target"] == "edgetpu"
+    # The README: neither int8 encoder maps to an Edge TPU (BATCH_MATMUL and 4-D SOFTMAX are not Edge TPU ops).
+    for tower in ("image", "text"):
+        edgetpu = listed[f"tflite/{tower}_encoder_int8.tflite"]["delegate"]
+        assert edgetpu["target"] == "edgetpu" and not edgetpu["ready"] and edgetpu["delegated_op_count"] == 0
+        assert "BATCH_MATMUL" in edgetpu["unsupported_ops"], edgetpu["unsupported_ops"]
     assert manifest["weights"]["kind"] == "checkpoint" and len(manifest["weights"]["sha256"]) == 64
     assert manifest["versions"]["tensorflow"] == tf.__version__
     # random_hf_clip sets logit_scale to 3.1; serving_default multiplies cosines by its exp (transformers' forward)
