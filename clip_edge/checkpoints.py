@@ -6,6 +6,7 @@ in_proj is split into q, k, v, and its [in, out] projections transposed to Huggi
 """
 
 import json
+import math
 import os
 import re
 import stat
@@ -267,8 +268,8 @@ def _check_hf_config(hf_config, source):
     """Refuse Hugging Face CLIP variants whose numerics this implementation does not reproduce, and configs
     whose fields have the wrong type."""
 
-    def is_number(value):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    def is_number(value):  # JSON's NaN and Infinity (which Python's json reads) are not numbers here
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
     for tower in ("text_config", "vision_config"):
         sub = _tower_config(hf_config, tower, source)

@@ -340,6 +340,8 @@ def hf_config(text=None, vision=None):
     (hf_config(text={"hidden_size": "64"}), "not an integer"),
     (hf_config(text={"layer_norm_eps": "1e-5"}), "layer_norm_eps is '1e-5'"),
     (hf_config(text={"layer_norm_eps": None}), "layer_norm_eps is None"),
+    (hf_config(text={"layer_norm_eps": float("nan")}), "layer_norm_eps is nan"),  # json writes NaN, reads it back
+    (hf_config(vision={"layer_norm_eps": float("inf")}), "layer_norm_eps is inf"),
     (hf_config(vision={"hidden_act": ["gelu"]}), "hidden_act"),
     ({"text_config": "big"}, "config text_config is a str, not an object"),
     ({"vision_config": [1]}, "config vision_config is a list"),
