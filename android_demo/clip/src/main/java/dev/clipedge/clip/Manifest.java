@@ -270,6 +270,11 @@ public final class Manifest {
           new LinkedHashMap<>(object(require(top, "config", ""), "config")));
       Object multiplier = top.get("logit_multiplier");
       Double logitMultiplier = multiplier == null ? null : number(multiplier, "logit_multiplier").doubleValue();
+      // exp(the model's logit scale), capped at 100 by the export: anything else is not from an export.
+      if (logitMultiplier != null && !(logitMultiplier > 0 && logitMultiplier <= ZeroShot.MAX_LOGIT_SCALE)) {
+        throw error("logit_multiplier is " + logitMultiplier + "; an export writes a value in (0, "
+            + ZeroShot.MAX_LOGIT_SCALE + "]");
+      }
       List<Object> entries = array(require(top, "artifacts", ""), "artifacts");
       List<Artifact> artifacts = new ArrayList<>();
       for (int i = 0; i < entries.size(); i++) {
@@ -365,14 +370,29 @@ public final class Manifest {
           shape[d] = (int) dim;
         }
         tensors.add(new Tensor(string(tensor, "name", at), dtype, shape, quantization(tensor.get("quantization"),
-            at + ".quantization")));
+            at + ".quantization", dtype)));
       }
       return Collections.unmodifiableList(tensors);
     }
 
-    private Quantization quantization(Object value, String where) {
+    /** The integer range a zero point of `dtype` must lie in, or null when the type is not quantised. */
+    private static long[] zeroPointRange(DType dtype) {
+      return switch (dtype) {
+        case INT8 -> new long[] {-128, 127};
+        case UINT8 -> new long[] {0, 255};
+        case INT16 -> new long[] {-32768, 32767};
+        case INT32 -> new long[] {Integer.MIN_VALUE, Integer.MAX_VALUE};
+        default -> null;
+      };
+    }
+
+    private Quantization quantization(Object value, String where, DType dtype) {
       if (value == null) {
         return null;
+      }
+      long[] range = zeroPointRange(dtype);
+      if (range == null) {
+        throw error(where + " is given for a " + dtype + " tensor; only integer tensors are quantised");
       }
       Map<String, Object> q = object(value, where);
       List<Object> scales = array(require(q, "scales", where), where + ".scales");
@@ -384,9 +404,18 @@ public final class Manifest {
       long[] z = new long[s.length];
       for (int i = 0; i < s.length; i++) {
         s[i] = number(scales.get(i), where + ".scales").doubleValue();
-        z[i] = number(zeroPoints.get(i), where + ".zero_points").longValue();
+        Number zeroPoint = number(zeroPoints.get(i), where + ".zero_points");
+        z[i] = zeroPoint.longValue();
+        if (zeroPoint.doubleValue() != z[i]) {
+          throw error(where + ".zero_points[" + i + "] is " + zeroPoint + "; zero points are integers");
+        }
         if (!(s[i] > 0) || Double.isInfinite(s[i])) {
           throw error(where + ".scales[" + i + "] is " + s[i] + "; scales must be positive");
+        }
+        // A zero point is a value of the tensor's type (1e15 would make every dequantised value garbage).
+        if (z[i] < range[0] || z[i] > range[1]) {
+          throw error(where + ".zero_points[" + i + "] is " + z[i] + "; a " + dtype + " zero point lies in "
+              + range[0] + ".." + range[1]);
         }
       }
       return new Quantization(s, z);

@@ -153,6 +153,25 @@ class ManifestTest {
   }
 
   @Test
+  void valuesOutsideWhatAnExportWritesAreRefused() throws IOException {
+    String manifest = ExportFixture.manifest();
+    String[][] cases = {
+        {"\"logit_multiplier\": 22.5", "\"logit_multiplier\": 1e308", "logit_multiplier is 1.0E308"},
+        {"\"logit_multiplier\": 22.5", "\"logit_multiplier\": -1", "logit_multiplier is -1.0"},
+        {"\"zero_points\": [-128]", "\"zero_points\": [1e15]", "zero_points[0] is 1000000000000000; a int8"},
+        {"\"zero_points\": [-128]", "\"zero_points\": [-129]", "zero_points[0] is -129"},
+        {"\"zero_points\": [-1]", "\"zero_points\": [0.5]", "zero_points[0] is 0.5; zero points are integers"},
+    };
+    for (String[] c : cases) {
+      assertTrue(manifest.contains(c[0]), c[0]);
+      Path export = ExportFixture.write(folder.resolve("x" + c[1].hashCode()), manifest.replace(c[0], c[1]));
+      ExportException error = assertThrows(ExportException.class, () -> Manifest.load(export));
+      assertTrue(error.getMessage().contains(c[2]) && error.getMessage().contains("manifest.json"),
+          error.getMessage());
+    }
+  }
+
+  @Test
   void missingLogitMultiplierIsExplained() throws IOException {
     Path export = ExportFixture.write(folder.resolve("x"),
         ExportFixture.manifest().replace("\"logit_multiplier\": 22.5, ", ""));
