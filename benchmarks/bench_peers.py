@@ -191,11 +191,13 @@ def worker(spec, threads):
 
 
 class WorkerProcess:
-    def __init__(self, name, spec, threads):
+    """`python -m MODULE --worker=SPEC --threads=N`: a benchmark's worker (here bench_peers'), asked by JSON lines."""
+
+    def __init__(self, name, spec, threads, module="benchmarks.bench_peers"):
         self.name = name
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.bench_peers", f"--worker={json.dumps(spec)}", f"--threads={threads}"],
+            [sys.executable, "-m", module, f"--worker={json.dumps(spec)}", f"--threads={threads}"],
             cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         self.info = self._read()["ready"]
 
@@ -269,10 +271,11 @@ def make_onnx(checkpoint, folder, resolution):
             return getattr(out, "pooler_output", out)
 
     towers = {
+        # A dynamic batch too, for bench_serving's batches of images.
         "image": (Tower(model, "image"), torch.from_numpy(normalised_nchw(image_input(resolution))), "pixel_values",
-                  {}),
+                  {"pixel_values": {0: "batch"}}),
         "text": (Tower(model, "text"), torch.from_numpy(prompt_ids(12).astype(np.int64)), "input_ids",
-                 {"input_ids": {1: "length"}}),
+                 {"input_ids": {0: "batch", 1: "length"}}),
     }
     for tower, (module, example, name, dynamic) in towers.items():
         # The TorchScript exporter (dynamo=False): one graph with a symbolic length for the text tower.
