@@ -525,6 +525,12 @@ class ImagePreprocessor(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def from_encoded(self, images):
         """tf.string [N] of JPEG/PNG/GIF/BMP bytes -> float32 [N, R, R, 3]; N = 0 gives [0, R, R, 3]."""
+        return self.normalize(self.pixels_from_encoded(images))
+
+    def pixels_from_encoded(self, images):
+        """from_encoded's checks, decoding, resize and crop, before normalisation: tf.string [N] -> uint8
+        [N, R, R, 3], the TFLite image encoders' input. Not a tf.function itself (so that it is not saved with the
+        SavedModel): wrap it in one to call it eagerly. Its errors are from_encoded's, naming "image <index>"."""
         resolution = self.input_resolution
         count = tf.size(images)
         labels = tf.strings.join(["image ", tf.strings.as_string(tf.range(count))])
@@ -547,7 +553,7 @@ class ImagePreprocessor(tf.Module):
                 lambda encoded: self._resize_and_crop_batch(_decode_checked(encoded)[None], tf.constant("image"))[0],
                 images)
         with tf.control_dependencies([_all_present(decoded, images, labels)]):
-            return self.normalize(tf.ensure_shape(pixels, [None, resolution, resolution, 3]))
+            return tf.ensure_shape(pixels, [None, resolution, resolution, 3])
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
     def from_pixels(self, pixels):

@@ -81,8 +81,9 @@ def small_export(small_export_record):
 
 @pytest.fixture(scope="session")
 def float32_export(tmp_path_factory):
-    """An export of a 64-pixel random CLIP (patch 16), float32 encoders only: the SavedModel for the Beam
-    pipeline and preprocess.tflite at a resolution that crops, without the quantised variants' minutes."""
+    """An export of a 64-pixel random CLIP (patch 16), float32 and dynamic_int8 encoders only: the SavedModel and
+    two TFLite variants for the Beam pipeline, and preprocess.tflite at a resolution that crops, without the
+    calibrated int8 variant's minutes (dynamic_int8 needs no calibration)."""
     def build(folder):
         from converters import export
 
@@ -90,7 +91,7 @@ def float32_export(tmp_path_factory):
         reference.random_hf_clip(reference.hf_clip_config(64, 2, 4, 16, 64, 64, 2, 4, 32), seed=5).save_pretrained(
             checkpoint)
         target, _ = export.run_export(None, str(checkpoint), str(folder / "exports"), name="small",
-                                      variants=("float32",))
+                                      variants=("float32", "dynamic_int8"))
         return target
 
     return built_once(tmp_path_factory, "float32_export", build)

@@ -1,4 +1,5 @@
-"""clip_edge.beam against the export's own signatures, on Beam's local runner with two worker processes.
+"""clip_edge.beam against the export's own signatures, on Beam's local runner with two worker processes, and
+with --model tflite:VARIANT against the same signatures within each variant's parity bar.
 
 The pipeline and the search run in the Beam virtualenv (`make beam-venv`: apache-beam needs older protobuf
 and pillow than this virtualenv has) as subprocesses, named by CLIP_EDGE_BEAM_PYTHON (`make test` sets it)
@@ -174,6 +175,30 @@ def index_prefix(float32_export, photo_folder, tmp_path_factory):
     return prefix
 
 
+# The TFLite variants in float32_export and their parity bars (converters.variants.VARIANTS[...].bar): min
+# cosine to the SavedModel's embedding of the same image. One pipeline run each: dynamic_int8 with two worker
+# processes, float32 with one.
+TFLITE_BARS = {"dynamic_int8": 0.99, "float32": 0.99999}
+
+
+@pytest.fixture(scope="module")
+def tflite_indexes(float32_export, photo_folder, tmp_path_factory):
+    """{variant: prefix} of the pipeline run with --model tflite:VARIANT over the folder."""
+    prefixes = {}
+    for variant, options in (("dynamic_int8", TWO_PROCESSES), ("float32", ONE_PROCESS)):
+        prefix = str(tmp_path_factory.mktemp(f"beam_index_{variant}") / "photos")
+        seconds = embed(float32_export, f"{photo_folder}/*", prefix, f"--model=tflite:{variant}", *options)
+        sys.stderr.write(f"\nembed_images --model=tflite:{variant}, {len(os.listdir(photo_folder))} files: "
+                         f"{seconds:.1f} s\n")
+        prefixes[variant] = prefix
+    return prefixes
+
+
+def _manifest_entry(export, path):
+    with open(os.path.join(export, "manifest.json")) as file:
+        return next(a for a in json.load(file)["artifacts"] if a["path"] == path)
+
+
 def test_folder_is_what_the_test_means(photo_folder, direct):
     """The reference refuses exactly the files meant to be corrupt, and there are a few hundred others."""
     embeddings, refused = direct
@@ -213,6 +238,7 @@ def test_shards_sorted_and_summary(index_prefix, float32_export, direct):
     assert summary["dimensions"] == manifest["config"]["embed_dim"] == rows["embeddings"].shape[1]
     assert summary["export"]["name"] == manifest["name"]
     assert summary["export"]["manifest_sha256"] == hashlib.sha256(manifest_bytes).hexdigest()
+    assert summary["model"] == {"model": "saved_model"}
     count = len(summary["shards"])
     assert count == -(-len(embeddings) // 100)  # ceil(rows / --rows_per_shard)
     assert [shard["path"] for shard in summary["shards"]] == [
@@ -253,6 +279,55 @@ def test_rerun_with_one_worker_writes_the_same_index(index_prefix, float32_expor
     difference = np.abs(first[2]["embeddings"] - second[2]["embeddings"]).max()
     sys.stderr.write(f"\nre-run with 1 worker and batches of 5: max |embedding difference| {difference:.2e}\n")
     assert difference <= 1e-6
+
+
+@pytest.mark.parametrize("variant", sorted(TFLITE_BARS))
+def test_tflite_index_equals_savedmodel_per_image(tflite_indexes, index_prefix, float32_export, direct, variant):
+    """--model tflite:VARIANT: every image within the variant's parity bar of encode_image, the same rows and
+    dead letters as the SavedModel's index, and the summary names the file."""
+    embeddings, _ = direct
+    summary, dead_letters, rows = read_index(tflite_indexes[variant])
+    saved_summary, saved_dead_letters, saved_rows = read_index(index_prefix)
+    assert sorted(rows["paths"]) == sorted(embeddings)
+    assert dict(zip(rows["paths"], rows["sha256"])) == dict(zip(saved_rows["paths"], saved_rows["sha256"]))
+    expected = np.stack([embeddings[path] for path in rows["paths"]])
+    cosines = np.sum(rows["embeddings"] * expected, axis=1) / (
+        np.linalg.norm(rows["embeddings"], axis=1) * np.linalg.norm(expected, axis=1))
+    sys.stderr.write(f"\ntflite:{variant} index vs direct encode_image, {len(cosines)} images: min cosine "
+                     f"{cosines.min():.8f}, mean {cosines.mean():.8f}\n")
+    assert cosines.min() >= TFLITE_BARS[variant], rows["paths"][np.argmin(cosines)]
+    np.testing.assert_allclose(np.linalg.norm(rows["embeddings"], axis=1), 1.0, atol=1e-5)
+    assert dead_letters == saved_dead_letters
+    entry = _manifest_entry(float32_export, f"tflite/image_encoder_{variant}.tflite")
+    assert summary["model"] == {"model": "tflite", "variant": variant, "sha256": entry["sha256"]}
+    assert summary["export"] == saved_summary["export"]
+
+
+def test_tflite_search_uses_the_tflite_encoders(tflite_indexes, float32_export, saved_model, photo_folder):
+    """A tflite:dynamic_int8 index is queried with text_encoder_dynamic_int8.tflite over the SavedModel's
+    tokenize (here: the reference computed in this virtualenv), and --image with the TFLite image path."""
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    prefix = tflite_indexes["dynamic_int8"]
+    _, _, rows = read_index(prefix)
+    token_ids = saved_model.signatures["tokenize"](texts=tf.constant([QUERIES[0]]))["token_ids"].numpy()
+    interpreter = Interpreter(model_path=os.path.join(float32_export, "tflite/text_encoder_dynamic_int8.tflite"))
+    interpreter.allocate_tensors()
+    (input_detail,), (output_detail,) = interpreter.get_input_details(), interpreter.get_output_details()
+    interpreter.set_tensor(input_detail["index"], token_ids.astype(np.int32))
+    interpreter.invoke()
+    text = interpreter.get_tensor(output_detail["index"])[0]
+    scores = rows["embeddings"] @ text
+    expected = np.argsort(-scores, kind="stable")[:5]
+    found = _search(prefix, float32_export, QUERIES[0], "--top_k=5")
+    np.testing.assert_allclose([score for score, _ in found], scores[expected], atol=2e-5)
+    by_path = dict(zip(rows["paths"], scores))
+    for score, path in found:
+        assert abs(by_path[path] - score) < 2e-5, path
+    query = str(photo_folder / "coffee_crop_tl.jpg")
+    found = _search(prefix, float32_export, "--image", query, "--top_k=2")
+    assert found[0][1] == query and found[0][0] > 0.9999
 
 
 def _search(index_prefix, export, *args):
@@ -330,6 +405,23 @@ def test_search_refuses_an_index_of_another_export(index_prefix, float32_export,
     assert result.returncode == 1 and "was built with export" in result.stderr, result.stderr
 
 
+def test_search_refuses_a_tflite_index_whose_model_file_differs(tflite_indexes, float32_export, tmp_path):
+    """Same SavedModel, another image_encoder_dynamic_int8.tflite (one byte, with a manifest that agrees): the
+    index's embeddings came from another model; the error names both sha256s."""
+    export = _copy_export(float32_export, tmp_path)
+    path = "tflite/image_encoder_dynamic_int8.tflite"
+    data = bytearray((export / path).read_bytes())
+    data[len(data) // 2] ^= 1
+    (export / path).write_bytes(bytes(data))
+    manifest = json.loads((export / "manifest.json").read_text())
+    entry = next(artifact for artifact in manifest["artifacts"] if artifact["path"] == path)
+    old, entry["sha256"] = entry["sha256"], hashlib.sha256(bytes(data)).hexdigest()
+    (export / "manifest.json").write_text(json.dumps(manifest))
+    result = run_beam("search", "--index", tflite_indexes["dynamic_int8"], "--export", export, "a dog", check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"built with {path} of sha256 {old}" in result.stderr and f"of sha256 {entry['sha256']}" in result.stderr
+
+
 def test_an_output_prefix_that_is_a_pattern_is_refused(float32_export, photo_folder, tmp_path):
     """`--output 'DIR/*'` would make the clean-up of stale shards match every index's shards in DIR."""
     other = tmp_path / "other-00000-of-00001.parquet"
@@ -373,6 +465,8 @@ SUMMARY = {"count": 0, "failures": 0, "input": "x/*", "dimensions": 32, "shards"
     (lambda summary: summary.update(shards=[{"path": "x"}]), "field 'shards[0].rows' is missing"),
     (lambda summary: summary.update(dimensions="32"), "field 'dimensions' is str, not int"),
     (lambda summary: summary.update(dimensions=0), "field 'dimensions' must be positive"),
+    (lambda summary: summary.update(model={"model": "tflite", "variant": "int8"}), "field 'model.sha256' is missing"),
+    (lambda summary: summary.update(model={"model": "onnx"}), "field 'model.model' is 'onnx'"),
 ])
 def test_search_names_the_summary_field_that_is_wrong(tmp_path, change, message):
     summary = json.loads(json.dumps(SUMMARY))

@@ -1,11 +1,15 @@
 """Embed every image matching a pattern with an export's encode_image signature, as an Apache Beam pipeline.
 
-    python -m clip_edge.beam.embed_images --export DIR --input 'PATTERN' --output PREFIX [Beam pipeline options]
+    python -m clip_edge.beam.embed_images --export DIR --input 'PATTERN' --output PREFIX
+        [--model saved_model|tflite:VARIANT] [Beam pipeline options]
 
 Reads files through Beam's filesystems (local paths; gs:// and s3:// with apache-beam[gcp] / [aws]), batches
 them, runs the SavedModel's `encode_image` through RunInference with a model handler that loads the export
 once per worker process after checking every SavedModel file against the manifest's sha256, and writes
 Parquet shards, a dead-letter file and a summary (file names and schema in clip_edge/beam/index.py).
+With --model tflite:VARIANT (float32, float16, dynamic_int8, int8) the images are decoded, resized and cropped
+as encode_image does it, then embedded by the export's tflite/image_encoder_VARIANT.tflite (checked against
+the manifest's sha256) in ai_edge_litert, one Interpreter per DoFn instance, one image per invoke.
 
 An image that cannot be read or decoded never fails the pipeline: files that are empty or larger than
 --max_image_bytes are set aside when read, and a batch the SavedModel refuses is run again one image at a
@@ -22,7 +26,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from clip_edge.beam import index, pipeline
-from clip_edge.beam.export import Export, ExportError
+from clip_edge.beam.export import TFLITE_VARIANTS, Export, ExportError, parse_model
 
 
 def main(argv=None):
@@ -37,14 +41,26 @@ def main(argv=None):
                         help="larger files go to the dead letters unread")
     parser.add_argument("--rows_per_shard", type=int, default=50_000,
                         help="rows per Parquet shard, about; a shard is sorted in one worker's memory")
+    parser.add_argument("--model", default="saved_model",
+                        help="saved_model (encode_image) or tflite:VARIANT, VARIANT one of "
+                             f"{', '.join(TFLITE_VARIANTS)} (tflite/image_encoder_VARIANT.tflite)")
+    parser.add_argument("--tflite_threads", type=int, default=None,
+                        help="threads per TFLite interpreter (default: the CPUs the worker process may use)")
     args, pipeline_args = parser.parse_known_args(argv)
+    try:
+        parse_model(args.model)
+    except ValueError as error:
+        parser.error(str(error))
+    if args.tflite_threads is not None and args.tflite_threads <= 0:
+        parser.error(f"--tflite_threads must be positive, got {args.tflite_threads}")
     for flag in ("batch_size", "max_image_bytes", "rows_per_shard"):
         if getattr(args, flag) <= 0:
             parser.error(f"--{flag} must be positive, got {getattr(args, flag)}")
     try:
         index.check_prefix(args.output)
         export = Export(args.export)
-        export.verify()  # here as well as in every worker: a wrong export fails before the job starts
+        # Here as well as in every worker: a wrong export fails before the job starts.
+        export.verify_model(args.model)
         matched = FileSystems.match([args.input], limits=[1])[0].metadata_list
     except (ExportError, BeamIOError, index.IndexFileError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -54,9 +70,10 @@ def main(argv=None):
         return 1
     with beam.Pipeline(options=PipelineOptions(pipeline_args)) as beam_pipeline:
         pipeline.build(beam_pipeline, export, args.input, args.output, args.max_image_bytes, args.batch_size,
-                       args.rows_per_shard)
+                       args.rows_per_shard, model=args.model, tflite_threads=args.tflite_threads)
     summary = index.read_summary(args.output)
-    print(f"{summary['count']} images embedded into {len(summary['shards'])} shard(s); {summary['failures']} "
+    print(f"{summary['count']} images embedded with {args.model} into {len(summary['shards'])} shard(s); "
+          f"{summary['failures']} "
           f"failed, listed in {summary['dead_letters']}; summary: {args.output}{index.SUMMARY_SUFFIX}")
     return 0
 

@@ -1,10 +1,13 @@
 """An export folder read through Beam's filesystems (local, gs://, s3://): its manifest, the sha256 check of
-every SavedModel file, and the load.
+every SavedModel file and of the TFLite files used, and the load.
 
 The manifest (converters/manifest.py) lists every file of the export with its sha256 and size. Before a
 SavedModel is used, each file under saved_model/ is hashed and compared with it, and any file the manifest
-does not list is refused too, so that an index is never built by, nor searched with, a model other than the
-export it names.
+does not list is refused too; a TFLite encoder is read whole into memory and its bytes hashed before an
+interpreter gets them. So an index is never built by, nor searched with, a model other than the export it names.
+
+The model an index is built with (--model): `saved_model` (its encode_image signature) or `tflite:VARIANT`
+(tflite/image_encoder_VARIANT.tflite, with the SavedModel's own decoding, resize and crop before it).
 """
 
 import hashlib
@@ -17,11 +20,28 @@ from apache_beam.io.filesystems import FileSystems
 
 MANIFEST = "manifest.json"
 SAVED_MODEL = "saved_model"
+TFLITE_VARIANTS = ("float32", "float16", "dynamic_int8", "int8")  # converters.variants.VARIANTS
 _BLOCK = 1 << 20
 
 
 class ExportError(Exception):
     """The export folder is missing, incomplete or does not match its manifest."""
+
+
+def parse_model(text):
+    """--model: "saved_model" -> ("saved_model", None); "tflite:VARIANT" -> ("tflite", VARIANT); else ValueError."""
+    if text == "saved_model":
+        return "saved_model", None
+    kind, _, variant = text.partition(":")
+    if kind == "tflite" and variant in TFLITE_VARIANTS:
+        return "tflite", variant
+    raise ValueError(f"--model {text!r}: expected saved_model or tflite:VARIANT with VARIANT one of "
+                     f"{', '.join(TFLITE_VARIANTS)}")
+
+
+def tflite_path(tower, variant):
+    """The export's file for a TFLite encoder (converters.variants.tflite_path): tower "image" or "text"."""
+    return f"tflite/{tower}_encoder_{variant}.tflite"
 
 
 def _read_all(path):
@@ -46,9 +66,12 @@ class Export:
             self.config = manifest["config"]
             self.dimensions = int(self.config["embed_dim"])
             self.weights = manifest["weights"].get("description")
-            self.files = sorted(({"path": a["path"], "sha256": a["sha256"], "bytes": int(a["bytes"])}
-                                 for a in manifest["artifacts"] if a["path"].startswith(SAVED_MODEL + "/")),
-                                key=lambda entry: entry["path"])
+            self.resolution = int(self.config["image_resolution"])
+            self.artifacts = {a["path"]: {"path": a["path"], "sha256": a["sha256"], "bytes": int(a["bytes"])}
+                              for a in manifest["artifacts"]}
+            self.files = sorted((entry for path, entry in self.artifacts.items()
+                                 if path.startswith(SAVED_MODEL + "/")), key=lambda entry: entry["path"])
+            self.rejected = sorted((manifest.get("rejected") or {}).get("variants") or {})
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise ExportError(f"{manifest_path}: not an export manifest ({type(error).__name__}: {error})") from None
         if not any(entry["path"] == f"{SAVED_MODEL}/saved_model.pb" for entry in self.files):
@@ -58,6 +81,45 @@ class Export:
         # bytes), so that an index can name the exact model without hashing gigabytes again.
         self.saved_model_sha256 = hashlib.sha256("".join(
             f"{entry['sha256']}  {entry['path']}\n" for entry in self.files).encode()).hexdigest()
+
+    def tflite_entry(self, tower, variant):
+        """The manifest's entry {"path", "sha256", "bytes"} of the tower's TFLite encoder, or ExportError."""
+        path = tflite_path(tower, variant)
+        if path not in self.artifacts:
+            shipped = sorted(v for v in TFLITE_VARIANTS if tflite_path(tower, v) in self.artifacts)
+            rejected = f"; {MANIFEST} lists {variant} as rejected (it missed its parity bar)" \
+                if variant in self.rejected else ""
+            raise ExportError(f"{FileSystems.join(self.dir, path)}: not in {MANIFEST} (the export ships "
+                              f"{', '.join(shipped) or 'no'} TFLite variant(s){rejected})")
+        return self.artifacts[path]
+
+    def read_verified(self, entry):
+        """The bytes of the manifest entry's file, checked against its size and sha256 (ExportError otherwise)."""
+        path = FileSystems.join(self.dir, entry["path"])
+        if not FileSystems.exists(path):
+            raise ExportError(f"{path}: missing (listed in {MANIFEST})")
+        data = _read_all(path)
+        if len(data) != entry["bytes"]:
+            raise ExportError(f"{path}: {len(data)} bytes, {MANIFEST} says {entry['bytes']}")
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != entry["sha256"]:
+            raise ExportError(f"{path}: sha256 {digest} differs from {MANIFEST}'s {entry['sha256']}")
+        return data
+
+    def describe_model(self, model):
+        """The index summary's "model" field for --model `model` (ExportError if the export lacks its file)."""
+        kind, variant = parse_model(model)
+        if kind == "saved_model":
+            return {"model": "saved_model"}
+        return {"model": "tflite", "variant": variant, "sha256": self.tflite_entry("image", variant)["sha256"]}
+
+    def verify_model(self, model):
+        """Check the files --model `model` runs: every SavedModel file, or the TFLite image encoder."""
+        kind, variant = parse_model(model)
+        if kind == "saved_model":
+            self.verify()
+        else:
+            self.read_verified(self.tflite_entry("image", variant))
 
     def describe(self):
         """The export's identity, for the index summary."""

@@ -2,7 +2,8 @@
 
     PREFIX-SSSSS-of-NNNNN.parquet   rows (path, sha256, embedding), sorted by path within each shard
     PREFIX-dead_letters.jsonl       {"path", "reason"} per image that could not be read or decoded, sorted
-    PREFIX-summary.json             counts, the export's identity, the shard list (written last)
+    PREFIX-summary.json             counts, the export's identity, the model (saved_model or a TFLite file),
+                                    the shard list (written last)
 
 A path goes to shard int(sha256(path)[:8]) mod N, N = ceil(rows / rows_per_shard): the same input gives the
 same files with the same rows in the same order, whatever the runner, worker count or batching.
@@ -131,11 +132,29 @@ def _check_summary(path, summary):
     if field(summary, "dimensions", int) < 1:
         raise IndexFileError(f"{path}: field 'dimensions' must be positive")
     field(summary, "dead_letters", str)
+    model = summary.get("model")
+    if model is not None:  # absent in summaries written before --model: those indexes are saved_model ones
+        if field(summary, "model", dict).get("model") not in ("saved_model", "tflite"):
+            raise IndexFileError(f"{path}: field 'model.model' is {model.get('model')!r}, not 'saved_model' or "
+                                 f"'tflite'")
+        if model["model"] == "tflite":
+            for name in ("variant", "sha256"):
+                field(model, name, str, "model.")
     for number, shard in enumerate(field(summary, "shards", list)):
         if not isinstance(shard, dict):
             raise IndexFileError(f"{path}: field 'shards[{number}]' is {type(shard).__name__}, not dict")
         field(shard, "path", str, f"shards[{number}].")
         field(shard, "rows", int, f"shards[{number}].")
+
+
+def model_of(summary):
+    """The summary's "model" field; {"model": "saved_model"} for a summary written before there was a choice."""
+    return summary.get("model") or {"model": "saved_model"}
+
+
+def model_flag(model):
+    """A summary's model field -> the --model flag that builds it: "saved_model" or "tflite:VARIANT"."""
+    return "saved_model" if model["model"] == "saved_model" else f"tflite:{model['variant']}"
 
 
 def iter_chunks(summary, chunk_rows):

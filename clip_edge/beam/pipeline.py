@@ -19,7 +19,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
 from clip_edge.beam import index
-from clip_edge.beam.export import Export
+from clip_edge.beam.export import Export, parse_model
 
 DEAD = "dead_letters"
 
@@ -82,8 +82,10 @@ _NOISE = re.compile(r"^(Graph execution error:|Detected at node |<stack traces u
 
 def failure_reason(error):
     """One line from the SavedModel's error for a batch of one image: our assertions' text ("image 0 is not a
-    JPEG, PNG, GIF or BMP file; ..."), or the decoder's message."""
-    lines = [line.strip() for line in error.message.splitlines()]
+    JPEG, PNG, GIF or BMP file; ..."), or the decoder's message. Indented lines are skipped: a function traced
+    in this process (the TFLite path's decoder) lists where the failing node was defined, one indented line per
+    frame, which a loaded SavedModel does not."""
+    lines = [line.strip() for line in error.message.splitlines() if not line[:1].isspace()]
     reason = next((line for line in lines if line and not _NOISE.match(line)), "unknown error")
     if reason.startswith("assertion failed:"):
         return re.sub(r"^image 0\b", "image", re.sub(r"[\[\]]", "", reason[len("assertion failed:"):]).strip())
@@ -129,12 +131,61 @@ class EncodeImageHandler(ModelHandler):
         return "clip_edge_encode_image"
 
 
+class EncodeImagesTFLite(beam.DoFn):
+    """[Image] (a batch from BatchElements) -> a PredictionResult per image, as EncodeImageHandler gives them:
+    the batch is decoded, resized and cropped as encode_image does it (one bad image fails the batch, which is
+    then decoded one image at a time for the reasons), then each image goes through the export's TFLite image
+    encoder, one invoke per image. setup() checks the file's sha256 against the manifest and creates one
+    Interpreter per DoFn instance, which Beam uses from one thread at a time."""
+
+    def __init__(self, export_dir, variant, num_threads=None):
+        self._export_dir, self._variant, self._num_threads = export_dir, variant, num_threads
+
+    def setup(self):
+        import tensorflow as tf
+
+        from clip_edge.beam import tflite
+
+        export = Export(self._export_dir)
+        self._encoder = tflite.Encoder(export.read_verified(export.tflite_entry("image", self._variant)),
+                                       self._num_threads)
+        self._decoder = tflite.PixelDecoder(export.resolution)
+        self._errors = tf.errors.OpError
+
+    def process(self, batch):
+        try:
+            pixels = list(self._decoder([image.data for image in batch]))
+        except self._errors:
+            pixels = []
+            for image in batch:
+                try:
+                    pixels.append(self._decoder([image.data])[0])
+                except self._errors as error:
+                    pixels.append(failure_reason(error))
+        for image, item in zip(batch, pixels):
+            yield PredictionResult((image.path, image.sha256), item if isinstance(item, str) else self._encoder(item))
+
+
 def _split(result):
     (path, sha256), inference = result.example, result.inference
     if isinstance(inference, str):
         yield beam.pvalue.TaggedOutput(DEAD, {"path": path, "reason": inference})
     else:
         yield path, sha256, np.asarray(inference, np.float32)
+
+
+class _EncodeTFLite(beam.PTransform):
+    """Image -> PredictionResult through the TFLite image encoder: batches for the decoder, then
+    EncodeImagesTFLite."""
+
+    def __init__(self, export_dir, variant, batch_size, num_threads):
+        super().__init__()
+        self._args, self._batch_size = (export_dir, variant, num_threads), batch_size
+
+    def expand(self, images):
+        return (images
+                | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=self._batch_size)
+                | "EncodeTFLite" >> beam.ParDo(EncodeImagesTFLite(*self._args)))
 
 
 class WriteShard(beam.DoFn):
@@ -159,7 +210,7 @@ def _write_dead_letters(_, dead_letters, prefix):
     return {"path": path, "count": len(dead_letters)}
 
 
-def _write_summary(_, shards, dead_letters, prefix, export_description, dimensions, pattern):
+def _write_summary(_, shards, dead_letters, prefix, export_description, dimensions, pattern, model_description):
     shards = sorted(shards, key=lambda shard: shard["path"])
     # Shards of an earlier run with another shard count would otherwise sit beside these ones.
     current = {shard["path"] for shard in shards}
@@ -169,7 +220,7 @@ def _write_summary(_, shards, dead_letters, prefix, export_description, dimensio
     if stale:
         FileSystems.delete(stale)
     summary = {"count": sum(shard["rows"] for shard in shards), "failures": dead_letters["count"],
-               "input": pattern, "export": export_description, "dimensions": dimensions,
+               "input": pattern, "export": export_description, "model": model_description, "dimensions": dimensions,
                "shards": shards, "dead_letters": dead_letters["path"],
                "schema": {"path": "string", "sha256": "string, hex sha256 of the file's bytes",
                           "embedding": f"fixed_size_list<float32>[{dimensions}], L2-normalised"}}
@@ -179,9 +230,16 @@ def _write_summary(_, shards, dead_letters, prefix, export_description, dimensio
     return summary
 
 
-def build(pipeline, export, pattern, prefix, max_image_bytes=100_000_000, batch_size=16, rows_per_shard=50_000):
-    """Add the pipeline's steps to `pipeline`; `export` is a verified Export."""
+def build(pipeline, export, pattern, prefix, max_image_bytes=100_000_000, batch_size=16, rows_per_shard=50_000,
+          model="saved_model", tflite_threads=None):
+    """Add the pipeline's steps to `pipeline`; `export` is a verified Export, `model` "saved_model" or
+    "tflite:VARIANT" (clip_edge.beam.export.parse_model)."""
     index.check_prefix(prefix)
+    kind, variant = parse_model(model)
+    if kind == "saved_model":
+        encode = "Encode" >> RunInference(EncodeImageHandler(export.dir, max_batch_size=batch_size))
+    else:
+        encode = "Encode" >> _EncodeTFLite(export.dir, variant, batch_size, tflite_threads)
     read = (pipeline
             | "Match" >> fileio.MatchFiles(pattern)
             # Matching yields every file from one element: without a reshuffle, reading and inference would be
@@ -189,7 +247,7 @@ def build(pipeline, export, pattern, prefix, max_image_bytes=100_000_000, batch_
             | "Spread" >> beam.Reshuffle()
             | "Read" >> beam.ParDo(ReadImages(max_image_bytes)).with_outputs(DEAD, main="images"))
     encoded = (read.images
-               | "Encode" >> RunInference(EncodeImageHandler(export.dir, max_batch_size=batch_size))
+               | encode
                | "Split" >> beam.ParDo(_split).with_outputs(DEAD, main="rows"))
     rows = encoded.rows
     rows_total = beam.pvalue.AsSingleton(rows | "CountRows" >> beam.combiners.Count.Globally())
@@ -208,4 +266,5 @@ def build(pipeline, export, pattern, prefix, max_image_bytes=100_000_000, batch_
         _write_dead_letters, dead_letters=beam.pvalue.AsSingleton(dead_letters), prefix=prefix)
     trigger | "WriteSummary" >> beam.Map(
         _write_summary, shards=beam.pvalue.AsList(shards), dead_letters=beam.pvalue.AsSingleton(dead_written),
-        prefix=prefix, export_description=export.describe(), dimensions=export.dimensions, pattern=pattern)
+        prefix=prefix, export_description=export.describe(), dimensions=export.dimensions, pattern=pattern,
+        model_description=export.describe_model(model))
