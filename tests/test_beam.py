@@ -438,6 +438,7 @@ def test_an_output_prefix_that_is_a_pattern_is_refused(float32_export, photo_fol
     (["--input", "{folder}/*.tiff"], "matches no file"),
     (["--export", "{folder}"], "manifest.json: no such file"),
     (["--batch_size", "0"], "--batch_size must be positive"),
+    (["--model", "tflite:dynamic_int8", "--tflite_threads", "1000000"], "--tflite_threads must be in 1..256"),
 ])
 def test_command_line_errors(float32_export, photo_folder, tmp_path, args, message):
     flags = {"--export": str(float32_export), "--input": f"{photo_folder}/*.gif", "--output": str(tmp_path / "x")}

@@ -25,7 +25,7 @@ from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from clip_edge.beam import index, pipeline
+from clip_edge.beam import index, pipeline, tflite
 from clip_edge.beam.export import TFLITE_VARIANTS, Export, ExportError, parse_model
 
 
@@ -51,8 +51,8 @@ def main(argv=None):
         parse_model(args.model)
     except ValueError as error:
         parser.error(str(error))
-    if args.tflite_threads is not None and args.tflite_threads <= 0:
-        parser.error(f"--tflite_threads must be positive, got {args.tflite_threads}")
+    if args.tflite_threads is not None and not 1 <= args.tflite_threads <= tflite.MAX_THREADS:
+        parser.error(f"--tflite_threads must be in 1..{tflite.MAX_THREADS}, got {args.tflite_threads}")
     for flag in ("batch_size", "max_image_bytes", "rows_per_shard"):
         if getattr(args, flag) <= 0:
             parser.error(f"--{flag} must be positive, got {getattr(args, flag)}")

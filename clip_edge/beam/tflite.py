@@ -14,6 +14,10 @@ import os
 
 import numpy as np
 
+# Threads per interpreter a user may ask for (--tflite_threads): the exporter's bound, far above any machine's
+# cores; a million would take the machine's threads down with the process.
+MAX_THREADS = 256
+
 
 class PixelDecoder:
     """tf.string [N] of encoded images -> uint8 [N, R, R, 3], as the SavedModel's encode_image decodes them."""
