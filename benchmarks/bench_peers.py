@@ -218,6 +218,24 @@ class WorkerProcess:
         self.process.wait()
 
 
+def alternating_rounds(workers, rounds):
+    """{(worker name, case): [seconds, one per round]} over `rounds` rounds after a warm-up round: in each round
+    every worker runs each of its cases once, workers in turn, SETTLE_SECONDS after the previous call. Then
+    the workers are closed."""
+    times = {(name, case): [] for name, process in workers.items() for case in process.info["cases"]}
+    for round_index in range(rounds + 1):  # round 0 warms up
+        for name, process in workers.items():
+            for case in process.info["cases"]:
+                time.sleep(SETTLE_SECONDS)
+                seconds = process.ask({"case": case})["seconds"]
+                if round_index:
+                    times[(name, case)].append(seconds)
+        print(f"round {round_index}/{rounds} done, load average {os.getloadavg()[0]:.2f}", flush=True)
+    for process in workers.values():
+        process.close()
+    return times
+
+
 # --- artifacts -----------------------------------------------------------------------------------------------------
 
 def make_checkpoint(preset, folder):
@@ -366,18 +384,7 @@ def main():
             base = case.split("@")[0]
             agreement[(name, case)] = cosine(process.ask({"embed": case})["embedding"], reference[base])
 
-    times = {(name, case): [] for name, process in workers.items() for case in process.info["cases"]}
-    for round_index in range(args.rounds + 1):  # round 0 warms up
-        for name, process in workers.items():
-            for case in process.info["cases"]:
-                time.sleep(SETTLE_SECONDS)
-                seconds = process.ask({"case": case})["seconds"]
-                if round_index:
-                    times[(name, case)].append(seconds)
-        print(f"round {round_index}/{args.rounds} done, load average {os.getloadavg()[0]:.2f}", flush=True)
-    for process in workers.values():
-        process.close()
-
+    times = alternating_rounds(workers, args.rounds)
     medians = {key: 1e3 * statistics.median(values) for key, values in times.items()}
     print(f"\n{preset or 'checkpoint'} {checkpoint}; {cpu_model()}, {os.cpu_count()} CPUs, "
           f"{args.threads} threads per framework, batch 1, median of {args.rounds} alternating rounds, load average "

@@ -11,7 +11,7 @@ A request is what a server gets and answers, from encoded bytes or strings to th
   (a) one 640 x 480 JPEG -> its embedding          (b) 16 JPEGs (real photos, 640 x 480) -> 16 embeddings
   (c) one prompt -> its embedding                   (d) 16 prompts -> 16 embeddings
   (e) one JPEG x 10 labels -> class probabilities
-Frameworks, one worker process each (bench_peers.WorkerProcess), taking turns request by request:
+Frameworks, one worker process each (bench_peers.WorkerProcess), taking turns (bench_peers.alternating_rounds):
   savedmodel   the export's signatures: encode_image, encode_text, serving_default (probs)
   transformers Pillow + CLIPImageProcessor + CLIPModel, CLIPTokenizerFast (torch.inference_mode)
   onnx         ONNX Runtime fp32 towers with the same Python preprocessing as transformers
@@ -32,7 +32,7 @@ import time
 
 import numpy as np
 
-from benchmarks.bench_peers import SETTLE_SECONDS, WorkerProcess, make_checkpoint, make_export, make_onnx
+from benchmarks.bench_peers import WorkerProcess, alternating_rounds, make_checkpoint, make_export, make_onnx
 from benchmarks.machine import cpu_model
 
 REQUESTS = ("one_jpeg", "16_jpegs", "one_prompt", "16_prompts", "one_jpeg_10_labels")
@@ -322,17 +322,7 @@ def main():
                 agreement = f"min cosine {_cosines(found, reference_outputs[case]).min():.6f}"
             print(f"{name} {case} vs transformers: {agreement}", flush=True)
 
-    times = {(name, case): [] for name in workers for case in REQUESTS}
-    for round_index in range(args.rounds + 1):  # round 0 warms up
-        for case in REQUESTS:
-            for name, process in workers.items():
-                time.sleep(SETTLE_SECONDS)
-                seconds = process.ask({"case": case})["seconds"]
-                if round_index:
-                    times[(name, case)].append(seconds)
-        print(f"round {round_index}/{args.rounds} done, load average {os.getloadavg()[0]:.2f}", flush=True)
-    for process in workers.values():
-        process.close()
+    times = alternating_rounds(workers, args.rounds)
 
     print(f"\n{args.preset}, random weights; {cpu_model()}, {os.cpu_count()} CPUs, {args.threads} threads per "
           f"framework, median and p90 of {args.rounds} alternating rounds, load average {os.getloadavg()[0]:.2f} "
