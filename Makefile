@@ -37,10 +37,11 @@ export: $(VENV)/.installed
 
 # pytest-xdist workers (default 2, the cores of the machines this project runs on). Each test file runs whole in
 # one worker (--dist loadfile), so that a module's fixtures are built once; tests/conftest.py builds the shared
-# exports once per run for all workers.
+# exports once per run for all workers and puts the longest files first, an order that --no-loadscope-reorder
+# keeps (xdist would otherwise hand out files by their number of tests, the one-test full-size export last).
 PYTEST_WORKERS ?= 2
 PYTEST := CLIP_EDGE_BEAM_PYTHON=$(abspath $(BEAM_VENV))/bin/python $(PY) -m pytest -q -n $(PYTEST_WORKERS) \
-	--dist loadfile
+	--dist loadfile --no-loadscope-reorder
 # Runs a command and prints how long it took, so that each part of `make test` shows its time.
 TIMED = bash scripts/timed.sh
 
