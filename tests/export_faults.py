@@ -67,7 +67,7 @@ def inject(on_point, setattr=setattr):
     setattr(export, "_replace_directory", replace_with_faults)
 
 
-def _sha256(path):
+def sha256(path):
     with open(path, "rb") as file:
         return hashlib.sha256(file.read()).hexdigest()
 
@@ -88,9 +88,9 @@ def folder_state(output_dir):
                 listed = {a["path"]: a["sha256"] for a in json.load(file)["artifacts"]}
             inside = {os.path.relpath(f, folder) for f in files if folder == "" or f.startswith(folder + os.sep)}
             exports[folder] = {
-                "manifest": _sha256(os.path.join(root, manifest)),
+                "manifest": sha256(os.path.join(root, manifest)),
                 "mismatched": sorted(p for p, sha in listed.items()
-                                     if p not in inside or _sha256(os.path.join(root, folder, p)) != sha),
+                                     if p not in inside or sha256(os.path.join(root, folder, p)) != sha),
                 "unlisted": sorted(inside - set(listed) - {"manifest.json", "parity_report.md"})}
         state[entry] = {"files": files, "exports": exports}
     return state

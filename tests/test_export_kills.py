@@ -2,7 +2,6 @@
 (tests/export_faults.py): the previous export stays whole or the new one is complete, and the next run puts
 things right."""
 
-import hashlib
 import json
 import os
 import re
@@ -17,11 +16,6 @@ import pytest
 from converters import export
 
 import export_faults
-
-
-def _sha256(path):
-    with open(path, "rb") as file:
-        return hashlib.sha256(file.read()).hexdigest()
 
 
 # -- kills and re-runs, at every point where a kill leaves a different state (tests/export_faults.py) ----------
@@ -39,7 +33,7 @@ def killed_export(small_checkpoint, small_export_record, tmp_path_factory):
                               str(records / "states.jsonl"), str(records / "copy")], cwd=repo, capture_output=True,
                              text=True, timeout=900)
     return types.SimpleNamespace(output=output, copy=records / "copy", process=process,
-                                 previous=_sha256(os.path.join(small_export_record[0], "manifest.json")),
+                                 previous=export_faults.sha256(os.path.join(small_export_record[0], "manifest.json")),
                                  points=[json.loads(line) for line in (records / "states.jsonl").open()])
 
 
