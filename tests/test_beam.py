@@ -515,3 +515,29 @@ def test_fifos_and_devices_among_the_inputs_are_dead_letters(tmp_path):
     assert found == [{"path": str(photo), "read": photo.stat().st_size},
                      {"path": str(fifo), "reason": not_regular}, {"path": str(zeros), "reason": not_regular},
                      {"path": str(folder), "reason": not_regular}]
+
+
+@pytest.mark.parametrize("bad_row, message", [
+    ("x1000", "has L2 norm 1000, not 1"),
+    ("nan", "is not finite"),
+])
+def test_search_refuses_shard_rows_that_are_not_unit_embeddings(tmp_path, bad_row, message):
+    """A shard edited by hand (a row x1000 scored a cosine of 22.99) or holding NaN is named, not ranked."""
+    script = ("import sys\n"
+              "import numpy as np\n"
+              "from clip_edge.beam import index\n"
+              "rows = [(f'photo{i}.jpg', '0' * 64, np.eye(4, dtype=np.float32)[i]) for i in range(3)]\n"
+              "rows[1] = (rows[1][0], rows[1][1], rows[1][2] * 1000 if sys.argv[2] == 'x1000' "
+              "else np.full(4, np.nan, np.float32))\n"
+              "index.write_shard(sys.argv[1], rows, 4)\n"
+              "summary = {'dimensions': 4, 'shards': [{'path': sys.argv[1], 'rows': 3}]}\n"
+              "try:\n"
+              "    list(index.iter_chunks(summary, 2))\n"
+              "except index.IndexFileError as error:\n"
+              "    print(error)\n")
+    shard = tmp_path / "photos-00000-of-00001.parquet"
+    result = subprocess.run([_beam_python(), "-c", script, str(shard), bad_row], capture_output=True, text=True,
+                            env=dict(os.environ, PYTHONPATH=REPO), cwd=REPO, timeout=HANG_TIMEOUT_S)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (f"{shard}: the embedding of 'photo1.jpg' {message} (1 such rows in this chunk); "
+                                     "the shard was not written by clip_edge.beam.embed_images as is")

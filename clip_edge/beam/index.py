@@ -169,4 +169,23 @@ def iter_chunks(summary, chunk_rows):
                                   f"{parquet.schema_arrow.field('embedding').type}, not {dimensions} float32s")
             for batch in parquet.iter_batches(batch_size=chunk_rows, columns=["path", "embedding"]):
                 embeddings = batch.column("embedding").flatten().to_numpy(zero_copy_only=False)
-                yield batch.column("path").to_pylist(), embeddings.reshape(-1, dimensions)
+                paths, embeddings = batch.column("path").to_pylist(), embeddings.reshape(-1, dimensions)
+                _check_unit_rows(shard["path"], paths, embeddings)
+                yield paths, embeddings
+
+
+# How far a row's L2 norm may be from 1: float32 rounding of a normalised vector is about 1e-7; a row scaled or
+# edited by hand (x1000 gave cosines of 22.99) is far outside.
+UNIT_NORM_TOLERANCE = 1e-3
+
+
+def _check_unit_rows(shard_path, paths, embeddings):
+    """Search ranks by dot products, which are cosines only for the L2-normalised rows embed_images writes: a
+    row that is NaN, infinite or not of unit length is named (IndexFileError), not scored."""
+    norms = np.linalg.norm(embeddings.astype(np.float64), axis=1)
+    bad = np.flatnonzero(~np.isfinite(norms) | (np.abs(norms - 1) > UNIT_NORM_TOLERANCE))
+    if bad.size:
+        row = int(bad[0])
+        problem = "is not finite" if not np.isfinite(norms[row]) else f"has L2 norm {norms[row]:.6g}, not 1"
+        raise IndexFileError(f"{shard_path}: the embedding of {paths[row][:200]!r} {problem} ({bad.size} such rows "
+                             f"in this chunk); the shard was not written by clip_edge.beam.embed_images as is")
