@@ -14,6 +14,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.LongAdder;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -63,6 +64,14 @@ public final class ClipTokenizer {
   private final CodePointSet numbers;
   private final CodePointSet unmatched;
   private final ConcurrentHashMap<String, int[]> cache = new ConcurrentHashMap<>();
+  /**
+   * Test hook: adjacent symbol pairs whose merge rank the BPE has looked up so far, the unit of its work. OpenAI's
+   * loop looks up every pair of the word once per merge round to find the lowest rank (counted: n - 1 per round,
+   * quadratic on a long word); the heap looks up each initial pair, each popped pair and the two new neighbours of
+   * each merge (at most 6 (n - 1)). Added once per word, so it costs nothing measurable; ClipTokenizerTest bounds
+   * it by the input's length instead of timing the tokenizer.
+   */
+  final LongAdder pairLookups = new LongAdder();
 
   /** Reads DIR/assets/vocab.json, merges.txt and text_cleaning.json of an export. */
   public static ClipTokenizer fromExport(Path exportDir, int contextLength) throws IOException {
@@ -353,8 +362,10 @@ public final class ClipTokenizer {
   /** OpenAI's bpe(): repeatedly merge every occurrence, left to right, of the pair of lowest rank. */
   private int[] loopBpe(int[] symbols) {
     int n = symbols.length;
+    long lookups = 0;
     while (n > 1) {
       int best = Integer.MAX_VALUE;
+      lookups += n - 1;
       for (int i = 0; i + 1 < n; i++) {
         int rank = rank(symbols[i], symbols[i + 1]);
         if (rank >= 0 && rank < best) {
@@ -376,6 +387,7 @@ public final class ClipTokenizer {
       }
       n = out;
     }
+    pairLookups.add(lookups);
     return Arrays.copyOf(symbols, n);
   }
 
@@ -395,6 +407,7 @@ public final class ClipTokenizer {
       previous[i] = i - 1;
     }
     LongHeap heap = new LongHeap(n);
+    long lookups = Math.max(0, n - 1);
     for (int i = 0; i + 1 < n; i++) {
       int rank = rank(symbols[i], symbols[i + 1]);
       if (rank >= 0) {
@@ -406,7 +419,11 @@ public final class ClipTokenizer {
       int rank = (int) (entry >>> 32);
       int left = (int) entry;
       int right = gone[left] ? -1 : next[left];
-      if (right < 0 || rank(symbols[left], symbols[right]) != rank) {
+      if (right < 0) {
+        continue;
+      }
+      lookups++;
+      if (rank(symbols[left], symbols[right]) != rank) {
         continue;
       }
       symbols[left] = mergeResults[rank];
@@ -416,18 +433,21 @@ public final class ClipTokenizer {
         previous[next[right]] = left;
       }
       if (previous[left] >= 0) {
+        lookups++;
         int r = rank(symbols[previous[left]], symbols[left]);
         if (r >= 0) {
           heap.push(((long) r << 32) | previous[left]);
         }
       }
       if (next[left] >= 0) {
+        lookups++;
         int r = rank(symbols[left], symbols[next[left]]);
         if (r >= 0) {
           heap.push(((long) r << 32) | left);
         }
       }
     }
+    pairLookups.add(lookups);
     IntList out = new IntList(16);
     for (int i = 0; i >= 0; i = next[i]) {
       out.add(symbols[i]);

@@ -7,6 +7,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.atomic.LongAdder;
 import java.util.function.UnaryOperator;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -65,6 +66,15 @@ public final class TextCleaner {
   private final int[] asciiLowercase = new int[128];
   private final CodePointSet cased;
   private final CodePointSet caseIgnorable;
+  /**
+   * Test hooks, the units of the work that long inputs once made slow (ClipTokenizerTest bounds them by the
+   * input's length instead of timing the tokenizer): input lines fixed so far ({@link #cleanLines} stops at the
+   * line its consumer needs last), and characters the entity pattern has searched (up to each match's end) in
+   * the repeated unescaping of plain lines ({@link #unescapePlain}: near the previous pass's replacements, not
+   * the whole line once per nesting level). Each is added once per call.
+   */
+  final LongAdder linesFixed = new LongAdder();
+  final LongAdder entitySearchChars = new LongAdder();
 
   /** Reads text_cleaning.json (UTF-8). Malformed tables are an IOException naming the table. */
   public static TextCleaner load(InputStream textCleaningJson) throws IOException {
@@ -186,6 +196,7 @@ public final class TextCleaner {
         unescape = false;
       }
       pending.append(fixLine(line, unescape));
+      linesFixed.increment();
       // A line the graph cut at a NUL has lost its "\n": it runs on into the next one.
       if (start < text.length() && (pending.length() == 0 || pending.charAt(pending.length() - 1) != '\n')) {
         continue;
@@ -258,6 +269,7 @@ public final class TextCleaner {
     String current = line;
     List<int[]> changed = List.of(new int[] {0, line.length()});
     int margin = 0;
+    long searched = 0;
     while (true) {
       StringBuilder out = new StringBuilder(current.length());
       List<int[]> replaced = new ArrayList<>();
@@ -268,8 +280,11 @@ public final class TextCleaner {
         int from = Math.max(window[0], copied);
         while (from < window[1]) {
           // A match starting in the window ends within MAX_ENTITY_LENGTH of it: search no further.
-          m.region(from, Math.min(current.length(), window[1] + MAX_ENTITY_LENGTH));
-          if (!m.find() || m.start() >= window[1]) {
+          int regionEnd = Math.min(current.length(), window[1] + MAX_ENTITY_LENGTH);
+          m.region(from, regionEnd);
+          boolean found = m.find();
+          searched += (found ? m.end() : regionEnd) - from; // what find() had to look at
+          if (!found || m.start() >= window[1]) {
             break;
           }
           String entity = m.group();
@@ -284,10 +299,8 @@ public final class TextCleaner {
           from = m.end();
         }
       }
-      if (replaced.isEmpty()) {
-        return current;
-      }
-      if (!plain) {
+      if (replaced.isEmpty() || !plain) {
+        entitySearchChars.add(searched);
         return current;
       }
       current = out.append(current, copied, current.length()).toString();
