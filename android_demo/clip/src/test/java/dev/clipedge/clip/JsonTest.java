@@ -34,6 +34,19 @@ class JsonTest {
   }
 
   @Test
+  void quoteEscapesWhatJsonRequires() {
+    // Written by hand from RFC 8259 section 7: '"', '\\' and U+0000-U+001F must be escaped (\\uXXXX or a short
+    // form); DEL, U+2028 and characters above the BMP may be written as they are. classify prints labels this way.
+    assertEquals("\"\\u0000\\u001f\\u0008\\n\\r\\t\\\"\\\\/\u007f\u2028\ud83d\ude00\"",
+        Json.quote("\u0000\u001f\b\n\r\t\"\\/\u007f\u2028\ud83d\ude00"));
+    String controls = "";
+    for (char c = 0; c < 0x20; c++) {
+      controls += c;
+    }
+    assertEquals(controls, Json.parse(Json.quote(controls)));
+  }
+
+  @Test
   void malformedInputNamesTheOffset() {
     for (String bad : new String[] {"", "{", "[1,]", "{\"a\" 1}", "\"abc", "tru", "1 2", "\"\\x\"", "01x"}) {
       Json.JsonException e = assertThrows(Json.JsonException.class, () -> Json.parse(bad), bad);

@@ -26,13 +26,16 @@ final class ExportFlags {
   final Manifest manifest;
   final String variant;
   final ModelLoader loader;
+  /** What {@link #loader} opens models with: the accelerators and CPU threads the flags asked for. */
+  final LiteRtJvmModel.Options runtime;
   /** Hidden option for benchmarks: time the first item's encoding (see {@link #time}); 0 = off. */
   final int repeat;
 
-  private ExportFlags(Manifest manifest, String variant, ModelLoader loader, int repeat) {
+  private ExportFlags(Manifest manifest, String variant, LiteRtJvmModel.Options runtime, int repeat) {
     this.manifest = manifest;
     this.variant = variant;
-    this.loader = loader;
+    this.runtime = runtime;
+    this.loader = file -> LiteRtJvmModel.open(file, runtime);
     this.repeat = repeat;
   }
 
@@ -62,8 +65,7 @@ final class ExportFlags {
     LiteRtJvmModel.Options runtime = new LiteRtJvmModel.Options(
         accelerator == Accelerator.CPU ? List.of(Accelerator.CPU) : List.of(accelerator, Accelerator.CPU), threads,
         System.getenv("CLIP_JVM_DEBUG") != null);
-    ModelLoader loader = file -> LiteRtJvmModel.open(file, runtime);
-    return new ExportFlags(Manifest.load(Path.of(export)), variant, loader, repeat);
+    return new ExportFlags(Manifest.load(Path.of(export)), variant, runtime, repeat);
   }
 
   private static int nonNegative(String flag, String value) {
