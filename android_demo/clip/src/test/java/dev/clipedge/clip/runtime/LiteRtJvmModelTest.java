@@ -103,6 +103,76 @@ class LiteRtJvmModelTest {
     }
   }
 
+  /** The ids of this process's threads whose name is {@code name} (/proc/self/task/TID/comm). */
+  private static java.util.Set<String> threadsNamed(String name) throws IOException {
+    java.util.Set<String> ids = new java.util.TreeSet<>();
+    try (java.util.stream.Stream<Path> tasks = Files.list(Path.of("/proc/self/task"))) {
+      for (Path task : (Iterable<Path>) tasks::iterator) {
+        try {
+          if (Files.readString(task.resolve("comm")).strip().equals(name)) {
+            ids.add(task.getFileName().toString());
+          }
+        } catch (IOException e) {
+          // the thread ended while we listed
+        }
+      }
+    }
+    return ids;
+  }
+
+  /** The threads that opening and running the image encoder with {@code threads} CPU threads starts. */
+  private static int threadsStarted(Path export, int threads) throws IOException {
+    // Native threads take the name of the thread that starts them; the JVM's own threads have names of their own.
+    String name = Files.readString(Path.of("/proc/thread-self/comm")).strip();
+    java.util.Set<String> before = threadsNamed(name);
+    try (LiteRtJvmModel model = LiteRtJvmModel.open(export.resolve("tflite/image_encoder_float32.tflite"),
+        LiteRtJvmModel.Options.cpu(threads))) {
+      model.run(TfliteModel.allocate(model.inputs().get(0)));
+      java.util.Set<String> after = threadsNamed(name);
+      after.removeAll(before);
+      return after.size();
+    }
+  }
+
+  @Test
+  void cpuThreadsReachTheRuntime() throws IOException {
+    assumeTrue(Files.isDirectory(Path.of("/proc/thread-self")), "needs Linux's /proc");
+    Path export = export();
+    // clip-jvm's --threads N: XNNPACK's pool runs N - 1 threads of its own beside the caller. Counted, not
+    // timed: one thread starts none, four start three, and 0 (LiteRT's default) is one thread.
+    assertEquals(0, threadsStarted(export, 1));
+    assertEquals(3, threadsStarted(export, 4));
+    assertEquals(0, threadsStarted(export, 0));
+  }
+
+  @Test
+  void unavailableAcceleratorsFallBackToTheCpu() {
+    // clip-jvm --accelerator gpu|npu asks for that accelerator, then the CPU. This machine has neither, and
+    // the documented behaviour is that LiteRT runs on the CPU what they cannot take: the same numbers.
+    Path export = export();
+    Path file = export.resolve("tflite/text_encoder_float32.tflite");
+    float[] reference;
+    try (LiteRtJvmModel cpu = LiteRtJvmModel.open(file, LiteRtJvmModel.Options.cpu(1))) {
+      reference = floats(cpu.run(ids(cpu, "serving_default"))[0]);
+    }
+    for (LiteRtJvmModel.Accelerator accelerator : List.of(LiteRtJvmModel.Accelerator.GPU,
+        LiteRtJvmModel.Accelerator.NPU)) {
+      try (LiteRtJvmModel model = LiteRtJvmModel.open(file, new LiteRtJvmModel.Options(
+          List.of(accelerator, LiteRtJvmModel.Accelerator.CPU), 1, false))) {
+        assertArrayEquals(reference, floats(model.run(ids(model, "serving_default"))[0]), 1e-6f,
+            accelerator.toString());
+      }
+    }
+  }
+
+  private static float[] floats(ByteBuffer buffer) {
+    float[] values = new float[buffer.capacity() / 4];
+    for (int i = 0; i < values.length; i++) {
+      values[i] = buffer.getFloat(4 * i);
+    }
+    return values;
+  }
+
   @Test
   void refusesBuffersOfTheWrongSize() {
     Path export = export();
