@@ -27,7 +27,7 @@ install: $(VENV)/.installed system-packages
 $(BEAM_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(BEAM_VENV)
 	$(BEAM_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(BEAM_VENV)/bin/python -m pip install --quiet -e '.[beam]'
+	$(BEAM_VENV)/bin/python -m pip install --quiet --no-compile -e '.[beam]'  # as scripts/install_venv.sh
 	touch $@
 
 beam-venv: $(BEAM_VENV)/.installed
