@@ -28,7 +28,7 @@ import clip_edge
 from clip_edge import equalization
 from clip_edge.preprocessing import ImagePreprocessor
 from clip_edge.tokenizer import CLIPTokenizer
-from converters import datasets, export, serving, tflite_variants
+from converters import datasets, export, parity, serving, tflite_variants
 
 import reference  # tests/ is on sys.path (benchmarks/__init__.py)
 import stress_checkpoints
@@ -184,7 +184,7 @@ def main():
                 except Exception as error:  # one failed recipe is a row, not the end of the run
                     row = {"error": f"{type(error).__name__}: {str(error)[:300]}"}
                 else:
-                    cosines = tflite_variants.cosine_rows(tflite_variants.run_tflite(tflite, held_out),
+                    cosines = parity.cosine_rows(tflite_variants.run_tflite(tflite, held_out),
                                                           float_embeddings)
                     row = {"min": float(cosines.min()), "mean": float(cosines.mean()), "mb": len(tflite) / 1e6}
                     models[recipe] = tflite

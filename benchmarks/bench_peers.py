@@ -39,6 +39,7 @@ import time
 import numpy as np
 
 from benchmarks.machine import cpu_model
+from converters import parity
 from converters.variants import VARIANTS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -317,11 +318,6 @@ def text_buckets(path):
     return sorted(lengths - {max(lengths)})
 
 
-def cosine(a, b):
-    a, b = np.asarray(a), np.asarray(b)
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="clip-vit-base-patch32")
@@ -382,7 +378,7 @@ def main():
     for name, process in workers.items():
         for case in process.info["cases"]:
             base = case.split("@")[0]
-            agreement[(name, case)] = cosine(process.ask({"embed": case})["embedding"], reference[base])
+            agreement[(name, case)] = float(parity.cosine_rows(process.ask({"embed": case})["embedding"], reference[base]))
 
     times = alternating_rounds(workers, args.rounds)
     medians = {key: 1e3 * statistics.median(values) for key, values in times.items()}

@@ -34,6 +34,7 @@ import numpy as np
 
 from benchmarks.bench_peers import WorkerProcess, alternating_rounds, make_checkpoint, make_export, make_onnx
 from benchmarks.machine import cpu_model
+from converters import parity
 
 REQUESTS = ("one_jpeg", "16_jpegs", "one_prompt", "16_prompts", "one_jpeg_10_labels")
 FRAMEWORKS = ("savedmodel", "transformers", "onnx", "litert")
@@ -281,10 +282,6 @@ def worker(spec, threads):
         print(json.dumps({"seconds": time.perf_counter() - start}), flush=True)
 
 
-def _cosines(a, b):
-    return np.sum(_normalised(a) * _normalised(b), axis=-1)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="clip-vit-base-patch32")
@@ -319,7 +316,7 @@ def main():
             if case == "one_jpeg_10_labels":
                 agreement = f"max probability difference {np.abs(found - reference_outputs[case]).max():.2e}"
             else:
-                agreement = f"min cosine {_cosines(found, reference_outputs[case]).min():.6f}"
+                agreement = f"min cosine {parity.cosine_rows(found, reference_outputs[case]).min():.6f}"
             print(f"{name} {case} vs transformers: {agreement}", flush=True)
 
     times = alternating_rounds(workers, args.rounds)

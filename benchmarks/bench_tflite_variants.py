@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 import clip_edge
-from converters import datasets, tflite_variants
+from converters import datasets, parity, tflite_variants
 
 from benchmarks.bench_int8_outliers import convert, data, function_of, latencies_ms
 
@@ -42,7 +42,7 @@ def measure(model, tower, calibration, held_out, recipes, threads, repeats):
     milliseconds = latencies_ms(models, held_out[0], threads, repeats)
     rows = []
     for recipe, tflite in models.items():
-        cosines = tflite_variants.cosine_rows(tflite_variants.run_tflite(tflite, held_out, threads), float_embeddings)
+        cosines = parity.cosine_rows(tflite_variants.run_tflite(tflite, held_out, threads), float_embeddings)
         rows.append((tower, recipe, cosines.min(), cosines.mean(), len(tflite) / 1e6, milliseconds[recipe],
                      milliseconds[recipe] / milliseconds["float32"]))
     return rows

@@ -172,8 +172,11 @@ def end_positions(token_ids):
     return np.argmax(token_ids, axis=1)
 
 
-def _cosines(a, b):
-    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+def cosine_rows(a, b):
+    """The cosine of each row of `a` with the same row of `b`, in float64 (every parity figure is one of these;
+    tests and benchmarks use it too)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return np.sum(a * b, axis=-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
 
 
 class FloatReference:
@@ -248,11 +251,11 @@ def _measure_text_signatures(export_dir, relative, variant, reference, threads, 
         expected = reference.text[fits]
         encoder = full if key == FULL_LENGTH_SIGNATURE else TFLiteEncoder(path, np.int32, (1, length), threads, key)
         found = full_found if key == FULL_LENGTH_SIGNATURE else encoder.embed(inputs)
-        cosines = _cosines(found, expected)
+        cosines = cosine_rows(found, expected)
         top1 = reference.zero_shot(reference.image, found) == reference.zero_shot(reference.image, expected)
         extra = {}
         if key != FULL_LENGTH_SIGNATURE:
-            extra = dict(full_length_cosine_min=float(np.min(_cosines(found, full_found[fits]))),
+            extra = dict(full_length_cosine_min=float(np.min(cosine_rows(found, full_found[fits]))),
                          full_length_max_abs_diff=float(np.max(np.abs(found - full_found[fits]))))
         results.append(ArtifactParity(
             path=relative, tower="text", variant=variant, cosine_mean=float(np.mean(cosines)),
@@ -283,7 +286,7 @@ def measure(export_dir, variants, pixels, sentences, threads=2, latency_repeats=
                 continue
             encoder = TFLiteEncoder(os.path.join(export_dir, relative), np.uint8, (1,) + pixels.shape[1:], threads)
             found = encoder.embed(reference.pixels)
-            cosines = _cosines(found, reference.image)
+            cosines = cosine_rows(found, reference.image)
             top1 = reference.zero_shot(found, reference.text)
             results.append(ArtifactParity(
                 path=relative, tower=tower, variant=variant, cosine_mean=float(np.mean(cosines)),

@@ -500,12 +500,6 @@ def _first_lines(error: Exception, count: int = 3) -> str:
     return " | ".join(str(error).strip().splitlines()[:count])
 
 
-def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a / np.linalg.norm(a, axis=-1, keepdims=True)
-    b = b / np.linalg.norm(b, axis=-1, keepdims=True)
-    return np.sum(a * b, axis=-1)
-
-
 def representative(inputs: Sequence[np.ndarray]) -> RepresentativeDataset:
     """A representative_dataset over batch-1 arrays (one model input each)."""
     return lambda: ([x] for x in inputs)

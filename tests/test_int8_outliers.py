@@ -14,7 +14,7 @@ import tensorflow as tf
 import clip_edge
 from clip_edge import equalization
 from clip_edge.preprocessing import ImagePreprocessor
-from converters import datasets, serving, tflite_variants
+from converters import datasets, parity, serving, tflite_variants
 from converters.variants import VARIANTS
 
 import photos
@@ -121,7 +121,7 @@ def _int8_image_cosine(model, recipe_name):
     int8 = tflite_variants.convert_variants(serving.tflite_image_encoder(source), ["int8"],
                                             tflite_variants.representative([x[None] for x in pixels]),
                                             int8_recipe=recipe_name)["int8"]
-    return tflite_variants.cosine_rows(tflite_variants.run_tflite(int8.tflite, held_out), reference_embeddings).min()
+    return parity.cosine_rows(tflite_variants.run_tflite(int8.tflite, held_out), reference_embeddings).min()
 
 
 def test_recommended_image_recipe_meets_the_bar_where_the_old_one_fails(stressed):

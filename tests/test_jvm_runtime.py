@@ -18,7 +18,7 @@ import tensorflow_text  # noqa: F401  (registers the ops the SavedModel's tokeni
 import jvm
 import photos
 import reference
-from converters import tflite_variants, variants
+from converters import parity, tflite_variants, variants
 from converters.parity import FULL_LENGTH_SIGNATURE
 from converters.variants import VARIANTS
 
@@ -29,11 +29,6 @@ LABELS = [reference.SENTENCES[i] for i in (0, 1, 2, 3, 7, 10)]
 # What TensorFlow Lite prints once per process when it creates its CPU delegate; LiteRT has no exported switch
 # for that log, so it is the one stderr line besides ours we accept.
 TFLITE_NOTICE = "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
-
-
-def _cosines(a, b):
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return np.sum(a * b, axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +65,7 @@ def test_embed_image_matches_saved_model(small_export, png_files, image_referenc
     embeddings = np.array(jvm.json_lines(result), np.float64)
     assert embeddings.shape == image_reference.shape
     np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-6)
-    cosines = _cosines(embeddings, image_reference)
+    cosines = parity.cosine_rows(embeddings, image_reference)
     assert cosines.min() >= VARIANTS[variant].bar, dict(zip(PHOTOS, cosines.round(6)))
 
 
@@ -81,7 +76,7 @@ def test_embed_text_matches_saved_model(small_export, saved_model, variant):
     embeddings = np.array(jvm.json_lines(result), np.float64)
     assert embeddings.shape == expected.shape
     np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-6)
-    cosines = _cosines(embeddings, expected)
+    cosines = parity.cosine_rows(embeddings, expected)
     assert cosines.min() >= VARIANTS[variant].bar, dict(zip(reference.SENTENCES, cosines.round(6)))
 
 
@@ -104,7 +99,7 @@ def test_embed_text_length_buckets_equal_the_full_length(small_export, variant):
         full_length = tflite_variants.run_tflite(file.read(), [row[None].astype(np.int32) for row in ids],
                                                  signature=FULL_LENGTH_SIGNATURE)
     result = jvm.run("embed-text", "--export", small_export, "--variant", variant, lines=texts)
-    cosines = _cosines(np.array(jvm.json_lines(result), np.float64), full_length)
+    cosines = parity.cosine_rows(np.array(jvm.json_lines(result), np.float64), full_length)
     # float32: the same arithmetic on the kept positions; quantised: the bucket may round differently.
     bar = 1 - 1e-6 if variant == "float32" else VARIANTS[variant].bar
     assert cosines.min() >= bar, dict(zip(counts, cosines.round(7)))

@@ -12,7 +12,7 @@ import transformers
 from PIL import Image
 
 from clip_edge.preprocessing import ImagePreprocessor, _band_matrices, _resampling_matrix
-from converters import serving, tflite_model, tflite_variants
+from converters import parity, serving, tflite_model, tflite_variants
 
 import photos
 import reference
@@ -167,7 +167,7 @@ def test_preprocess_then_encoder_equals_saved_model_on_a_full_photo(float32_expo
         on_device = tflite_variants.run_tflite(file.read(), [cropped])[0]
     saved_model = tf.saved_model.load(os.path.join(export_dir, "saved_model"))
     served = saved_model.signatures["encode_pixels"](pixels=tf.constant(pixels))["embeddings"].numpy()[0]
-    assert tflite_variants.cosine_rows(on_device[None], served[None])[0] > 0.9999
+    assert parity.cosine_rows(on_device[None], served[None])[0] > 0.9999
 
 
 def _shifted_preprocess(resolution):

@@ -51,10 +51,6 @@ def _normalised(x):
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
-def _cosines(a, b):
-    return np.sum(_normalised(a) * _normalised(b), axis=-1)
-
-
 @pytest.fixture(scope="module")
 def token_ids():
     return reference.reference_token_ids(SENTENCES)
@@ -92,7 +88,7 @@ def test_every_signature_matches_transformers_and_the_full_length(small_export, 
         return np.stack([runner(token_ids=row[None])["embedding"][0] for row in rows])
 
     full = run("serving_default", token_ids)
-    assert _cosines(full, hf_text).min() >= BARS_VS_TRANSFORMERS[variant]
+    assert parity.cosine_rows(full, hf_text).min() >= BARS_VS_TRANSFORMERS[variant]
     ends = np.argmax(token_ids, axis=1)  # OpenAI pools at the first largest id, the end token
     fill = {length: SENTENCES.index(text) for length, text in FILLS.items()}
     for key, length in (("tokens_16", 16), ("tokens_32", 32)):
@@ -104,12 +100,12 @@ def test_every_signature_matches_transformers_and_the_full_length(small_export, 
             # Exactly equal, not merely close: the same arithmetic on the positions the bucket keeps.
             np.testing.assert_array_equal(found, full[fits], err_msg=key)
         else:
-            assert _cosines(found, full[fits]).min() >= VARIANTS[variant].bar, key
-        assert _cosines(found, hf_text[fits]).min() >= BARS_VS_TRANSFORMERS[variant], key
+            assert parity.cosine_rows(found, full[fits]).min() >= VARIANTS[variant].bar, key
+        assert parity.cosine_rows(found, hf_text[fits]).min() >= BARS_VS_TRANSFORMERS[variant], key
         # The text one token too long, cut to the bucket, loses its end token: a different embedding. The
         # bucket rule is not a formality.
         cut = run(key, token_ids[fill[length + 1]][None, :length])
-        assert _cosines(cut, hf_text[fill[length + 1]][None])[0] < 0.99
+        assert parity.cosine_rows(cut, hf_text[fill[length + 1]][None])[0] < 0.99
 
 
 def test_manifest_lists_every_signature(small_export):

@@ -12,7 +12,7 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 import clip_edge
-from converters import datasets, export, serving, tflite_model, tflite_variants
+from converters import datasets, export, parity, serving, tflite_model, tflite_variants
 from converters.variants import VARIANTS
 
 import reference
@@ -85,7 +85,7 @@ def test_float_and_dynamic_variants_meet_the_bars(case, request):
     for name, bar in BARS.items():
         output = tflite_variants.run_tflite(variants[name].tflite, held_out)
         np.testing.assert_allclose(np.linalg.norm(output, axis=-1), 1.0, atol=1e-3, err_msg=name)
-        cosines = tflite_variants.cosine_rows(output, reference_embeddings)
+        cosines = parity.cosine_rows(output, reference_embeddings)
         assert cosines.min() >= bar, f"{name}: min cosine {cosines.min():.6f} < {bar}"
 
 
@@ -98,7 +98,7 @@ def test_float16_variant_stores_float16_weights(image_case):
 
 def test_int8_image_variant(image_case):
     function, variants, _, held_out = image_case
-    cosines = tflite_variants.cosine_rows(tflite_variants.run_tflite(variants["int8"].tflite, held_out),
+    cosines = parity.cosine_rows(tflite_variants.run_tflite(variants["int8"].tflite, held_out),
                                           _float_embeddings(function, held_out))
     assert cosines.min() >= INT8_IMAGE_BAR, variants["int8"].recipe
 
@@ -108,9 +108,9 @@ def test_int8_text_recipe_beats_the_converters_int8(text_case):
     reference_embeddings = _float_embeddings(function, held_out)
     converter_int8 = tflite_variants.convert_variants(function, ["int8"], tflite_variants.representative(calibration),
                                                       int8_recipe="converter_a8w8")["int8"]
-    ours = tflite_variants.cosine_rows(tflite_variants.run_tflite(variants["int8"].tflite, held_out),
+    ours = parity.cosine_rows(tflite_variants.run_tflite(variants["int8"].tflite, held_out),
                                        reference_embeddings)
-    converters = tflite_variants.cosine_rows(tflite_variants.run_tflite(converter_int8.tflite, held_out),
+    converters = parity.cosine_rows(tflite_variants.run_tflite(converter_int8.tflite, held_out),
                                              reference_embeddings)
     assert ours.min() >= INT8_TEXT_RANDOM_WEIGHTS_BAR
     assert ours.min() > converters.min() + 0.1
