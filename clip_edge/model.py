@@ -72,7 +72,7 @@ class CLIP(tf.Module):
         """int32 [N, L] token ids (L <= context_length) -> projected text features [N, embed_dim].
 
         Runs the tower at the shortest of `self.text_buckets` (and L) that holds the batch's longest text: the
-        same features, bit for bit in float32 (tests/test_text_buckets.py), at a fraction of the cost for short
+        same features, bit for bit in float32 (tests/test_text_buckets_and_zero_shot.py), at a fraction of the cost for short
         prompts. Set `text_buckets = ()` to always run at L."""
         token_ids = tf.convert_to_tensor(token_ids)
         length = token_ids.shape[1]

@@ -20,14 +20,13 @@ _LARGE = dict(_BASE, embed_dim=768, vision_layers=24, vision_width=1024, vision_
 # Whatever the revision, every weight file is checked against the sha256 the hub lists for it.
 PRESETS = {
     "clip-vit-base-patch16": {"hf_repo": "openai/clip-vit-base-patch16", "hf_revision": "main",
-                              "param_count": 149_620_737, "config": dict(_BASE, vision_patch_size=16)},
+                              "config": dict(_BASE, vision_patch_size=16)},
     "clip-vit-base-patch32": {"hf_repo": "openai/clip-vit-base-patch32", "hf_revision": "main",
-                              "param_count": 151_277_313, "config": dict(_BASE, vision_patch_size=32)},
+                              "config": dict(_BASE, vision_patch_size=32)},
     "clip-vit-large-patch14": {"hf_repo": "openai/clip-vit-large-patch14",
-                               "hf_revision": "32bd64288804d66eefd0ccbe215aa642df71cc41",
-                               "param_count": 427_616_513, "config": dict(_LARGE)},
+                               "hf_revision": "32bd64288804d66eefd0ccbe215aa642df71cc41", "config": dict(_LARGE)},
     "clip-vit-large-patch14-336": {"hf_repo": "openai/clip-vit-large-patch14-336", "hf_revision": "main",
-                                   "param_count": 427_944_193, "config": dict(_LARGE, image_resolution=336)},
+                                   "config": dict(_LARGE, image_resolution=336)},
 }
 
 

@@ -6,8 +6,8 @@
 writes DIR/NAME/ (NAME = the preset, or --name for a checkpoint of another architecture): saved_model/,
 tflite/{image,text}_encoder_{float32,float16,dynamic_int8,int8}.tflite (each text encoder with one signature
 per --text_buckets length besides the full context), tflite/preprocess.tflite (any-size resize and crop, unless
---nopreprocess), assets/vocab.json, merges.txt and text_cleaning.json, manifest.json and parity_report.md (see
-the design's export contract); with --zero_shot_labels also tflite/zero_shot_{variant}.tflite and
+--nopreprocess), assets/vocab.json, merges.txt and text_cleaning.json, manifest.json and parity_report.md (the
+README's "Export" section); with --zero_shot_labels also tflite/zero_shot_{variant}.tflite and
 assets/zero_shot_{labels,templates}.txt.
 
 Everything is built in a hidden temporary folder beside the target and renamed into place at the end, so an

@@ -8,9 +8,9 @@ import java.util.List;
 /**
  * Zero-shot classification from embeddings, as the exported SavedModel's serving_default computes it:
  * logits = logit_scale * normalised image . normalised text, probabilities = softmax over the labels.
- * logit_scale is exp(the model's stored logit_scale parameter) capped at 100 (clip_edge/model.py); see
- * {@link #logitScaleFromParameter}. Use {@link Embeddings} for the vector maths and {@link TextEmbeddingCache} to
- * keep label embeddings between queries. Immutable and thread-safe.
+ * logit_scale is exp(the model's stored logit_scale parameter) capped at 100 (clip_edge/model.py), as the
+ * manifest's logit_multiplier gives it. Use {@link Embeddings} for the vector maths and {@link TextEmbeddingCache}
+ * to keep label embeddings between queries. Immutable and thread-safe.
  */
 public final class ZeroShot {
   /** OpenAI's training caps exp(logit_scale) at 100; their released checkpoints sit exactly at the cap. */
@@ -27,14 +27,6 @@ public final class ZeroShot {
       throw new IllegalArgumentException("logit scale must be positive and finite, got " + logitScale);
     }
     this.logitScale = logitScale;
-  }
-
-  /** The multiplier the export uses for the model's stored parameter: min(exp(parameter), 100). */
-  public static double logitScaleFromParameter(double parameter) {
-    if (Double.isNaN(parameter)) {
-      throw new IllegalArgumentException("logit scale parameter is NaN");
-    }
-    return Math.min(Math.exp(parameter), MAX_LOGIT_SCALE);
   }
 
   public double logitScale() {
