@@ -11,7 +11,7 @@ OUTPUT_DIR ?= out
 JAVA_CORE := android_demo/clip
 MVN := mvn -B -o -s $(JAVA_CORE)/maven-settings.xml -f $(JAVA_CORE)/pom.xml
 
-.PHONY: install system-packages beam-venv export test test-fast java-test bazel
+.PHONY: install system-packages beam-venv export lint test test-fast java-test bazel
 
 # The same recipe creates the venv when Bazel finds none (tools/bazel/python_venv.bzl).
 $(VENV)/.installed: pyproject.toml
@@ -45,12 +45,18 @@ PYTEST := CLIP_EDGE_BEAM_PYTHON=$(abspath $(BEAM_VENV))/bin/python $(PY) -m pyte
 # Runs a command and prints how long it took, so that each part of `make test` shows its time.
 TIMED = bash scripts/timed.sh
 
+# Style and static checks over the whole tree: ruff for Python (pyproject.toml), checkstyle for Java
+# (tools/checkstyle/checkstyle.xml). A second each; `make test` runs it first.
+lint: install
+	$(VENV)/bin/ruff check .
+	checkstyle -c tools/checkstyle/checkstyle.xml $$(git ls-files '*.java' 2>/dev/null || find android_demo -name '*.java')
+
 # The Java core's JUnit tests, then every pytest suite (which includes the JVM-vs-SavedModel cross-checks and
 # the Beam pipeline in its own virtualenv), listing the slowest tests so that the suite's time stays visible.
-test: java-test beam-venv
+test: lint java-test beam-venv
 	$(TIMED) pytest $(PYTEST) --durations=25 tests
 
-test-fast: java-test beam-venv
+test-fast: lint java-test beam-venv
 	$(TIMED) pytest $(PYTEST) -m "not slow" tests
 
 java-test: install
