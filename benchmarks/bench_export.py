@@ -18,7 +18,8 @@ against transformers' PyTorch CLIP, and artifact sizes, all in one run.
    every op, and the 1-thread column shows how much of its time that is. A latency goal is "met" only against
    the faster of the two PyTorch timings.
 3. Prints a markdown table per preset with sizes from the export's manifest.json and the goals below
-   (EXPORT_GOALS, LATENCY_GOALS, SIZE_GOALS) beside the numbers. Latency does not depend on the weights, so random weights measure the real thing.
+   (EXPORT_GOALS, LATENCY_GOALS, SIZE_GOALS) beside the numbers. Latency does not depend on the weights, so random
+   weights measure the real thing.
 
 Without --output_dir the export goes to a temporary folder that is removed at the end.
 """

@@ -8,7 +8,8 @@ image (the astronaut photo, already resized and cropped) and one sentence at bat
 `clip-jvm embed-image/embed-text --repeat N` option (N warm-up calls and at least two seconds, then the median of
 N timed calls of the encoder: input copy, LiteRT run, output read and L2 normalisation). Python: CompiledModel
 with the input buffer written once and the output read back each call, on the signature Java picks (the text
-encoder's shortest length bucket that holds the sentence; the full length too, to show what the bucket saves). The sides alternate per artifact (Python,
+encoder's shortest length bucket that holds the sentence; the full length too, to show what the bucket saves). The
+sides alternate per artifact (Python,
 Java, Python) and Python's figure is the lower of its two medians, so load from other processes does not favour
 Java. Reports the CPU model, each median and the ratio Python / Java (above 1: the JVM path is faster); then
 `clip-jvm classify --repeat N` end to end per variant (a 512 x 512 photo resized and cropped in Java, the image

@@ -3,7 +3,8 @@
     PYTHONPATH=. .venv/bin/python -m benchmarks.bench_jvm_tokenizer [--seconds=10] [--repeats=3] [--export=DIR]
 
 The corpus is tests/test_tokenizer.py's parity corpus (tests/data/tokenizer_corpus.jsonl: Python's documentation
-topics plus packages' descriptions). The Java side is `android_demo/clip-jvm tokenize --export DIR --benchmark SECONDS`: it reads the
+topics plus packages' descriptions). The Java side is `android_demo/clip-jvm tokenize --export DIR --benchmark
+SECONDS`: it reads the
 texts, tokenizes them twice to warm up the JIT, then tokenizes them over and over on one thread for SECONDS and
 reports texts/s measured inside the JVM (start-up and loading are not counted). CLIPTokenizerFast (Rust) is loaded
 from the same vocab.json + merges.txt and timed tokenizing batches of 256 padded to 77 (its default threading,

@@ -93,7 +93,8 @@ def matmuls_onnx(tokens, width, layers, path):
                   f"l{i}.qkv")
         x = add(x, linear(qkv, f"l{i}.o", o), f"l{i}.r1")
         x = add(x, linear(linear(x, f"l{i}.fc1", fc1), f"l{i}.fc2", fc2), f"l{i}.r2")
-    graph = helper.make_graph(nodes, "matmuls", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, tokens, width])],
+    graph = helper.make_graph(nodes, "matmuls",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, tokens, width])],
                               [helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, tokens, width])], initialisers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8

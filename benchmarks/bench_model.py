@@ -117,7 +117,8 @@ def main():
                              gflops, gflops / peak))
 
     print(f"preset {args.preset}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}, float32 "
-          f"matmul peak {peak:.0f} GFLOP/s ({', '.join(f'{k}: {v:.0f}' for k, v in peak_rates.items())}), image {image_flops(config) / 1e9:.2f} GFLOP, text {text_flops(config) / 1e9:.2f} "
+          f"matmul peak {peak:.0f} GFLOP/s ({', '.join(f'{k}: {v:.0f}' for k, v in peak_rates.items())}), "
+          f"image {image_flops(config) / 1e9:.2f} GFLOP, text {text_flops(config) / 1e9:.2f} "
           f"GFLOP per item, median of {args.repeats}")
     print("| tower | batch | clip_edge | ms | PyTorch ms | ratio | GFLOP/s | of peak |")
     print("|---|---|---|---|---|---|---|---|")

@@ -378,7 +378,8 @@ def main():
     for name, process in workers.items():
         for case in process.info["cases"]:
             base = case.split("@")[0]
-            agreement[(name, case)] = float(parity.cosine_rows(process.ask({"embed": case})["embedding"], reference[base]))
+            found = process.ask({"embed": case})["embedding"]
+            agreement[(name, case)] = float(parity.cosine_rows(found, reference[base]))
 
     times = alternating_rounds(workers, args.rounds)
     medians = {key: 1e3 * statistics.median(values) for key, values in times.items()}

@@ -3,7 +3,8 @@
     .venv/bin/python -m benchmarks.bench_tokenizer [--batch=256] [--repeats=5]
 
 Both tokenize the parity corpus of tests/test_tokenizer.py (tests/data/tokenizer_corpus.jsonl: Python's
-documentation topics plus packages' descriptions) in batches, padded to 77. CLIPTokenizerFast is loaded with from_pretrained from the
+documentation topics plus packages' descriptions) in batches, padded to 77. CLIPTokenizerFast is loaded with
+from_pretrained from the
 vocab.json + merges.txt our tokenizer exports (OpenAI's vocabulary, as in openai/clip-vit-base-patch32; no
 download). In transformers 5 CLIPTokenizer and CLIPTokenizerFast are one class, backed by the Rust tokenizers
 library. Passes of the two are interleaved so that load from other processes hits both alike. Reports the median

@@ -72,8 +72,8 @@ class CLIP(tf.Module):
         """int32 [N, L] token ids (L <= context_length) -> projected text features [N, embed_dim].
 
         Runs the tower at the shortest of `self.text_buckets` (and L) that holds the batch's longest text: the
-        same features, bit for bit in float32 (tests/test_text_buckets_and_zero_shot.py), at a fraction of the cost for short
-        prompts. Set `text_buckets = ()` to always run at L."""
+        same features, bit for bit in float32 (tests/test_text_buckets_and_zero_shot.py), at a fraction of the cost
+        for short prompts. Set `text_buckets = ()` to always run at L."""
         token_ids = tf.convert_to_tensor(token_ids)
         length = token_ids.shape[1]
         # Checked before trimming, which would otherwise hide it (the tower checks it too).
@@ -98,8 +98,8 @@ class CLIP(tf.Module):
 
     def logits(self, image_features, text_features):
         """(image_logits [N, M], text_logits [M, N]) from unnormalised features, as OpenAI's forward."""
-        image_logits = self.logit_multiplier() * tf.matmul(l2_normalize_rows(image_features), l2_normalize_rows(text_features),
-                                         transpose_b=True)
+        cosines = tf.matmul(l2_normalize_rows(image_features), l2_normalize_rows(text_features), transpose_b=True)
+        image_logits = self.logit_multiplier() * cosines
         return image_logits, tf.transpose(image_logits)
 
     def __call__(self, inputs):

@@ -308,7 +308,8 @@ def _gif_size(encoded):
 
     def next_block(at, height, width, pixels):
         def image():  # descriptor: 0x2C, left, top, width, height (16 bits each), flags
-            left, top, frame_width, frame_height = little16(at + 1), little16(at + 3), little16(at + 5), little16(at + 7)
+            left, top = little16(at + 1), little16(at + 3)
+            frame_width, frame_height = little16(at + 5), little16(at + 7)
             flags = byte(at + 9)
             palette = tf.where(tf.bitwise.bitwise_and(flags, 0x80) > 0,
                                3 * tf.bitwise.left_shift(tf.constant(2, tf.int64), tf.bitwise.bitwise_and(flags, 7)), 0)

@@ -2,7 +2,8 @@
 
 Reads the model with converters/tflite_model.py (no TensorFlow needed), lists every operator with its tensors,
 and checks each operator against the target's table of supported operators: per builtin, the highest version
-the target parses and the checks of its documented limitations (the same form for both targets). `tf.lite.experimental.Analyzer(gpu_compatibility=True)` is not used: it reports every model
+the target parses and the checks of its documented limitations (the same form for both targets).
+`tf.lite.experimental.Analyzer(gpu_compatibility=True)` is not used: it reports every model
 compatible, Flex ops included.
 
 Sources of the rules (read for facts; the checks below are our own):

@@ -29,6 +29,7 @@ a machine without a GPU) is captured and shown only when the export fails, or as
 """
 
 import contextlib
+import functools
 import glob
 import json
 import os
@@ -217,6 +218,13 @@ def _variant_groups(variants, int8_recipe):
     for variant in variants:
         groups.setdefault(alphas.get(variant), []).append(variant)
     return groups
+
+
+def _text_encoders(plain, traced, lengths, model):
+    """The text tower's functions for `model`: those already traced for the plain model, else traced anew."""
+    from . import serving
+
+    return traced if model is plain else serving.tflite_text_encoders(model, lengths)
 
 
 def _write_sources(scratch, tower, build, model, equalized, variants, int8_recipe, calibration):
@@ -592,7 +600,7 @@ def run_export(preset, weights, output_dir, name=None, variants=tuple(VARIANTS),
         # Builders of each tower's functions from a model: the plain one, or an equalised copy for the quantised
         # variants (the plain model's text functions are already traced).
         towers = [("image", serving.tflite_image_encoder),
-                  ("text", lambda m: text_functions if m is model else serving.tflite_text_encoders(m, lengths))]
+                  ("text", functools.partial(_text_encoders, model, text_functions, lengths))]
         if labels:
             with progress.stage("zero-shot class embeddings", f"{len(labels)} labels x {len(templates)} templates"):
                 towers.append(("zero_shot", _write_zero_shot(work, model, tokenizer, labels, templates, record)))

@@ -79,7 +79,8 @@ def _versions():
 
 
 def _tensor_details(details):
-    scales, zero_points = details["quantization_parameters"]["scales"], details["quantization_parameters"]["zero_points"]
+    parameters = details["quantization_parameters"]
+    scales, zero_points = parameters["scales"], parameters["zero_points"]
     quantization = None
     if len(scales):
         quantization = {"scales": [float(s) for s in scales], "zero_points": [int(z) for z in zero_points]}

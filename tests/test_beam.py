@@ -3,8 +3,9 @@ with --model tflite:VARIANT against the same signatures within each variant's pa
 
 The pipeline and the search run in the Beam virtualenv (`make beam-venv`: apache-beam needs older protobuf
 and pillow than this virtualenv has) as subprocesses, named by CLIP_EDGE_BEAM_PYTHON (`make test` sets it)
-or found at .venv-beam/; without it these tests fail (CLIP_EDGE_SKIP_BEAM=1 skips them). The references are computed here, in the main virtualenv: the SavedModel's
-encode_image called on one file at a time, its encode_text, and numpy brute force. The photos are variants
+or found at .venv-beam/; without it these tests fail (CLIP_EDGE_SKIP_BEAM=1 skips them). The references are computed
+here, in the main virtualenv: the SavedModel's encode_image called on one file at a time, its encode_text, and
+numpy brute force. The photos are variants
 (crops, flips, rotations, resizes; JPEG, PNG, GIF, BMP) of tests/photos.py's real photographs.
 """
 
@@ -106,7 +107,8 @@ def _variants(pixels):
     yield "crop_br", image.crop((width - w, height - h, width, height))
     yield "crop_centre", image.crop(((width - w) // 2, (height - h) // 2, (width - w) // 2 + w, (height - h) // 2 + h))
     for scale in (2, 3, 5):
-        yield f"shrink{scale}", image.resize((max(1, width // scale), max(1, height // scale)), Image.Resampling.BILINEAR)
+        size = (max(1, width // scale), max(1, height // scale))
+        yield f"shrink{scale}", image.resize(size, Image.Resampling.BILINEAR)
     yield "grow", image.resize((width * 3 // 2 or 1, height * 3 // 2 or 1), Image.Resampling.BICUBIC)
     yield "square97", image.resize((97, 97), Image.Resampling.LANCZOS)
 
@@ -505,7 +507,8 @@ def test_fifos_and_devices_among_the_inputs_are_dead_letters(tmp_path):
               "from clip_edge.beam.pipeline import ReadImages\n"
               "for path in sys.argv[1:]:\n"
               "    for item in ReadImages(100_000_000).process(FileMetadata(path, 0)):\n"
-              "        print(json.dumps(getattr(item, 'value', None) or {'path': item.path, 'read': len(item.data)}))\n")
+              "        found = getattr(item, 'value', None) or {'path': item.path, 'read': len(item.data)}\n"
+              "        print(json.dumps(found))\n")
     result = subprocess.run([_beam_python(), "-c", script, *map(str, (photo, fifo, zeros, folder))],
                             capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=REPO), cwd=REPO,
                             timeout=HANG_TIMEOUT_S)

@@ -147,7 +147,10 @@ def test_openai_torchscript_archive(saved_hf_model, tmp_path):
 def test_pytorch_bin_and_sharded_safetensors(saved_hf_model, tmp_path):
     hf_model, folder = saved_hf_model
     bin_dir = tmp_path / "bin"
-    hf_model.save_pretrained(bin_dir, safe_serialization=False) if _save_supports_bin() else _save_bin(hf_model, bin_dir)
+    if _save_supports_bin():
+        hf_model.save_pretrained(bin_dir, safe_serialization=False)
+    else:
+        _save_bin(hf_model, bin_dir)
     shard_dir = tmp_path / "sharded"
     hf_model.save_pretrained(shard_dir, max_shard_size="1MB")
     assert (shard_dir / "model.safetensors.index.json").exists()

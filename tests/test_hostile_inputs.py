@@ -325,7 +325,8 @@ def test_float16_and_float64_tensors_still_load(tiny_tensors, tmp_path):
 
 
 def hf_config(text=None, vision=None):
-    return {"text_config": dict({"num_attention_heads": 2, "hidden_size": 64, "intermediate_size": 256}, **(text or {})),
+    return {"text_config": dict({"num_attention_heads": 2, "hidden_size": 64, "intermediate_size": 256},
+                                **(text or {})),
             "vision_config": dict({"num_attention_heads": 4, "hidden_size": 64, "intermediate_size": 256},
                                   **(vision or {}))}
 

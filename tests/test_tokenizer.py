@@ -205,7 +205,8 @@ def test_detokenize_matches_reference_decode(tokenizer, reference, corpus):
     texts = corpus[:200] + STRESS_TEXTS
     ids = tokenizer(texts)["token_ids"]
     decoded = [t.decode("utf-8") for t in tokenizer.detokenize(ids).numpy()]
-    expected = [reference.decode(row[: end + 1]) for row, end in zip(ids.numpy(), last_end_position(reference, ids.numpy()))]
+    ends = last_end_position(reference, ids.numpy())
+    expected = [reference.decode(row[: end + 1]) for row, end in zip(ids.numpy(), ends)]
     assert decoded == expected
 
 
