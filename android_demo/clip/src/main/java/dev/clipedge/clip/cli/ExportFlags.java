@@ -39,10 +39,15 @@ final class ExportFlags {
     this.repeat = repeat;
   }
 
-  /** Reads the shared flags and refuses any other (the model commands have no flags of their own). */
+  /** Reads the shared flags and refuses any other (read a command's own flags before). */
   static ExportFlags fromOptions(Main.Options options) {
+    return fromOptions(options, null);
+  }
+
+  /** As {@link #fromOptions(Main.Options)}, with --variant optional when {@code defaultVariant} is not null. */
+  static ExportFlags fromOptions(Main.Options options, String defaultVariant) {
     String export = options.required("export");
-    String variant = options.required("variant");
+    String variant = defaultVariant == null ? options.required("variant") : options.optional("variant", defaultVariant);
     // Without CPU options LiteRT 2.3.0 runs one thread; by default we use every core the JVM may use.
     String threadsFlag = options.optional("threads",
         Integer.toString(Math.min(Runtime.getRuntime().availableProcessors(), MAX_THREADS)));

@@ -37,6 +37,8 @@ public final class Main {
     COMMANDS.put("embed-image", new EmbedImageCommand());
     COMMANDS.put("classify", new ClassifyCommand());
     COMMANDS.put("preprocess", new PreprocessCommand());
+    COMMANDS.put("index", new IndexCommand());
+    COMMANDS.put("search", new SearchCommand());
   }
 
   private Main() {}
