@@ -2,8 +2,6 @@ package dev.clipedge.demo;
 
 import android.app.Activity;
 import android.content.Intent;
-import android.graphics.Bitmap;
-import android.graphics.BitmapFactory;
 import android.net.Uri;
 import android.os.Bundle;
 import android.os.Handler;
@@ -23,9 +21,7 @@ import com.google.ai.edge.litert.Environment;
 import dev.clipedge.clip.ClipClassifier;
 import dev.clipedge.clip.Manifest;
 import dev.clipedge.clip.ZeroShot;
-import dev.clipedge.clip.image.ImagePreprocessor;
 import java.io.IOException;
-import java.io.InputStream;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -100,7 +96,11 @@ public final class MainActivity extends Activity {
     classify.setOnClickListener(v -> classify());
     output = new TextView(this);
     output.setTextIsSelectable(true);
-    for (android.view.View view : new android.view.View[] {pick, preview, labels, variants, gpu, classify, output}) {
+    Button search = new Button(this);
+    search.setText("Search the gallery");
+    search.setOnClickListener(v -> startActivity(new Intent(this, SearchActivity.class)));
+    for (android.view.View view : new android.view.View[] {pick, preview, labels, variants, gpu, classify, output,
+        search}) {
       column.addView(view);
     }
     ScrollView scroll = new ScrollView(this);
@@ -137,13 +137,8 @@ public final class MainActivity extends Activity {
     worker.execute(() -> {
       try {
         ClipClassifier model = classifier(variant.toString(), accelerator);
-        Bitmap bitmap = decode(uri);
-        int width = bitmap.getWidth();
-        int height = bitmap.getHeight();
-        int[] argb = new int[width * height];
-        bitmap.getPixels(argb, 0, width, 0, 0, width, height);
-        bitmap.recycle();
-        ClipClassifier.Result result = model.classify(argb, width, height, texts);
+        Pixels.Decoded photo = Pixels.decode(getContentResolver(), uri);
+        ClipClassifier.Result result = model.classify(photo.argb(), photo.width(), photo.height(), texts);
         StringBuilder text = new StringBuilder();
         for (ZeroShot.LabelScore score : result.ranking()) {
           text.append(String.format(Locale.ROOT, "%6.2f%%  %s%n", 100 * score.probability(), score.label()));
@@ -170,32 +165,6 @@ public final class MainActivity extends Activity {
       classifierKey = key;
     }
     return classifier;
-  }
-
-  /** The photo at full size, unpremultiplied ARGB (the core composites alpha itself), size checked first. */
-  private Bitmap decode(Uri uri) throws IOException {
-    BitmapFactory.Options bounds = new BitmapFactory.Options();
-    bounds.inJustDecodeBounds = true;
-    try (InputStream in = getContentResolver().openInputStream(uri)) {
-      BitmapFactory.decodeStream(in, null, bounds);
-    }
-    if (bounds.outWidth <= 0 || bounds.outHeight <= 0) {
-      throw new IOException("not an image Android can decode");
-    }
-    if ((long) bounds.outWidth * bounds.outHeight > ImagePreprocessor.MAX_PIXELS
-        || Math.max(bounds.outWidth, bounds.outHeight) > ImagePreprocessor.MAX_SIDE) {
-      throw new IOException("image of " + bounds.outWidth + "x" + bounds.outHeight + " is over the size limits");
-    }
-    BitmapFactory.Options options = new BitmapFactory.Options();
-    options.inPreferredConfig = Bitmap.Config.ARGB_8888;
-    options.inPremultiplied = false;
-    try (InputStream in = getContentResolver().openInputStream(uri)) {
-      Bitmap bitmap = BitmapFactory.decodeStream(in, null, options);
-      if (bitmap == null) {
-        throw new IOException("the photo could not be decoded");
-      }
-      return bitmap;
-    }
   }
 
   private void show(String text) {
