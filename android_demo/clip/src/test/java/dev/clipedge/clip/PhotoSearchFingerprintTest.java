@@ -36,8 +36,8 @@ class PhotoSearchFingerprintTest {
     IndexFile other = index(new Fingerprint(new byte[32], "float32", "fixture"));
     IndexException e = assertThrows(IndexException.class,
         () -> PhotoSearch.open(manifest, null, file -> { throw new AssertionError("opened " + file); }, other));
-    assertTrue(e.getMessage().contains("sha256 " + "00".repeat(32)) && e.getMessage().contains(ExportFixture.ABC_SHA256),
-        e.getMessage());
+    assertTrue(e.getMessage().contains("sha256 " + "00".repeat(32))
+        && e.getMessage().contains(ExportFixture.ABC_SHA256), e.getMessage());
     // The right file, but the query asks for another variant: refused, naming both.
     IndexFile float32 = index(new Fingerprint(abc, "float32", "fixture"));
     IndexException variant = assertThrows(IndexException.class,

@@ -18,7 +18,8 @@ import java.util.SplittableRandom;
  * search over the original vectors. Run from android_demo/clip after {@code mvn test-compile}:
  *
  * <pre>
- *   java -Xmx6g -cp target/classes:target/test-classes dev.clipedge.clip.index.IndexBenchmark [--rows 10000,100000,1000000] [--dir /tmp]
+ *   java -Xmx6g -cp target/classes:target/test-classes dev.clipedge.clip.index.IndexBenchmark \
+ *       [--rows 10000,100000,1000000] [--dir /tmp]
  * </pre>
  *
  * Vectors: 512 dimensions, rows drawn around 2,000 random cluster centres (cosine about 0.7 to their centre),
@@ -138,7 +139,10 @@ public final class IndexBenchmark {
         percentile(searches, 0.9), recall, queries);
   }
 
-  /** A unit vector: {@code centre} plus Gaussian noise of deviation {@code noise} per element (no centre: pure noise). */
+  /**
+   * A unit vector: {@code centre} plus Gaussian noise of deviation {@code noise} per element (no centre: pure
+   * noise).
+   */
   private static float[] unit(SplittableRandom random, float[] centre, double noise) {
     double[] v = new double[DIMENSION];
     double squares = 0;

@@ -100,7 +100,8 @@ class IndexSearcherTest {
 
   @Test
   void badQueriesAreRefused() throws IOException {
-    Path file = TestIndexes.write(folder.resolve("q"), ElementType.INT8, 4, TestIndexes.rows(3, 4, ElementType.INT8, 1));
+    Path file = TestIndexes.write(folder.resolve("q"), ElementType.INT8, 4,
+        TestIndexes.rows(3, 4, ElementType.INT8, 1));
     IndexSearcher searcher = new IndexSearcher(IndexFile.load(file));
     assertThrows(IllegalArgumentException.class, () -> searcher.search(new float[5], 1));
     assertThrows(IllegalArgumentException.class, () -> searcher.search(new float[4], 1));
