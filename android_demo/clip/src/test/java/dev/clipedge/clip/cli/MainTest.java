@@ -44,8 +44,8 @@ class MainTest {
     String[] none = run();
     assertEquals("2", none[0]);
     List<String> lines = none[2].lines().toList();
-    assertEquals("clip-jvm: no command given; commands: tokenize, embed-text, embed-image, classify, preprocess, index, search",
-        lines.get(0));
+    assertEquals("clip-jvm: no command given; commands: tokenize, embed-text, embed-image, classify, preprocess, "
+        + "index, search", lines.get(0));
     assertEquals(8, lines.size(), none[2]); // then one usage line per command
     assertTrue(lines.get(4).startsWith("  clip-jvm classify --export DIR --variant V"), lines.get(4));
     String[] unknown = run("embed", "--export", "x");
