@@ -1,5 +1,6 @@
-"""The four OpenAI CLIP presets as data: architecture, Hugging Face repository and revision, expected parameter
-count."""
+"""The four OpenAI CLIP presets as data: architecture, Hugging Face repository and revision."""
+
+from clip_edge.messages import quoted
 
 # OpenAI's two ViT families; the presets differ from them only in patch size and resolution.
 _BASE = dict(embed_dim=512, image_resolution=224, vision_layers=12, vision_width=768, context_length=77,
@@ -33,5 +34,5 @@ PRESETS = {
 def get_preset(name):
     """The preset's entry, or a ValueError that lists the valid names."""
     if name not in PRESETS:
-        raise ValueError(f"unknown CLIP preset {name!r}; valid presets: {', '.join(sorted(PRESETS))}")
+        raise ValueError(f"unknown CLIP preset {quoted(name)}; valid presets: {', '.join(sorted(PRESETS))}")
     return PRESETS[name]

@@ -19,6 +19,7 @@ import os
 
 import tensorflow as tf
 
+from clip_edge.messages import quoted
 from clip_edge.text_cleaning import (PYTHON_WHITESPACE, TextCleaner, cleaning_tables, graph_class_members,
                                      hex_ranges, re2_chars, re2_escape, texts_tensor)
 
@@ -115,9 +116,9 @@ def _load_vocabulary(vocabulary):
     seen = {}
     for token, token_id in vocabulary_dict.items():
         if not isinstance(token, str) or not isinstance(token_id, int) or token_id < 0:
-            raise ValueError(f"{source}: entry {token!r}: {token_id!r} is not a str token with an id >= 0")
+            raise ValueError(f"{source}: entry {quoted(token)}: {quoted(token_id)} is not a str token with an id >= 0")
         if token_id in seen:
-            raise ValueError(f"{source}: tokens {seen[token_id]!r} and {token!r} share id {token_id}")
+            raise ValueError(f"{source}: tokens {quoted(seen[token_id])} and {quoted(token)} share id {token_id}")
         seen[token_id] = token
     return dict(vocabulary_dict)
 
@@ -140,9 +141,9 @@ def _load_merges(merges, vocabulary):
     for label, line in labelled:
         parts = line.split() if isinstance(line, str) else None
         if not parts or len(parts) != 2:
-            raise ValueError(f"{label}: {line!r} is not two space-separated symbols")
+            raise ValueError(f"{label}: {quoted(line)} is not two space-separated symbols")
         if tuple(parts) in pairs:
-            raise ValueError(f"{label}: merge {line!r} repeats an earlier one")
+            raise ValueError(f"{label}: merge {quoted(line)} repeats an earlier one")
         usable = all(s in vocabulary for s in (*parts, parts[0] + parts[1]))
         if usable and first_unusable is not None:
             raise ValueError(f"{first_unusable[0]}: merge {first_unusable[1]!r} uses symbols that are not in the "

@@ -29,6 +29,8 @@ from typing import Callable
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
+from clip_edge.messages import quoted
+
 from .tflite_model import ModelInfo, OpInfo, TensorInfo, TFLiteModelError, read_model
 
 TARGETS = ("gpu", "edgetpu")
@@ -696,7 +698,7 @@ def check_edgetpu(model: ModelInfo) -> DelegateReport:
 def check(path: str | Path, target: str, subgraph: int = 0) -> DelegateReport:
     """Readiness of one subgraph (a delegate is applied to the subgraph of the signature being run)."""
     if target not in TARGETS:
-        raise ValueError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}")
+        raise ValueError(f"unknown target {quoted(target)}; expected one of {', '.join(TARGETS)}")
     model = read_model(path, subgraph)
     return check_gpu(model) if target == "gpu" else check_edgetpu(model)
 

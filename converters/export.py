@@ -44,6 +44,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ info
 
 from absl import app, flags, logging  # noqa: E402
 
+from clip_edge.messages import quoted  # noqa: E402
+
 from .parity import (EXIT_OK, EXIT_REFUSED, EXIT_REJECTED_VARIANTS,  # noqa: E402
                                FULL_LENGTH_SIGNATURE)
 from .variants import VARIANTS, tflite_path  # noqa: E402
@@ -66,6 +68,9 @@ flags.DEFINE_bool("preprocess", True, "also write tflite/preprocess.tflite: uint
 # TensorFlow starts its whole intra-op pool at once (--threads=100000 took over 6 GB before loading a weight):
 # bounded far above any machine's useful count, so a typo fails at once.
 MAX_THREADS = 256
+# An export name's bytes: DIR/.NAME.tmp-PID, the longest name the exporter makes from it, must be one path
+# component of at most 255 bytes.
+MAX_NAME_BYTES = 200
 flags.DEFINE_integer("threads", 2, "threads for TensorFlow, TFLite conversion and latency measurement",
                      lower_bound=1, upper_bound=MAX_THREADS)
 flags.DEFINE_list("text_buckets", None, "shorter token lengths the TFLite text encoders also take, as "
@@ -403,18 +408,22 @@ def _check_arguments(output_dir, name, variants, threads, known_variants):
     if not output_dir:
         raise ExportError("--output_dir is empty")
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        raise ExportError(f"--output_dir {output_dir} exists and is not a directory")
+        raise ExportError(f"--output_dir {quoted(output_dir)} exists and is not a directory")
     # The export is renamed to output_dir/NAME and its work folders are output_dir/.NAME.*: NAME must be one
     # plain folder name, or those paths would leave output_dir (../x) or be output_dir itself (.).
     if (not name or name in (".", "..") or name.startswith(".") or "/" in name or os.sep in name
             or "\0" in name):
-        raise ExportError(f"export name {name!r} (--name, or the checkpoint's folder name) must be a plain folder "
-                          "name: not empty, no '/', not starting with '.'")
+        raise ExportError(f"export name {quoted(name)} (--name, or the checkpoint's folder name) must be a plain "
+                          "folder name: not empty, no '/', not starting with '.'")
     if not variants:
         raise ExportError(f"--variants is empty; name at least one of {known_variants}")
+    if len(os.fsencode(name)) > MAX_NAME_BYTES:
+        raise ExportError(f"export name {quoted(name)} (--name, or the checkpoint's folder name) is "
+                          f"{len(os.fsencode(name)):,} bytes; at most {MAX_NAME_BYTES}")
     unknown = [v for v in variants if v not in known_variants]
     if unknown:
-        raise ExportError(f"unknown variants {unknown}; expected some of {known_variants}")
+        raise ExportError(f"unknown variants {', '.join(quoted(v) for v in unknown)}; expected some of "
+                          f"{known_variants}")
     repeated = sorted({v for v in variants if list(variants).count(v) > 1})
     if repeated:
         raise ExportError(f"--variants lists {', '.join(repeated)} more than once")
@@ -560,7 +569,7 @@ def run_export(preset, weights, output_dir, name=None, variants=tuple(VARIANTS),
     # (or, without the int8 variant, never).
     for tower, recipe in int8_recipes.items():
         if recipe is not None and recipe not in tflite_variants.INT8_RECIPES:
-            raise ExportError(f"unknown --{tower}_int8_recipe {recipe!r}; expected one of "
+            raise ExportError(f"unknown --{tower}_int8_recipe {quoted(recipe)}; expected one of "
                               f"{', '.join(sorted(tflite_variants.INT8_RECIPES))}")
     if calibration_images:
         try:
@@ -570,7 +579,7 @@ def run_export(preset, weights, output_dir, name=None, variants=tuple(VARIANTS),
     try:
         os.makedirs(output_dir, exist_ok=True)
     except OSError as error:
-        raise ExportError(f"cannot create --output_dir {output_dir}: {error.strerror}") from error
+        raise ExportError(f"cannot create --output_dir {quoted(output_dir)}: {error.strerror}") from error
     _remove_stale_temporaries(output_dir, name)
     # The pid in the name tells later runs whether this folder's export is still alive.
     work = os.path.join(output_dir, f".{name}.tmp-{os.getpid()}")

@@ -344,7 +344,7 @@ def test_bad_arguments_fail_with_named_stage(tmp_path):
         export.run_export("clip-vit-tiny", "random", str(tmp_path))
     with pytest.raises(export.ExportError, match="stage 'load model' failed.*no such checkpoint"):
         export.run_export(None, str(tmp_path / "missing"), str(tmp_path))
-    with pytest.raises(export.ExportError, match="unknown variants \\['int4'\\]"):
+    with pytest.raises(export.ExportError, match="unknown variants 'int4'"):
         export.run_export("clip-vit-base-patch32", "random", str(tmp_path), variants=("int4",))
 
 

@@ -430,6 +430,7 @@ def test_attention_heads_must_be_positive():
     (dict(threads=-5), "--threads must be an integer from 1 to 256, got -5"),
     (dict(threads=0), "--threads must be an integer from 1 to 256"),
     (dict(threads=100_000), "--threads must be an integer from 1 to 256, got 100000"),
+    (dict(name="n" * 201), "export name 'n{80}'... \\(201 characters\\).* is 201 bytes; at most 200"),
 ])
 def test_export_arguments_are_checked_before_anything_is_written(tmp_path, kwargs, problem):
     from converters import export
@@ -438,6 +439,29 @@ def test_export_arguments_are_checked_before_anything_is_written(tmp_path, kwarg
     with pytest.raises(export.ExportError, match=problem):
         export.run_export("clip-vit-base-patch32", "random", str(output), **kwargs)
     assert sorted(os.listdir(tmp_path)) == []  # not even output_dir was created
+
+
+FIVE_MB = "x" * 5_000_000
+
+
+@pytest.mark.parametrize("call", [
+    lambda export, tmp: export.run_export(FIVE_MB, "random", str(tmp / "out")),
+    lambda export, tmp: export.run_export(None, FIVE_MB, str(tmp / "out")),
+    lambda export, tmp: export.run_export(None, str(tmp), str(tmp / "out"), name=FIVE_MB),
+    lambda export, tmp: export.run_export(None, str(tmp), str(tmp / FIVE_MB[:300]), name="n"),
+    lambda export, tmp: export.run_export(None, str(tmp), str(tmp / "out"), name="n", variants=[FIVE_MB]),
+    lambda export, tmp: export.run_export(None, str(tmp), str(tmp / "out"), name="n", int8_recipes={"text": FIVE_MB}),
+    lambda export, tmp: __import__("converters.delegate_check").delegate_check.check(str(tmp), FIVE_MB, None),
+])
+def test_errors_quote_an_excerpt_of_a_huge_value_not_all_of_it(tmp_path, call):
+    """A 5 MB preset name, checkpoint path, --name, --variants entry, recipe or delegate target is refused with
+    a message that quotes its first characters and says how long it is (they came back whole before)."""
+    from converters import export
+
+    with pytest.raises((export.ExportError, ValueError)) as raised:
+        call(export, tmp_path)
+    assert len(str(raised.value)) < 600 and ("5,000,000 characters" in str(raised.value)
+                                             or "File name too long" in str(raised.value)), str(raised.value)[:600]
 
 
 def test_export_output_dir_that_is_a_file_is_refused(tmp_path):

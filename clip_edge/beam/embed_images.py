@@ -27,6 +27,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from clip_edge.beam import index, pipeline, tflite
 from clip_edge.beam.export import TFLITE_VARIANTS, Export, ExportError, parse_model
+from clip_edge.messages import quoted
 
 
 def main(argv=None):
@@ -66,7 +67,7 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return 1
     if not matched:
-        print(f"error: --input {args.input!r} matches no file", file=sys.stderr)
+        print(f"error: --input {quoted(args.input)} matches no file", file=sys.stderr)
         return 1
     with beam.Pipeline(options=PipelineOptions(pipeline_args)) as beam_pipeline:
         pipeline.build(beam_pipeline, export, args.input, args.output, args.max_image_bytes, args.batch_size,

@@ -18,6 +18,8 @@ import tempfile
 
 from apache_beam.io.filesystems import FileSystems
 
+from clip_edge.messages import quoted
+
 MANIFEST = "manifest.json"
 SAVED_MODEL = "saved_model"
 TFLITE_VARIANTS = ("float32", "float16", "dynamic_int8", "int8")  # converters.variants.VARIANTS
@@ -35,7 +37,7 @@ def parse_model(text):
     kind, _, variant = text.partition(":")
     if kind == "tflite" and variant in TFLITE_VARIANTS:
         return "tflite", variant
-    raise ValueError(f"--model {text!r}: expected saved_model or tflite:VARIANT with VARIANT one of "
+    raise ValueError(f"--model {quoted(text)}: expected saved_model or tflite:VARIANT with VARIANT one of "
                      f"{', '.join(TFLITE_VARIANTS)}")
 
 

@@ -21,6 +21,8 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from clip_edge.messages import quoted
+
 SUMMARY_SUFFIX = "-summary.json"
 DEAD_LETTERS_SUFFIX = "-dead_letters.jsonl"
 SHARD_GLOB_SUFFIX = "-?????-of-?????.parquet"
@@ -49,8 +51,8 @@ def check_prefix(prefix):
     """Refuse an --output prefix that is a pattern (IndexFileError)."""
     used = sorted(set(prefix) & set(PATTERN_CHARACTERS))
     if used:
-        raise IndexFileError(f"--output {prefix!r} holds {' '.join(used)}: the index prefix must be a plain path, "
-                             "not a pattern")
+        raise IndexFileError(f"--output {quoted(prefix)} holds {' '.join(used)}: the index prefix must be a plain "
+                             "path, not a pattern")
 
 
 def is_shard_of(path, prefix):
