@@ -98,6 +98,21 @@ def test_empty_images_give_zeros(model):
         assert out.shape == (1, RESOLUTION, RESOLUTION, 3) and not out.any()
 
 
+@pytest.mark.parametrize("shape", [(1, 40, 30, 4), (2, 40, 30, 3), (1, 40, 30, 1)])
+def test_a_shape_other_than_one_rgb_image_fails_the_call(model, shape):
+    """Resized without strict checking (the C API's and Interpreter's default), the input takes any shape: an
+    RGBA image, a batch of two or a grey image must fail the call, not come back as one cropped RGB image."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=model)
+    (detail,) = interpreter.get_input_details()
+    interpreter.resize_tensor_input(detail["index"], shape, strict=False)
+    with pytest.raises(RuntimeError):
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(detail["index"], np.full(shape, 7, np.uint8))
+        interpreter.invoke()
+
+
 @pytest.fixture(scope="module")
 def weights_model():
     """The resampling matrix of one dimension as its own TFLite model: (in, out, first) -> weights [R, length]
