@@ -77,6 +77,15 @@ public final class ImageFiles {
     } catch (IOException e) {
       throw new ImageFileException(label + ": cannot read: " + e.getMessage(), e);
     }
+    if (format == Format.PNG) {
+      try (InputStream in = Files.newInputStream(file)) {
+        PngChunks.checkCriticalCrcs(in, label);
+      } catch (ImageFileException e) {
+        throw e;
+      } catch (IOException e) {
+        throw new ImageFileException(label + ": cannot read: " + e.getMessage(), e);
+      }
+    }
     try (ImageInputStream stream = ImageIO.createImageInputStream(file.toFile())) {
       if (stream == null) {
         throw new ImageFileException(label + ": cannot open", null);

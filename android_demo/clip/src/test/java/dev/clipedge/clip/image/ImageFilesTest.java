@@ -92,6 +92,41 @@ class ImageFilesTest {
     assertMessage(big, "is larger than 100 megapixels");
   }
 
+  @Test
+  void pngCriticalChunkCrcsAreCheckedAsLibpngDoesAncillaryOnesAreNot() throws IOException {
+    BufferedImage image = new BufferedImage(6, 4, BufferedImage.TYPE_INT_RGB);
+    image.setRGB(2, 1, 0x336699);
+    byte[] good = Files.readAllBytes(write("good.png", image, "png"));
+    byte[] badHeader = good.clone();
+    badHeader[8 + 4 + 4 + 13] ^= 1; // the IHDR chunk's CRC: signature, length, type, 13 bytes of data
+    Path header = Files.write(dir.resolve("header.png"), badHeader);
+    assertMessage(header, "PNG chunk IHDR has a wrong CRC");
+    byte[] badData = good.clone();
+    int idat = indexOf(good, "IDAT".getBytes(StandardCharsets.US_ASCII));
+    badData[idat + 4] ^= 1; // the first byte of the compressed data, its CRC left as it was
+    assertMessage(Files.write(dir.resolve("data.png"), badData), "PNG chunk IDAT has a wrong CRC");
+    // An ancillary chunk (tEXt) with a wrong CRC after IHDR: libpng drops it, and the pixels are the image's.
+    ByteArrayOutputStream withText = new ByteArrayOutputStream();
+    int afterHeader = 8 + 4 + 4 + 13 + 4;
+    withText.write(good, 0, afterHeader);
+    byte[] text = "tEXtComment\0hello".getBytes(StandardCharsets.ISO_8859_1);
+    withText.writeBytes(ByteBuffer.allocate(4).putInt(text.length - 4).array());
+    withText.writeBytes(text);
+    withText.writeBytes(new byte[] {1, 2, 3, 4});
+    withText.write(good, afterHeader, good.length - afterHeader);
+    ImageFiles.Argb read = ImageFiles.read(Files.write(dir.resolve("text.png"), withText.toByteArray()));
+    assertEquals(0xFF336699, read.pixels()[1 * 6 + 2]);
+  }
+
+  private static int indexOf(byte[] haystack, byte[] needle) {
+    for (int i = 0; i + needle.length <= haystack.length; i++) {
+      if (Arrays.equals(haystack, i, i + needle.length, needle, 0, needle.length)) {
+        return i + needle.length;
+      }
+    }
+    throw new AssertionError("not found");
+  }
+
   private static void assertMessage(Path file, String part) {
     ImageFiles.ImageFileException e = assertThrows(ImageFiles.ImageFileException.class, () -> ImageFiles.read(file));
     assertTrue(e.getMessage().startsWith("image " + file), e.getMessage());
