@@ -29,8 +29,6 @@ from typing import Callable
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
-from clip_edge.messages import quoted
-
 from .tflite_model import ModelInfo, OpInfo, TensorInfo, TFLiteModelError, read_model
 
 TARGETS = ("gpu", "edgetpu")
@@ -698,6 +696,8 @@ def check_edgetpu(model: ModelInfo) -> DelegateReport:
 def check(path: str | Path, target: str, subgraph: int = 0) -> DelegateReport:
     """Readiness of one subgraph (a delegate is applied to the subgraph of the signature being run)."""
     if target not in TARGETS:
+        from clip_edge.messages import quoted  # here: clip_edge imports TensorFlow, which this module need not
+
         raise ValueError(f"unknown target {quoted(target)}; expected one of {', '.join(TARGETS)}")
     model = read_model(path, subgraph)
     return check_gpu(model) if target == "gpu" else check_edgetpu(model)

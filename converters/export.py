@@ -44,8 +44,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ info
 
 from absl import app, flags, logging  # noqa: E402
 
-from clip_edge.messages import quoted  # noqa: E402
-
 from .parity import (EXIT_OK, EXIT_REFUSED, EXIT_REJECTED_VARIANTS,  # noqa: E402
                                FULL_LENGTH_SIGNATURE)
 from .variants import VARIANTS, tflite_path  # noqa: E402
@@ -405,6 +403,8 @@ def _replace_directory(source, target):
 
 def _check_arguments(output_dir, name, variants, threads, known_variants):
     """Refuse arguments that would write outside output_dir, leave stray folders or build nothing."""
+    from clip_edge.messages import quoted  # not at the top: clip_edge imports TensorFlow (see _export)
+
     if not output_dir:
         raise ExportError("--output_dir is empty")
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
@@ -542,6 +542,7 @@ def run_export(preset, weights, output_dir, name=None, variants=tuple(VARIANTS),
     int8_recipes = int8_recipes or {}
     from clip_edge import model as clip_model
     from clip_edge import presets as preset_table
+    from clip_edge.messages import quoted
     from . import datasets, manifest, parity, serving, tflite_variants, zero_shot
 
     text_buckets = None if text_buckets is None else tuple(text_buckets)
