@@ -198,8 +198,10 @@ def write(path, ids, content_hashes, rows, scales, *, image_encoder_sha256, vari
 
     remove_stale_temporaries(path)
     temporary = f"{path}.tmp-{os.getpid()}"
+    if os.path.lexists(temporary):  # left by an earlier process that had this pid
+        os.unlink(temporary)
     try:
-        with open(temporary, "wb") as file:
+        with open(temporary, "xb") as file:  # "x": never through a link planted under that name
             crc = 0
 
             def put(data):

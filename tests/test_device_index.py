@@ -75,7 +75,7 @@ def _unit_rows(count, dimension, seed=0):
     return embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
 
 
-def _int8_by_the_document(embeddings):
+def int8_by_the_document(embeddings):
     """q = clamp(rint(e / s), -127, 127), s = max(|e|) / 127 per row (1 for a zero row), all in float32."""
     scales = np.array([np.float32(np.abs(row).max()) / np.float32(127) or np.float32(1) for row in embeddings],
                       np.float32)
@@ -101,7 +101,7 @@ def test_writer_writes_the_documents_bytes(tmp_path, dtype, dimension):
     if dtype == "float16":
         rows, scales = embeddings[order].astype(np.float16), None
     else:
-        rows, scales = _int8_by_the_document(embeddings[order])
+        rows, scales = int8_by_the_document(embeddings[order])
     expected = document_file([i.encode() for i in SORTED_IDS], hashes[order], rows, scales)
     assert (tmp_path / "x.clipidx").read_bytes() == expected
     assert os.listdir(tmp_path) == ["x.clipidx"]
@@ -201,7 +201,8 @@ def test_reader_refuses_a_corrupt_file(tmp_path, change, message):
     path.write_bytes(change(data))
     with pytest.raises(device_index.IndexFormatError) as raised:
         device_index.read(str(path))
-    assert str(raised.value).startswith(f"{path}: {message.format(shorter=len(data) - 1, longer=len(data) + 1, size=len(data))}")
+    expected = message.format(shorter=len(data) - 1, longer=len(data) + 1, size=len(data))
+    assert str(raised.value).startswith(f"{path}: {expected}")
 
 
 @pytest.mark.parametrize("ids, message", [

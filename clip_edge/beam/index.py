@@ -159,9 +159,10 @@ def model_flag(model):
     return "saved_model" if model["model"] == "saved_model" else f"tflite:{model['variant']}"
 
 
-def iter_chunks(summary, chunk_rows):
-    """Yield (paths list, float32 [n, D]) chunks of at most `chunk_rows` rows over every shard in the summary:
-    memory is bounded by the chunk, not the index."""
+def iter_chunks(summary, chunk_rows, with_sha256=False):
+    """Yield (paths list, float32 [n, D]) chunks of at most `chunk_rows` rows over every shard in the summary
+    ((paths, sha256 hex list, float32 [n, D]) with `with_sha256`): memory is bounded by the chunk, not the
+    index."""
     dimensions = summary["dimensions"]
     for shard in summary["shards"]:
         with FileSystems.open(shard["path"], compression_type=CompressionTypes.UNCOMPRESSED) as file:
@@ -169,11 +170,15 @@ def iter_chunks(summary, chunk_rows):
             if parquet.schema_arrow.field("embedding").type != pa.list_(pa.float32(), dimensions):
                 raise IndexFileError(f"{shard['path']}: embedding column is "
                                   f"{parquet.schema_arrow.field('embedding').type}, not {dimensions} float32s")
-            for batch in parquet.iter_batches(batch_size=chunk_rows, columns=["path", "embedding"]):
-                embeddings = batch.column("embedding").flatten().to_numpy(zero_copy_only=False)
-                paths, embeddings = batch.column("path").to_pylist(), embeddings.reshape(-1, dimensions)
+            columns = ["path", "sha256", "embedding"] if with_sha256 else ["path", "embedding"]
+            for batch in parquet.iter_batches(batch_size=chunk_rows, columns=columns):
+                paths = batch.column("path").to_pylist()
+                embeddings = batch.column("embedding").flatten().to_numpy(zero_copy_only=False).reshape(-1, dimensions)
                 _check_unit_rows(shard["path"], paths, embeddings)
-                yield paths, embeddings
+                if with_sha256:
+                    yield paths, batch.column("sha256").to_pylist(), embeddings
+                else:
+                    yield paths, embeddings
 
 
 # How far a row's L2 norm may be from 1: float32 rounding of a normalised vector is about 1e-7; a row scaled or
