@@ -99,10 +99,15 @@ def quantize(embeddings, dtype):
         if not np.isfinite(rows).all():
             raise IndexFormatError("embeddings hold values beyond float16's range (65504): not unit vectors")
         return rows, None
-    scales = np.abs(embeddings).max(axis=1, initial=np.float32(0)) / np.float32(INT8_LIMIT)
+    # max(|e|) without an |e| array, and one float32 temporary for the quotients: the converter quantises chunks
+    # of 65,536 x 512 float32 (128 MiB), so every N x D temporary costs as much.
+    largest = np.maximum(embeddings.max(axis=1, initial=0), -embeddings.min(axis=1, initial=0))
+    scales = (largest / np.float32(INT8_LIMIT)).astype(np.float32)
     scales[scales == 0] = 1
-    rows = np.clip(np.rint(embeddings / scales[:, None]), -INT8_LIMIT, INT8_LIMIT).astype(np.int8)
-    return rows, scales.astype(np.float32)
+    quotients = embeddings / scales[:, None]
+    np.rint(quotients, out=quotients)
+    np.clip(quotients, -INT8_LIMIT, INT8_LIMIT, out=quotients)
+    return quotients.astype(np.int8), scales
 
 
 def _padded(text_bytes, size, what):

@@ -5,8 +5,9 @@ The pipeline and the search run in the Beam virtualenv (`make beam-venv`: apache
 and pillow than this virtualenv has) as subprocesses, named by CLIP_EDGE_BEAM_PYTHON (`make test` sets it)
 or found at .venv-beam/; without it these tests fail (CLIP_EDGE_SKIP_BEAM=1 skips them). The references are computed
 here, in the main virtualenv: the SavedModel's encode_image called on one file at a time, its encode_text, and
-numpy brute force. The photos are variants
-(crops, flips, rotations, resizes; JPEG, PNG, GIF, BMP) of tests/photos.py's real photographs.
+numpy brute force. The photos are variants (crops, flips, rotations, resizes; JPEG, PNG, GIF, BMP) of
+tests/photos.py's real photographs. The device index converter (clip_edge.beam.device_index) is tested on the
+tflite:dynamic_int8 index built here; the file format itself in test_device_index.py.
 """
 
 import hashlib
