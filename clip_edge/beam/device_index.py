@@ -117,7 +117,7 @@ def main(argv=None):
     elif os.path.isdir(args.output):
         problem = "is a folder"
     elif not os.path.isdir(folder):
-        problem = f"is in {folder}, which is not a folder"
+        problem = f"is in {folder}, which does not exist or is not a folder"
     else:
         problem = None
     if problem:
