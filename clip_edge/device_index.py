@@ -110,6 +110,12 @@ def quantize(embeddings, dtype):
     return quotients.astype(np.int8), scales
 
 
+def _cut_utf8(text, size):
+    """text's UTF-8 cut at a character boundary to at most `size` bytes: the name is informational."""
+    data = text.encode("utf-8")[:size]
+    return data.decode("utf-8", "ignore").encode("utf-8")
+
+
 def _padded(text_bytes, size, what):
     if len(text_bytes) > size:
         raise IndexFormatError(f"{what} is {len(text_bytes)} bytes; the header holds {size}")
@@ -194,7 +200,7 @@ def write(path, ids, content_hashes, rows, scales, *, image_encoder_sha256, vari
     if not variant or not variant.isascii():
         raise IndexFormatError(f"variant {variant!r}: expected a non-empty ASCII name")
     variant_field = _padded(variant.encode("ascii"), VARIANT_BYTES, f"variant {variant!r}")
-    name_field = _padded(export_name.encode("utf-8"), NAME_BYTES, f"export name {export_name!r}")
+    name_field = _padded(_cut_utf8(export_name, NAME_BYTES), NAME_BYTES, f"export name {export_name[:80]!r}")
 
     id_lengths = np.array([len(encoded[i]) for i in order], np.uint64)
     id_offsets = np.concatenate([np.zeros(1, np.uint64), np.cumsum(id_lengths, dtype=np.uint64)]).astype("<u8")
@@ -269,17 +275,21 @@ class DeviceIndex:
         return self.rows.shape[1]
 
     def scores(self, query):
-        """Cosine of every row with the unit float32 query [D], computed in float32 as the document says:
-        dot(float32(row), query), times the row's scale for int8. float32 [N], in row (id) order."""
+        """Cosine of every row with the unit float32 query [D] as the document defines it: accumulated in float64
+        and rounded to float32, float32(dot(float64(row), float64(query))), for int8 float32(s * dot(...)) (a
+        float32 sum depends on its order; in float64 NumPy's BLAS and Java's loop agree). float32 [N], in row
+        (id) order."""
         query = np.asarray(query, np.float32)
         if query.shape != (self.dimension,) or not np.isfinite(query).all():
             raise ValueError(f"query of shape {list(query.shape)}: expected {self.dimension} finite float32s")
+        query = query.astype(np.float64)
         scores = np.empty(len(self.ids), np.float32)
         for start in range(0, len(scores), _SCORE_BLOCK_ROWS):
             block = slice(start, start + _SCORE_BLOCK_ROWS)
-            scores[block] = self.rows[block].astype(np.float32) @ query
-        if self.scales is not None:
-            scores *= self.scales
+            exact = self.rows[block].astype(np.float64) @ query
+            if self.scales is not None:
+                exact *= self.scales[block].astype(np.float64)
+            scores[block] = exact  # rounded to float32 once, at the end
         return scores
 
     def top_k(self, query, k):

@@ -625,19 +625,27 @@ def test_device_index_refusals(device_indexes, index_prefix, float32_export):
 
 
 @pytest.mark.parametrize("dtype", ["float16", "int8"])
-def test_jvm_search_over_the_device_index_ranks_as_the_search_does(device_indexes, float32_export, dtype):
-    """android_demo/clip-jvm search (the Java core's searcher) over the converted file, against
-    clip_edge.beam.search over the Beam index."""
+def test_jvm_search_over_the_device_index_ranks_as_the_search_does(device_indexes, saved_model, float32_export,
+                                                                   dtype):
+    """android_demo/clip-jvm search (the Java core's searcher, its own tokenizer and LiteRT text encoder) over the
+    converted file: the NumPy brute force over the same file, and clip_edge.beam.search over the Beam index."""
+    from clip_edge import device_index
     import jvm
 
-    result = jvm.run("search", check=False)
-    if "unknown command 'search'" in result.stderr.decode("utf-8", "replace"):
-        pytest.skip("NOT TESTED: android_demo/clip-jvm has no `search` command yet (the Java device-index "
-                    "searcher of issue 18 is being written); remove this skip when it lands")
     found = jvm.json_lines(jvm.run("search", "--export", float32_export, "--index", device_indexes["files"][dtype],
                                    "--top_k", device_indexes["rows"], QUERIES[0]))
-    _check_ranking([(line["score"], line["id"]) for line in found],
-                   _search_output(device_indexes["results"]["search"]), dtype,
+    found = [(line["score"], line["id"]) for line in found]
+    text = _tflite_text_embedding(saved_model, float32_export, "dynamic_int8", QUERIES[0])
+    expected = device_index.read(device_indexes["files"][dtype]).top_k(text, len(found))
+    # Both score by the document's rule; the query embeddings come from the same .tflite file through two
+    # runtimes (LiteRT's C API, ai_edge_litert), equal but for float32 rounding: the same scores to 1e-6, and
+    # Java's order is NumPy's but for rows whose NumPy scores are that close.
+    by_id = {identifier: score for score, identifier in expected}
+    assert sorted(by_id) == sorted(identifier for _, identifier in found)
+    assert max(abs(score - by_id[identifier]) for score, identifier in found) <= 1e-6
+    in_java_order = [by_id[identifier] for _, identifier in found]
+    assert all(later <= earlier + 2e-6 for earlier, later in zip(in_java_order, in_java_order[1:]))
+    _check_ranking(found, _search_output(device_indexes["results"]["search"]), dtype,
                    f"clip-jvm search over the {dtype} device index, {QUERIES[0]!r}")
 
 

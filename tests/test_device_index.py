@@ -141,8 +141,10 @@ def test_reader_returns_what_was_written_and_ranks_ties_by_id(tmp_path, dtype):
     assert (index.image_encoder_sha256, index.variant, index.export_name) == (SHA256.hex(), "dynamic_int8", "small")
     query = embeddings[2]
     scores = index.scores(query)
-    stored = index.rows.astype(np.float64) * (1 if index.scales is None else index.scales[:, None].astype(np.float64))
-    np.testing.assert_allclose(scores, stored @ query, atol=1e-6)
+    # The document's score: the dot product in float64, times the scale for int8, rounded to float32 once.
+    exact = index.rows.astype(np.float64) @ query.astype(np.float64)
+    exact = exact if index.scales is None else index.scales.astype(np.float64) * exact
+    np.testing.assert_array_equal(scores, exact.astype(np.float32))
     np.testing.assert_allclose(scores, embeddings[order] @ query, atol=2**-11 if dtype == "float16" else 0.02)
     assert [i for _, i in index.top_k(query, 3)] == ["B.jpg", "a.jpg", "b/é.jpg"]  # "é.jpg" is another row
     assert len(index.top_k(query, 100)) == len(IDS)
@@ -241,7 +243,7 @@ def test_reader_refuses_values_no_writer_makes(tmp_path):
     (["a", "b\0", "c"], "small", 4, "this one is 2 bytes with a zero byte"),
     (["a", "b" * 4097, "c"], "small", 4, "this one is 4097 bytes"),
     (["a", "\udc80", "c"], "small", 4, "id 1 ('\\udc80') is not valid Unicode"),
-    (["a", "b", "c"], "é" * 33, 4, "export name 'éééé"),
+    (["a", "b", "c"], "sm\0all", 4, "export name 'sm\\x00all' holds a zero byte"),
     (["a", "b", "c"], "small", 4097, "dimension 4097: format version 1 holds 1 to 4096"),
 ])
 def test_writer_refuses_what_the_format_cannot_hold(tmp_path, ids, name, dimension, message):
@@ -251,6 +253,14 @@ def test_writer_refuses_what_the_format_cannot_hold(tmp_path, ids, name, dimensi
                            image_encoder_sha256=SHA256.hex(), variant="int8", export_name=name)
     assert message in str(raised.value)
     assert os.listdir(tmp_path) == []
+
+
+def test_a_long_export_name_is_cut_at_a_character_boundary(tmp_path):
+    """The header holds 64 bytes of the name (informational): 33 two-byte characters keep 32, not half of one."""
+    rows, scales = device_index.quantize(_unit_rows(1, 4), "int8")
+    device_index.write(str(tmp_path / "x.clipidx"), ["a"], np.zeros([1, 16], np.uint8), rows, scales,
+                       image_encoder_sha256=SHA256.hex(), variant="int8", export_name="é" * 33)
+    assert device_index.read(str(tmp_path / "x.clipidx")).export_name == "é" * 32
 
 
 def test_quantize_refuses_non_finite_embeddings():
