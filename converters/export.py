@@ -44,9 +44,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ info
 
 from absl import app, flags, logging  # noqa: E402
 
-from .parity import (EXIT_OK, EXIT_REFUSED, EXIT_REJECTED_VARIANTS,  # noqa: E402
-                               FULL_LENGTH_SIGNATURE)
-from .variants import VARIANTS, tflite_path  # noqa: E402
+from .parity import EXIT_OK, EXIT_REFUSED, EXIT_REJECTED_VARIANTS  # noqa: E402
+from .variants import DEFAULT_SIGNATURE, VARIANTS, tflite_path  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("preset", None, "clip-vit-base-patch16, clip-vit-base-patch32, clip-vit-large-patch14 or "
@@ -177,9 +176,7 @@ def _calibration(model, tokenizer, images_folder, text_signatures):
     pixels = (datasets.folder_images(images_folder, resolution) if images_folder
               else datasets.builtin_images(datasets.CALIBRATION_PHOTOS, resolution))
     token_ids = tokenizer(datasets.calibration_sentences(CALIBRATION_SENTENCE_COUNT))["token_ids"].numpy()
-    from .tflite_variants import SINGLE_SIGNATURE_KEY
-
-    return ({"image": {SINGLE_SIGNATURE_KEY: np.stack(pixels)},
+    return ({"image": {DEFAULT_SIGNATURE: np.stack(pixels)},
              "text": {key: _truncated(token_ids, length) for key, length in text_signatures.items()}},
             {"image": pixels, "text": token_ids})
 
@@ -239,7 +236,7 @@ def _write_sources(scratch, tower, build, model, equalized, variants, int8_recip
     for alpha, names in _variant_groups(variants, int8_recipe).items():
         functions = build(model if alpha is None else equalized(alpha))
         if not isinstance(functions, dict):
-            functions = {tflite_variants.SINGLE_SIGNATURE_KEY: functions}
+            functions = {DEFAULT_SIGNATURE: functions}
         path = os.path.join(scratch, f"{tower}-{'plain' if alpha is None else f'equalised-{alpha}'}")
         source = tflite_variants.SavedModelSource.save(functions, path)
         groups.append({"variants": names, "path": path, "inputs": {k: list(v) for k, v in source.inputs.items()},
@@ -508,7 +505,7 @@ def _check_delegates(work, record):
         with open(path, "rb") as file:
             subgraphs = tflite_model.signature_subgraphs(file.read(), path)
         for result in artifact.parity:
-            signature = getattr(result, "signature", FULL_LENGTH_SIGNATURE)
+            signature = getattr(result, "signature", DEFAULT_SIGNATURE)
             report = delegate_check.check(path, target, subgraphs[signature]).to_dict()
             artifact.delegate[signature] = {key: report[key] for key in (
                 "target", "ready", "op_count", "delegated_op_count", "model_problems", "unsupported_ops")}

@@ -14,7 +14,7 @@ import platform
 import numpy as np
 
 from clip_edge.checkpoints import files_sha256
-from .parity import FULL_LENGTH_SIGNATURE
+from .variants import DEFAULT_SIGNATURE
 from .serving import SIGNATURES
 
 MANIFEST = "manifest.json"
@@ -157,7 +157,7 @@ def _encoder_entry(export, record, path):
     inputs, outputs = tflite_io(path)
     entry = dict(tower=record.tower, variant=record.variant, recipe=record.recipe, inputs=inputs, outputs=outputs,
                  parity=_parity_entry(first), latency_ms=_latency_entry(first),
-                 delegate=record.delegate.get(FULL_LENGTH_SIGNATURE))
+                 delegate=record.delegate.get(DEFAULT_SIGNATURE))
     if record.tower == "text":
         entry["signatures"] = []
         for result in record.parity:
@@ -231,13 +231,13 @@ def _write_json_atomically(path, data):
 
 def _readiness(record):
     """The delegate column of the report: the default signature's readiness, and how many shorter ones are ready."""
-    delegate = record.delegate.get(FULL_LENGTH_SIGNATURE)
+    delegate = record.delegate.get(DEFAULT_SIGNATURE)
     if not delegate:
         return ""
     text = (f"{delegate['target']}: {'ready' if delegate['ready'] else 'not ready'}, "
             f"{delegate['delegated_op_count']}/{delegate['op_count']} ops on the accelerator"
             + (f"; unsupported: {', '.join(delegate['unsupported_ops'])}" if delegate["unsupported_ops"] else ""))
-    shorter = [d for key, d in record.delegate.items() if key != FULL_LENGTH_SIGNATURE]
+    shorter = [d for key, d in record.delegate.items() if key != DEFAULT_SIGNATURE]
     if shorter:
         text += f"; shorter signatures: {sum(d['ready'] for d in shorter)}/{len(shorter)} ready"
     return text

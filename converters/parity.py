@@ -28,10 +28,9 @@ import time
 
 import numpy as np
 
-from .variants import VARIANTS, tflite_path
+from .variants import DEFAULT_SIGNATURE, VARIANTS, tflite_path
 
 TOWERS = ("image", "text")
-FULL_LENGTH_SIGNATURE = "serving_default"
 ZERO_SHOT_LABELS = os.path.join("assets", "zero_shot_labels.txt")
 ZERO_SHOT_TEMPLATES = os.path.join("assets", "zero_shot_templates.txt")
 
@@ -49,7 +48,7 @@ class ArtifactParity:
     bar: float
     examples: int
     threads: int
-    signature: str = FULL_LENGTH_SIGNATURE
+    signature: str = DEFAULT_SIGNATURE
     length: int | None = None  # text encoders: the signature's token count
     # Shorter text signatures: the same texts through the file's full-length signature.
     full_length_cosine_min: float | None = None
@@ -57,7 +56,7 @@ class ArtifactParity:
 
     @property
     def label(self):
-        return self.path if self.signature == FULL_LENGTH_SIGNATURE else f"{self.path} [{self.signature}]"
+        return self.path if self.signature == DEFAULT_SIGNATURE else f"{self.path} [{self.signature}]"
 
     @property
     def passed(self):
@@ -125,9 +124,9 @@ class TFLiteEncoder:
         self.path = path
         self.interpreter = Interpreter(model_path=path, num_threads=threads)
         signatures = self.interpreter.get_signature_list()
-        signature = signature or (FULL_LENGTH_SIGNATURE if FULL_LENGTH_SIGNATURE in signatures else None)
+        signature = signature or (DEFAULT_SIGNATURE if DEFAULT_SIGNATURE in signatures else None)
         if signature is None:
-            raise ValueError(f"{path}: no {FULL_LENGTH_SIGNATURE} signature (found {sorted(signatures)})")
+            raise ValueError(f"{path}: no {DEFAULT_SIGNATURE} signature (found {sorted(signatures)})")
         self.runner = self.interpreter.get_signature_runner(signature)
         (self.input_name, self.input), = self.runner.get_input_details().items()
         (self.output_name, self.output), = self.runner.get_output_details().items()
@@ -164,7 +163,7 @@ def text_signatures(path):
     for key in interpreter.get_signature_list():
         (detail,) = interpreter.get_signature_runner(key).get_input_details().values()
         lengths[key] = int(detail["shape"][1])
-    return dict(sorted(lengths.items(), key=lambda item: (item[0] != FULL_LENGTH_SIGNATURE, item[1])))
+    return dict(sorted(lengths.items(), key=lambda item: (item[0] != DEFAULT_SIGNATURE, item[1])))
 
 
 def end_positions(token_ids):
@@ -206,7 +205,7 @@ class FloatReference:
 
         png = tf.io.encode_png(tf.constant(self.pixels[0]))[tf.newaxis]
         texts = tf.constant(list(texts), tf.string)
-        logits = self.model.signatures["serving_default"](images=png, texts=texts)["image_logits"].numpy()[0]
+        logits = self.model.signatures[DEFAULT_SIGNATURE](images=png, texts=texts)["image_logits"].numpy()[0]
         cosines = (self.model.signatures["encode_image"](images=png)["embeddings"].numpy()
                    @ self.model.signatures["encode_text"](texts=texts)["embeddings"].numpy().T)[0]
         return float(np.sum(logits * cosines) / np.sum(cosines * cosines))
@@ -249,12 +248,12 @@ def _measure_text_signatures(export_dir, relative, variant, reference, threads, 
                              "--text_buckets lengths need texts that short")
         inputs = reference.token_ids[fits, :length]
         expected = reference.text[fits]
-        encoder = full if key == FULL_LENGTH_SIGNATURE else TFLiteEncoder(path, np.int32, (1, length), threads, key)
-        found = full_found if key == FULL_LENGTH_SIGNATURE else encoder.embed(inputs)
+        encoder = full if key == DEFAULT_SIGNATURE else TFLiteEncoder(path, np.int32, (1, length), threads, key)
+        found = full_found if key == DEFAULT_SIGNATURE else encoder.embed(inputs)
         cosines = cosine_rows(found, expected)
         top1 = reference.zero_shot(reference.image, found) == reference.zero_shot(reference.image, expected)
         extra = {}
-        if key != FULL_LENGTH_SIGNATURE:
+        if key != DEFAULT_SIGNATURE:
             extra = dict(full_length_cosine_min=float(np.min(cosine_rows(found, full_found[fits]))),
                          full_length_max_abs_diff=float(np.max(np.abs(found - full_found[fits]))))
         results.append(ArtifactParity(

@@ -13,6 +13,8 @@ from clip_edge.layers import l2_normalize_rows
 from clip_edge.preprocessing import ImagePreprocessor, resize_and_crop_any_size
 from clip_edge.tokenizer import CLIPTokenizer
 
+from .variants import DEFAULT_SIGNATURE
+
 # The SavedModel's signatures with their inputs and outputs in words, as manifest.json lists them (the names
 # are the functions' below; test_export checks them against the saved signatures).
 SIGNATURES = {
@@ -23,7 +25,7 @@ SIGNATURES = {
                      "outputs": {"embeddings": "float32 [N, D], L2-normalised"}},
     "encode_pixels": {"inputs": {"pixels": "uint8 [N, H, W, 3]"},
                       "outputs": {"embeddings": "float32 [N, D], L2-normalised"}},
-    "serving_default": {"inputs": {"images": "string [N]", "texts": "string [M]"},
+    DEFAULT_SIGNATURE: {"inputs": {"images": "string [N]", "texts": "string [M]"},
                         "outputs": {"image_logits": "float32 [N, M]", "text_logits": "float32 [M, N]",
                                     "probs": "float32 [N, M]"}},
 }
@@ -70,6 +72,7 @@ class ServingModule(tf.Module):
                 "probs": tf.nn.softmax(image_logits, axis=-1)}
 
     def signatures(self):
+        """{key: function}: each key is its function's name (DEFAULT_SIGNATURE is serving_default's)."""
         return {name: getattr(self, name) for name in SIGNATURES}
 
 
@@ -95,7 +98,7 @@ def tflite_image_encoder(model):
 def text_signature_key(length, context_length):
     """TFLite signature key of the text encoder at `length`: the full context length keeps serving_default (the
     key of a one-signature file, subgraph 0, what plain Interpreter calls run); shorter buckets are tokens_L."""
-    return "serving_default" if length == context_length else f"tokens_{length}"
+    return DEFAULT_SIGNATURE if length == context_length else f"tokens_{length}"
 
 
 def tflite_text_encoder(model, length=None):

@@ -39,7 +39,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import tflite_model
-from .variants import VARIANTS, VariantSpec
+from .variants import DEFAULT_SIGNATURE, VARIANTS, VariantSpec
 
 # Attention ops: the attention batch-matmuls quantise worst (measured per op, docs/delegates.md).
 ATTENTION_OPS = ("BATCH_MATMUL", "SOFTMAX")
@@ -165,9 +165,8 @@ class VariantConversionError(RuntimeError):
 
 RepresentativeDataset = Callable[[], Iterable[Sequence[np.ndarray]]]
 
-# The converter names the only signature of a one-function model serving_default; with several functions it
+# The converter names the only signature of a one-function model DEFAULT_SIGNATURE; with several functions it
 # names each after its Python function and orders subgraphs by key.
-SINGLE_SIGNATURE_KEY = "serving_default"
 
 
 def convert_variants(concrete_fn, variant_names: Sequence[str] = tuple(VARIANTS),
@@ -188,7 +187,7 @@ def convert_variants(concrete_fn, variant_names: Sequence[str] = tuple(VARIANTS)
         functions = concrete_fn
         keys = list(concrete_fn.inputs)
     else:
-        functions = dict(concrete_fn) if isinstance(concrete_fn, Mapping) else {SINGLE_SIGNATURE_KEY: concrete_fn}
+        functions = dict(concrete_fn) if isinstance(concrete_fn, Mapping) else {DEFAULT_SIGNATURE: concrete_fn}
         for function in functions.values():
             _check_static_signature(function)
         keys = list(functions)
@@ -197,7 +196,7 @@ def convert_variants(concrete_fn, variant_names: Sequence[str] = tuple(VARIANTS)
     datasets = None
     if representative_dataset is not None:
         datasets = (dict(representative_dataset) if isinstance(representative_dataset, Mapping)
-                    else {SINGLE_SIGNATURE_KEY: representative_dataset})
+                    else {DEFAULT_SIGNATURE: representative_dataset})
         if set(datasets) != set(keys):
             raise ValueError(f"representative_dataset covers signatures {sorted(datasets)}; the functions are "
                              f"{sorted(keys)} (calibration must cover every signature)")

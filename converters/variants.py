@@ -11,6 +11,10 @@ No TensorFlow import here: the exporter reads the table before it sets up loggin
 import dataclasses
 import os
 
+# TensorFlow's default signature key: the one signature of a single-signature .tflite file, the text encoders'
+# full-length signature (the shorter ones are tokens_L) and the SavedModel's logits signature. Defined once here.
+DEFAULT_SIGNATURE = "serving_default"
+
 
 @dataclasses.dataclass(frozen=True)
 class VariantSpec:

@@ -19,8 +19,7 @@ import jvm
 import photos
 import reference
 from converters import parity, tflite_variants, variants
-from converters.parity import FULL_LENGTH_SIGNATURE
-from converters.variants import VARIANTS
+from converters.variants import DEFAULT_SIGNATURE, VARIANTS
 
 # Full-size photos and the odd shapes where resizing and cropping go wrong.
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "tall", "wide_strip", "small", "tiny")
@@ -97,7 +96,7 @@ def test_embed_text_length_buckets_equal_the_full_length(small_export, variant):
     assert [int(np.count_nonzero(row)) for row in ids] == counts
     with open(os.path.join(small_export, variants.tflite_path("text", variant)), "rb") as file:
         full_length = tflite_variants.run_tflite(file.read(), [row[None].astype(np.int32) for row in ids],
-                                                 signature=FULL_LENGTH_SIGNATURE)
+                                                 signature=DEFAULT_SIGNATURE)
     result = jvm.run("embed-text", "--export", small_export, "--variant", variant, lines=texts)
     cosines = parity.cosine_rows(np.array(jvm.json_lines(result), np.float64), full_length)
     # float32: the same arithmetic on the kept positions; quantised: the bucket may round differently.
