@@ -79,15 +79,16 @@ def _round_to_levels(values):
     return tf.clip_by_value(tf.floor(values + 0.5), 0.0, 255.0)
 
 
-def _resized_size(height, width, resolution):
+def _resized_size(height, width, resolution, dtype=tf.int64):
     """(new_height, new_width) with the shortest side = resolution, as transformers' get_resize_output_image_size.
 
     transformers computes int(resolution * long / short) in floating point; the floor of the exact quotient is the
     same integer (the quotient is at least 1/short away from the next integer, far more than double rounding).
+    `dtype`: int64 in the SavedModel; TFLite's builtins take int32 (R * MAX_SIDE < 2**31 keeps it exact).
     """
-    height, width = tf.cast(height, tf.int64), tf.cast(width, tf.int64)
+    height, width = tf.cast(height, dtype), tf.cast(width, dtype)
     short = tf.maximum(tf.minimum(height, width), 1)
-    resolution = tf.constant(resolution, tf.int64)
+    resolution = tf.constant(resolution, dtype)
     new_height = tf.where(height <= width, resolution, resolution * height // short)
     new_width = tf.where(height <= width, resolution * width // short, resolution)
     return new_height, new_width
@@ -742,11 +743,9 @@ def resize_and_crop_any_size(pixels, resolution):
         raise ValueError(f"resolution must be in 1..512, got {resolution}")
     shape = tf.shape(pixels)
     height, width = shape[1], shape[2]
-    short = tf.maximum(tf.minimum(height, width), 1)
-    # transformers' get_resize_output_image_size, as _resized_size, in int32 (R * MAX_SIDE < 2**31). Both are
-    # at least R for any image; the maximum only keeps a 0 x 0 input from dividing by zero (it gives zeros).
-    new_height = tf.maximum(tf.where(height <= width, resolution, resolution * height // short), resolution)
-    new_width = tf.maximum(tf.where(height <= width, resolution * width // short, resolution), resolution)
+    # Both are at least R for any image; the maximum only keeps a 0 x 0 input from dividing by zero (zeros out).
+    new_height, new_width = (tf.maximum(size, resolution)
+                             for size in _resized_size(height, width, resolution, tf.int32))
     top, left = (new_height - resolution) // 2, (new_width - resolution) // 2
     # Only the rows and columns that the crop's outputs use are read, and each pass is split into bands of
     # outputs, each a product with only the inputs its band uses: the matrices are mostly zeros (Pillow's kernel
