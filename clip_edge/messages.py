@@ -1,8 +1,9 @@
 """Quoting what a user passed in an error message: enough of it to recognise, never megabytes of it (a 5 MB
 --name or --model came back whole in the message that refused it)."""
 
-# Characters of a bad value an error message quotes; longer values are cut there and their length is given.
-EXCERPT_CHARS = 80
+# Characters of a bad value an error message quotes (room for a deep path); longer values are cut there and
+# their length is given.
+EXCERPT_CHARS = 200
 
 
 def quoted(value, limit=EXCERPT_CHARS):

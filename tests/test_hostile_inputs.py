@@ -430,7 +430,7 @@ def test_attention_heads_must_be_positive():
     (dict(threads=-5), "--threads must be an integer from 1 to 256, got -5"),
     (dict(threads=0), "--threads must be an integer from 1 to 256"),
     (dict(threads=100_000), "--threads must be an integer from 1 to 256, got 100000"),
-    (dict(name="n" * 201), "export name 'n{80}'... \\(201 characters\\).* is 201 bytes; at most 200"),
+    (dict(name="n" * 201), "export name 'n{200}'... \\(201 characters\\).* is 201 bytes; at most 200"),
 ])
 def test_export_arguments_are_checked_before_anything_is_written(tmp_path, kwargs, problem):
     from converters import export
@@ -469,9 +469,9 @@ def test_export_output_dir_that_is_a_file_is_refused(tmp_path):
 
     target = tmp_path / "a_file"
     target.write_text("keep me")
-    with pytest.raises(export.ExportError, match="--output_dir .*a_file exists and is not a directory"):
+    with pytest.raises(export.ExportError, match="--output_dir .*a_file' exists and is not a directory"):
         export.run_export("clip-vit-base-patch32", "random", str(target))
-    with pytest.raises(export.ExportError, match="cannot create --output_dir .*a_file/sub: Not a directory"):
+    with pytest.raises(export.ExportError, match="cannot create --output_dir .*a_file/sub': Not a directory"):
         export.run_export("clip-vit-base-patch32", "random", str(target / "sub"))
     assert target.read_text() == "keep me"
 
