@@ -3,7 +3,8 @@
     python -m converters.convert_tower JOB.json
 
 The exporter writes each tower's functions as SavedModels (the plain model's, and an equalised copy's for the
-variants converted from one), lets go of its model and runs this module once per tower and SavedModel. Memory
+variants converted from one), lets go of its model and runs this module once per tower and SavedModel (a small
+tower converts in the exporter's process instead: converters.export.IN_PROCESS_CONVERSION_BYTES). Memory
 is the reason: the TFLite converter's peak is about six times the weights it converts (7.7 GB for
 clip-vit-large-patch14-336's 1.2 GB image tower), so it must not run beside the model, an equalised copy or
 what earlier conversions left behind; a process of its own reading the weights from disk holds none of that,
@@ -55,13 +56,15 @@ def _datasets(calibration_path, progress, tower):
     return {key: dataset(key, items) for key, items in samples.items()}
 
 
-def convert(job, progress):
-    """Converts and writes every variant of the job; {variant: recipe description}."""
+def convert(job, progress, own_process=True):
+    """Converts and writes every variant of the job; {variant: recipe description}. `own_process`: this is the
+    conversion's own process (main), which sets TensorFlow's threads; the exporter's process has set them."""
     import tensorflow as tf
 
     from . import tflite_variants
 
-    tf.config.threading.set_intra_op_parallelism_threads(job["threads"])
+    if own_process:
+        tf.config.threading.set_intra_op_parallelism_threads(job["threads"])
     datasets = _datasets(job["calibration"], progress, job["tower"]) if job["calibration"] else None
     source = tflite_variants.SavedModelSource(job["path"], job["inputs"])
     converted = tflite_variants.convert_variants(source, job["variants"], datasets, job["int8_recipe"],

@@ -254,7 +254,8 @@ def _write_sources(scratch, tower, build, model, equalized, variants, int8_recip
 def _convert(work, scratch, job, threads, progress, record):
     """Converts the tower's variants, one process (converters.convert_tower) per model they come from: what one
     model's conversions leave behind would add to the next one's peak (clip-vit-large-patch14-336's image tower:
-    11.6 GB with one process per tower, docs/benchmarks.md). Records the files they wrote."""
+    11.6 GB with one process per tower, docs/benchmarks.md); in this process for a model under
+    IN_PROCESS_CONVERSION_BYTES. Records the files they wrote."""
     from . import manifest
 
     try:
@@ -265,12 +266,16 @@ def _convert(work, scratch, job, threads, progress, record):
     recipes = {}
     for index, group in enumerate(job["groups"]):
         name = f"{job['tower']}-{index}"
-        recipes.update(_conversion_process(scratch, name, {
+        conversion = {
             "tower": job["tower"], "variants": group["variants"], "path": group["path"], "inputs": group["inputs"],
             "int8_recipe": job["int8_recipe"], "calibration": job["calibration"], "threads": threads,
             "outputs": {v: os.path.join(work, tflite_path(job["tower"], v)) for v in group["variants"]},
             "result": os.path.join(scratch, f"{name}.result"), "parent_pid": os.getpid(),
-            "progress_fd": progress_fd}))
+            "progress_fd": progress_fd}
+        if _folder_bytes(group["path"]) < IN_PROCESS_CONVERSION_BYTES:
+            recipes.update(_convert_in_process(conversion, progress))
+        else:
+            recipes.update(_conversion_process(scratch, name, conversion))
     alphas = {v: g["alpha"] for g in job["groups"] for v in g["variants"]}
     for variant in job["variants"]:
         recipe = recipes[variant]
@@ -278,6 +283,30 @@ def _convert(work, scratch, job, threads, progress, record):
             recipe = f"equalised model (alpha {alphas[variant]}), then {recipe}"
         record.artifacts.append(manifest.ArtifactRecord(tflite_path(job["tower"], variant), job["tower"], variant,
                                                         recipe=recipe))
+
+
+# A tower whose SavedModel holds fewer bytes than this converts in the exporter's own process. The process of its
+# own (converters.convert_tower) bounds the converter's peak, about six times the weights, for large towers; it
+# costs an interpreter start and a TensorFlow import, about 4 s, per conversion, which small models (the tests'
+# and Bazel's, 1 to 10 MB) paid several times per export for no memory gain: their peak stays under 0.5 GB.
+IN_PROCESS_CONVERSION_BYTES = 64 << 20
+
+
+def _folder_bytes(path):
+    return sum(os.path.getsize(os.path.join(folder, f)) for folder, _, files in os.walk(path) for f in files)
+
+
+def _convert_in_process(job, progress):
+    """converters.convert_tower's conversion of `job` here; {variant: recipe}."""
+    from . import convert_tower, tflite_variants
+
+    try:
+        return convert_tower.convert(job, progress, own_process=False)
+    except Exception as error:  # named as the process's outcome is
+        raise ExportError(f"converting the {job['tower']} tower ({', '.join(job['variants'])}) failed: "
+                          f"{type(error).__name__}: {error}") from error
+    finally:
+        tflite_variants.release_memory()
 
 
 def _conversion_process(scratch, name, job):
@@ -612,8 +641,8 @@ def run_export(preset, weights, output_dir, name=None, variants=tuple(VARIANTS),
             with progress.stage("zero-shot class embeddings", f"{len(labels)} labels x {len(templates)} templates"):
                 towers.append(("zero_shot", _write_zero_shot(work, model, tokenizer, labels, templates, record)))
 
-        # The towers are converted in processes of their own from SavedModels of their functions (converters.
-        # convert_tower has the reasons); this one lets go of the model first.
+        # The towers are converted in processes of their own (but small ones) from SavedModels of their functions
+        # (converters.convert_tower has the reasons); this one lets go of the model first.
         scratch = os.path.join(work, ".sources")
         with progress.stage("TFLite sources", "each tower's functions as SavedModels") as stage:
             jobs = []
