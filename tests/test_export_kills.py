@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import types
 
 import pytest
@@ -109,3 +110,62 @@ def test_a_rerun_after_a_kill_after_the_second_rename_replaces_the_export_whole(
     state = export_faults.folder_state(output)
     assert list(state) == ["small"] and "stray.txt" not in state["small"]["files"]
     _new_export(state["small"], killed_export.previous)
+
+
+PARENT = """
+import json, os, subprocess, sys, time
+job_path = sys.argv[1]
+with open(job_path) as file:
+    job = json.load(file)
+job["parent_pid"] = os.getpid()
+with open(job_path, "w") as file:
+    json.dump(job, file)
+child = subprocess.Popen([sys.executable, "-m", "converters.convert_tower", job_path])
+print(child.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_killed_exporter_takes_its_conversion_process_with_it(tmp_path):
+    """A large tower converts in a process of its own (converters.convert_tower); when the exporter is killed,
+    that process must die too, not go on converting into a folder the next run removes. Here the child blocks
+    reading its calibration data from a FIFO (it would wait forever) when its parent is SIGKILLed."""
+    fifo = tmp_path / "calibration.npz"
+    os.mkfifo(fifo)
+    job = {"tower": "image", "variants": ["int8"], "path": str(tmp_path / "none"), "inputs": {},
+           "int8_recipe": None, "calibration": str(fifo), "threads": 1, "outputs": {},
+           "result": str(tmp_path / "result.json"), "parent_pid": None, "progress_fd": None}
+    (tmp_path / "job.json").write_text(json.dumps(job))
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(tmp_path / "job.json")], cwd=repo,
+                              stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    writer = None
+    try:
+        # Wait until the child is opening the FIFO for reading (a non-blocking open for writing succeeds only
+        # then); holding it open without writing keeps the child blocked in its read.
+        for _ in range(600):
+            try:
+                writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError:  # ENXIO: no reader yet
+                time.sleep(0.1)
+        else:
+            pytest.fail("the conversion process never opened its calibration data")
+        parent.kill()
+        parent.wait()
+        for _ in range(300):
+            if not os.path.exists(f"/proc/{child}") or open(f"/proc/{child}/stat").read().split()[2] == "Z":
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the conversion process outlived its killed exporter")
+    finally:
+        parent.kill()
+        try:
+            os.kill(child, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if writer is not None:
+            os.close(writer)
+    assert not (tmp_path / "result.json").exists()
