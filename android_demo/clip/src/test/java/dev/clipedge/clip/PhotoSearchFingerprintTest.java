@@ -23,8 +23,9 @@ class PhotoSearchFingerprintTest {
 
   private IndexFile index(Fingerprint fingerprint) throws IOException {
     Path file = folder.resolve("i.clipidx");
-    IndexWriter.write(file, fingerprint, ElementType.INT8, 2,
-        List.of(IndexRow.encode("a.jpg", new byte[16], new float[] {0.6f, 0.8f}, ElementType.INT8)));
+    float[] mean = {0.6f, 0.8f}; // the mean of the one row
+    IndexWriter.write(file, fingerprint, ElementType.INT8, 2, mean,
+        List.of(IndexRow.encode("a.jpg", new byte[16], new float[] {0.6f, 0.8f}, ElementType.INT8, mean)));
     return IndexFile.load(file);
   }
 

@@ -22,7 +22,7 @@ import java.util.zip.CRC32;
 /**
  * An index file (docs/device_index.md) read whole into memory, after checking every header field, both CRCs, the
  * id offsets, the ids (1 to 4096 bytes, no zero byte, UTF-8, strictly ascending as unsigned bytes), and that the
- * scales and float16 elements are finite: anything else is an {@link IndexException} naming the file, and no
+ * scales, the mean and float16 elements are finite: anything else is an {@link IndexException} naming the file, and no
  * IndexFile. Sizes are checked against the file before anything is allocated, so memory is bounded by the file.
  *
  * <p>int8 rows are kept packed four elements to an int, in file order (element 4k of a row in the low byte of
@@ -43,6 +43,8 @@ public final class IndexFile {
   private final int words;
   /** int8: one scale per row; null for float16. */
   private final float[] scales;
+  /** int8: the mean the rows' codes are differences from; null for float16. */
+  private final float[] mean;
   /** float16: row r's elements at [r * dimension, (r + 1) * dimension); null for int8. */
   private final short[] halves;
   private final byte[] hashes;
@@ -50,7 +52,7 @@ public final class IndexFile {
   private final byte[] idBytes;
 
   private IndexFile(Path file, Fingerprint fingerprint, ElementType type, int dimension, int count, int[] packed,
-      float[] scales, short[] halves, byte[] hashes, int[] idOffsets, byte[] idBytes) {
+      float[] scales, float[] mean, short[] halves, byte[] hashes, int[] idOffsets, byte[] idBytes) {
     this.file = file;
     this.fingerprint = fingerprint;
     this.type = type;
@@ -59,6 +61,7 @@ public final class IndexFile {
     this.packed = packed;
     this.words = (dimension + 3) / 4;
     this.scales = scales;
+    this.mean = mean;
     this.halves = halves;
     this.hashes = hashes;
     this.idOffsets = idOffsets;
@@ -135,6 +138,11 @@ public final class IndexFile {
     }
     elements.asShortBuffer().put(halves, row * dimension, dimension);
     return new IndexRow(id, contentHash(row), elements.array(), 1f);
+  }
+
+  /** int8: a copy of the mean the rows were quantised against (an update quantises new rows against it). */
+  public float[] mean() {
+    return mean == null ? null : mean.clone();
   }
 
   int words() {
@@ -228,6 +236,7 @@ public final class IndexFile {
       }
       offset(header, IndexFormat.EMBEDDINGS_AT, "embeddings", layout.embeddings());
       offset(header, IndexFormat.SCALES_AT, "scales", layout.scales());
+      offset(header, IndexFormat.MEAN_AT, "mean", layout.mean());
       offset(header, IndexFormat.HASHES_AT, "content-hash", layout.hashes());
       offset(header, IndexFormat.ID_OFFSETS_AT, "id-offsets", layout.idOffsets());
       offset(header, IndexFormat.ID_BYTES_AT, "id-bytes", layout.idBytes());
@@ -255,8 +264,15 @@ public final class IndexFile {
             throw corrupt("row " + i + "'s scale " + scales[i] + " is not a positive number");
           }
         }
+        float[] mean = new float[(int) dimension];
+        map(layout.mean(), 4L * dimension).asFloatBuffer().get(mean);
+        for (int j = 0; j < dimension; j++) {
+          if (!Float.isFinite(mean[j])) {
+            throw corrupt("mean element " + j + " is " + mean[j] + ", not a finite number");
+          }
+        }
         return new IndexFile(file, fingerprint, type, (int) dimension, rows, pack(embeddings, rows,
-            (int) dimension), scales, null, hashes, idOffsets, idBytes);
+            (int) dimension), scales, mean, null, hashes, idOffsets, idBytes);
       }
       short[] halves = new short[rows * (int) dimension];
       embeddings.asShortBuffer().get(halves);
@@ -265,8 +281,8 @@ public final class IndexFile {
           throw corrupt("row " + i / dimension + " has an infinite or NaN element");
         }
       }
-      return new IndexFile(file, fingerprint, type, (int) dimension, rows, null, null, halves, hashes, idOffsets,
-          idBytes);
+      return new IndexFile(file, fingerprint, type, (int) dimension, rows, null, null, null, halves, hashes,
+          idOffsets, idBytes);
     }
 
     private static long u32(ByteBuffer buffer, int at) {

@@ -21,7 +21,7 @@ final class IndexFormat {
   static final int SHA256_BYTES = 32;
   static final int VARIANT_BYTES = 32;
   static final int NAME_BYTES = 64;
-  static final int RESERVED_BYTES = 32;
+  static final int RESERVED_BYTES = 24;
   static final int ALIGNMENT = 64;
 
   // Header field offsets.
@@ -40,25 +40,28 @@ final class IndexFormat {
   static final int SHA256_AT = 88;
   static final int VARIANT_AT = 120;
   static final int NAME_AT = 152;
-  static final int RESERVED_AT = 216;
+  static final int MEAN_AT = 216;
+  static final int RESERVED_AT = 224;
   static final int BODY_CRC_AT = 248;
   static final int HEADER_CRC_AT = 252;
 
-  /** Where each section starts (scales is 0 for float16) and where the file ends: after the id bytes. */
-  record Layout(long embeddings, long scales, long hashes, long idOffsets, long idBytes, long idLength,
+  /** Where each section starts (scales and mean are 0 for float16) and where the file ends: after the id bytes. */
+  record Layout(long embeddings, long scales, long mean, long hashes, long idOffsets, long idBytes, long idLength,
                 long fileSize) {
     static Layout of(ElementType type, int dimension, long count, long idLength) {
       long embeddings = HEADER_SIZE;
       long end = embeddings + count * dimension * type.bytes;
       long scales = 0;
+      long mean = 0;
       if (type == ElementType.INT8) {
         scales = align(end);
-        end = scales + 4 * count;
+        mean = align(scales + 4 * count);
+        end = mean + 4L * dimension;
       }
       long hashes = align(end);
       long idOffsets = align(hashes + HASH_BYTES * count);
       long idBytes = align(idOffsets + 8 * (count + 1));
-      return new Layout(embeddings, scales, hashes, idOffsets, idBytes, idLength, idBytes + idLength);
+      return new Layout(embeddings, scales, mean, hashes, idOffsets, idBytes, idLength, idBytes + idLength);
     }
   }
 

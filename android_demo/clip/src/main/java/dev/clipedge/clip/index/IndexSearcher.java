@@ -13,21 +13,24 @@ import java.util.List;
  * desktop core, so the search runs in two passes. The first scores every row approximately with integers: the
  * query is quantised to integers p (|p| at most 32767, fewer for large D so that no int sum can overflow) with
  * one step t, and each row's int8 codes c (the file's own for int8 rows; rint(h / s) with s = max|h| / 127 for
- * float16 rows, computed when loading) give the exact integer dot(c, p) and the estimate a = s t dot(c, p). The
- * error of a is bounded per row, with x the row, e = query - t p and r = x - s c (zero for int8 rows):
+ * float16 rows, computed when loading) give the exact integer dot(c, p) and the estimate a = m + s t dot(c, p),
+ * where m = dot(mu, query) for the int8 file's mean mu (0 for float16 rows): the same for every row, so it moves
+ * every estimate and every exact score alike. The error of a is bounded per row, with the row x = mu + s c + r,
+ * e = query - t p and r the part of x the codes miss (zero for int8 rows):
  *
  * <pre>
  *   |score - a| = |s dot(c, e) + dot(r, query)| <= s |c| |e| + |r| |query|       (Cauchy-Schwarz)
  * </pre>
  *
- * plus 2^-36 |x| |query| for the rounding of every double computation involved (at most D 2^-52 relative for a
- * sum of D <= 4096 products, far less for the rest). So each row's exact score lies in [a - B, a + B]. Let tau be
- * the k-th largest lower bound: k rows score at least tau. A row whose upper bound is below tau by more than
- * mu = 2^-21 max(|tau|, largest upper bound), two float32 units in the last place at that magnitude, scores
- * strictly below those k rows even after rounding to float32, so it cannot be in the top k, nor tie with it. The
- * second pass scores the remaining candidates exactly and sorts them. The result is the exact ranking; the
- * integer pass only decides which rows need the exact score. With int8 rows, B is about 3e-5 for CLIP-like
- * vectors, so the candidates are the k rows and the few within 1e-4 of the k-th.
+ * plus 2^-36 (|mu| + s |c|) |query| for the rounding of every double computation involved (at most D 2^-52
+ * relative for a sum of D <= 4096 products, far less for the rest; m is computed once, and the exact pass adds
+ * the same m). So each row's exact score lies in [a - B, a + B]. Let tau be the k-th largest lower bound: k rows
+ * score at least tau. A row whose upper bound is below tau by more than margin = 2^-21 max(|tau|, largest upper
+ * bound), two float32 units in the last place at that magnitude, scores strictly below those k rows even after
+ * rounding to float32, so it cannot be in the top k, nor tie with it. The second pass scores the remaining
+ * candidates exactly and sorts them. The result is the exact ranking; the integer pass only decides which rows
+ * need the exact score. With int8 rows, B is about 1e-5 for CLIP-like vectors, so the candidates are the k rows
+ * and the few within 1e-4 of the k-th.
  *
  * <p>The integer pass is written so that HotSpot's C2 (JDK 17, no Vector API, which Android lacks) vectorises it:
  * the four int8 elements of a packed word are extracted with shifts, each shift re-reading the array element
@@ -52,6 +55,10 @@ public final class IndexSearcher {
   private final double[] codeNorms;
   /** |x - s c|, rounded up; null for int8 rows, whose codes are exact. */
   private final double[] residualNorms;
+  /** int8: the file's mean mu, which every row's codes are differences from; null for float16. */
+  private final float[] mean;
+  /** |mu|, rounded up (0 for float16). */
+  private final double meanNorm;
   /** The largest |p| of the quantised query: no dot(c, p) with |c| <= 128 overflows an int. */
   private final int queryMax;
 
@@ -63,6 +70,12 @@ public final class IndexSearcher {
     this.queryMax = (int) Math.min(32767, Integer.MAX_VALUE / (128L * 4 * words));
     this.steps = new double[count];
     this.codeNorms = new double[count];
+    this.mean = index.mean();
+    double meanSquares = 0;
+    for (int j = 0; mean != null && j < dimension; j++) {
+      meanSquares += (double) mean[j] * mean[j];
+    }
+    this.meanNorm = Math.sqrt(meanSquares) * UP;
     if (index.elementType() == ElementType.INT8) {
       this.codes = index.packed();
       this.residualNorms = null;
@@ -154,14 +167,17 @@ public final class IndexSearcher {
     double roundingSlack = 0x1p-36 * queryNorm;
     double errorBound = Math.sqrt(errorSquares) * UP + roundingSlack;
     double residualBound = queryNorm + roundingSlack;
+    double meanScore = meanScore(query);
+    double meanSlack = meanNorm * roundingSlack;
 
     double[] estimates = new double[count];
     double[] bounds = new double[count];
     LowerBounds best = new LowerBounds(k);
     double largestUpper = Double.NEGATIVE_INFINITY;
     for (int r = 0; r < count; r++) {
-      double estimate = steps[r] * step * dot(codes, r * words, blocked, words);
-      double bound = codeNorms[r] * errorBound + (residualNorms == null ? 0 : residualNorms[r] * residualBound);
+      double estimate = meanScore + steps[r] * step * dot(codes, r * words, blocked, words);
+      double bound = codeNorms[r] * errorBound + meanSlack
+          + (residualNorms == null ? 0 : residualNorms[r] * residualBound);
       estimates[r] = estimate;
       bounds[r] = bound;
       best.offer(estimate - bound);
@@ -176,7 +192,7 @@ public final class IndexSearcher {
     for (int r = 0; r < count; r++) {
       if (estimates[r] + bounds[r] + margin >= tau) {
         candidates[found] = r;
-        scores[found++] = score(r, query);
+        scores[found++] = score(r, query, meanScore);
       }
     }
     Integer[] order = new Integer[found];
@@ -195,14 +211,26 @@ public final class IndexSearcher {
     return hits;
   }
 
-  /** The score the format defines: the row's dot product with the query in double, rounded to float32. */
-  float score(int row, float[] query) {
+  /** m = dot(mu, query) in double, the int8 score's term common to every row; 0 for float16 rows. */
+  private double meanScore(float[] query) {
+    double sum = 0;
+    for (int j = 0; mean != null && j < dimension; j++) {
+      sum += (double) mean[j] * query[j];
+    }
+    return sum;
+  }
+
+  /**
+   * The score the format defines: the row's dot product with the query in double, rounded to float32; for int8
+   * rows float32(m + s dot(q, query)), with {@code meanScore} = m.
+   */
+  private float score(int row, float[] query, double meanScore) {
     double sum = 0;
     if (residualNorms == null) {
       for (int j = 0; j < dimension; j++) {
         sum += (byte) (codes[row * words + (j >> 2)] >>> (8 * (j & 3))) * (double) query[j];
       }
-      return (float) (sum * steps[row]);
+      return (float) (meanScore + steps[row] * sum);
     }
     short[] halves = index.halves();
     for (int j = 0; j < dimension; j++) {

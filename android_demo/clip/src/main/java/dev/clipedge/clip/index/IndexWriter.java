@@ -45,12 +45,13 @@ public final class IndexWriter {
   }
 
   /**
-   * Writes {@code rows}, which must be sorted by id (unsigned bytes) with unique ids, as {@code file}. Every row
-   * is checked before the temporary file is created.
+   * Writes {@code rows}, which must be sorted by id (unsigned bytes) with unique ids, as {@code file}; int8 rows
+   * with the {@code mean} they were encoded against ({@link IndexRow#encode}), null for float16. Every row is
+   * checked before the temporary file is created.
    */
-  public static void write(Path file, Fingerprint fingerprint, ElementType type, int dimension,
+  public static void write(Path file, Fingerprint fingerprint, ElementType type, int dimension, float[] mean,
       List<IndexRow> rows) throws IOException {
-    Layout layout = check(file, type, dimension, rows);
+    Layout layout = check(file, type, dimension, mean, rows);
     Path temporary = temporaryFile(file);
     try {
       try (FileChannel channel = FileChannel.open(temporary, StandardOpenOption.CREATE,
@@ -64,6 +65,10 @@ public final class IndexWriter {
           body.zerosTo(layout.scales());
           for (IndexRow row : rows) {
             body.putFloat(row.scale());
+          }
+          body.zerosTo(layout.mean());
+          for (float value : mean) {
+            body.putFloat(value);
           }
         }
         body.zerosTo(layout.hashes());
@@ -96,9 +101,18 @@ public final class IndexWriter {
     }
   }
 
-  private static Layout check(Path file, ElementType type, int dimension, List<IndexRow> rows) {
+  private static Layout check(Path file, ElementType type, int dimension, float[] mean, List<IndexRow> rows) {
     if (dimension < 1 || dimension > IndexFormat.MAX_DIMENSION) {
       throw new IndexException(file + ": dimension " + dimension + " is outside 1 to " + IndexFormat.MAX_DIMENSION);
+    }
+    if (type == ElementType.FLOAT16 ? mean != null : mean == null || mean.length != dimension) {
+      throw new IndexException(file + ": " + type.label() + " rows take " + (type == ElementType.FLOAT16 ? "no mean"
+          : "a mean of " + dimension + " elements"));
+    }
+    for (int j = 0; mean != null && j < dimension; j++) {
+      if (!Float.isFinite(mean[j])) {
+        throw new IndexException(file + ": mean element " + j + " is " + mean[j] + ", not a finite number");
+      }
     }
     if ((long) rows.size() * Math.max(dimension * type.bytes, HASH_BYTES) > IndexFormat.MAX_SECTION_BYTES) {
       throw new IndexException(file + ": " + rows.size() + " rows of " + dimension + " " + type.label()
@@ -150,6 +164,7 @@ public final class IndexWriter {
     header.putLong(IndexFormat.FILE_SIZE_AT, layout.fileSize());
     header.putLong(IndexFormat.EMBEDDINGS_AT, layout.embeddings());
     header.putLong(IndexFormat.SCALES_AT, layout.scales());
+    header.putLong(IndexFormat.MEAN_AT, layout.mean());
     header.putLong(IndexFormat.HASHES_AT, layout.hashes());
     header.putLong(IndexFormat.ID_OFFSETS_AT, layout.idOffsets());
     header.putLong(IndexFormat.ID_BYTES_AT, layout.idBytes());

@@ -26,7 +26,7 @@ class IndexFileTest {
   void headerAndSectionsAreWhereTheDocumentSays() throws IOException {
     int n = 3;
     int d = 5;
-    List<IndexRow> rows = TestIndexes.rows(n, d, ElementType.INT8, 1);
+    TestIndexes.Rows rows = TestIndexes.rows(n, d, ElementType.INT8, 1);
     Path file = TestIndexes.write(folder.resolve("a.clipidx"), ElementType.INT8, d, rows);
     ByteBuffer b = ByteBuffer.wrap(Files.readAllBytes(file)).order(ByteOrder.LITTLE_ENDIAN);
     assertArrayEquals("CLIPIDX\0".getBytes(StandardCharsets.US_ASCII), Arrays.copyOf(b.array(), 8));
@@ -35,16 +35,21 @@ class IndexFileTest {
     assertEquals(d, b.getInt(16));
     assertEquals(2, b.getInt(20));
     assertEquals(n, b.getLong(24));
-    // embeddings 256..271, scales at 320 (12 bytes), hashes at 384 (48), id offsets at 448 (32), ids at 512.
+    // embeddings 256..271, scales at 320 (12 bytes), mean at 384 (20), hashes at 448 (48), id offsets at 512
+    // (32), ids at 576.
     assertEquals(256, b.getLong(40));
     assertEquals(320, b.getLong(48));
-    assertEquals(384, b.getLong(56));
-    assertEquals(448, b.getLong(64));
-    assertEquals(512, b.getLong(72));
-    long idLength = rows.stream().mapToLong(r -> r.id().length).sum();
+    assertEquals(448, b.getLong(56));
+    assertEquals(512, b.getLong(64));
+    assertEquals(576, b.getLong(72));
+    long idLength = rows.list().stream().mapToLong(r -> r.id().length).sum();
     assertEquals(idLength, b.getLong(80));
-    assertEquals(512 + idLength, b.getLong(32));
-    assertEquals(512 + idLength, b.capacity());
+    assertEquals(576 + idLength, b.getLong(32));
+    assertEquals(576 + idLength, b.capacity());
+    assertEquals(384, b.getLong(216));
+    for (int j = 0; j < d; j++) {
+      assertEquals(rows.mean()[j], b.getFloat(384 + 4 * j));
+    }
     assertArrayEquals(TestIndexes.filled(32, 7), Arrays.copyOfRange(b.array(), 88, 120));
     assertEquals("dynamic_int8", new String(b.array(), 120, 12, StandardCharsets.US_ASCII));
     assertEquals("small", new String(b.array(), 152, 5, StandardCharsets.UTF_8));
@@ -57,32 +62,64 @@ class IndexFileTest {
     for (int i = 0; i < n; i++) {
       assertArrayEquals(rows.get(i).elements(), Arrays.copyOfRange(b.array(), 256 + d * i, 256 + d * (i + 1)));
       assertEquals(rows.get(i).scale(), b.getFloat(320 + 4 * i));
-      assertArrayEquals(rows.get(i).contentHash(), Arrays.copyOfRange(b.array(), 384 + 16 * i, 400 + 16 * i));
+      assertArrayEquals(rows.get(i).contentHash(), Arrays.copyOfRange(b.array(), 448 + 16 * i, 464 + 16 * i));
     }
-    assertEquals(0, b.getLong(448));
-    assertEquals(idLength, b.getLong(448 + 8 * n));
+    assertEquals(0, b.getLong(512));
+    assertEquals(idLength, b.getLong(512 + 8 * n));
     assertEquals("photo/00000.jpgphoto/00001.jpgphoto/00002.jpg",
-        new String(b.array(), 512, (int) idLength, StandardCharsets.UTF_8));
+        new String(b.array(), 576, (int) idLength, StandardCharsets.UTF_8));
   }
 
   @Test
   void int8RowsAreQuantisedAsDocumented() {
-    // s = 0.8 / 127; 0.6 / s = 95.25 -> 95, -0.8 / s = -127, 0.0 -> 0 (worked by hand).
-    IndexRow row = IndexRow.encode("x", new byte[16], new float[] {0.6f, -0.8f, 0f}, ElementType.INT8);
+    // s = 0.8 / 127; 0.6 / s = 95.25 -> 95, -0.8 / s = -127, 0.0 -> 0 (worked by hand; a zero mean).
+    IndexRow row = IndexRow.encode("x", new byte[16], new float[] {0.6f, -0.8f, 0f}, ElementType.INT8, new float[3]);
     assertEquals(0.8f / 127f, row.scale());
     assertArrayEquals(new byte[] {95, -127, 0}, row.elements());
-    IndexRow zero = IndexRow.encode("z", new byte[16], new float[3], ElementType.INT8);
-    assertEquals(1f, zero.scale());
+    IndexRow zero = IndexRow.encode("z", new byte[16], new float[] {0.5f, 0f, 0f}, ElementType.INT8,
+        new float[] {0.5f, 0f, 0f});
+    assertEquals(1f, zero.scale()); // an all-zero difference from the mean
+    assertArrayEquals(new byte[3], zero.elements());
     // float16 little-endian: 0.6 -> 0x38CD (0.60009765625), -0.8 -> 0xBA66.
-    IndexRow half = IndexRow.encode("h", new byte[16], new float[] {0.6f, -0.8f}, ElementType.FLOAT16);
+    IndexRow half = IndexRow.encode("h", new byte[16], new float[] {0.6f, -0.8f}, ElementType.FLOAT16, null);
     assertArrayEquals(new byte[] {(byte) 0xCD, 0x38, 0x66, (byte) 0xBA}, half.elements());
+  }
+
+  /**
+   * The mean and the int8 codes of three dyadic rows, worked by hand (tests/test_device_index.py checks the
+   * Python writer against the same bits): S = 2^29 (1.5, 0, 0.5, 0.25), so mu = (0.5, 0, float32(1/6) =
+   * 0x3E2AAAAB, float32(1/12) = 0x3DAAAAAB). Row 0's difference is (0.25, -0.5, 0.25 - mu_2, -mu_3): s =
+   * float32(0.5 / 127) = 0x3B810204, slightly below 1/254, so 0.25 / s rounds in float32 to 63.5 exactly, a half
+   * that rint takes to the even 64 (and -63.5 to -64 in row 1).
+   */
+  @Test
+  void meanAndCodesOfAHandWorkedCase() {
+    List<float[]> vectors = List.of(new float[] {0.75f, -0.5f, 0.25f, 0f}, new float[] {0.25f, 0.5f, -0.25f, 0.5f},
+        new float[] {0.5f, 0f, 0.5f, -0.25f});
+    float[] mean = IndexRow.mean(vectors, 4);
+    assertArrayEquals(new int[] {0x3f000000, 0, 0x3e2aaaab, 0x3daaaaab},
+        new int[] {bits(mean[0]), bits(mean[1]), bits(mean[2]), bits(mean[3])});
+    // The same mean whatever the order of the rows (Java sums as photos come, Python by shard).
+    assertArrayEquals(mean, IndexRow.mean(List.of(vectors.get(2), vectors.get(0), vectors.get(1)), 4));
+    byte[][] codes = {{64, -127, 21, -21}, {-64, 127, -106, 106}, {0, 0, 127, -127}};
+    int[] scales = {0x3b810204, 0x3b810204, 0x3b2c02b0};
+    for (int i = 0; i < 3; i++) {
+      IndexRow row = IndexRow.encode("r", new byte[16], vectors.get(i), ElementType.INT8, mean);
+      assertArrayEquals(codes[i], row.elements(), "row " + i);
+      assertEquals(scales[i], bits(row.scale()), "row " + i);
+    }
+    assertArrayEquals(new float[4], IndexRow.mean(List.of(), 4)); // no rows: a zero mean
+  }
+
+  private static int bits(float value) {
+    return Float.floatToRawIntBits(value);
   }
 
   @Test
   void roundTripBothTypesAnyDimensionAndEmpty() throws IOException {
     for (ElementType type : ElementType.values()) {
       for (int d : new int[] {1, 7, 64}) {
-        List<IndexRow> rows = TestIndexes.rows(20, d, type, d);
+        TestIndexes.Rows rows = TestIndexes.rows(20, d, type, d);
         Path file = TestIndexes.write(folder.resolve(type + "_" + d), type, d, rows);
         IndexFile index = IndexFile.load(file);
         assertEquals(20, index.count());
@@ -90,7 +127,7 @@ class IndexFileTest {
         assertEquals(type, index.elementType());
         assertTrue(index.fingerprint().sameModel(TestIndexes.MODEL));
         assertEquals("small", index.fingerprint().exportName());
-        for (int i = 0; i < rows.size(); i++) {
+        for (int i = 0; i < rows.list().size(); i++) {
           IndexRow back = index.row(i);
           assertArrayEquals(rows.get(i).id(), back.id());
           assertArrayEquals(rows.get(i).contentHash(), back.contentHash());
@@ -98,15 +135,19 @@ class IndexFileTest {
           assertEquals(rows.get(i).scale(), back.scale());
           assertEquals(i, index.rowOf(rows.get(i).id()));
         }
+        assertArrayEquals(rows.mean(), index.mean());
         assertEquals(-1, index.rowOf("photo/99999.jpg".getBytes(StandardCharsets.UTF_8)));
         // Rewriting what was read gives the same bytes.
-        Path again = TestIndexes.write(folder.resolve("again"), type, d,
-            java.util.stream.IntStream.range(0, 20).mapToObj(index::row).collect(java.util.stream.Collectors.toList()));
+        List<IndexRow> read = java.util.stream.IntStream.range(0, 20).mapToObj(index::row)
+            .collect(java.util.stream.Collectors.toList());
+        Path again = TestIndexes.write(folder.resolve("again"), type, d, new TestIndexes.Rows(index.mean(), read));
         assertArrayEquals(Files.readAllBytes(file), Files.readAllBytes(again));
       }
     }
-    IndexFile empty = IndexFile.load(TestIndexes.write(folder.resolve("empty"), ElementType.INT8, 512, List.of()));
+    IndexFile empty = IndexFile.load(TestIndexes.write(folder.resolve("empty"), ElementType.INT8, 512,
+        TestIndexes.rows(0, 512, ElementType.INT8, 0)));
     assertEquals(0, empty.count());
+    assertArrayEquals(new float[512], empty.mean());
     float[] query = new float[512];
     query[0] = 1;
     assertEquals(List.of(), new IndexSearcher(empty).search(query, 1));
@@ -138,7 +179,8 @@ class IndexFileTest {
     refused(b -> b.putLong(32, b.getLong(32) + 1), "file size");
     refused(b -> b.putLong(40, 320), "embeddings offset 320, expected 256");
     refused(b -> b.putLong(48, 0), "scales offset 0");
-    refused(b -> b.putLong(56, 448), "content-hash offset 448");
+    refused(b -> b.putLong(56, 384), "content-hash offset 384");
+    refused(b -> b.putLong(216, 0), "mean offset 0, expected 384");
     refused(b -> b.putLong(64, 0), "id-offsets offset 0");
     refused(b -> b.putLong(72, 1), "id-bytes offset 1");
     refused(b -> b.putLong(80, 1L << 40), "id-bytes length");
@@ -194,6 +236,9 @@ class IndexFileTest {
     refused(x -> x.put(ids + 3, (byte) 0xc3), "id 0 is not UTF-8");
     refused(x -> x.putFloat(scales + 4, Float.NaN), "row 1's scale NaN");
     refused(x -> x.putFloat(scales, -1f), "row 0's scale -1.0");
+    int mean = (int) b.getLong(216);
+    refused(x -> x.putFloat(mean + 4, Float.NaN), "mean element 1 is NaN");
+    refused(x -> x.putFloat(mean + 12, Float.NEGATIVE_INFINITY), "mean element 3 is -Infinity");
     Path half = TestIndexes.write(folder.resolve("half"), ElementType.FLOAT16, 4,
         TestIndexes.rows(2, 4, ElementType.FLOAT16, 3));
     Path infinite = TestIndexes.edited(half, folder.resolve("inf"), x -> x.putShort(256 + 8 + 2, (short) 0x7c00));
@@ -202,12 +247,19 @@ class IndexFileTest {
 
   @Test
   void writerRefusesRowsOutOfOrderAndLeavesNothing() throws IOException {
-    List<IndexRow> rows = new java.util.ArrayList<>(TestIndexes.rows(3, 4, ElementType.INT8, 4));
+    TestIndexes.Rows sorted = TestIndexes.rows(3, 4, ElementType.INT8, 4);
+    List<IndexRow> rows = new java.util.ArrayList<>(sorted.list());
     java.util.Collections.swap(rows, 0, 2);
     Path file = folder.resolve("w.clipidx");
     IndexException e = assertThrows(IndexException.class,
-        () -> IndexWriter.write(file, TestIndexes.MODEL, ElementType.INT8, 4, rows));
+        () -> IndexWriter.write(file, TestIndexes.MODEL, ElementType.INT8, 4, sorted.mean(), rows));
     assertTrue(e.getMessage().contains("sorted by id and unique"), e.getMessage());
+    IndexException noMean = assertThrows(IndexException.class,
+        () -> IndexWriter.write(file, TestIndexes.MODEL, ElementType.INT8, 4, null, sorted.list()));
+    assertTrue(noMean.getMessage().contains("int8 rows take a mean of 4 elements"), noMean.getMessage());
+    IndexException infinite = assertThrows(IndexException.class, () -> IndexWriter.write(file, TestIndexes.MODEL,
+        ElementType.INT8, 4, new float[] {0, Float.NaN, 0, 0}, sorted.list()));
+    assertTrue(infinite.getMessage().contains("mean element 1 is NaN"), infinite.getMessage());
     try (var listing = Files.list(folder)) {
       assertEquals(0, listing.count());
     }

@@ -2,6 +2,7 @@ package dev.clipedge.clip.index;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -33,6 +34,11 @@ class IndexSearcherTest {
     int n = (int) b.getLong(24);
     int embeddings = (int) b.getLong(40);
     int scales = (int) b.getLong(48);
+    int mean = (int) b.getLong(216);
+    double meanScore = 0;
+    for (int j = 0; int8 && j < d; j++) {
+      meanScore += (double) b.getFloat(mean + 4 * j) * query[j];
+    }
     int offsets = (int) b.getLong(64);
     int ids = (int) b.getLong(72);
     List<Scored> all = new ArrayList<>();
@@ -42,7 +48,7 @@ class IndexSearcherTest {
         double element = int8 ? b.get(embeddings + r * d + j) : Half.toFloat(b.getShort(embeddings + 2 * (r * d + j)));
         sum += element * query[j];
       }
-      float score = (float) (int8 ? sum * b.getFloat(scales + 4 * r) : sum);
+      float score = (float) (int8 ? meanScore + b.getFloat(scales + 4 * r) * sum : sum);
       int start = (int) b.getLong(offsets + 8 * r);
       int end = (int) b.getLong(offsets + 8 * (r + 1));
       all.add(new Scored(new String(b.array(), ids + start, end - start, StandardCharsets.UTF_8), score));
@@ -79,17 +85,56 @@ class IndexSearcherTest {
     }
   }
 
+  /**
+   * Rows sharing a large common component, as CLIP's do (the cosine of two rows about 0.9): the mean term
+   * dot(mu, query) dominates every score, and the integer pass must still find exactly the brute-force ranking.
+   */
+  @Test
+  void equalsBruteForceWhenRowsShareACommonComponent() throws IOException {
+    int d = 64;
+    SplittableRandom random = new SplittableRandom(11);
+    float[] common = TestIndexes.centres(random, 1, d)[0];
+    float[][] centres = TestIndexes.centres(random, 5, d);
+    List<float[]> vectors = new ArrayList<>();
+    List<byte[]> hashes = new ArrayList<>();
+    for (int i = 0; i < 500; i++) {
+      float[] near = TestIndexes.vector(random, d, centres);
+      float[] v = new float[d];
+      for (int j = 0; j < d; j++) {
+        v[j] = common[j] + 0.3f * near[j];
+      }
+      vectors.add(TestIndexes.vector(random, d, new float[][] {v}));
+      hashes.add(new byte[16]);
+    }
+    Path file = TestIndexes.write(folder.resolve("common"), ElementType.INT8, d,
+        TestIndexes.encode(vectors, hashes, ElementType.INT8, d));
+    IndexSearcher searcher = new IndexSearcher(IndexFile.load(file));
+    for (int q = 0; q < 10; q++) {
+      float[] query = vectors.get(random.nextInt(vectors.size()));
+      List<Scored> expected = reference(file, query);
+      assertTrue(expected.get(0).score() > 0.99f && expected.get(499).score() > 0.5f, "a common component");
+      for (int k : new int[] {1, 10, 500}) {
+        assertSame(expected, searcher.search(query, k), k);
+      }
+    }
+  }
+
   @Test
   void equalScoresAreOrderedById() throws IOException {
     // Identical embeddings under different ids (the same photo copied) and a negative-zero score.
     float[] embedding = {0.6f, 0.8f, 0f, 0f};
     float[] orthogonal = {0f, 0f, 1f, 0f};
-    List<IndexRow> rows = new ArrayList<>();
-    for (String id : new String[] {"a/1.jpg", "a/2.jpg", "b.jpg", "c.jpg", "z.jpg", "é.jpg"}) {
-      rows.add(IndexRow.encode(id, new byte[16], id.startsWith("c") || id.startsWith("z") ? orthogonal : embedding,
-          ElementType.INT8));
+    String[] ids = {"a/1.jpg", "a/2.jpg", "b.jpg", "c.jpg", "z.jpg", "é.jpg"};
+    List<float[]> vectors = new ArrayList<>();
+    for (String id : ids) {
+      vectors.add(id.startsWith("c") || id.startsWith("z") ? orthogonal : embedding);
     }
-    Path file = TestIndexes.write(folder.resolve("ties"), ElementType.INT8, 4, rows);
+    float[] mean = IndexRow.mean(vectors, 4);
+    List<IndexRow> rows = new ArrayList<>();
+    for (int i = 0; i < ids.length; i++) {
+      rows.add(IndexRow.encode(ids[i], new byte[16], vectors.get(i), ElementType.INT8, mean));
+    }
+    Path file = TestIndexes.write(folder.resolve("ties"), ElementType.INT8, 4, new TestIndexes.Rows(mean, rows));
     IndexSearcher searcher = new IndexSearcher(IndexFile.load(file));
     float[] query = {0.6f, 0.8f, -0f, 0f};
     List<IndexSearcher.Hit> hits = searcher.search(query, 6);

@@ -122,8 +122,12 @@ class IndexUpdaterTest {
         summary.skipped());
     IndexFile written = IndexFile.load(index);
     assertEquals(List.of("a.jpg", "b.jpg"), ids(written));
-    assertArrayEquals(IndexRow.encode("a", new byte[16], ContentEmbedder.of("apple".getBytes()), ElementType.INT8)
-        .elements(), written.row(0).elements());
+    // A new index: the mean of its rows, as a file written from scratch has.
+    float[] mean = IndexRow.mean(List.of(ContentEmbedder.of("apple".getBytes()),
+        ContentEmbedder.of("banana".getBytes())), D);
+    assertArrayEquals(mean, written.mean());
+    assertArrayEquals(IndexRow.encode("a", new byte[16], ContentEmbedder.of("apple".getBytes()), ElementType.INT8,
+        mean).elements(), written.row(0).elements());
     assertArrayEquals(Arrays.copyOf(sha256("apple"), 16), written.contentHash(0));
 
     long modified = Files.getLastModifiedTime(index).toMillis();
@@ -145,6 +149,10 @@ class IndexUpdaterTest {
     IndexFile after = IndexFile.load(index);
     assertEquals(List.of("0.jpg", "b.jpg"), ids(after));
     assertArrayEquals(Arrays.copyOf(sha256("blueberry"), 16), after.contentHash(1));
+    // Rows were kept and none is: the first mean stays, and the new rows are codes against it.
+    assertArrayEquals(mean, after.mean());
+    assertArrayEquals(IndexRow.encode("b", new byte[16], ContentEmbedder.of("blueberry".getBytes()), ElementType.INT8,
+        mean).elements(), after.row(1).elements());
   }
 
   @Test

@@ -48,21 +48,40 @@ final class TestIndexes {
     return centres;
   }
 
-  /** {@code count} rows "photo/NNNNN.jpg" of clustered unit vectors, sorted by id. */
-  static List<IndexRow> rows(int count, int dimension, ElementType type, long seed) {
+  /** Rows to write, sorted by id, and the mean their int8 codes were made against (null for float16). */
+  record Rows(float[] mean, List<IndexRow> list) {
+    IndexRow get(int row) {
+      return list.get(row);
+    }
+  }
+
+  /** {@code count} rows "photo/NNNNN.jpg" of clustered unit vectors, sorted by id; int8 against their mean. */
+  static Rows rows(int count, int dimension, ElementType type, long seed) {
     SplittableRandom random = new SplittableRandom(seed);
     float[][] centres = centres(random, 5, dimension);
-    List<IndexRow> rows = new ArrayList<>();
+    List<float[]> vectors = new ArrayList<>();
+    List<byte[]> hashes = new ArrayList<>();
     for (int i = 0; i < count; i++) {
       byte[] hash = new byte[16];
       random.nextBytes(hash);
-      rows.add(IndexRow.encode(String.format("photo/%05d.jpg", i), hash, vector(random, dimension, centres), type));
+      hashes.add(hash);
+      vectors.add(vector(random, dimension, centres));
     }
-    return rows;
+    return encode(vectors, hashes, type, dimension);
   }
 
-  static Path write(Path file, ElementType type, int dimension, List<IndexRow> rows) throws IOException {
-    IndexWriter.write(file, MODEL, type, dimension, rows);
+  /** Rows "photo/NNNNN.jpg" of these embeddings and hashes, int8 against their mean. */
+  static Rows encode(List<float[]> vectors, List<byte[]> hashes, ElementType type, int dimension) {
+    float[] mean = type == ElementType.INT8 ? IndexRow.mean(vectors, dimension) : null;
+    List<IndexRow> rows = new ArrayList<>();
+    for (int i = 0; i < vectors.size(); i++) {
+      rows.add(IndexRow.encode(String.format("photo/%05d.jpg", i), hashes.get(i), vectors.get(i), type, mean));
+    }
+    return new Rows(mean, rows);
+  }
+
+  static Path write(Path file, ElementType type, int dimension, Rows rows) throws IOException {
+    IndexWriter.write(file, MODEL, type, dimension, rows.mean(), rows.list());
     return file;
   }
 
