@@ -2,8 +2,8 @@
 and a NumPy reader. Pure NumPy: servers write the file from a Beam index (clip_edge.beam.device_index), tests
 and benchmarks read it; android_demo's Java core (dev.clipedge.clip.index) reads and writes the same bytes.
 
-    rows, scales = quantize(float32_embeddings, "int8")       # or "float16" (scales None)
-    write(path, ids, content_hashes, rows, scales, image_encoder_sha256=..., variant=..., export_name=...)
+    rows, scales, mean = quantize(float32_embeddings, "int8")  # or "float16" (scales and mean None)
+    write(path, ids, content_hashes, rows, scales, mean, image_encoder_sha256=..., variant=..., export_name=...)
     index = read(path)                                        # every check the document asks of a reader
     index.top_k(query, 10)                                    # [(score, id)], best first, ties by id
 
@@ -36,16 +36,23 @@ MAX_EMBEDDING_BYTES = 2**31 - 1
 MAX_ID_BYTES = 4096
 CONTENT_HASH_BYTES = 16
 INT8_LIMIT = 127
-SHA256_BYTES, VARIANT_BYTES, NAME_BYTES, RESERVED_BYTES = 32, 32, 64, 32
+# int8 rows take embeddings with elements in [-2, 2] (unit vectors' are in [-1, 1]), so that each term
+# rint(e * 2^29) of the mean's exact integer sum is at most 2^30 and 2^31 rows of them fit an int64.
+EMBEDDING_LIMIT = 2
+MEAN_FIXED_POINT = 2**29
+SHA256_BYTES, VARIANT_BYTES, NAME_BYTES, RESERVED_BYTES = 32, 32, 64, 24
 # magic, version, header size, D, element type; N, file size, five section offsets, id-bytes length; the
-# fingerprint (sha256, variant), the export's name, reserved; CRC-32 of the sections, CRC-32 of bytes 0..252.
-_HEADER = struct.Struct(f"<8sIIII8Q{SHA256_BYTES}s{VARIANT_BYTES}s{NAME_BYTES}s{RESERVED_BYTES}sII")
+# fingerprint (sha256, variant), the export's name, the mean's offset, reserved; CRC-32 of the sections, CRC-32
+# of bytes 0..252.
+_HEADER = struct.Struct(f"<8sIIII8Q{SHA256_BYTES}s{VARIANT_BYTES}s{NAME_BYTES}sQ{RESERVED_BYTES}sII")
 assert _HEADER.size == HEADER_BYTES
 _HEADER_CRC_AT = HEADER_BYTES - 4
 # Rows written per block in id order (a gather from the caller's order): bounds the writer's extra memory.
 _WRITE_BLOCK_ROWS = 16384
 # Rows converted to float32 at a time when scoring: 65,536 x 512 float32 = 128 MiB whatever the index size.
 _SCORE_BLOCK_ROWS = 65536
+# Rows summed at a time for the mean: 8,192 x 512 int64 = 32 MiB, not the 8 bytes per element of a whole chunk.
+_MEAN_BLOCK_ROWS = 8192
 
 
 class IndexFormatError(ValueError):
@@ -54,7 +61,8 @@ class IndexFormatError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Layout:
-    """Where each section starts (0: absent), in bytes from the start of the file."""
+    """Where each section starts (0: absent), in bytes from the start of the file. The mean's offset comes last:
+    its header field follows the fingerprint, not the other offsets."""
     embeddings: int
     scales: int
     content_hashes: int
@@ -62,6 +70,7 @@ class Layout:
     id_bytes: int
     id_bytes_length: int
     file_size: int
+    mean: int
 
 
 def _align(offset):
@@ -71,43 +80,88 @@ def _align(offset):
 def layout(rows, dimension, element_type, id_bytes_length):
     """The only section offsets and file size version 1 allows for these counts."""
     end = HEADER_BYTES + rows * dimension * _ELEMENT_DTYPES[element_type].itemsize
-    scales = 0
+    scales = mean = 0
     if element_type == INT8:
         scales = _align(end)
-        end = scales + 4 * rows
+        mean = _align(scales + 4 * rows)
+        end = mean + 4 * dimension
     content_hashes = _align(end)
     id_offsets = _align(content_hashes + CONTENT_HASH_BYTES * rows)
     id_bytes = _align(id_offsets + 8 * (rows + 1))
     return Layout(HEADER_BYTES, scales, content_hashes, id_offsets, id_bytes, id_bytes_length,
-                  id_bytes + id_bytes_length)
+                  id_bytes + id_bytes_length, mean)
 
 
-def quantize(embeddings, dtype):
-    """float32 [N, D] -> (rows, scales) by the document's rules: float16 rows (round to nearest even) and None, or
-    int8 rows q = clamp(rint(e / s), -127, 127) with s = max(|e|) / 127 per row (1 for an all-zero row) and the
-    float32 scales. Everything in float32, as the Java writer computes it: e / s in float64 could round a
-    quotient such as 12.49999 to another side of .5 than float32 does."""
-    if dtype not in ELEMENT_TYPES:
-        raise IndexFormatError(f"element type {dtype!r}: expected one of {', '.join(ELEMENT_TYPES)}")
+def _checked(embeddings, dtype):
     embeddings = np.asarray(embeddings, np.float32)
     if embeddings.ndim != 2:
         raise IndexFormatError(f"embeddings of shape {list(embeddings.shape)}: expected [rows, dimension]")
     if not np.isfinite(embeddings).all():
         raise IndexFormatError("embeddings hold NaN or infinite values")
+    if dtype == "int8" and embeddings.size and max(embeddings.max(), -embeddings.min()) > EMBEDDING_LIMIT:
+        raise IndexFormatError(f"embeddings hold values beyond [-{EMBEDDING_LIMIT}, {EMBEDDING_LIMIT}]: not unit "
+                               f"vectors")
+    return embeddings
+
+
+def mean_sums(embeddings):
+    """int64 [D]: the exact sums over the rows of rint(e * 2^29) (float32 products, exact), the document's
+    fixed-point mean before its division. Integer sums do not depend on the order: sums of chunks add up to the
+    sums of all rows, so a caller can stream them (clip_edge.beam.device_index does)."""
+    embeddings = _checked(embeddings, "int8")
+    sums = np.zeros(embeddings.shape[1], np.int64)
+    for start in range(0, len(embeddings), _MEAN_BLOCK_ROWS):
+        block = embeddings[start:start + _MEAN_BLOCK_ROWS] * np.float32(MEAN_FIXED_POINT)
+        sums += np.rint(block).astype(np.int64).sum(axis=0)
+    return sums
+
+
+def mean_of_sums(sums, count):
+    """float32 [D]: the document's mean of `count` rows whose mean_sums are `sums`, float32(S / N * 2^-29) with
+    the division and product in float64; zeros for no rows."""
+    if count == 0:
+        return np.zeros(len(sums), np.float32)
+    return (np.asarray(sums, np.int64).astype(np.float64) / count * 2.0**-29).astype(np.float32)
+
+
+def mean(embeddings):
+    """The mean int8 rows are quantised against (docs/device_index.md, section mean) of float32 [N, D]."""
+    return mean_of_sums(mean_sums(embeddings), len(embeddings))
+
+
+def quantize(embeddings, dtype, mean_vector=None):
+    """float32 [N, D] -> (rows, scales, mean) by the document's rules: float16 rows (round to nearest even), None,
+    None; or int8 rows q = clamp(rint(d / s), -127, 127) of d = e - mean, with s = max(|d|) / 127 per row (1 for
+    an all-zero d), the float32 scales and the float32 mean. mean_vector: the mean to quantise against (a file's
+    mean is that of all its rows: pass it when quantising a chunk of them); None: the mean of `embeddings`.
+    Everything in float32, as the Java writer computes it: d / s in float64 could round a quotient such as
+    12.49999 to another side of .5 than float32 does."""
+    if dtype not in ELEMENT_TYPES:
+        raise IndexFormatError(f"element type {dtype!r}: expected one of {', '.join(ELEMENT_TYPES)}")
+    embeddings = _checked(embeddings, dtype)
     if dtype == "float16":
         rows = embeddings.astype(np.float16)
         if not np.isfinite(rows).all():
             raise IndexFormatError("embeddings hold values beyond float16's range (65504): not unit vectors")
-        return rows, None
-    # max(|e|) without an |e| array, and one float32 temporary for the quotients: the converter quantises chunks
-    # of 65,536 x 512 float32 (128 MiB), so every N x D temporary costs as much.
-    largest = np.maximum(embeddings.max(axis=1, initial=0), -embeddings.min(axis=1, initial=0))
+        return rows, None, None
+    if mean_vector is None:
+        mean_vector = mean(embeddings)
+    mean_vector = np.asarray(mean_vector, np.float32)
+    if mean_vector.shape != (embeddings.shape[1],) or not np.isfinite(mean_vector).all():
+        raise IndexFormatError(f"a mean of shape {list(mean_vector.shape)}: expected {embeddings.shape[1]} finite "
+                               f"float32s")
+    # One float32 temporary, d, divided in place (float32 division either way): the converter quantises chunks
+    # of 65,536 x 512 float32 (128 MiB), so every N x D temporary costs as much. max(|d|) without a |d| array.
+    quotients = embeddings - mean_vector
+    largest = np.maximum(quotients.max(axis=1, initial=0), -quotients.min(axis=1, initial=0))
     scales = (largest / np.float32(INT8_LIMIT)).astype(np.float32)
     scales[scales == 0] = 1
-    quotients = embeddings / scales[:, None]
+    if (scales < np.finfo(np.float32).tiny).any():  # d / s would overflow; the Java writer refuses these too
+        raise IndexFormatError("a row differs too little from the mean to quantise")
+    quotients /= scales[:, None]
     np.rint(quotients, out=quotients)
     np.clip(quotients, -INT8_LIMIT, INT8_LIMIT, out=quotients)
-    return quotients.astype(np.int8), scales
+    return quotients.astype(np.int8), scales, mean_vector
 
 
 def _cut_utf8(text, size):
@@ -128,7 +182,7 @@ def _header(element_type, dimension, rows, where, fingerprint, variant, name, bo
     header = bytearray(_HEADER.pack(
         MAGIC, VERSION, HEADER_BYTES, dimension, element_type, rows, where.file_size, where.embeddings,
         where.scales, where.content_hashes, where.id_offsets, where.id_bytes, where.id_bytes_length, fingerprint,
-        variant, name, bytes(RESERVED_BYTES), body_crc, 0))
+        variant, name, where.mean, bytes(RESERVED_BYTES), body_crc, 0))
     struct.pack_into("<I", header, _HEADER_CRC_AT, zlib.crc32(header[:_HEADER_CRC_AT]))
     return bytes(header)
 
@@ -148,12 +202,13 @@ def remove_stale_temporaries(path):
             continue
 
 
-def write(path, ids, content_hashes, rows, scales, *, image_encoder_sha256, variant, export_name):
+def write(path, ids, content_hashes, rows, scales, mean_vector, *, image_encoder_sha256, variant, export_name):
     """Write a version 1 file at `path`, replacing any file there only once the new one is complete and synced.
 
-    ids: N str (sorted here: the caller's order does not matter); content_hashes: uint8 [N, 16]; rows, scales:
-    quantize()'s result for those ids, in the same order; image_encoder_sha256: hex digest of the image encoder
-    file; variant: its variant name; export_name: manifest.json's name. Returns the Layout written.
+    ids: N str (sorted here: the caller's order does not matter); content_hashes: uint8 [N, 16]; rows, scales,
+    mean_vector: quantize()'s result for those ids, in the same order (scales and mean None for float16);
+    image_encoder_sha256: hex digest of the image encoder file; variant: its variant name; export_name:
+    manifest.json's name. Returns the Layout written.
     IndexFormatError for anything the format cannot hold, naming it; OSError from the filesystem."""
     rows = np.asarray(rows)
     if rows.ndim != 2 or rows.dtype not in (np.float16, np.int8):
@@ -169,8 +224,11 @@ def write(path, ids, content_hashes, rows, scales, *, image_encoder_sha256, vari
         scales = np.asarray(scales, np.float32)
         if scales.shape != (count,) or not (np.isfinite(scales) & (scales > 0)).all():
             raise IndexFormatError(f"int8 rows need {count} positive finite scales")
-    elif scales is not None:
-        raise IndexFormatError("float16 rows have no scales")
+        mean_vector = np.asarray(mean_vector, np.float32) if mean_vector is not None else None
+        if mean_vector is None or mean_vector.shape != (dimension,) or not np.isfinite(mean_vector).all():
+            raise IndexFormatError(f"int8 rows need a mean of {dimension} finite float32s")
+    elif scales is not None or mean_vector is not None:
+        raise IndexFormatError("float16 rows have no scales and no mean")
     if len(ids) != count:
         raise IndexFormatError(f"{len(ids)} ids for {count} rows")
     hashes = np.asarray(content_hashes)
@@ -230,6 +288,8 @@ def write(path, ids, content_hashes, rows, scales, *, image_encoder_sha256, vari
             if element_type == INT8:
                 section(where.scales)
                 put(scales[order].astype("<f4").tobytes())
+                section(where.mean)
+                put(mean_vector.astype("<f4").tobytes())
             section(where.content_hashes)
             put(hashes[order].tobytes())
             section(where.id_offsets)
@@ -258,12 +318,13 @@ def write(path, ids, content_hashes, rows, scales, *, image_encoder_sha256, vari
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class DeviceIndex:
-    """A checked version 1 file in memory. rows: float16 or int8 [N, D], sorted by id; scales: float32 [N] for
-    int8, else None; content_hashes: uint8 [N, 16]; ids: N str."""
+    """A checked version 1 file in memory. rows: float16 or int8 [N, D], sorted by id; scales: float32 [N] and
+    mean: float32 [D] for int8, else None; content_hashes: uint8 [N, 16]; ids: N str."""
     path: str
     dtype: str
     rows: np.ndarray
     scales: np.ndarray
+    mean: np.ndarray
     content_hashes: np.ndarray
     ids: list
     image_encoder_sha256: str
@@ -276,9 +337,9 @@ class DeviceIndex:
 
     def scores(self, query):
         """Cosine of every row with the unit float32 query [D] as the document defines it: accumulated in float64
-        and rounded to float32, float32(dot(float64(row), float64(query))), for int8 float32(s * dot(...)) (a
-        float32 sum depends on its order; in float64 NumPy's BLAS and Java's loop agree). float32 [N], in row
-        (id) order."""
+        and rounded to float32, float32(dot(float64(row), float64(query))), for int8 float32(m + s * dot(...))
+        with m = dot(float64(mean), float64(query)) (a float32 sum depends on its order; in float64 NumPy's BLAS
+        and Java's loop agree). float32 [N], in row (id) order."""
         query = np.asarray(query, np.float32)
         if query.shape != (self.dimension,) or not np.isfinite(query).all():
             raise ValueError(f"query of shape {list(query.shape)}: expected {self.dimension} finite float32s")
@@ -289,6 +350,7 @@ class DeviceIndex:
             exact = self.rows[block].astype(np.float64) @ query
             if self.scales is not None:
                 exact *= self.scales[block].astype(np.float64)
+                exact += self.mean.astype(np.float64) @ query
             scores[block] = exact  # rounded to float32 once, at the end
         return scores
 
@@ -307,7 +369,7 @@ def read(path):
     index): magic, version, header size, header CRC, element type, dimension, count, file size (a truncated
     file is named as such), offsets, zero padding and reserved bytes, the sections' CRC, id offsets, ids (1 to
     4096 bytes of UTF-8 without zero bytes) and their order; also values the writers cannot produce (int8 -128,
-    scales that are not positive and finite, non-finite float16)."""
+    scales that are not positive and finite, a non-finite mean or float16)."""
     def refuse(problem):
         raise IndexFormatError(f"{path}: {problem}")
 
@@ -319,7 +381,7 @@ def read(path):
         if len(head) < HEADER_BYTES:
             refuse(f"truncated: {size} bytes, shorter than the {HEADER_BYTES}-byte header")
         (_, version, header_size, dimension, element_type, count, file_size, *offsets, fingerprint, variant, name,
-         reserved, body_crc, header_crc) = _HEADER.unpack(head)
+         mean_offset, reserved, body_crc, header_crc) = _HEADER.unpack(head)
         if version != VERSION:
             refuse(f"format version {version}; this reader reads version {VERSION}")
         if header_size != HEADER_BYTES:
@@ -348,10 +410,13 @@ def read(path):
             if found != computed:
                 refuse(f"{field} {found}; {count} rows of {dimension} {_ELEMENT_NAMES[element_type]} put it at "
                        f"{computed}")
+        if mean_offset != expected.mean:
+            refuse(f"mean offset {mean_offset}; {count} rows of {dimension} {_ELEMENT_NAMES[element_type]} put it "
+                   f"at {expected.mean}")
         if expected.file_size != file_size:
             refuse(f"file size {file_size} in the header; the sections end at {expected.file_size}")
         if reserved != bytes(RESERVED_BYTES):
-            refuse("reserved header bytes 216-247 are not zero")
+            refuse("reserved header bytes 224-247 are not zero")
         variant_text = _unpad(variant, "variant", refuse)
         name_text = _unpad(name, "export name", refuse)
         if not variant_text or not variant_text.isascii():
@@ -366,7 +431,7 @@ def read(path):
 
     sections = [(expected.embeddings, count * dimension * itemsize)]
     if element_type == INT8:
-        sections.append((expected.scales, 4 * count))
+        sections += [(expected.scales, 4 * count), (expected.mean, 4 * dimension)]
     sections += [(expected.content_hashes, CONTENT_HASH_BYTES * count), (expected.id_offsets, 8 * (count + 1)),
                  (expected.id_bytes, expected.id_bytes_length)]
     for (offset, length), (following, _) in zip(sections, sections[1:]):
@@ -376,6 +441,9 @@ def read(path):
     scales = view(expected.scales, "<f4", count) if element_type == INT8 else None
     if scales is not None and not (np.isfinite(scales) & (scales > 0)).all():
         refuse("an int8 row's scale is not a positive finite number")
+    mean_vector = view(expected.mean, "<f4", dimension) if element_type == INT8 else None
+    if mean_vector is not None and not np.isfinite(mean_vector).all():
+        refuse(f"mean element {int(np.argmin(np.isfinite(mean_vector)))} is not a finite number")
     if element_type == INT8 and (rows == -128).any():
         refuse("an int8 element is -128; rows are clamped to -127..127")
     if element_type == FLOAT16 and not np.isfinite(rows).all():
@@ -402,7 +470,7 @@ def read(path):
         except UnicodeDecodeError:
             refuse(f"row {row}'s id {data!r} is not UTF-8")
         previous = data
-    return DeviceIndex(path=path, dtype=_ELEMENT_NAMES[element_type], rows=rows, scales=scales,
+    return DeviceIndex(path=path, dtype=_ELEMENT_NAMES[element_type], rows=rows, scales=scales, mean=mean_vector,
                        content_hashes=view(expected.content_hashes, np.uint8, CONTENT_HASH_BYTES * count).reshape(
                            count, CONTENT_HASH_BYTES), ids=ids, image_encoder_sha256=fingerprint.hex(),
                        variant=variant_text, export_name=name_text)

@@ -557,11 +557,12 @@ def test_device_index_holds_the_beam_index_rows(device_indexes, tflite_indexes, 
     assert index.content_hashes.tolist() == [list(bytes.fromhex(rows["sha256"][i])[:16]) for i in order]
     embeddings = rows["embeddings"][order]
     if dtype == "float16":
-        assert index.scales is None
+        assert index.scales is None and index.mean is None
         assert np.array_equal(index.rows.view(np.uint16), embeddings.astype(np.float16).view(np.uint16))
-    else:
-        expected_rows, expected_scales = int8_by_the_document(embeddings)
+    else:  # against the mean of all rows, which the converter sums in a first pass over the shards
+        expected_rows, expected_scales, expected_mean = int8_by_the_document(embeddings)
         assert np.array_equal(index.rows, expected_rows) and np.array_equal(index.scales, expected_scales)
+        assert np.array_equal(index.mean, expected_mean)
     entry = _manifest_entry(float32_export, "tflite/image_encoder_dynamic_int8.tflite")
     with open(os.path.join(float32_export, "manifest.json")) as file:
         name = json.load(file)["name"]

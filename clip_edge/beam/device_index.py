@@ -7,11 +7,13 @@ Only an index built with a TFLite image encoder converts: the file's fingerprint
 variant and the sha256 the summary recorded), and a device answers a query only with the text encoder exported
 beside it. The export must be the one the index was built with (the same checks as clip_edge.beam.search).
 
-One pass over the shards: the header needs the row count, which the summary gives, so the rows are converted
-chunk by chunk (--chunk_rows float32 rows at a time) into one N x D float16 or int8 array, then written sorted
-by id. Memory is that array (1M x 512 int8: 512 MB, float16 twice that) plus the ids and one chunk; a second
-pass instead would read every shard twice, from gs:// too. The file is written as FILE.tmp-PID, synced and
-renamed over FILE: a kill leaves the previous FILE whole (and the next run deletes the orphan).
+The header needs the row count, which the summary gives, so the rows are converted chunk by chunk
+(--chunk_rows float32 rows at a time) into one N x D float16 or int8 array, then written sorted by id. int8
+rows are differences from the mean of all rows (docs/device_index.md), so int8 reads the shards twice: once to
+sum the mean (exact integer sums, the same in any order), once to quantise; float16 reads them once. Memory is
+that array (1M x 512 int8: 512 MB, float16 twice that) plus the ids and one chunk; holding the float32 rows
+between the passes instead would take 2 GB. The file is written as FILE.tmp-PID, synced and renamed over FILE:
+a kill leaves the previous FILE whole (and the next run deletes the orphan).
 """
 
 import argparse
@@ -34,9 +36,20 @@ class ConversionError(Exception):
     """The index cannot become a device index (built with the SavedModel, or inconsistent with its summary)."""
 
 
+def _mean(summary, where, chunk_rows):
+    """The document's mean of every shard's rows: a first pass over them."""
+    sums, done = np.zeros(summary["dimensions"], np.int64), 0
+    for _, embeddings in index.iter_chunks(summary, chunk_rows):
+        sums += device_index.mean_sums(embeddings)
+        done += len(embeddings)
+    if done != summary["count"]:
+        raise ConversionError(f"{where}: the shards hold {done} rows, its count is {summary['count']}")
+    return device_index.mean_of_sums(sums, done)
+
+
 def _read_rows(summary, where, dtype, chunk_rows):
-    """(ids, uint8 [N, 16] content hashes, rows, scales) of every shard, in the shards' order; ConversionError
-    naming the summary file `where` when the shards disagree with it."""
+    """(ids, uint8 [N, 16] content hashes, rows, scales, mean) of every shard, in the shards' order;
+    ConversionError naming the summary file `where` when the shards disagree with it."""
     count, dimensions = summary["count"], summary["dimensions"]
     listed = sum(shard["rows"] for shard in summary["shards"])
     if listed != count:
@@ -48,6 +61,7 @@ def _read_rows(summary, where, dtype, chunk_rows):
         raise ConversionError(f"{where}: {count} rows of {dimensions} {dtype} do not fit format version 1 "
                               f"(dimension at most {device_index.MAX_DIMENSION}, embeddings at most "
                               f"{device_index.MAX_EMBEDDING_BYTES} bytes)")
+    mean = _mean(summary, where, chunk_rows) if dtype == "int8" else None
     rows = np.empty([count, dimensions], element)
     scales = np.empty([count], np.float32) if dtype == "int8" else None
     hashes = np.empty([count, device_index.CONTENT_HASH_BYTES], np.uint8)
@@ -62,7 +76,7 @@ def _read_rows(summary, where, dtype, chunk_rows):
         if digests is None or len(digests) != len(sha256s) or any(len(digest) != 64 for digest in sha256s):
             raise ConversionError(f"{where}: a shard's sha256 column holds a value that is not 64 hex digits")
         block = slice(done, done + len(paths))
-        rows[block], chunk_scales = device_index.quantize(embeddings, dtype)
+        rows[block], chunk_scales, _ = device_index.quantize(embeddings, dtype, mean)
         if scales is not None:
             scales[block] = chunk_scales
         hashes[block] = digests[:, :device_index.CONTENT_HASH_BYTES]
@@ -70,7 +84,7 @@ def _read_rows(summary, where, dtype, chunk_rows):
         done += len(paths)
     if done != count:
         raise ConversionError(f"{where}: the shards hold {done} rows, its count is {count}")
-    return ids, hashes, rows, scales
+    return ids, hashes, rows, scales, mean
 
 
 def convert(index_prefix, export_dir, output, dtype="float16", chunk_rows=65_536):
@@ -86,11 +100,11 @@ def convert(index_prefix, export_dir, output, dtype="float16", chunk_rows=65_536
     export = Export(export_dir)
     check_built_with(summary, export, index_prefix)  # the export's identity, and its image encoder's sha256
     try:
-        ids, hashes, rows, scales = _read_rows(summary, where, dtype, chunk_rows)
+        ids, hashes, rows, scales, mean = _read_rows(summary, where, dtype, chunk_rows)
     except device_index.IndexFormatError as error:  # from quantize: rows that are not unit vectors
         raise ConversionError(f"the shards of index {index_prefix}: {error}") from None
     try:
-        written = device_index.write(output, ids, hashes, rows, scales, image_encoder_sha256=model["sha256"],
+        written = device_index.write(output, ids, hashes, rows, scales, mean, image_encoder_sha256=model["sha256"],
                                      variant=model["variant"], export_name=export.name)
     except device_index.IndexFormatError as error:
         raise ConversionError(f"{where} cannot be written as a device index: {error}") from None
