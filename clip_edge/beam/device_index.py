@@ -119,7 +119,7 @@ def main(argv=None):
     parser.add_argument("--export", required=True, help="the export folder the index was built with")
     parser.add_argument("--output", required=True, help="the device index file to write (a local path)")
     parser.add_argument("--dtype", choices=sorted(device_index.ELEMENT_TYPES), default="float16",
-                        help="float16 (2 bytes per element) or int8 (1 byte plus a float32 scale per row)")
+                        help="float16 (2 bytes per element) or int8 (1 byte plus a float32 scale per row, and a mean)")
     parser.add_argument("--chunk_rows", type=int, default=65_536, help="float32 rows read from the shards at a time")
     args = parser.parse_args(argv)
     if not 1 <= args.chunk_rows <= MAX_CHUNK_ROWS:

@@ -6,7 +6,7 @@ import java.util.Locale;
 public enum ElementType {
   /** IEEE 754 binary16, rounded to nearest even from the float32 embedding. */
   FLOAT16(1, 2),
-  /** q = clamp(rint(e / s), -127, 127) with one float32 scale s = max|e| / 127 per row. */
+  /** q = clamp(rint(d / s), -127, 127) of d = e - mu (the index's mean), a float32 scale s = max|d| / 127 per row. */
   INT8(2, 1);
 
   /** The header's code for this type. */

@@ -155,6 +155,25 @@ class IndexUpdaterTest {
         mean).elements(), after.row(1).elements());
   }
 
+  /** An index left with no rows takes the mean of the next rows it gets: nothing is quantised against the old one. */
+  @Test
+  void anEmptiedIndexTakesTheMeanOfItsNextRows() throws IOException {
+    Path photos = Files.createDirectory(folder.resolve("photos"));
+    Path index = folder.resolve("photos.clipidx");
+    Files.writeString(photos.resolve("a.jpg"), "apple");
+    update(index, photos, new ContentEmbedder());
+    Files.delete(photos.resolve("a.jpg"));
+    assertEquals(1, update(index, photos, new ContentEmbedder()).removed());
+    assertEquals(0, IndexFile.load(index).count());
+    Files.writeString(photos.resolve("c.jpg"), "cherry");
+    Files.writeString(photos.resolve("d.jpg"), "date");
+    update(index, photos, new ContentEmbedder());
+    float[] mean = IndexRow.mean(List.of(ContentEmbedder.of("cherry".getBytes()),
+        ContentEmbedder.of("date".getBytes())), D);
+    assertArrayEquals(mean, IndexFile.load(index).mean());
+    assertFalse(Arrays.equals(mean, IndexRow.mean(List.of(ContentEmbedder.of("apple".getBytes())), D)));
+  }
+
   @Test
   void rowsOfOtherFoldersStayWhileTheirFilesExist() throws IOException {
     Path one = Files.createDirectory(folder.resolve("one"));
