@@ -29,8 +29,9 @@ import java.util.List;
  * bound), two float32 units in the last place at that magnitude, scores strictly below those k rows even after
  * rounding to float32, so it cannot be in the top k, nor tie with it. The second pass scores the remaining
  * candidates exactly and sorts them. The result is the exact ranking; the integer pass only decides which rows
- * need the exact score. With int8 rows, B is about 1e-5 for CLIP-like vectors, so the candidates are the k rows
- * and the few within 1e-4 of the k-th.
+ * need the exact score. With int8 rows, B is at most about 3e-5 for CLIP-like vectors (less when the mean takes
+ * a common component out of the codes, as their scale s shrinks), so the candidates are the k rows and the few
+ * within 1e-4 of the k-th.
  *
  * <p>The integer pass is written so that HotSpot's C2 (JDK 17, no Vector API, which Android lacks) vectorises it:
  * the four int8 elements of a packed word are extracted with shifts, each shift re-reading the array element
