@@ -33,19 +33,6 @@ final class IndexCommand implements Main.Command {
     return "index " + ExportFlags.USAGE + " --index FILE [--dtype int8|float16] FOLDER...";
   }
 
-  /** A photo file; its id is its absolute, normalised path. */
-  private record PhotoFile(Path path) implements IndexUpdater.Photo {
-    @Override
-    public String id() {
-      return path.toString();
-    }
-
-    @Override
-    public InputStream open() throws IOException {
-      return Files.newInputStream(path);
-    }
-  }
-
   @Override
   public int run(Main.Options options, InputStream in, PrintStream out) throws Exception {
     Path index = Path.of(options.required("index"));
@@ -60,7 +47,7 @@ final class IndexCommand implements Main.Command {
     if (options.positional().isEmpty()) {
       throw new Main.UsageException("no folder given");
     }
-    List<PhotoFile> photos = new ArrayList<>();
+    List<IndexUpdater.FilePhoto> photos = new ArrayList<>();
     for (String folder : options.positional()) {
       photos.addAll(list(Path.of(folder)));
     }
@@ -71,7 +58,7 @@ final class IndexCommand implements Main.Command {
       IndexUpdater updater = new IndexUpdater(index, fingerprint, type, encoder.embeddingSize());
       summary = updater.update(photos, id -> Files.isRegularFile(Path.of(id)), photo -> {
         try {
-          return encoder.encode(ImageInput.rgb(((PhotoFile) photo).path(), preprocessor));
+          return encoder.encode(ImageInput.rgb(((IndexUpdater.FilePhoto) photo).path(), preprocessor));
         } catch (ImageFiles.ImageFileException e) {
           throw new IndexUpdater.Unreadable(e.getMessage());
         }
@@ -83,13 +70,13 @@ final class IndexCommand implements Main.Command {
     return 0;
   }
 
-  private static List<PhotoFile> list(Path folder) throws IOException {
+  private static List<IndexUpdater.FilePhoto> list(Path folder) throws IOException {
     if (!Files.isDirectory(folder)) {
       throw new IllegalArgumentException("folder " + folder + " does not exist or is not a folder");
     }
     try (Stream<Path> paths = Files.walk(folder.toAbsolutePath().normalize())) {
-      return paths.filter(Files::isRegularFile).filter(IndexCommand::isImageName).sorted().map(PhotoFile::new)
-          .collect(java.util.stream.Collectors.toList());
+      return paths.filter(Files::isRegularFile).filter(IndexCommand::isImageName).sorted()
+          .map(IndexUpdater.FilePhoto::new).collect(java.util.stream.Collectors.toList());
     }
   }
 

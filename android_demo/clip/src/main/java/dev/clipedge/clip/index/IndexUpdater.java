@@ -45,6 +45,19 @@ public final class IndexUpdater {
     InputStream open() throws IOException;
   }
 
+  /** A photo in a file (the desktop's case; an app's photos are content URIs); its id is the path as given. */
+  public record FilePhoto(Path path) implements Photo {
+    @Override
+    public String id() {
+      return path.toString();
+    }
+
+    @Override
+    public InputStream open() throws IOException {
+      return Files.newInputStream(path);
+    }
+  }
+
   /** A photo's L2-normalised embedding; an unreadable photo throws {@link Unreadable}. */
   public interface Embedder {
     float[] embed(Photo photo) throws Unreadable;

@@ -8,7 +8,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.File;
 import java.io.IOException;
-import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -31,17 +30,6 @@ class IndexUpdaterTest {
   static final int D = 8;
   @TempDir Path folder;
 
-  private record FilePhoto(Path path) implements IndexUpdater.Photo {
-    @Override
-    public String id() {
-      return path.toString();
-    }
-
-    @Override
-    public InputStream open() throws IOException {
-      return Files.newInputStream(path);
-    }
-  }
 
   /** A unit vector from the SHA-256 of the bytes; files starting with "bad" are unreadable. Counts its calls. */
   static final class ContentEmbedder implements IndexUpdater.Embedder {
@@ -88,9 +76,9 @@ class IndexUpdaterTest {
     public void skipped(String id, String reason) {}
   };
 
-  private List<FilePhoto> photos(Path dir) throws IOException {
+  private List<IndexUpdater.FilePhoto> photos(Path dir) throws IOException {
     try (Stream<Path> files = Files.list(dir)) {
-      return files.sorted().map(FilePhoto::new).collect(Collectors.toList());
+      return files.sorted().map(IndexUpdater.FilePhoto::new).collect(Collectors.toList());
     }
   }
 
@@ -257,7 +245,7 @@ class IndexUpdaterTest {
       Path photos = Path.of(args[1]);
       List<IndexUpdater.Photo> list = new ArrayList<>();
       for (File file : photos.toFile().listFiles()) {
-        list.add(new FilePhoto(file.toPath()));
+        list.add(new IndexUpdater.FilePhoto(file.toPath()));
       }
       list.sort(java.util.Comparator.comparing(IndexUpdater.Photo::id));
       new IndexUpdater(Path.of(args[0]), TestIndexes.MODEL, ElementType.INT8, D)
