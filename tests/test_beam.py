@@ -90,7 +90,9 @@ def read_index(prefix):
               "  sha256=np.array(sum((t['sha256'].to_pylist() for t in tables), []), dtype=object),\n"
               "  embeddings=np.concatenate([np.array(t['embedding'].to_pylist(), np.float32).reshape(len(t), -1)\n"
               "                             for t in tables]))\n")
-    subprocess.run([_beam_python(), "-c", script, dump, *[shard["path"] for shard in summary["shards"]]],
+    folder = os.path.dirname(prefix)  # the summary names its shards by file name
+    subprocess.run([_beam_python(), "-c", script, dump,
+                    *[os.path.join(folder, shard["path"]) for shard in summary["shards"]]],
                    check=True, capture_output=True)
     rows = dict(np.load(dump, allow_pickle=True))
     return summary, dead_letters, rows
@@ -245,8 +247,11 @@ def test_shards_sorted_and_summary(index_prefix, float32_export, direct):
     assert summary["model"] == {"model": "saved_model"}
     count = len(summary["shards"])
     assert count == -(-len(embeddings) // 100)  # ceil(rows / --rows_per_shard)
+    # File names, not paths: the index folder can move.
+    name = os.path.basename(index_prefix)
     assert [shard["path"] for shard in summary["shards"]] == [
-        f"{index_prefix}-{shard:05d}-of-{count:05d}.parquet" for shard in range(count)]
+        f"{name}-{shard:05d}-of-{count:05d}.parquet" for shard in range(count)]
+    assert summary["dead_letters"] == f"{name}-dead_letters.jsonl"
     assert list(rows["files"]) == [shard["rows"] for shard in summary["shards"]]
     start = 0
     for rows_in_shard in rows["files"]:
@@ -714,6 +719,31 @@ def test_fifos_and_devices_among_the_inputs_are_dead_letters(tmp_path):
     assert found == [{"path": str(photo), "read": photo.stat().st_size},
                      {"path": str(fifo), "reason": not_regular}, {"path": str(zeros), "reason": not_regular},
                      {"path": str(folder), "reason": not_regular}]
+
+
+def test_an_index_folder_that_moved_is_still_read(tmp_path):
+    """Shards are listed by file name beside the summary: a folder moved after embed_images still reads (a
+    summary of an earlier version, with whole paths, too)."""
+    script = ("import json, os, shutil, sys\n"
+              "import numpy as np\n"
+              "from clip_edge.beam import index\n"
+              "built, moved = sys.argv[1:3]\n"
+              "os.makedirs(built)\n"
+              "index.write_shard(os.path.join(built, 'p-00000-of-00001.parquet'),\n"
+              "                  [(f'{i}.jpg', '0' * 64, np.eye(4, dtype=np.float32)[i]) for i in range(3)], 4)\n"
+              "summary = dict(count=3, failures=0, dimensions=4, dead_letters='p-dead_letters.jsonl',\n"
+              "               export=dict(name='small', saved_model_sha256='0' * 64),\n"
+              "               shards=[dict(path='p-00000-of-00001.parquet', rows=3)])\n"
+              "with open(os.path.join(built, 'p-summary.json'), 'w') as file:\n"
+              "    json.dump(summary, file)\n"
+              "shutil.move(built, moved)\n"
+              "read = index.read_summary(os.path.join(moved, 'p'))\n"
+              "print(json.dumps([read['dead_letters'], [p for c in index.iter_chunks(read, 2) for p in c[0]]]))\n")
+    result = subprocess.run([_beam_python(), "-c", script, str(tmp_path / "built"), str(tmp_path / "moved")],
+                            capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=REPO), cwd=REPO,
+                            timeout=HANG_TIMEOUT_S)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [str(tmp_path / "moved" / "p-dead_letters.jsonl"), ["0.jpg", "1.jpg", "2.jpg"]]
 
 
 @pytest.mark.parametrize("bad_row, message", [

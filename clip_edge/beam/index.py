@@ -3,7 +3,7 @@
     PREFIX-SSSSS-of-NNNNN.parquet   rows (path, sha256, embedding), sorted by path within each shard
     PREFIX-dead_letters.jsonl       {"path", "reason"} per image that could not be read or decoded, sorted
     PREFIX-summary.json             counts, the export's identity, the model (saved_model or a TFLite file),
-                                    the shard list (written last)
+                                    the shard list by file name, beside it (written last)
 
 A path goes to shard int(sha256(path)[:8]) mod N, N = ceil(rows / rows_per_shard): the same input gives the
 same files with the same rows in the same order, whatever the runner, worker count or batching.
@@ -109,7 +109,17 @@ def read_summary(prefix):
     except ValueError as error:
         raise IndexFileError(f"{path}: not JSON ({error})") from None
     _check_summary(path, summary)
+    # Shard and dead-letter names are relative to the summary's folder (older summaries hold whole paths).
+    folder = FileSystems.split(path)[0]
+    for shard in summary["shards"]:
+        shard["path"] = _beside(folder, shard["path"])
+    summary["dead_letters"] = _beside(folder, summary["dead_letters"])
     return summary
+
+
+def _beside(folder, name):
+    """`name` from a summary in `folder`: a whole path (absolute, or with a scheme such as gs://) as it is."""
+    return name if name.startswith("/") or "://" in name else FileSystems.join(folder, name)
 
 
 def _check_summary(path, summary):

@@ -219,9 +219,11 @@ def _write_summary(_, shards, dead_letters, prefix, export_description, dimensio
              if metadata.path not in current and index.is_shard_of(metadata.path, prefix)]
     if stale:
         FileSystems.delete(stale)
+    # File names, not paths: they sit beside the summary, and the index keeps working when its folder moves.
     summary = {"count": sum(shard["rows"] for shard in shards), "failures": dead_letters["count"],
                "input": pattern, "export": export_description, "model": model_description, "dimensions": dimensions,
-               "shards": shards, "dead_letters": dead_letters["path"],
+               "shards": [dict(shard, path=FileSystems.split(shard["path"])[1]) for shard in shards],
+               "dead_letters": FileSystems.split(dead_letters["path"])[1],
                "schema": {"path": "string", "sha256": "string, hex sha256 of the file's bytes",
                           "embedding": f"fixed_size_list<float32>[{dimensions}], L2-normalised"}}
     path = prefix + index.SUMMARY_SUFFIX
