@@ -56,7 +56,7 @@ def plain_loop(export, paths, batch_size, model="saved_model", tflite_threads=No
     import tensorflow as tf
 
     from clip_edge.beam import tflite
-    from clip_edge.beam.export import Export, parse_model
+    from clip_edge.beam.export_reader import Export, parse_model
 
     kind, variant = parse_model(model)
     started = time.perf_counter()

@@ -118,7 +118,7 @@ def write_beam_index(folder, embeddings, rows_per_shard=50_000):
     """A Beam index of `embeddings` (PREFIX-SSSSS-of-NNNNN.parquet, PREFIX-summary.json) and an export folder
     whose manifest.json names a tflite:dynamic_int8 image encoder; returns (prefix, export folder)."""
     from clip_edge.beam import index
-    from clip_edge.beam.export import Export
+    from clip_edge.beam.export_reader import Export
 
     export_dir = os.path.join(folder, "export")
     os.makedirs(export_dir)

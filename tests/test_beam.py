@@ -400,7 +400,7 @@ def test_tampered_export_is_refused(index_prefix, float32_export, photo_folder, 
                                "EncodeImageHandler(sys.argv[1]).load_model()", str(export)],
         capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=REPO), timeout=600)
     assert worker.returncode != 0
-    assert "ExportError" in worker.stderr and "variables.data-00000-of-00001: sha256" in worker.stderr
+    assert "ExportReadError" in worker.stderr and "variables.data-00000-of-00001: sha256" in worker.stderr
 
 
 def test_search_refuses_an_index_of_another_export(index_prefix, float32_export, tmp_path):

@@ -26,7 +26,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from clip_edge import device_index
 from clip_edge.beam import index
-from clip_edge.beam.export import Export, ExportError, tflite_path
+from clip_edge.beam.export_reader import Export, ExportReadError, tflite_path
 from clip_edge.beam.search import check_built_with
 
 MAX_CHUNK_ROWS = 1 << 20
@@ -139,7 +139,7 @@ def main(argv=None):
         return 1
     try:
         summary, written = convert(args.index, args.export, args.output, args.dtype, args.chunk_rows)
-    except (ConversionError, ExportError, index.IndexFileError, OSError, BeamIOError) as error:
+    except (ConversionError, ExportReadError, index.IndexFileError, OSError, BeamIOError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     model = index.model_of(summary)

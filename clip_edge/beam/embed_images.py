@@ -26,7 +26,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from clip_edge.beam import index, pipeline, tflite
-from clip_edge.beam.export import TFLITE_VARIANTS, Export, ExportError, parse_model
+from clip_edge.beam.export_reader import TFLITE_VARIANTS, Export, ExportReadError, parse_model
 from clip_edge.messages import quoted
 
 
@@ -63,7 +63,7 @@ def main(argv=None):
         # Here as well as in every worker: a wrong export fails before the job starts.
         export.verify_model(args.model)
         matched = FileSystems.match([args.input], limits=[1])[0].metadata_list
-    except (ExportError, BeamIOError, index.IndexFileError) as error:
+    except (ExportReadError, BeamIOError, index.IndexFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     if not matched:

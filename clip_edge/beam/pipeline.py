@@ -19,7 +19,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
 from clip_edge.beam import index
-from clip_edge.beam.export import Export, parse_model
+from clip_edge.beam.export_reader import Export, parse_model
 
 DEAD = "dead_letters"
 
@@ -235,7 +235,7 @@ def _write_summary(_, shards, dead_letters, prefix, export_description, dimensio
 def build(pipeline, export, pattern, prefix, max_image_bytes=100_000_000, batch_size=16, rows_per_shard=50_000,
           model="saved_model", tflite_threads=None):
     """Add the pipeline's steps to `pipeline`; `export` is a verified Export, `model` "saved_model" or
-    "tflite:VARIANT" (clip_edge.beam.export.parse_model)."""
+    "tflite:VARIANT" (clip_edge.beam.export_reader.parse_model)."""
     index.check_prefix(prefix)
     kind, variant = parse_model(model)
     if kind == "saved_model":

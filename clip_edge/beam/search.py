@@ -21,7 +21,7 @@ from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from clip_edge.beam import index
-from clip_edge.beam.export import Export, ExportError, parse_model, tflite_path
+from clip_edge.beam.export_reader import Export, ExportReadError, parse_model, tflite_path
 
 MAX_QUERY_IMAGE_BYTES = 100_000_000
 
@@ -54,7 +54,7 @@ def _query_embedding(export, model, text, image_path):
         token_ids = saved_model.signatures["tokenize"](texts=tf.constant([text]))["token_ids"].numpy()
         encoder = tflite.Encoder(export.read_verified(export.tflite_entry("text", variant)))
         if encoder.input_shape != (1, token_ids.shape[1]):
-            raise ExportError(f"{export.dir}/{tflite_path('text', variant)}: input {list(encoder.input_shape)}, "
+            raise ExportReadError(f"{export.dir}/{tflite_path('text', variant)}: input {list(encoder.input_shape)}, "
                               f"but the SavedModel's tokenize gives {token_ids.shape[1]} token ids")
         return encoder(token_ids[0])
     with FileSystems.open(image_path, compression_type=CompressionTypes.UNCOMPRESSED) as file:
@@ -71,12 +71,12 @@ def _query_embedding(export, model, text, image_path):
 
 
 def check_built_with(summary, export, index_prefix):
-    """ExportError unless `export` is the export the index was built with, and, for a TFLite index, its image
+    """ExportReadError unless `export` is the export the index was built with, and, for a TFLite index, its image
     encoder file is the one the index was built with (the summary's sha256 equals the manifest's)."""
     built_with = summary["export"]
     where = f"{index_prefix}{index.SUMMARY_SUFFIX}"
     if built_with["saved_model_sha256"] != export.saved_model_sha256:
-        raise ExportError(f"{where} was built with export {built_with['name']!r} "
+        raise ExportReadError(f"{where} was built with export {built_with['name']!r} "
                           f"(saved_model sha256 {built_with['saved_model_sha256']}), but --export "
                           f"{export.dir} is {export.name!r} (saved_model sha256 {export.saved_model_sha256})")
     model = index.model_of(summary)
@@ -84,10 +84,10 @@ def check_built_with(summary, export, index_prefix):
         path = tflite_path("image", model["variant"])
         try:
             current = export.tflite_entry("image", model["variant"])["sha256"]
-        except ExportError as error:
-            raise ExportError(f"{where} was built with {path} (sha256 {model['sha256']}), but {error}") from None
+        except ExportReadError as error:
+            raise ExportReadError(f"{where} was built with {path} (sha256 {model['sha256']}), but {error}") from None
         if current != model["sha256"]:
-            raise ExportError(f"{where} was built with {path} of sha256 {model['sha256']}, but --export "
+            raise ExportReadError(f"{where} was built with {path} of sha256 {model['sha256']}, but --export "
                               f"{export.dir} has {path} of sha256 {current}: another model")
 
 
@@ -125,7 +125,7 @@ def main(argv=None):
         model = args.model or index.model_flag(index.model_of(summary))
         query = _query_embedding(export, model, args.query, args.image)
         results = top_k(index.iter_chunks(summary, args.chunk_rows), query, args.top_k)
-    except (ExportError, index.IndexFileError, ValueError, OSError, BeamIOError) as error:
+    except (ExportReadError, index.IndexFileError, ValueError, OSError, BeamIOError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     for score, path in results:

@@ -26,7 +26,7 @@ TFLITE_VARIANTS = ("float32", "float16", "dynamic_int8", "int8")  # converters.v
 _BLOCK = 1 << 20
 
 
-class ExportError(Exception):
+class ExportReadError(Exception):
     """The export folder is missing, incomplete or does not match its manifest."""
 
 
@@ -58,7 +58,7 @@ class Export:
         self.dir = export_dir.rstrip("/")
         manifest_path = FileSystems.join(self.dir, MANIFEST)
         if not FileSystems.exists(manifest_path):
-            raise ExportError(f"{manifest_path}: no such file; --export takes an export folder (DIR/NAME written "
+            raise ExportReadError(f"{manifest_path}: no such file; --export takes an export folder (DIR/NAME written "
                               f"by converters.export)")
         raw = _read_all(manifest_path)
         try:
@@ -75,9 +75,10 @@ class Export:
                                  if path.startswith(SAVED_MODEL + "/")), key=lambda entry: entry["path"])
             self.rejected = sorted((manifest.get("rejected") or {}).get("variants") or {})
         except (ValueError, KeyError, TypeError, AttributeError) as error:
-            raise ExportError(f"{manifest_path}: not an export manifest ({type(error).__name__}: {error})") from None
+            raise ExportReadError(f"{manifest_path}: not an export manifest ({type(error).__name__}: "
+                                  f"{error})") from None
         if not any(entry["path"] == f"{SAVED_MODEL}/saved_model.pb" for entry in self.files):
-            raise ExportError(f"{manifest_path}: lists no {SAVED_MODEL}/saved_model.pb")
+            raise ExportReadError(f"{manifest_path}: lists no {SAVED_MODEL}/saved_model.pb")
         self.manifest_sha256 = hashlib.sha256(raw).hexdigest()
         # One digest for the SavedModel: over the manifest's per-file digests (verify() checks them against the
         # bytes), so that an index can name the exact model without hashing gigabytes again.
@@ -85,31 +86,31 @@ class Export:
             f"{entry['sha256']}  {entry['path']}\n" for entry in self.files).encode()).hexdigest()
 
     def tflite_entry(self, tower, variant):
-        """The manifest's entry {"path", "sha256", "bytes"} of the tower's TFLite encoder, or ExportError."""
+        """The manifest's entry {"path", "sha256", "bytes"} of the tower's TFLite encoder, or ExportReadError."""
         path = tflite_path(tower, variant)
         if path not in self.artifacts:
             shipped = sorted(v for v in TFLITE_VARIANTS if tflite_path(tower, v) in self.artifacts)
             rejected = f"; {MANIFEST} lists {variant} as rejected (it missed its parity bar)" \
                 if variant in self.rejected else ""
-            raise ExportError(f"{FileSystems.join(self.dir, path)}: not in {MANIFEST} (the export ships "
+            raise ExportReadError(f"{FileSystems.join(self.dir, path)}: not in {MANIFEST} (the export ships "
                               f"{', '.join(shipped) or 'no'} TFLite variant(s){rejected})")
         return self.artifacts[path]
 
     def read_verified(self, entry):
-        """The bytes of the manifest entry's file, checked against its size and sha256 (ExportError otherwise)."""
+        """The bytes of the manifest entry's file, checked against its size and sha256 (ExportReadError otherwise)."""
         path = FileSystems.join(self.dir, entry["path"])
         if not FileSystems.exists(path):
-            raise ExportError(f"{path}: missing (listed in {MANIFEST})")
+            raise ExportReadError(f"{path}: missing (listed in {MANIFEST})")
         data = _read_all(path)
         if len(data) != entry["bytes"]:
-            raise ExportError(f"{path}: {len(data)} bytes, {MANIFEST} says {entry['bytes']}")
+            raise ExportReadError(f"{path}: {len(data)} bytes, {MANIFEST} says {entry['bytes']}")
         digest = hashlib.sha256(data).hexdigest()
         if digest != entry["sha256"]:
-            raise ExportError(f"{path}: sha256 {digest} differs from {MANIFEST}'s {entry['sha256']}")
+            raise ExportReadError(f"{path}: sha256 {digest} differs from {MANIFEST}'s {entry['sha256']}")
         return data
 
     def describe_model(self, model):
-        """The index summary's "model" field for --model `model` (ExportError if the export lacks its file)."""
+        """The index summary's "model" field for --model `model` (ExportReadError if the export lacks its file)."""
         kind, variant = parse_model(model)
         if kind == "saved_model":
             return {"model": "saved_model"}
@@ -129,7 +130,7 @@ class Export:
                 "manifest_sha256": self.manifest_sha256, "saved_model_sha256": self.saved_model_sha256}
 
     def verify(self, copy_to=None):
-        """Hash every file under saved_model/ against the manifest; raise ExportError naming the first file
+        """Hash every file under saved_model/ against the manifest; raise ExportReadError naming the first file
         that is missing, unlisted, of another size or another sha256. With `copy_to` (a local folder), the
         files are also copied there while they are read, so that each byte is read once."""
         root = FileSystems.join(self.dir, SAVED_MODEL)
@@ -139,14 +140,14 @@ class Export:
                 found[SAVED_MODEL + "/" + metadata.path[len(root):].lstrip("/")] = metadata.size_in_bytes
         unlisted = sorted(set(found) - {entry["path"] for entry in self.files})
         if unlisted:
-            raise ExportError(f"{FileSystems.join(self.dir, unlisted[0])}: not listed in {MANIFEST} "
+            raise ExportReadError(f"{FileSystems.join(self.dir, unlisted[0])}: not listed in {MANIFEST} "
                               f"({len(unlisted)} unlisted file(s) under {SAVED_MODEL}/)")
         for entry in self.files:
             path = FileSystems.join(self.dir, entry["path"])
             if entry["path"] not in found:
-                raise ExportError(f"{path}: missing (listed in {MANIFEST})")
+                raise ExportReadError(f"{path}: missing (listed in {MANIFEST})")
             if found[entry["path"]] != entry["bytes"]:
-                raise ExportError(f"{path}: {found[entry['path']]} bytes, {MANIFEST} says {entry['bytes']}")
+                raise ExportReadError(f"{path}: {found[entry['path']]} bytes, {MANIFEST} says {entry['bytes']}")
             digest = hashlib.sha256()
             target = None
             if copy_to is not None:
@@ -160,7 +161,8 @@ class Export:
             if target is not None:
                 target.close()
             if digest.hexdigest() != entry["sha256"]:
-                raise ExportError(f"{path}: sha256 {digest.hexdigest()} differs from {MANIFEST}'s {entry['sha256']}")
+                raise ExportReadError(f"{path}: sha256 {digest.hexdigest()} differs from {MANIFEST}'s "
+                                      f"{entry['sha256']}")
 
     def load(self):
         """Verify, then load the SavedModel (a remote export is copied to a local temporary folder first)."""
