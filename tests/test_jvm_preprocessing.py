@@ -105,6 +105,15 @@ def _png_16_bit_grey():
     return buffer.getvalue()
 
 
+def _png_exif_rotated():
+    """chelsea as a PNG whose EXIF says "rotate 90 degrees clockwise to display" (orientation 6)."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    photos.pil_image("chelsea", "RGB").save(buffer, format="PNG", exif=exif)
+    return buffer.getvalue()
+
+
 def _bmp_8_bit_palette():
     buffer = io.BytesIO()
     photos.pil_image("chelsea", "P").save(buffer, format="BMP")
@@ -122,6 +131,7 @@ DECODED_FILES = {
     "bmp": lambda: photos.encoded("chelsea", "BMP"),
     "bmp_32_bit": lambda: photos.encoded("chelsea", "BMP", "RGBA"),  # the fourth channel is ignored
     "bmp_8_bit_palette": _bmp_8_bit_palette,
+    "png_exif_rotated": _png_exif_rotated,  # EXIF orientation is ignored on every path (README, "Images")
 }
 
 
@@ -135,6 +145,10 @@ def test_decoded_files_match_the_python_path(tmp_path, case):
     max_difference, count = _differences(ours, python_load_pixels(encoded, 224))
     print(f"\n{case}: Java vs Python load(): max {max_difference}, {count} values differ")
     assert max_difference <= 1
+    if case == "png_exif_rotated":  # the stored pixels, not the displayed (rotated) ones, on both paths
+        assert Image.open(io.BytesIO(encoded)).getexif()[0x0112] == 6
+        np.testing.assert_array_equal(python_load_pixels(encoded, 224),
+                                      python_load_pixels(photos.encoded("chelsea", "PNG"), 224))
 
 
 def test_jpeg_decoding_differs_little(tmp_path):
