@@ -13,7 +13,8 @@ and returns everything when it exits (docs/benchmarks.md, "Export").
 JOB.json holds: "tower"; "variants"; "path", the SavedModel, and "inputs", {signature key: [input names]}; its
 "int8_recipe"; "calibration": an .npz of one [N, ...] array per signature key, or null; "threads";
 "outputs": {variant: .tflite path to write}; "result": where the outcome is written, {"recipes": {variant:
-recipe}} or {"error": message}; "parent_pid" and "progress_fd" (our progress lines' file descriptor, or null).
+recipe}, "float_ops": {variant: [{"op", "why"}]}} or {"error": message}; "parent_pid" and "progress_fd" (our
+progress lines' file descriptor, or null).
 """
 
 import ctypes
@@ -57,8 +58,9 @@ def _datasets(calibration_path, progress, tower):
 
 
 def convert(job, progress, own_process=True):
-    """Converts and writes every variant of the job; {variant: recipe description}. `own_process`: this is the
-    conversion's own process (main), which sets TensorFlow's threads; the exporter's process has set them."""
+    """Converts and writes every variant of the job; ({variant: recipe description}, {variant: the ops its
+    recipe's float fallback kept in float}). `own_process`: this is the conversion's own process (main), which
+    sets TensorFlow's threads; the exporter's process has set them."""
     import tensorflow as tf
 
     from . import tflite_variants
@@ -69,14 +71,14 @@ def convert(job, progress, own_process=True):
     source = tflite_variants.SavedModelSource(job["path"], job["inputs"])
     converted = tflite_variants.convert_variants(source, job["variants"], datasets, job["int8_recipe"],
                                                  threads=job["threads"])
-    recipes = {}
+    recipes, float_ops = {}, {}
     for variant, result in converted.items():
         path = job["outputs"][variant]
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "wb") as file:
             file.write(result.tflite)
-        recipes[variant] = result.recipe
-    return recipes
+        recipes[variant], float_ops[variant] = result.recipe, list(result.float_ops)
+    return recipes, float_ops
 
 
 def main(argv):
@@ -91,7 +93,8 @@ def main(argv):
     progress = Progress(os.fdopen(job["progress_fd"], "w", closefd=False) if job["progress_fd"] is not None
                         else None)
     try:
-        outcome = {"recipes": convert(job, progress)}
+        recipes, float_ops = convert(job, progress)
+        outcome = {"recipes": recipes, "float_ops": float_ops}
     except Exception as error:  # reported to the exporter, which names the stage
         outcome = {"error": f"{type(error).__name__}: {error}"}
     with open(job["result"], "w", encoding="utf-8") as file:

@@ -263,7 +263,7 @@ def _convert(work, scratch, job, threads, progress, record):
         progress.out.flush()
     except (AttributeError, OSError, ValueError):  # not a file (a StringIO, pytest's capture): the child's stdout
         progress_fd = None
-    recipes = {}
+    recipes, float_ops = {}, {}
     for index, group in enumerate(job["groups"]):
         name = f"{job['tower']}-{index}"
         conversion = {
@@ -273,16 +273,18 @@ def _convert(work, scratch, job, threads, progress, record):
             "result": os.path.join(scratch, f"{name}.result"), "parent_pid": os.getpid(),
             "progress_fd": progress_fd}
         if _folder_bytes(group["path"]) < IN_PROCESS_CONVERSION_BYTES:
-            recipes.update(_convert_in_process(conversion, progress))
+            outcome = _convert_in_process(conversion, progress)
         else:
-            recipes.update(_conversion_process(scratch, name, conversion))
+            outcome = _conversion_process(scratch, name, conversion)
+        recipes.update(outcome["recipes"])
+        float_ops.update(outcome["float_ops"])
     alphas = {v: g["alpha"] for g in job["groups"] for v in g["variants"]}
     for variant in job["variants"]:
         recipe = recipes[variant]
         if variant == "dynamic_int8" and alphas[variant] is not None:  # the int8 recipe's text says it itself
             recipe = f"equalised model (alpha {alphas[variant]}), then {recipe}"
         record.artifacts.append(manifest.ArtifactRecord(tflite_path(job["tower"], variant), job["tower"], variant,
-                                                        recipe=recipe))
+                                                        recipe=recipe, float_ops=float_ops[variant]))
 
 
 # A tower whose SavedModel holds fewer bytes than this converts in the exporter's own process. The process of its
@@ -297,11 +299,12 @@ def _folder_bytes(path):
 
 
 def _convert_in_process(job, progress):
-    """converters.convert_tower's conversion of `job` here; {variant: recipe}."""
+    """converters.convert_tower's conversion of `job` here; its outcome as _conversion_process gives it."""
     from . import convert_tower, tflite_variants
 
     try:
-        return convert_tower.convert(job, progress, own_process=False)
+        recipes, float_ops = convert_tower.convert(job, progress, own_process=False)
+        return {"recipes": recipes, "float_ops": float_ops}
     except Exception as error:  # named as the process's outcome is
         raise ExportError(f"converting the {job['tower']} tower ({', '.join(job['variants'])}) failed: "
                           f"{type(error).__name__}: {error}") from error
@@ -310,7 +313,8 @@ def _convert_in_process(job, progress):
 
 
 def _conversion_process(scratch, name, job):
-    """Runs converters.convert_tower on `job` in a process of its own; {variant: recipe}."""
+    """Runs converters.convert_tower on `job` in a process of its own; its outcome, {"recipes": {variant:
+    recipe}, "float_ops": {variant: [...]}}."""
     import subprocess
 
     job_path = os.path.join(scratch, f"{name}.job.json")
@@ -331,7 +335,7 @@ def _conversion_process(scratch, name, job):
                           + (" (out of memory?)" if -status == signal.SIGKILL else ""))
     if status != 0 or "recipes" not in outcome:
         raise ExportError(f"{what} failed: " + outcome.get("error", f"its process exited with status {status}"))
-    return outcome["recipes"]
+    return outcome
 
 
 def _write_bytes(path, data):

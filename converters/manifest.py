@@ -30,7 +30,9 @@ TOOLS = ("tensorflow", "tensorflow-text", "ai-edge-litert", "ai-edge-quantizer",
 class ArtifactRecord:
     """One TFLite file of the export. `tower`: image, text, zero_shot or preprocess; `variant`: a row of
     converters.variants.VARIANTS (None for preprocess). `parity`: the harness's results, one per signature, the
-    full length first. `delegate`: readiness report per signature key, for the variant's delegate target."""
+    full length first. `delegate`: readiness report per signature key, for the variant's delegate target.
+    `float_ops`: int8 only, the ops with weights its recipe's float fallback kept in float, each {"op": type
+    and scope, "why": the measurements}, most harmful first (converters.int8_fallback)."""
 
     path: str
     tower: str
@@ -39,6 +41,7 @@ class ArtifactRecord:
     parity: list = dataclasses.field(default_factory=list)
     delegate: dict = dataclasses.field(default_factory=dict)
     rejected: bool = False  # its variant missed a bar: the file was moved to REJECTED_DIR and is not shipped
+    float_ops: list = dataclasses.field(default_factory=list)
 
     @property
     def passed(self):
@@ -168,14 +171,19 @@ def _encoder_entry(export, record, path):
                 "delegate": record.delegate.get(result.signature)})
     if record.tower == "zero_shot":
         entry["labels"] = export.zero_shot and export.zero_shot["labels_path"]
+    if record.variant == "int8":
+        entry["float_ops"] = record.float_ops
     return entry
 
 
 def _rejected_entry(export_dir, record):
     path = os.path.join(export_dir, record.path)
-    return {"path": record.path, "sha256": files_sha256([path]), "bytes": os.path.getsize(path),
-            "tower": record.tower, "variant": record.variant, "recipe": record.recipe, "passed": record.passed,
-            "parity": [dict(_parity_entry(r), label=r.label) for r in record.parity]}
+    entry = {"path": record.path, "sha256": files_sha256([path]), "bytes": os.path.getsize(path),
+             "tower": record.tower, "variant": record.variant, "recipe": record.recipe, "passed": record.passed,
+             "parity": [dict(_parity_entry(r), label=r.label) for r in record.parity]}
+    if record.variant == "int8":
+        entry["float_ops"] = record.float_ops
+    return entry
 
 
 def write_manifest(export_dir, export):
@@ -272,6 +280,11 @@ def write_report(export_dir, export):
         size = os.path.getsize(os.path.join(export_dir, record.path))
         ratio = f"{size / float32_bytes[record.tower]:.2f}x" if record.tower in float32_bytes else ""
         lines.append(f"| {record.path} | {size:,} | {ratio} | {record.recipe or ''} | {_readiness(record)} |")
+    for record in encoders:
+        if record.variant == "int8":
+            lines += ["", f"Ops of {record.path} kept in float by measurement (besides what its recipe leaves in "
+                      f"float): " + ("none" if not record.float_ops else "")]
+            lines += [f"- `{op['op']}`: {op['why']}" for op in record.float_ops]
     for result in preprocess:
         lines += ["", "Preprocessing against the SavedModel's resize and crop: " + result.format()]
     failed = [shortfall for a in export.artifacts for shortfall in a.shortfalls()]

@@ -36,6 +36,7 @@ class TensorInfo:
     is_constant: bool
     quantized: bool
     zero_points: tuple[int, ...] = ()
+    buffer: int = 0  # the model's buffer holding its data; subgraphs that share a weight share its buffer
     data: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
@@ -158,7 +159,7 @@ def _parse(path: str, buf: bytes, subgraph: int = 0) -> ModelInfo:
             dtype=_TYPE_NAMES.get(t.Type(), f"type{t.Type()}"), shape=shape, shape_signature=signature,
             is_constant=data is not None, quantized=bool(q is not None and q.ScaleLength() > 0),
             zero_points=tuple(int(z) for z in q.ZeroPointAsNumpy()) if q is not None and q.ZeroPointLength() else (),
-            data=data))
+            buffer=int(t.Buffer()), data=data))
 
     codes = []
     for i in range(model.OperatorCodesLength()):

@@ -38,7 +38,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
-from . import tflite_model
+from . import int8_fallback, tflite_model
 from .variants import DEFAULT_SIGNATURE, VARIANTS, VariantSpec
 
 # Attention ops: the attention batch-matmuls quantise worst (measured per op, docs/delegates.md).
@@ -64,6 +64,9 @@ class Int8Recipe:
     `equalization_alpha`: the recipe is meant for a model equalised first (clip_edge.equalization). This
     module converts traced functions and cannot equalise them; converters.export converts the int8 variant
     from the equalised model's function when this is set.
+    `float_fallback`: after quantisation, measure on the calibration data and keep in float the ops with
+    weights whose int8 error costs the int8 bar (converters.int8_fallback), until the min cosine to float32
+    there is at least the bar plus FALLBACK_MARGIN; the variant's float_ops say which and why.
     """
 
     name: str
@@ -76,6 +79,7 @@ class Int8Recipe:
     # None = none. The float function is unchanged; the caller (converters.export) applies it, since it needs
     # the model, not the traced function this module converts.
     equalization_alpha: float | None = None
+    float_fallback: bool = False
 
     def describe(self) -> str:
         """What the recipe does, for the manifest and the report, ending with its name (what the exporter's
@@ -99,6 +103,10 @@ class Int8Recipe:
             text += f"; {'float' if bits is None else f'int{bits}'} for {', '.join(ops)}"
             if "SOFTMAX" in ops:
                 text += " and the ADDs feeding SOFTMAX"
+        if self.float_fallback:
+            text += ("; then the ops with weights whose int8 error cost the bar kept in float, chosen by measurement "
+                     f"on the calibration data (min cosine to float32 >= the int8 bar + {FALLBACK_MARGIN}; "
+                     "float_ops lists them)")
         return text
 
 
@@ -123,6 +131,9 @@ INT8_RECIPES = {r.name: r for r in (
     Int8Recipe("eq_aeq_a8w8_weight_ops", "ai_edge_quantizer", only=WEIGHT_OPS, equalization_alpha=0.5),
     Int8Recipe("eq_aeq_a16w8_weight_ops", "ai_edge_quantizer", activation_bits=16, only=WEIGHT_OPS,
                equalization_alpha=0.5),
+    # The same, then the ops whose int8 error costs the bar back in float, chosen by measurement (issue 19).
+    Int8Recipe("eq_aeq_a8w8_weight_ops_fallback", "ai_edge_quantizer", only=WEIGHT_OPS, equalization_alpha=0.5,
+               float_fallback=True),
 )}
 # converters.export builds dynamic_int8 from the model equalised with this alpha (docs/quantization.md).
 DYNAMIC_INT8_EQUALIZATION_ALPHA = 0.5
@@ -130,7 +141,11 @@ DYNAMIC_INT8_EQUALIZATION_ALPHA = 0.5
 # trained-like outliers (tests/stress_checkpoints.py; docs/quantization.md): the equalised model with int8 only in
 # the ops with weights. Image 0.9969 on the combined x100 stress checkpoint (aeq_a16w8, recommended before: 0.9924,
 # and 4-5x float32's CPU latency), text 0.9995 (aeq_a8w8_attention_float, recommended before: 0.9406).
-RECOMMENDED_INT8_RECIPES = {"image_encoder": "eq_aeq_a8w8_weight_ops", "text_encoder": "eq_aeq_a8w8_weight_ops"}
+RECOMMENDED_INT8_RECIPES = {"image_encoder": "eq_aeq_a8w8_weight_ops_fallback",
+                            "text_encoder": "eq_aeq_a8w8_weight_ops_fallback"}
+# A float_fallback recipe keeps ops in float until the min cosine on the calibration data reaches the int8 bar plus
+# this: the held-out data the parity gate measures are other photos and sentences.
+FALLBACK_MARGIN = 0.005
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,6 +153,8 @@ class Variant:
     name: str
     tflite: bytes
     recipe: str  # what was done, for the manifest and parity report
+    # Ops a float_fallback recipe kept in float after measuring: {"op": type and scope, "why": ...}
+    float_ops: tuple[dict, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,13 +233,14 @@ def convert_variants(concrete_fn, variant_names: Sequence[str] = tuple(VARIANTS)
     float32 = None
     for name in variant_names:
         spec = VARIANTS[name]
+        float_ops = ()
         if spec.calibrated:
             recipe = INT8_RECIPES[int8_recipe]
             if recipe.engine == "converter":
                 tflite = _convert(functions, spec, int8_data=datasets)
             else:
                 float32 = float32 or _convert(functions, VARIANTS["float32"])
-                tflite = quantize_with_ai_edge_quantizer(float32, recipe, datasets, threads)
+                tflite, float_ops = quantize_with_ai_edge_quantizer(float32, recipe, datasets, threads)
             description = recipe.describe()
         else:
             tflite = _convert(functions, spec)
@@ -231,7 +249,7 @@ def convert_variants(concrete_fn, variant_names: Sequence[str] = tuple(VARIANTS)
                 float32 = tflite
         _check_signatures(tflite, name, keys)
         _check_runs(tflite, name, smoke_inputs)
-        results[name] = Variant(name, bytes(tflite), description)
+        results[name] = Variant(name, bytes(tflite), description, tuple(float_ops))
         del tflite
         release_memory()  # the converter's working memory, before the next variant's conversion needs as much
     return results
@@ -364,8 +382,9 @@ def _static_entry(op: str, activation_bits: int) -> dict:
     }
 
 
-def ai_edge_quantizer_recipe(recipe: Int8Recipe, float32_tflite: bytes) -> list[dict]:
-    """The recipe as ai-edge-quantizer's JSON list; later entries override earlier ones for their op."""
+def ai_edge_quantizer_recipe(recipe: Int8Recipe, float32_tflite: bytes, keep_float: Sequence[str] = ()) -> list[dict]:
+    """The recipe as ai-edge-quantizer's JSON list; later entries override earlier ones for their op.
+    `keep_float`: scopes (converters.int8_fallback.op_scope) of ops left in float whatever the recipe says."""
     # The graph output stays float32 (the contract); without this entry the quantizer returns it quantized.
     if recipe.only:
         entries = [_override_entry("*", None)] + [_static_entry(op, recipe.activation_bits) for op in recipe.only]
@@ -379,6 +398,10 @@ def ai_edge_quantizer_recipe(recipe: Int8Recipe, float32_tflite: bytes) -> list[
             # ai-edge-quantizer's op scope is the op's output tensor names, each followed by ";".
             entry["regex"] = "^(" + "|".join(re.escape(n) for n in names) + ");$"
             entries.append(entry)
+    if keep_float:
+        entry = _override_entry("*", None)
+        entry["regex"] = "^(" + "|".join(re.escape(scope) for scope in keep_float) + ")$"
+        entries.append(entry)
     return entries
 
 
@@ -396,8 +419,11 @@ def softmax_input_add_names(tflite: bytes) -> list[str]:
 
 def quantize_with_ai_edge_quantizer(float32_tflite: bytes, recipe: Int8Recipe,
                                     representative_dataset: RepresentativeDataset | Mapping[str, RepresentativeDataset],
-                                    threads: int = 2) -> bytes:
-    """Static quantisation calibrated on every signature (a {key: dataset} for several, a dataset for one).
+                                    threads: int = 2) -> tuple[bytes, tuple[dict, ...]]:
+    """Static quantisation calibrated on every signature (a {key: dataset} for several, a dataset for one);
+    returns the model and the ops a float_fallback recipe kept in float ({"op", "why"}; () for other recipes).
+    The fallback's search quantises anew from the same calibration statistics: moving ops to float needs none
+    the first quantisation did not.
 
     Recipes that quantise only the ops with weights (`only`, the recommended ones) calibrate in ai-edge-quantizer's
     profiler-based mode: LiteRT tracks each tensor's min and max as it runs. Its default mode keeps every
@@ -436,12 +462,20 @@ def quantize_with_ai_edge_quantizer(float32_tflite: bytes, recipe: Int8Recipe,
             if missing:
                 raise ValueError(f"calibration gave no min/max for tensors {missing[:5]}")
 
-    qt = Quantizer(float32_tflite, ai_edge_quantizer_recipe(recipe, float32_tflite))
+    def quantize(keep_float):
+        qt = Quantizer(float32_tflite, ai_edge_quantizer_recipe(recipe, float32_tflite, keep_float))
+        return bytes(qt.quantize(result, enable_progress_bar=False, enable_progress_report=False).quantized_model)
+
     try:
         mode = (calibrator.CalibrationMode.CALIBRATION_PROFILER_BASED if recipe.only
                 else calibrator.CalibrationMode.CALIBRATION_PRESERVE_ALL_TENSORS)
-        result = qt.calibrate(calibration, num_threads=threads, mode=mode)
-        return bytes(qt.quantize(result, enable_progress_bar=False, enable_progress_report=False).quantized_model)
+        result = Quantizer(float32_tflite, ai_edge_quantizer_recipe(recipe, float32_tflite)).calibrate(
+            calibration, num_threads=threads, mode=mode)
+        if not recipe.float_fallback:
+            return quantize(()), ()
+        searched = int8_fallback.search(float32_tflite, quantize, calibration, VARIANTS["int8"].bar + FALLBACK_MARGIN,
+                                        threads)
+        return searched.tflite, searched.float_ops
     except Exception as e:
         raise VariantConversionError(f"ai-edge-quantizer recipe {recipe.name} failed: {_first_lines(e)}") from e
 

@@ -364,7 +364,7 @@ def test_bad_int8_recipes_and_calibration_folders_fail_before_any_work(tmp_path)
     (photos_folder / "notes.txt").write_text("not a photo")
     bad = {  # keyword arguments -> the error (one line, naming the flag and what is wrong)
         r"unknown --image_int8_recipe 'magic'; expected one of aeq_a16w8, .*, converter_a8w8, .*, "
-        r"eq_aeq_a8w8_weight_ops$": {"int8_recipes": {"image": "magic"}},
+        r"eq_aeq_a8w8_weight_ops, eq_aeq_a8w8_weight_ops_fallback$": {"int8_recipes": {"image": "magic"}},
         r"unknown --text_int8_recipe 'aeq_a8w9'; expected one of": {"int8_recipes": {"text": "aeq_a8w9"}},
         rf"--calibration_images {tmp_path / 'missing'}: not a folder$": {"calibration_images": tmp_path / "missing"},
         rf"--calibration_images {photos_folder}: no JPEG, PNG, GIF or BMP files": {"calibration_images": photos_folder},

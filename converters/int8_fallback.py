@@ -1,0 +1,277 @@
+"""Keeps in float the few quantised ops that cost the int8 variant its bar, chosen by measurement.
+
+Equalisation (clip_edge.equalization) undoes the outlier patterns it was designed for, but no fixed recipe holds
+on every pattern a trained model may have (issue 19: one checkpoint's int8 image encoder fell to 0.970 against
+a bar of 0.98). So the int8 variant of a recipe with `float_fallback` is checked on the calibration data after
+quantisation, and when its min cosine to the float32 model falls below the target:
+
+1. Sensitivity: runs of the quantised model on calibration inputs with every tensor kept (LiteRT without
+   XNNPACK) give, for each quantised op, the float input it was handed (before its QUANTIZE) and what it
+   returned; the same op in float (the float32 model's weights, numpy) on that input gives what it should have
+   returned. The op's own error is the relative difference, input, weight and output quantisation together,
+   and free of the errors of the ops before it.
+2. Search: the ops are moved to float in order of that error, 1, 2, 4, ... of them, each time quantised anew
+   from the same calibration statistics and measured end to end on the calibration data, until the min cosine
+   reaches the target; then the smallest count that reaches it is found by bisection. Rounds are bounded, and
+   so is the share of the weight ops' multiply-accumulates that may stay float (CPU latency: with XNNPACK the
+   int8 variant runs at about a sixth of float32's latency, and every matmul left in float gives some back).
+
+When the bounds are reached first, the best model measured is returned and the export's parity gate decides (it
+sets the variant aside, exit 3, with its shortfall).
+
+    result = search(float32_tflite, quantize, calibration, target=0.985, threads=2)
+    result.tflite, result.float_ops  # [{"op": ..., "why": ...}], most harmful first
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from . import parity, tflite_model
+
+# Ops the search may keep in float: those with weights (what the weight-op recipes quantise).
+CANDIDATE_OPS = ("FULLY_CONNECTED", "CONV_2D", "GATHER")
+# Calibration inputs of the first signature for the sensitivity run (no XNNPACK, every tensor kept: slower).
+SENSITIVITY_SAMPLES = 8
+# Quantise-and-measure rounds after the first measurement: doubling, then bisection.
+MAX_ROUNDS = 10
+# At most this share of the weight ops' multiply-accumulates in float. With XNNPACK at one thread the
+# equalised int8 image encoder of clip-vit-base-patch32 ran at 0.17x float32's latency, its float matmuls at
+# about 1x: 0.17 + 0.15 * (1 - 0.17) = 0.30x, the issue's latency goal.
+MAX_FLOAT_MAC_SHARE = 0.15
+
+
+@dataclasses.dataclass(frozen=True)
+class OpError:
+    """One quantised op: its scope (output tensor names, as ai-edge-quantizer scopes ops), type, multiply-
+    accumulates per invoke and relative error of its output on the calibration inputs."""
+
+    scope: str
+    op: str
+    macs: int
+    error: float
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchResult:
+    tflite: bytes
+    float_ops: tuple[dict, ...]  # {"op": type and scope, "why": ...}, most harmful first
+    first_min_cosine: float  # on the calibration data, every candidate quantised
+    min_cosine: float  # on the calibration data, as returned
+    target: float
+    rounds: int
+
+
+def op_scope(op: tflite_model.OpInfo) -> str:
+    """ai-edge-quantizer's scope of an op: its output tensor names, each followed by ';'."""
+    return "".join(f"{t.name};" for t in op.outputs)
+
+
+def min_cosine(reference: Mapping[str, np.ndarray], tflite: bytes, calibration: Mapping[str, Sequence[dict]],
+               threads: int) -> float:
+    """Min over every signature's calibration samples of the cosine between `tflite`'s output and `reference`."""
+    outputs = signature_outputs(tflite, calibration, threads)
+    return min(float(parity.cosine_rows(outputs[key], expected).min()) for key, expected in reference.items())
+
+
+def signature_outputs(tflite: bytes, calibration: Mapping[str, Sequence[dict]], threads: int) -> dict:
+    """{signature key: [N, D] outputs} of the single-output signatures on their calibration samples."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=tflite, num_threads=threads)
+    outputs = {}
+    for key, samples in calibration.items():
+        runner = interpreter.get_signature_runner(key)
+        (name,) = runner.get_output_details()
+        outputs[key] = np.stack([np.asarray(runner(**sample)[name], np.float64).reshape(-1) for sample in samples])
+    return outputs
+
+
+def op_errors(float32: bytes, quantized: bytes, key: str, samples: Sequence[dict]) -> list[OpError]:
+    """Each quantised candidate op of signature `key` (subgraph 0), with its own relative error on `samples`
+    ({input name: array}). Scopes are the float32 model's (what ai-edge-quantizer's recipe regexes match)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    # Without XNNPACK, which fuses ops and would not keep their outputs.
+    interpreter = Interpreter(model_content=quantized, experimental_preserve_all_tensors=True,
+                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    runner = interpreter.get_signature_runner(key)
+    if tflite_model.signature_subgraphs(quantized, "int8 variant")[key] != 0:
+        raise ValueError(f"the sensitivity run reads subgraph 0; signature {key!r} is another")
+    details = {d["index"]: d for d in interpreter.get_tensor_details()}
+    model = tflite_model.parse_model(quantized, "int8 variant")
+    float_model = tflite_model.parse_model(float32, "float32 variant")
+    # The quantiser inserts QUANTIZE and DEQUANTIZE ops and keeps the others in order: the n-th op with weights
+    # of the one model is the n-th of the other.
+    ours = [op for op in model.ops if op.name in CANDIDATE_OPS]
+    theirs = [op for op in float_model.ops if op.name in CANDIDATE_OPS]
+    if [op.name for op in ours] != [op.name for op in theirs]:
+        raise ValueError("the int8 and float32 models do not have the same ops with weights in the same order")
+    candidates = [(op, reference) for op, reference in zip(ours, theirs)
+                  if op.outputs[0].dtype == "int8" and _modelled(reference)]
+    functions = [_float_function(reference) for _, reference in candidates]
+    producers = {t.index: op for op in model.ops for t in op.outputs}
+    squared = np.zeros([len(candidates), 2])
+    for sample in samples:
+        runner(**sample)
+        for i, (op, _) in enumerate(candidates):
+            expected = functions[i](_dequantized(interpreter, details[_runtime_input(op, producers).index]))
+            got = _dequantized(interpreter, details[op.outputs[0].index])
+            squared[i] += np.sum((got - expected) ** 2), np.sum(expected ** 2)
+    return [OpError(op_scope(reference), op.name, _macs(reference), float(np.sqrt(error / max(norm, 1e-30))))
+            for (op, reference), (error, norm) in zip(candidates, squared)]
+
+
+def shared_weight_scopes(float32: bytes) -> dict[str, list[str]]:
+    """{scope of an op with weights in subgraph 0: the scopes of every op, in every subgraph, reading the same
+    weights}: the signatures of a multi-signature file run the same layers in subgraphs of their own."""
+    by_buffer = {}
+    for subgraph in range(tflite_model.parse_model(float32, "float32 variant").subgraph_count):
+        for op in tflite_model.parse_model(float32, "float32 variant", subgraph).ops:
+            weights = _weights(op) if op.name in CANDIDATE_OPS else None
+            if weights is not None:
+                by_buffer.setdefault(weights.buffer, []).append((subgraph, op_scope(op)))
+    return {scope: [s for _, s in group] for group in by_buffer.values() for subgraph, scope in group
+            if subgraph == 0}
+
+
+def _modelled(op):
+    """Whether _float_function computes `op`: constant weights, no fused activation, no dilation."""
+    if _weights(op) is None:
+        return False
+    if op.name == "GATHER":
+        return True
+    return (op.option("FusedActivationFunction", 0) == 0 and op.option("DilationHFactor", 1) == 1
+            and op.option("DilationWFactor", 1) == 1)
+
+
+def _weights(op):
+    """The op's constant weight tensor (the table of a GATHER), or None when it reads no constant weights."""
+    weights = op.inputs[0] if op.name == "GATHER" else op.inputs[1] if len(op.inputs) > 1 else None
+    return weights if weights is not None and weights.is_constant else None
+
+
+def _runtime_input(op, producers):
+    """The float tensor the op's activation input was quantised from (the input of the QUANTIZE feeding it), or
+    the input itself when no QUANTIZE feeds it (the ids of a GATHER)."""
+    activation = op.inputs[1] if op.name == "GATHER" else op.inputs[0]
+    producer = producers.get(activation.index)
+    return producer.inputs[0] if producer is not None and producer.name == "QUANTIZE" else activation
+
+
+def _dequantized(interpreter, detail):
+    value = interpreter.get_tensor(detail["index"])
+    if value.dtype in (np.int8, np.int16) and len(detail["quantization_parameters"]["scales"]):
+        parameters = detail["quantization_parameters"]
+        axis = parameters["quantized_dimension"]
+        shape = [-1 if i == axis else 1 for i in range(value.ndim)] if len(parameters["scales"]) > 1 else []
+        scales = np.reshape(parameters["scales"], shape or [])
+        zero_points = np.reshape(parameters["zero_points"], shape or [])
+        return (value.astype(np.float64) - zero_points) * scales
+    return value.astype(np.float64)
+
+
+def _float_function(op: tflite_model.OpInfo) -> Callable[[np.ndarray], np.ndarray]:
+    """What the float32 model's `op` (one that _modelled accepts) returns for an activation input, in numpy
+    (float64)."""
+    shape = op.outputs[0].shape
+    if op.name == "GATHER":
+        table = op.inputs[0].values()  # rows picked before widening: the text tower's table is 100 MB
+        return lambda ids: np.take(table, ids.astype(np.int64), axis=op.option("Axis", 0)).astype(
+            np.float64).reshape(shape)
+    weights = op.inputs[1].values().astype(np.float64)
+    bias = op.inputs[2] if len(op.inputs) > 2 else None
+    bias = 0.0 if bias is None else bias.values().astype(np.float64)
+    if op.name == "FULLY_CONNECTED":  # weights [out, in]; the input is read as rows of `in`
+        return lambda x: (x.reshape(-1, weights.shape[1]) @ weights.T + bias).reshape(shape)
+    # CONV_2D: filter [out, kh, kw, in], NHWC; padding as TFLite's SAME (0) or VALID (1).
+    _, kh, kw, _ = weights.shape
+    sh, sw = op.option("StrideH", 1), op.option("StrideW", 1)
+    same = op.option("Padding", 1) == 0
+
+    def conv(x):
+        if same:
+            x = np.pad(x, [(0, 0), _same_padding(x.shape[1], kh, sh, shape[1]),
+                           _same_padding(x.shape[2], kw, sw, shape[2]), (0, 0)])
+        windows = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]
+        return (np.einsum("nhwcij,oijc->nhwo", windows, weights) + bias).reshape(shape)
+    return conv
+
+
+def _same_padding(size, kernel, stride, out):
+    total = max((out - 1) * stride + kernel - size, 0)
+    return (total // 2, total - total // 2)
+
+
+def _macs(op: tflite_model.OpInfo) -> int:
+    if op.name == "GATHER":
+        return 0  # a lookup: no arithmetic
+    weights = op.inputs[1]
+    per_output = int(np.prod(weights.shape[1:]))  # FC: in; CONV_2D: kh * kw * in
+    return int(np.prod(op.outputs[0].shape)) * per_output
+
+
+def search(float32: bytes, quantize: Callable[[Sequence[str]], bytes], calibration: Mapping[str, Sequence[dict]],
+           target: float, threads: int) -> SearchResult:
+    """The int8 model `quantize(scopes kept float)` returns, with as few candidate ops in float as the
+    measurements allow (see the module doc). `calibration`: {signature key: [{input name: array}]} for every
+    signature; subgraph 0's samples feed the sensitivity run."""
+    reference = signature_outputs(float32, calibration, threads)
+    first = quantize(())
+    first_cosine = min_cosine(reference, first, calibration, threads)
+    if first_cosine >= target:
+        return SearchResult(first, (), first_cosine, first_cosine, target, 0)
+    # The sensitivity run reads subgraph 0's tensors: the full-length signature's of a text encoder.
+    first_key = {index: key for key, index in tflite_model.signature_subgraphs(float32, "float32 variant").items()}[0]
+    errors = sorted(op_errors(float32, first, first_key, calibration[first_key][:SENSITIVITY_SAMPLES]),
+                    key=lambda e: e.error, reverse=True)
+    same_weights = shared_weight_scopes(float32)
+    total_macs = sum(e.macs for e in errors) or 1
+    # The order the ops go float in: most harmful first, skipping those the MAC budget cannot take.
+    order, macs = [], 0
+    for error in errors:
+        if macs + error.macs <= MAX_FLOAT_MAC_SHARE * total_macs:
+            order.append(error)
+            macs += error.macs
+    # Only the model to return is kept (a large tower's int8 model is hundreds of MB): the least float ops that
+    # met the target, or while none has, the best min cosine.
+    kept = {"count": 0, "tflite": first, "cosine": first_cosine, "passed": False}
+
+    def measure(count):
+        tflite = quantize([scope for e in order[:count] for scope in same_weights[e.scope]])
+        cosine = min_cosine(reference, tflite, calibration, threads)
+        passed = cosine >= target
+        if passed or (not kept["passed"] and cosine > kept["cosine"]):
+            kept.update(count=count, tflite=tflite, cosine=cosine, passed=passed)
+        return passed
+
+    rounds, failing, passing = 0, 0, None
+    count = 1
+    while count <= len(order) and rounds < MAX_ROUNDS:  # 1, 2, 4, ...: an upper bound that meets the target
+        rounds += 1
+        if measure(count):
+            passing = count
+            break
+        failing = count
+        count = len(order) if count < len(order) < 2 * count else 2 * count
+    while passing is not None and passing - failing > 1 and rounds < MAX_ROUNDS:  # the least that still meets it
+        rounds += 1
+        middle = (failing + passing) // 2
+        if measure(middle):
+            passing = middle
+        else:
+            failing = middle
+    # Target missed within the bounds: the best model measured, for the parity gate to judge.
+    chosen, tflite, cosine = kept["count"], kept["tflite"], kept["cosine"]
+    rank = {e.scope: i + 1 for i, e in enumerate(errors)}
+    float_ops = tuple(
+        {"op": f"{e.op} {e.scope}",
+         "why": f"its int8 output was {e.error:.1%} off its float output on the calibration data (rank "
+                f"{rank[e.scope]} of {len(errors)} quantised ops); int8 everywhere gave min cosine "
+                f"{first_cosine:.4f} to float32 on the calibration data, {chosen} ops in float {cosine:.4f} "
+                f"(target {target:.4f})"}
+        for e in order[:chosen])
+    return SearchResult(tflite, float_ops, first_cosine, cosine, target, rounds)
