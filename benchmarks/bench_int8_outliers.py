@@ -13,6 +13,14 @@ float16 (the converter's variants; `eq_dynamic_int8` is dynamic_int8 of the equa
 ai_edge_litert, XNNPACK, batch 1, --threads (run under `taskset -c N` on a shared machine). One JSON line per
 (checkpoint, tower, recipe) is appended to --out as it is measured, so a long run can be read while it goes;
 `python -m benchmarks.bench_int8_outliers --report FILE...` prints them as a markdown table.
+
+With --family=SEED the checkpoints are --count members of tests/stress_checkpoints.py's generated family (sizes
+from --sizes), drawn from SEED, instead of --size and --kinds; the table then ends with the family's min of the
+min cosines and mean of the mean ones per recipe, and a row's "float ops" says how many ops a float_fallback
+recipe kept in float:
+
+    python -m benchmarks.bench_int8_outliers --family=7 --count=8 --threads=1 \
+        --recipes=eq_aeq_a8w8_weight_ops,eq_aeq_a8w8_weight_ops_fallback --out=family.jsonl
 """
 
 import argparse
@@ -38,6 +46,11 @@ SIZES = {
     # tests/test_int8_outliers.py's model
     "tiny": lambda: reference.hf_clip_config(64, 2, 4, 8, 32, 64, 2, 4, 32),
 }
+
+
+def build_member(member):
+    with tempfile.TemporaryDirectory(prefix="stress-family-") as folder:
+        return clip_edge.CLIP.from_checkpoint(member.write(folder))
 
 
 def build(size, kind, strength, seed):
@@ -95,7 +108,10 @@ def equalized_model(model, tower, calibration, alpha):
     return equalization.equalize(model, token_ids=calibration, alpha=alpha, towers=("text",))
 
 
-def convert(model, tower, recipe, calibration, alpha_override):
+def convert(model, tower, recipe, calibration, alpha_override, float32_cache=None):
+    """The recipe's model as the exporter makes it; with a `float32_cache` (a dict kept for one model and tower)
+    the ai-edge-quantizer recipes quantise a float32 conversion of their source made once per equalisation
+    alpha, and the ops a float_fallback recipe kept in float are counted in float32_cache["float_ops"]."""
     equalize = recipe.startswith("eq_") and recipe not in tflite_variants.INT8_RECIPES
     name = recipe[3:] if equalize else recipe
     if name in ("dynamic_int8", "float16", "float32"):
@@ -104,11 +120,22 @@ def convert(model, tower, recipe, calibration, alpha_override):
     spec = tflite_variants.INT8_RECIPES[name]
     source = model
     alpha = alpha_override if alpha_override is not None else spec.equalization_alpha
-    if spec.equalization_alpha is not None:
-        source = equalized_model(model, tower, calibration, alpha)
-    return tflite_variants.convert_variants(
-        function_of(source, tower), ["int8"], tflite_variants.representative([x[None] for x in calibration]),
-        int8_recipe=name)["int8"].tflite
+    if spec.equalization_alpha is None:
+        alpha = None
+    representative = tflite_variants.representative([x[None] for x in calibration])
+    if float32_cache is None or spec.engine != "ai_edge_quantizer":
+        if alpha is not None:
+            source = equalized_model(model, tower, calibration, alpha)
+        return tflite_variants.convert_variants(function_of(source, tower), ["int8"], representative,
+                                                int8_recipe=name)["int8"].tflite
+    if alpha not in float32_cache:
+        if alpha is not None:
+            source = equalized_model(model, tower, calibration, alpha)
+        float32_cache[alpha] = tflite_variants.convert_variants(function_of(source, tower), ["float32"])[
+            "float32"].tflite
+    tflite, float_ops = tflite_variants.quantize_with_ai_edge_quantizer(float32_cache[alpha], spec, representative)
+    float32_cache["float_ops"] = len(float_ops)
+    return tflite
 
 
 def report(paths):
@@ -122,6 +149,7 @@ def report(paths):
                 recipe = row["recipe"] + (f" (alpha {row['alpha']})" if row["alpha"] is not None else "")
                 checkpoint = f"{row['size']} {row['kind']}" + (f" x{row['strength']:g}" if row["strength"] else "")
                 rows[(row["tower"], checkpoint, recipe)] = row
+    family_rows = any("family_seed" in row for row in rows.values())
     out = []
     for tower in sorted({key[0] for key in rows}):
         recipes = list(dict.fromkeys(key[2] for key in rows if key[0] == tower))
@@ -135,6 +163,18 @@ def report(paths):
                 cells.append("" if row is None else "failed" if "error" in row
                              else f"{row['min']:.4f} / {row['mean']:.4f}")
             out.append(f"| {checkpoint} | " + " | ".join(cells) + " |")
+        if family_rows:
+            cells = []
+            for recipe in recipes:
+                measured = [row for key, row in rows.items() if key[0] == tower and key[2] == recipe
+                            and "min" in row]
+                cells.append(f"{min(r['min'] for r in measured):.4f} / "
+                             f"{np.mean([r['mean'] for r in measured]):.4f}" if measured else "")
+            out.append("| **family: min of min / mean of mean** | " + " | ".join(cells) + " |")
+            floats = [(checkpoint, recipe, row["float_ops"]) for (t, checkpoint, recipe), row in rows.items()
+                      if t == tower and row.get("float_ops")]
+            if floats:
+                out += ["", "Ops kept in float: " + "; ".join(f"{c} ({r}): {n}" for c, r, n in floats)]
         out.append("")
         timed = [(key, row) for key, row in rows.items() if key[0] == tower and any(k.startswith("ms_") for k in row)]
         if timed:
@@ -164,11 +204,23 @@ def main():
     parser.add_argument("--threads", default="2,1", help="latency thread counts ('' for none: rows are then "
                         "written as each recipe is measured, otherwise after the tower's latencies)")
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--family", type=int, default=None, help="seed of a generated family of checkpoints "
+                        "(tests/stress_checkpoints.family) measured instead of --size and --kinds")
+    parser.add_argument("--count", type=int, default=8, help="members of the --family")
+    parser.add_argument("--sizes", default=",".join(stress_checkpoints.FAMILY_SIZES), help="sizes of the --family")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
-    for kind in args.kinds.split(","):
-        model = build(args.size, kind, args.strength, args.seed)
+    if args.family is not None:
+        members = stress_checkpoints.family(args.family, args.count, args.sizes.split(","))
+        print(f"family seed {args.family}: " + " | ".join(m.name for m in members), flush=True)
+        checkpoints = [(m.size, m.pattern, None, lambda m=m: build_member(m)) for m in members]
+    else:
+        checkpoints = [(args.size, kind, args.strength if kind != "plain" else None,
+                        lambda kind=kind: build(args.size, kind, args.strength, args.seed))
+                       for kind in args.kinds.split(",")]
+    for size, kind, strength, load in checkpoints:
+        model = load()
         inputs = data(model)
         for tower in args.towers.split(","):
             calibration, held_out = inputs[tower]
@@ -176,21 +228,25 @@ def main():
             function = function_of(model, tower)
             float_embeddings = np.concatenate([function(tf.constant(x))["embedding"].numpy() for x in held_out])
             models = {"float32": tflite_variants.convert_variants(function, ["float32"])["float32"].tflite}
-            rows = {}
+            rows, cache = {}, {}
             for recipe in args.recipes.split(","):
                 started = time.monotonic()
+                cache.pop("float_ops", None)
                 try:
-                    tflite = convert(model, tower, recipe, calibration, args.alpha)
+                    tflite = convert(model, tower, recipe, calibration, args.alpha, cache)
                 except Exception as error:  # one failed recipe is a row, not the end of the run
                     row = {"error": f"{type(error).__name__}: {str(error)[:300]}"}
                 else:
                     cosines = parity.cosine_rows(tflite_variants.run_tflite(tflite, held_out),
                                                           float_embeddings)
                     row = {"min": float(cosines.min()), "mean": float(cosines.mean()), "mb": len(tflite) / 1e6}
+                    if "float_ops" in cache:
+                        row["float_ops"] = cache["float_ops"]
                     models[recipe] = tflite
-                rows[recipe] = dict(row, size=args.size, kind=kind, strength=args.strength if kind != "plain" else None,
-                                    tower=tower, recipe=recipe, alpha=args.alpha,
-                                    seconds=round(time.monotonic() - started))
+                rows[recipe] = dict(row, size=size, kind=kind, strength=strength, tower=tower, recipe=recipe,
+                                    alpha=args.alpha, seconds=round(time.monotonic() - started))
+                if args.family is not None:
+                    rows[recipe]["family_seed"] = args.family
                 if not args.threads:
                     _write(rows[recipe], args.out)
             for threads in filter(None, args.threads.split(",")):
