@@ -307,9 +307,9 @@ def search(float32: bytes, quantize: Callable[[Sequence[str]], bytes], calibrati
     rank = {e.scope: i + 1 for i, e in enumerate(errors)}
     float_ops = tuple(
         {"op": f"{e.op} {e.scope}",
-         "why": f"its int8 output was {e.error:.1%} off its float output on the calibration data (rank "
+         "why": f"its int8 output was {e.error:.1%} off its float output on the inputs int8 handled worst (rank "
                 f"{rank[e.scope]} of {len(errors)} quantised ops); int8 everywhere gave min cosine "
-                f"{first_cosine:.4f} to float32 on the calibration data, {chosen} ops in float {cosine:.4f} "
-                f"(target {target:.4f})"}
+                f"{first_cosine:.4f} to float32 on the calibration inputs and their dark and low-contrast views, "
+                f"{chosen} op{'s' if chosen != 1 else ''} in float {cosine:.4f} (target {target:.4f})"}
         for e in order[:chosen])
     return SearchResult(tflite, float_ops, first_cosine, cosine, target, rounds)
