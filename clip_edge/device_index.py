@@ -21,6 +21,8 @@ import zlib
 
 import numpy as np
 
+from clip_edge.messages import quoted
+
 MAGIC = b"CLIPIDX\0"
 VERSION = 1
 HEADER_BYTES = 256
@@ -258,7 +260,7 @@ def write(path, ids, content_hashes, rows, scales, mean_vector, *, image_encoder
     if not variant or not variant.isascii():
         raise IndexFormatError(f"variant {variant!r}: expected a non-empty ASCII name")
     variant_field = _padded(variant.encode("ascii"), VARIANT_BYTES, f"variant {variant!r}")
-    name_field = _padded(_cut_utf8(export_name, NAME_BYTES), NAME_BYTES, f"export name {export_name[:80]!r}")
+    name_field = _padded(_cut_utf8(export_name, NAME_BYTES), NAME_BYTES, f"export name {quoted(export_name)}")
 
     id_lengths = np.array([len(encoded[i]) for i in order], np.uint64)
     id_offsets = np.concatenate([np.zeros(1, np.uint64), np.cumsum(id_lengths, dtype=np.uint64)]).astype("<u8")

@@ -204,5 +204,5 @@ def _check_unit_rows(shard_path, paths, embeddings):
     if bad.size:
         row = int(bad[0])
         problem = "is not finite" if not np.isfinite(norms[row]) else f"has L2 norm {norms[row]:.6g}, not 1"
-        raise IndexFileError(f"{shard_path}: the embedding of {paths[row][:200]!r} {problem} ({bad.size} such rows "
+        raise IndexFileError(f"{shard_path}: the embedding of {quoted(paths[row])} {problem} ({bad.size} such rows "
                              f"in this chunk); the shard was not written by clip_edge.beam.embed_images as is")
