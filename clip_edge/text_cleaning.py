@@ -20,6 +20,7 @@ import dataclasses
 import functools
 import html
 import html.entities
+import json
 import unicodedata
 
 import tensorflow as tf
@@ -480,14 +481,20 @@ def cleaning_tables():
     """Every table and pattern of the graph's cleaning as one JSON-able dict (the export's
     assets/text_cleaning.json without CLIPTokenizer's "pre_tokenization"). Patterns are RE2 as the graph uses
     them, except that "$" (end of text in RE2) is written "\\z", which means the same to RE2 and to
-    java.util.regex. Takes a few seconds: the Unicode tables are read off the graph's ops."""
+    java.util.regex. The first call takes a few seconds (the Unicode tables are read off the graph's ops); the
+    tables cannot change within a process, so later calls get a fresh copy of the first's."""
+    return json.loads(_cleaning_tables_json())
+
+
+@functools.lru_cache(maxsize=1)
+def _cleaning_tables_json():
     unicode_tables = _graph_unicode_tables()
     decimal_digits, = graph_class_members(r"\p{Nd}")
     ftfy_entities = ftfy_html_entities()
     html5 = html.entities.html5
     # ftfy's table is html5's names with ";" plus all-caps spellings: only the latter are written.
     extra_entities = {k: v for k, v in ftfy_entities.items() if html5.get(k[1:]) != v}
-    return {
+    return json.dumps({
         "format": TEXT_CLEANING_FORMAT,
         "whitespace": hex_ranges(ord(c) for c in PYTHON_WHITESPACE),
         "ftfy": {
@@ -530,7 +537,7 @@ def cleaning_tables():
                                                     if unicodedata.combining(chr(c))}),
             "compositions": unicode_tables["compositions"],
         },
-    }
+    })
 
 
 def texts_tensor(texts):
