@@ -3,8 +3,8 @@
 Equalisation (clip_edge.equalization) undoes the outlier patterns it was designed for, but no fixed recipe holds
 on every pattern a trained model may have (issue 19: one checkpoint's int8 image encoder fell to 0.970 against
 a bar of 0.98). So the int8 variant of a recipe with `float_fallback` is checked after quantisation on the
-calibration data and photometric views of its photos (dark and low-contrast, PHOTOMETRIC_VIEWS), and when its
-min cosine to the float32 model falls below the target:
+calibration data and photometric views of its photos (dark, low-contrast, warm and cool casts: PHOTOMETRIC_VIEWS),
+and when its min cosine to the float32 model falls below the target:
 
 1. Sensitivity: runs of the quantised model on the inputs it handles worst, with every tensor kept (LiteRT without
    XNNPACK) give, for each quantised op, the float input it was handed (before its QUANTIZE) and what it
@@ -86,9 +86,11 @@ def cosines(reference: Mapping[str, np.ndarray], tflite: bytes, calibration: Map
 
 # Photometric views of each calibration photo the search also measures on: activation ranges calibrated on
 # ordinary photos are not those of a dark one (the held-out hubble_deep_field, a night sky, fell to 0.960 on a tiny
-# family member whose every calibration photo stayed above 0.994, through the patch embedding's output scale).
-# (scale, offset) of the uint8 pixels: dark, low-contrast.
-PHOTOMETRIC_VIEWS = ((0.15, 0.0), (0.4, 40.0))
+# family member whose every calibration photo stayed above 0.994, through the patch embedding's output scale), nor
+# of one dominated by a hue (the held-out retina fundus, red on black, fell to 0.973 on another whose calibration
+# photos and their dark and low-contrast views stayed above 0.989). (scale, offset) of the uint8 pixels, the scale
+# per channel (R, G, B) where it is a triple: dark, low-contrast, warm cast, cool cast.
+PHOTOMETRIC_VIEWS = ((0.15, 0.0), (0.4, 40.0), ((1.0, 0.45, 0.2), 0.0), ((0.2, 0.45, 1.0), 0.0))
 
 
 def with_photometric_views(calibration: Mapping[str, Sequence[dict]]) -> dict:
@@ -101,7 +103,8 @@ def with_photometric_views(calibration: Mapping[str, Sequence[dict]]) -> dict:
             for sample in samples:
                 if not any(_is_image(v) for v in sample.values()):
                     continue
-                views[key].append({name: np.clip(np.asarray(v, np.float32) * scale + offset, 0, 255).astype(np.uint8)
+                views[key].append({name: np.clip(np.asarray(v, np.float32) * np.float32(scale) + offset, 0,
+                                                  255).astype(np.uint8)
                                    if _is_image(v) else v for name, v in sample.items()})
     return views
 
@@ -309,7 +312,8 @@ def search(float32: bytes, quantize: Callable[[Sequence[str]], bytes], calibrati
         {"op": f"{e.op} {e.scope}",
          "why": f"its int8 output was {e.error:.1%} off its float output on the inputs int8 handled worst (rank "
                 f"{rank[e.scope]} of {len(errors)} quantised ops); int8 everywhere gave min cosine "
-                f"{first_cosine:.4f} to float32 on the calibration inputs and their dark and low-contrast views, "
+                f"{first_cosine:.4f} to float32 on the calibration inputs and their dark, low-contrast and "
+                f"colour-cast views, "
                 f"{chosen} op{'s' if chosen != 1 else ''} in float {cosine:.4f} (target {target:.4f})"}
         for e in order[:chosen])
     return SearchResult(tflite, float_ops, first_cosine, cosine, target, rounds)

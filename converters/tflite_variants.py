@@ -146,8 +146,10 @@ DYNAMIC_INT8_EQUALIZATION_ALPHA = 0.5
 RECOMMENDED_INT8_RECIPES = {"image_encoder": "eq_aeq_a8w8_weight_ops_fallback",
                             "text_encoder": "eq_aeq_a8w8_weight_ops_fallback"}
 # A float_fallback recipe keeps ops in float until the min cosine on the calibration data reaches the int8 bar plus
-# this: the held-out data the parity gate measures are other photos and sentences.
-FALLBACK_MARGIN = 0.005
+# this: the held-out data the parity gate measures are other photos and sentences. With 0.005 a CI run's family
+# member (tiny, seed 1618895654) passed the check at 0.9891 and fell to 0.9730 on the held-out retina crops; with
+# 0.01 and the colour-cast views, 24 members of 12 other runs' seeds were all at 0.9868 or above (docs/quantization.md).
+FALLBACK_MARGIN = 0.01
 
 
 @dataclasses.dataclass(frozen=True)
