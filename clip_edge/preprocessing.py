@@ -498,12 +498,11 @@ class ImagePreprocessor(tf.Module):
         # Per-item graphs for load(): images of different sizes reuse one trace.
         self._encoded_to_pixels = tf.function(
             lambda encoded, label: self._resize_and_crop_batch(_decode(encoded, label)[None], label)[0],
-            input_signature=[tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.string)],
-        )
+            input_signature=[tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.string)], autograph=False)
         self._array_to_pixels = tf.function(
             lambda pixels, label: self._resize_and_crop_batch(_to_rgb(pixels)[None], label)[0],
             input_signature=[tf.TensorSpec([None, None, None], tf.uint8), tf.TensorSpec([], tf.string)],
-        )
+            autograph=False)
 
     def decode(self, encoded):
         """tf.string scalar (JPEG/PNG/GIF/BMP bytes) -> uint8 [H, W, 3]."""
@@ -524,7 +523,7 @@ class ImagePreprocessor(tf.Module):
         """uint8/float [..., R, R, 3] in 0..255 -> float32 (x / 255 - OPENAI_MEAN) / OPENAI_STD."""
         return (tf.cast(pixels, tf.float32) / 255.0 - self._mean) / self._std
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
     def from_encoded(self, images):
         """tf.string [N] of JPEG/PNG/GIF/BMP bytes -> float32 [N, R, R, 3]; N = 0 gives [0, R, R, 3]."""
         return self.normalize(self.pixels_from_encoded(images))
@@ -557,7 +556,7 @@ class ImagePreprocessor(tf.Module):
         with tf.control_dependencies([_all_present(decoded, images, labels)]):
             return tf.ensure_shape(pixels, [None, resolution, resolution, 3])
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)], autograph=False)
     def from_pixels(self, pixels):
         """uint8 [N, H, W, 3] -> float32 [N, R, R, 3]; N = 0 gives [0, R, R, 3]."""
         return self.normalize(self._resize_and_crop_batch(pixels, tf.constant("pixels")))

@@ -32,7 +32,12 @@ SIGNATURES = {
 
 
 class ServingModule(tf.Module):
-    """CLIP with its tokenizer and image preprocessing, for tf.saved_model.save."""
+    """CLIP with its tokenizer and image preprocessing, for tf.saved_model.save.
+
+    Its graphs, and every tf.function of clip_edge, are traced with autograph=False: none branches or loops in
+    Python on a tensor (tf.cond, tf.map_fn and tf.while_loop are written out, and tracing fails loudly on a Python
+    `if tensor`), so autograph would only rewrite the source of every function they call, about 4 s of CPU per
+    export of a tiny model (10% of it)."""
 
     def __init__(self, model, tokenizer=None):
         super().__init__(name="clip_serving")
@@ -48,24 +53,24 @@ class ServingModule(tf.Module):
     def _image_embeddings(self, images):
         return l2_normalize_rows(self.model.encode_images(self.preprocessor.from_encoded(images)))
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts")], autograph=False)
     def tokenize(self, texts):
         return self.tokenizer(texts)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts")], autograph=False)
     def encode_text(self, texts):
         return {"embeddings": self._text_embeddings(texts)}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")], autograph=False)
     def encode_image(self, images):
         return {"embeddings": self._image_embeddings(images)}
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="pixels")])
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="pixels")], autograph=False)
     def encode_pixels(self, pixels):
         return {"embeddings": l2_normalize_rows(self.model.encode_images(self.preprocessor.from_pixels(pixels)))}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images"),
-                                  tf.TensorSpec([None], tf.string, name="texts")])
+                                  tf.TensorSpec([None], tf.string, name="texts")], autograph=False)
     def serving_default(self, images, texts):
         image_logits, text_logits = self.model.logits(self._image_embeddings(images), self._text_embeddings(texts))
         return {"image_logits": image_logits, "text_logits": text_logits,
@@ -88,7 +93,8 @@ def tflite_image_encoder(model):
     resolution = model.get_config()["image_resolution"]
     preprocessor = ImagePreprocessor(resolution)
 
-    @tf.function(input_signature=[tf.TensorSpec([1, resolution, resolution, 3], tf.uint8, name="pixels")])
+    @tf.function(input_signature=[tf.TensorSpec([1, resolution, resolution, 3], tf.uint8, name="pixels")],
+                 autograph=False)
     def image_encoder(pixels):
         return {"embedding": l2_normalize_rows(model.encode_images(preprocessor.normalize(pixels)))}
 
@@ -114,7 +120,8 @@ def tflite_text_encoder(model, length=None):
 
     # The converter names each signature of a multi-signature file after its Python function.
     text_encoder.__name__ = text_signature_key(length, context_length)
-    function = tf.function(text_encoder, input_signature=[tf.TensorSpec([1, length], tf.int32, name="token_ids")])
+    function = tf.function(text_encoder, input_signature=[tf.TensorSpec([1, length], tf.int32, name="token_ids")],
+                           autograph=False)
     return function.get_concrete_function()
 
 
@@ -129,7 +136,7 @@ def tflite_preprocess(resolution):
     """Concrete function uint8 [1, H, W, 3] (any H, W) -> uint8 [1, R, R, 3], resized and centre-cropped as
     ImagePreprocessor.resize_and_crop does it (PIL's bicubic), from TFLite builtin ops only."""
 
-    @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.uint8, name="pixels")])
+    @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.uint8, name="pixels")], autograph=False)
     def preprocess(pixels):
         # The signature says [1, H, W, 3], but an interpreter resized without strict checking takes any shape,
         # and the graph would drop a fourth channel or every image but the first without a word. A reshape to

@@ -126,7 +126,8 @@ def tflite_zero_shot(model, weights):
     preprocessor = ImagePreprocessor(resolution)
     weights = tf.constant(np.asarray(weights, np.float32))
 
-    @tf.function(input_signature=[tf.TensorSpec([1, resolution, resolution, 3], tf.uint8, name="pixels")])
+    @tf.function(input_signature=[tf.TensorSpec([1, resolution, resolution, 3], tf.uint8, name="pixels")],
+                 autograph=False)
     def zero_shot(pixels):
         image = l2_normalize_rows(model.encode_images(preprocessor.normalize(pixels)))
         return {"probs": tf.nn.softmax(tf.matmul(image, weights, transpose_b=True), axis=-1)}

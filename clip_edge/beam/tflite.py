@@ -30,7 +30,7 @@ class PixelDecoder:
         preprocessor = ImagePreprocessor(resolution)
         self._tf = tf
         self._decode = tf.function(preprocessor.pixels_from_encoded,
-                                   input_signature=[tf.TensorSpec([None], tf.string)])
+                                   input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
 
     def __call__(self, images):
         """list of bytes -> uint8 numpy [N, R, R, 3]; tf.errors.OpError when an image cannot be decoded."""
