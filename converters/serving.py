@@ -31,6 +31,12 @@ SIGNATURES = {
 }
 
 
+# The signatures embed a request's texts and images CHUNK at a time, one chunk after another, so that its memory is
+# one chunk's activations whatever its size (10,000 texts in one encode_text call took over 6 GB, as did
+# serving_default with 10,000 labels). Every row is computed on its own, so the chunking changes no result.
+CHUNK = 64
+
+
 class ServingModule(tf.Module):
     """CLIP with its tokenizer and image preprocessing, for tf.saved_model.save.
 
@@ -47,11 +53,30 @@ class ServingModule(tf.Module):
         self.preprocessor = ImagePreprocessor(config["image_resolution"])
 
     def _text_embeddings(self, texts):
-        tokens = self.tokenizer(texts)
-        return l2_normalize_rows(self.model.encode_text(tokens["token_ids"], tokens["padding_mask"]))
+        def embed(chunk):
+            tokens = self.tokenizer(chunk)
+            return l2_normalize_rows(self.model.encode_text(tokens["token_ids"], tokens["padding_mask"]))
+        return self._in_chunks(embed, texts)
 
     def _image_embeddings(self, images):
-        return l2_normalize_rows(self.model.encode_images(self.preprocessor.from_encoded(images)))
+        # Decoded first, all of them (uint8, so that a decoding error names the image's index in the request);
+        # the float pixels and the tower's activations, many times larger, one chunk at a time.
+        pixels = self.preprocessor.pixels_from_encoded(images)
+        return self._in_chunks(
+            lambda chunk: l2_normalize_rows(self.model.encode_images(self.preprocessor.normalize(chunk))), pixels)
+
+    def _in_chunks(self, embed, items):
+        """embed(items[i:i + CHUNK]) -> float32 [n, D], chunk after chunk, concatenated: [N, D]."""
+        dimensions = self.model.get_config()["embed_dim"]
+        chunks = (tf.shape(items)[0] + CHUNK - 1) // CHUNK
+
+        def body(index, parts):
+            return index + 1, parts.write(index, embed(items[index * CHUNK:(index + 1) * CHUNK]))
+
+        empty = tf.TensorArray(tf.float32, size=chunks, infer_shape=False, element_shape=[None, dimensions])
+        _, parts = tf.while_loop(lambda index, _: index < chunks, body, (tf.constant(0), empty),
+                                 parallel_iterations=1)  # one chunk at a time: that is the point
+        return tf.ensure_shape(parts.concat(), [None, dimensions])
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts")], autograph=False)
     def tokenize(self, texts):
@@ -67,7 +92,8 @@ class ServingModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="pixels")], autograph=False)
     def encode_pixels(self, pixels):
-        return {"embeddings": l2_normalize_rows(self.model.encode_images(self.preprocessor.from_pixels(pixels)))}
+        return {"embeddings": self._in_chunks(
+            lambda chunk: l2_normalize_rows(self.model.encode_images(self.preprocessor.from_pixels(chunk))), pixels)}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images"),
                                   tf.TensorSpec([None], tf.string, name="texts")], autograph=False)
