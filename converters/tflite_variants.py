@@ -142,7 +142,7 @@ DYNAMIC_INT8_EQUALIZATION_ALPHA = 0.5
 # (image 0.9969 on the base32 combined x100 stress checkpoint, where aeq_a16w8, recommended before, gave 0.9924 at
 # 4-5x float32's CPU latency; text 0.9995, where aeq_a8w8_attention_float gave 0.9406), and the float fallback:
 # on the generated family (seed 2019, tiny to base32) the recipe without it fell to 0.9599 (image, tiny member),
-# with it the min was 0.9863 image, 0.9938 text.
+# with it the min is 0.9908 image, 0.9938 text (0.9863 image with its first version, docs/quantization.md).
 RECOMMENDED_INT8_RECIPES = {"image_encoder": "eq_aeq_a8w8_weight_ops_fallback",
                             "text_encoder": "eq_aeq_a8w8_weight_ops_fallback"}
 # A float_fallback recipe keeps ops in float until the min cosine on the calibration data reaches the int8 bar plus
