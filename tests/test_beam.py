@@ -721,6 +721,28 @@ def test_fifos_and_devices_among_the_inputs_are_dead_letters(tmp_path):
                      {"path": str(folder), "reason": not_regular}]
 
 
+def test_links_to_nothing_and_link_loops_among_the_inputs_are_dead_letters(tmp_path):
+    """Beam's matching skips them without a word (it cannot read their size); the pipeline's UnlistedMatches step
+    gives each a dead letter, so that every input is embedded or dead-lettered."""
+    (tmp_path / "photo.jpg").write_bytes(photos.encoded("rocket", "JPEG"))
+    (tmp_path / "broken.jpg").symlink_to(tmp_path / "missing.jpg")
+    (tmp_path / "loop.jpg").symlink_to(tmp_path / "loop.jpg")
+    script = ("import json, sys\n"
+              "from apache_beam.io.filesystems import FileSystems\n"
+              "from clip_edge.beam.pipeline import unlisted_matches\n"
+              "listed = [m.path for m in FileSystems.match([sys.argv[1]])[0].metadata_list]\n"
+              "print(json.dumps([listed, unlisted_matches(sys.argv[1])]))\n")
+    result = subprocess.run([_beam_python(), "-c", script, f"{tmp_path}/*.jpg"], capture_output=True, text=True,
+                            env=dict(os.environ, PYTHONPATH=REPO), cwd=REPO, timeout=HANG_TIMEOUT_S)
+    assert result.returncode == 0, result.stderr
+    listed, letters = json.loads(result.stdout.strip().splitlines()[-1])
+    assert listed == [str(tmp_path / "photo.jpg")]
+    assert letters == [
+        {"path": str(tmp_path / "broken.jpg"),
+         "reason": "cannot read: No such file or directory (a symbolic link to a missing file)"},
+        {"path": str(tmp_path / "loop.jpg"), "reason": "cannot read: Too many levels of symbolic links"}]
+
+
 def test_an_index_folder_that_moved_is_still_read(tmp_path):
     """Shards are listed by file name beside the summary: a folder moved after embed_images still reads (a
     summary of an earlier version, with whole paths, too)."""

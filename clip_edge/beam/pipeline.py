@@ -4,6 +4,8 @@ These live apart from the command so that Beam pickles them by this module's nam
 run with `python -m` are `__main__.X`, which workers cannot import.
 """
 
+import errno
+import glob
 import hashlib
 import json
 import os
@@ -40,6 +42,24 @@ def not_a_regular_file(path):
     except OSError as error:
         return f"cannot read: {error.strerror}"
     return None if stat.S_ISREG(mode) else "not a regular file (a FIFO, device or folder)"
+
+
+def unlisted_matches(pattern):
+    """Dead letters {"path", "reason"} for what a local `pattern` matches and Beam's MatchFiles drops without a
+    word: it lists folders with os.walk and skips every entry whose size it cannot read (a symbolic link to nothing,
+    a link loop), which would then be neither embedded nor dead-lettered, and the summary's counts would not add
+    up. glob matches them (it tests names, not targets); what it matches and stat can read, MatchFiles lists."""
+    if FileSystems.get_scheme(pattern) is not None:
+        return []
+    letters = []
+    for path in sorted(glob.glob(pattern, recursive=True)):
+        try:
+            os.stat(path)
+        except OSError as error:
+            broken = os.path.islink(path) and error.errno == errno.ENOENT
+            letters.append({"path": path, "reason": f"cannot read: {error.strerror}"
+                                                    + (" (a symbolic link to a missing file)" if broken else "")})
+    return letters
 
 
 class ReadImages(beam.DoFn):
@@ -260,7 +280,8 @@ def build(pipeline, export, pattern, prefix, max_image_bytes=100_000_000, batch_
               | "GroupShards" >> beam.GroupByKey()
               | "WriteShards" >> beam.ParDo(WriteShard(prefix, export.dimensions), rows_total=rows_total,
                                             rows_per_shard=rows_per_shard))
-    dead_letters = ((read[DEAD], encoded[DEAD])
+    unlisted = pipeline | "Unlisted" >> beam.Create([pattern]) | "UnlistedMatches" >> beam.FlatMap(unlisted_matches)
+    dead_letters = ((read[DEAD], encoded[DEAD], unlisted)
                     | "AllDeadLetters" >> beam.Flatten()
                     | "CollectDeadLetters" >> beam.combiners.ToList())
     trigger = pipeline | "Once" >> beam.Create([None])
