@@ -162,6 +162,44 @@ def test_jpeg_decoding_differs_little(tmp_path):
     assert max_difference <= 4
 
 
+def _damaged_jpegs():
+    """JPEGs with errors in their scan data that libjpeg resyncs past, and one cut short (no end marker)."""
+    jpeg = photos.encoded("rocket", "JPEG")
+    scan = jpeg.index(b"\xff\xda")
+    middle = scan + (len(jpeg) - scan) // 2
+    return {"bytes inserted mid-scan": jpeg[:middle] + np.random.default_rng(1).bytes(200) + jpeg[middle:],
+            "end marker before the last rows": jpeg[:len(jpeg) * 2 // 3] + b"\xff\xd9",
+            "cut short": jpeg[:len(jpeg) * 2 // 3]}
+
+
+@pytest.mark.parametrize("case", ["bytes inserted mid-scan", "end marker before the last rows"])
+def test_jpeg_data_errors_are_decoded_as_pillow_decodes_them(tmp_path, case):
+    """Every decoder of the product takes the files Pillow takes: bad scan data libjpeg recovers from is decoded
+    (the JVM refused these while Pillow, the SavedModel and Beam decoded them), as the others decode it."""
+    encoded = _damaged_jpegs()[case]
+    path = tmp_path / "damaged.jpg"
+    path.write_bytes(encoded)
+    pillow = np.asarray(Image.open(io.BytesIO(encoded)).convert("RGB"))
+    python = python_load_pixels(encoded, 224)
+    np.testing.assert_array_equal(python, ImagePreprocessor(224).resize_and_crop(pillow).numpy())
+    max_difference, count = _differences(java_preprocess(path, 224, tmp_path), python)
+    print(f"\n{case}: Java vs Python load(): max {max_difference}, {count} values differ")
+    assert max_difference <= 4  # as for an undamaged JPEG (test_jpeg_decoding_differs_little)
+
+
+def test_a_jpeg_cut_short_is_refused_by_every_decoder(tmp_path):
+    encoded = _damaged_jpegs()["cut short"]
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(encoded)
+    with pytest.raises(OSError, match="truncated"):
+        Image.open(io.BytesIO(encoded)).convert("RGB")
+    with pytest.raises(Exception, match="image 0: cannot decode: jpeg::Uncompress failed"):
+        python_load_pixels(encoded, 224)
+    line = _one_line_error(jvm.run("preprocess", "--resolution", 224, "--output", tmp_path / "out.rgb", path,
+                                   check=False), path)
+    assert "cannot decode JPEG: Truncated File - Missing EOI marker" in line
+
+
 def _one_line_error(result, path):
     assert result.returncode != 0
     lines = result.stderr.decode("utf-8").strip().splitlines()

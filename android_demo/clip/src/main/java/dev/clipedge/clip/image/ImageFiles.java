@@ -134,12 +134,16 @@ public final class ImageFiles {
   private static Argb decode(ImageReader reader, ImageInputStream stream, Format format, String label)
       throws IOException {
     reader.setInput(stream, true, true);
-    // Truncated or damaged JPEGs are only warnings to ImageIO (it fills the rest with grey); PIL and
-    // TensorFlow refuse them, and so do we.
+    // ImageIO reports libjpeg's warnings and decodes on. A file that ends before its image ("Truncated File -
+    // Missing EOI marker") Pillow and TensorFlow refuse, and so do we; bad data within the scan that libjpeg
+    // resyncs past ("Corrupt JPEG data: ...", e.g. bytes inserted mid-scan, or an end marker before the last row)
+    // they decode as libjpeg recovers it, and so do we: every decoder of the product takes the same files.
     reader.addIIOReadWarningListener(new IIOReadWarningListener() {
       @Override
       public void warningOccurred(ImageReader source, String warning) {
-        throw new IllegalStateException(warning);
+        if (!warning.startsWith("Corrupt JPEG data")) {
+          throw new IllegalStateException(warning);
+        }
       }
     });
     int width = reader.getWidth(0);
