@@ -17,6 +17,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -51,6 +52,70 @@ def _beam_python():
             pytest.skip(message)
         pytest.fail(message + " (or set CLIP_EDGE_SKIP_BEAM=1 to skip these tests)")
     return default
+
+
+# Every command of a fixture in one Beam-virtualenv process: a module's main() (what `python -m` runs) or a script
+# (what `python -c` runs), each with stdout and stderr captured and its status recorded, so that TensorFlow and
+# Beam are imported once (about 8 s per process on a busy 2-core machine) instead of once per command. The
+# results go to a file (argv[1]): Beam's worker processes write to the same stdout.
+COMMANDS_SCRIPT = """
+import contextlib, importlib, io, json, sys, time, traceback
+commands, results, argv = json.load(sys.stdin), [], sys.argv
+for command in commands:
+    out, err = io.StringIO(), io.StringIO()
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            if "script" in command:
+                sys.argv = ["-c", *command["argv"]]
+                exec(compile(command["script"], "<string>", "exec"), {"__name__": "__main__"})
+                status = 0
+            else:
+                status = importlib.import_module("clip_edge.beam." + command["module"]).main(command["argv"])
+        except SystemExit as exit:  # argparse's usage errors
+            status = exit.code
+        except BaseException:
+            traceback.print_exc()
+            status = "uncaught exception"
+        finally:
+            sys.argv = argv
+    results.append({"status": status, "stdout": out.getvalue(), "stderr": err.getvalue(),
+                    "seconds": time.perf_counter() - started})
+with open(argv[1], "w") as file:
+    json.dump(results, file)
+"""
+
+
+def module(name, *args):
+    """`python -m clip_edge.beam.NAME args`, for run_beam_commands."""
+    return {"module": name, "argv": [str(arg) for arg in args]}
+
+
+def script(code, *args):
+    """`python -c CODE args`, for run_beam_commands."""
+    return {"script": code, "argv": [str(arg) for arg in args]}
+
+
+def run_beam_commands(commands, timeout=1800):
+    """{key: module(...) or script(...)} -> {key: {"status", "stdout", "stderr", "seconds"}}, in the order given,
+    in one process of the Beam virtualenv with this tree on the path (COMMANDS_SCRIPT). A command that fails
+    does not stop the others; the caller checks each status."""
+    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
+    with tempfile.TemporaryDirectory() as folder:
+        output = os.path.join(folder, "results.json")
+        result = subprocess.run([_beam_python(), "-c", COMMANDS_SCRIPT, output], input=json.dumps(list(
+            commands.values())), capture_output=True, text=True, env=env, cwd=REPO, timeout=timeout)
+        if result.returncode != 0:
+            pytest.fail(f"the Beam commands exited {result.returncode}:\n{result.stderr[-5000:]}")
+        with open(output) as file:
+            return dict(zip(commands, json.load(file)))
+
+
+def succeeded(result, what):
+    """The result of a command that must succeed, or the test fails with its stderr."""
+    if result["status"] != 0:
+        pytest.fail(f"{what} exited {result['status']}:\n{result['stderr'][-5000:]}")
+    return result
 
 
 def run_beam(module, *args, check=True, timeout=900):
@@ -467,38 +532,9 @@ def test_command_line_errors(float32_export, photo_folder, tmp_path, args, messa
 
 
 # -- the device index (clip_edge.beam.device_index, docs/device_index.md) of the tflite:dynamic_int8 index ------------
-# Every command of these tests in one Beam-virtualenv process: each is its module's main() (what `python -m` runs)
-# with stdout and stderr captured, so that TensorFlow and Beam are imported once (about 8 s per process on a
-# busy 2-core machine) instead of once per command.
-COMMANDS_SCRIPT = """
-import contextlib, importlib, io, json, sys, traceback
-results = []
-for module, argv in json.load(sys.stdin):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            status = importlib.import_module("clip_edge.beam." + module).main(argv)
-        except SystemExit as exit:  # argparse's usage errors
-            status = exit.code
-        except BaseException:
-            traceback.print_exc()
-            status = "uncaught exception"
-    results.append({"status": status, "stdout": out.getvalue(), "stderr": err.getvalue()})
-print(json.dumps(results))
-"""
 # |float16 score - float32 score| <= 2^-11 for a unit row and query (each element rounded within 2^-11 of its
 # magnitude, Cauchy-Schwarz), plus the search's 6 printed decimals and float32 summation.
 FLOAT16_SCORE_ERROR = 2**-11 + 2e-6
-
-
-def run_beam_commands(commands):
-    """[(module, argv)] -> [{"status", "stdout", "stderr"}], run by COMMANDS_SCRIPT."""
-    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
-    result = subprocess.run([_beam_python(), "-c", COMMANDS_SCRIPT], input=json.dumps(commands), capture_output=True,
-                            text=True, env=env, cwd=REPO, timeout=900)
-    if result.returncode != 0:
-        pytest.fail(f"the Beam commands exited {result.returncode}:\n{result.stderr[-5000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
@@ -523,18 +559,18 @@ def device_indexes(tflite_indexes, index_prefix, float32_export, tmp_path_factor
     rows = read_index(prefix)[0]["count"]
     commands = {}
     for dtype in ("float16", "int8"):
-        commands[dtype] = ("device_index", ["--index", prefix, "--export", float32_export, "--output",
-                                            str(folder / f"{dtype}.clipidx"), "--dtype", dtype, "--chunk_rows", "50"])
+        commands[dtype] = module("device_index", "--index", prefix, "--export", float32_export, "--output",
+                                 folder / f"{dtype}.clipidx", "--dtype", dtype, "--chunk_rows", "50")
     refused = str(folder / "refused.clipidx")
-    commands["saved_model index"] = ("device_index", ["--index", index_prefix, "--export", float32_export,
-                                                      "--output", refused])
-    commands["other image encoder"] = ("device_index", ["--index", prefix, "--export", str(other), "--output",
-                                                        refused])
-    commands["--dtype float32"] = ("device_index", ["--index", prefix, "--export", float32_export, "--output",
-                                                    refused, "--dtype", "float32"])
-    commands["search"] = ("search", ["--index", prefix, "--export", float32_export, QUERIES[0], f"--top_k={rows}"])
+    commands["saved_model index"] = module("device_index", "--index", index_prefix, "--export", float32_export,
+                                           "--output", refused)
+    commands["other image encoder"] = module("device_index", "--index", prefix, "--export", other, "--output",
+                                             refused)
+    commands["--dtype float32"] = module("device_index", "--index", prefix, "--export", float32_export, "--output",
+                                         refused, "--dtype", "float32")
+    commands["search"] = module("search", "--index", prefix, "--export", float32_export, QUERIES[0], f"--top_k={rows}")
     started = time.perf_counter()
-    results = dict(zip(commands, run_beam_commands([list(command) for command in commands.values()])))
+    results = run_beam_commands(commands)
     sys.stderr.write(f"\ndevice index conversions, refusals and searches: {time.perf_counter() - started:.1f} s\n")
     return {"files": {dtype: str(folder / f"{dtype}.clipidx") for dtype in ("float16", "int8")},
             "results": results, "folder": folder, "rows": rows}
@@ -656,13 +692,12 @@ def test_jvm_search_over_the_device_index_ranks_as_the_search_does(device_indexe
 
 
 # -- hostile files: no export or pipeline run needed ---------------------------------------------------------------
-# A hang is a failure: these subprocesses get a short timeout (subprocess.TimeoutExpired fails the test).
+# A hang is a failure: the one process that runs the commands of these tests (the hostile fixture) gets a short
+# timeout (subprocess.TimeoutExpired fails them).
 HANG_TIMEOUT_S = 120
 SUMMARY = {"count": 0, "failures": 0, "input": "x/*", "dimensions": 32, "shards": [], "dead_letters": "x",
            "export": {"name": "small", "saved_model_sha256": "0" * 64}}
-
-
-@pytest.mark.parametrize("change, message", [
+SUMMARY_CHANGES = [
     (lambda summary: summary.pop("export"), "field 'export' is missing"),
     (lambda summary: summary["export"].pop("saved_model_sha256"), "field 'export.saved_model_sha256' is missing"),
     (lambda summary: summary.update(shards={"path": "x"}), "field 'shards' is dict, not list"),
@@ -671,124 +706,165 @@ SUMMARY = {"count": 0, "failures": 0, "input": "x/*", "dimensions": 32, "shards"
     (lambda summary: summary.update(dimensions=0), "field 'dimensions' must be positive"),
     (lambda summary: summary.update(model={"model": "tflite", "variant": "int8"}), "field 'model.sha256' is missing"),
     (lambda summary: summary.update(model={"model": "onnx"}), "field 'model.model' is 'onnx'"),
-])
-def test_search_names_the_summary_field_that_is_wrong(tmp_path, change, message):
-    summary = json.loads(json.dumps(SUMMARY))
-    change(summary)
-    prefix = tmp_path / "photos"
-    (tmp_path / "photos-summary.json").write_text(json.dumps(summary))
-    # The summary is read before the export: --export need not exist.
-    result = run_beam("search", "--index", prefix, "--export", tmp_path / "no-export", "a dog", check=False,
-                      timeout=HANG_TIMEOUT_S)
-    assert result.returncode == 1, result.stderr
-    assert f"error: {prefix}-summary.json: {message}" in result.stderr and "Traceback" not in result.stderr
+]
+# The pipeline's ReadImages step on each file of argv (what the pipeline gives it: a path and the size matching
+# saw, 0 for a FIFO or device): one JSON line per output.
+READ_IMAGES = ("import json, sys\n"
+               "from apache_beam.io.filesystem import FileMetadata\n"
+               "from clip_edge.beam.pipeline import ReadImages\n"
+               "for path in sys.argv[1:]:\n"
+               "    for item in ReadImages(100_000_000).process(FileMetadata(path, 0)):\n"
+               "        found = getattr(item, 'value', None) or {'path': item.path, 'read': len(item.data)}\n"
+               "        print(json.dumps(found))\n")
+# What Beam's matching lists for the pattern argv[1], and the dead letters of the entries it skips.
+UNLISTED_MATCHES = ("import json, sys\n"
+                    "from apache_beam.io.filesystems import FileSystems\n"
+                    "from clip_edge.beam.pipeline import unlisted_matches\n"
+                    "listed = [m.path for m in FileSystems.match([sys.argv[1]])[0].metadata_list]\n"
+                    "print(json.dumps([listed, unlisted_matches(sys.argv[1])]))\n")
+# An index of three rows written in BUILT, moved to MOVED, then read there: its dead letters' path and its rows.
+MOVED_INDEX = ("import json, os, shutil, sys\n"
+               "import numpy as np\n"
+               "from clip_edge.beam import index\n"
+               "built, moved = sys.argv[1:3]\n"
+               "os.makedirs(built)\n"
+               "index.write_shard(os.path.join(built, 'p-00000-of-00001.parquet'),\n"
+               "                  [(f'{i}.jpg', '0' * 64, np.eye(4, dtype=np.float32)[i]) for i in range(3)], 4)\n"
+               "summary = dict(count=3, failures=0, dimensions=4, dead_letters='p-dead_letters.jsonl',\n"
+               "               export=dict(name='small', saved_model_sha256='0' * 64),\n"
+               "               shards=[dict(path='p-00000-of-00001.parquet', rows=3)])\n"
+               "with open(os.path.join(built, 'p-summary.json'), 'w') as file:\n"
+               "    json.dump(summary, file)\n"
+               "shutil.move(built, moved)\n"
+               "read = index.read_summary(os.path.join(moved, 'p'))\n"
+               "print(json.dumps([read['dead_letters'], [p for c in index.iter_chunks(read, 2) for p in c[0]]]))\n")
+# A shard whose second row is bad (argv[2]: x1000 or nan), read by iter_chunks: the error, printed.
+BAD_ROWS = [("x1000", "has L2 norm 1000, not 1"), ("nan", "is not finite")]
+SHARD_WITH_A_BAD_ROW = ("import sys\n"
+                        "import numpy as np\n"
+                        "from clip_edge.beam import index\n"
+                        "rows = [(f'photo{i}.jpg', '0' * 64, np.eye(4, dtype=np.float32)[i]) for i in range(3)]\n"
+                        "rows[1] = (rows[1][0], rows[1][1], rows[1][2] * 1000 if sys.argv[2] == 'x1000' "
+                        "else np.full(4, np.nan, np.float32))\n"
+                        "index.write_shard(sys.argv[1], rows, 4)\n"
+                        "summary = {'dimensions': 4, 'shards': [{'path': sys.argv[1], 'rows': 3}]}\n"
+                        "try:\n"
+                        "    list(index.iter_chunks(summary, 2))\n"
+                        "except index.IndexFileError as error:\n"
+                        "    print(error)\n")
 
 
-def test_search_refuses_a_fifo_as_image_without_opening_it(tmp_path):
-    fifo = tmp_path / "query.jpg"
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    """The commands of the tests below, each over a folder of its own, in one Beam-virtualenv process:
+    {"results": {key: result}, "paths": {key: what the test checks the result against}}."""
+    base = tmp_path_factory.mktemp("hostile")
+    commands, paths = {}, {}
+    for number, (change, message) in enumerate(SUMMARY_CHANGES):
+        folder = base / f"summary_{number}"
+        folder.mkdir()
+        summary = json.loads(json.dumps(SUMMARY))
+        change(summary)
+        (folder / "photos-summary.json").write_text(json.dumps(summary))
+        # The summary is read before the export: --export need not exist.
+        paths["summary", message] = folder / "photos"
+        commands["summary", message] = module("search", "--index", folder / "photos", "--export",
+                                              folder / "no-export", "a dog")
+    folder = base / "fifo_query"
+    folder.mkdir()
+    paths["fifo query"] = fifo = folder / "query.jpg"
     os.mkfifo(fifo)
-    (tmp_path / "photos-summary.json").write_text(json.dumps(SUMMARY))
-    result = run_beam("search", "--index", tmp_path / "photos", "--export", tmp_path / "no-export", "--image", fifo,
-                      check=False, timeout=HANG_TIMEOUT_S)
-    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
-    assert f"error: --image {fifo}: not a regular file" in result.stderr
-
-
-def test_fifos_and_devices_among_the_inputs_are_dead_letters(tmp_path):
-    """The pipeline's ReadImages step on each kind of file (what the pipeline gives it: a path and the size
-    matching saw, 0 for a FIFO or device)."""
-    photo = tmp_path / "photo.jpg"
+    (folder / "photos-summary.json").write_text(json.dumps(SUMMARY))
+    commands["fifo query"] = module("search", "--index", folder / "photos", "--export", folder / "no-export",
+                                    "--image", fifo)
+    # Among several queries, after a text and a photo.
+    (folder / "photo.jpg").write_bytes(photos.encoded("rocket", "JPEG"))
+    commands["fifo among queries"] = module("search", "--index", folder / "photos", "--export", folder / "no-export",
+                                            "a dog", "--image", folder / "photo.jpg", "--image", fifo)
+    commands["no query"] = module("search", "--index", folder / "photos", "--export", folder / "no-export")
+    folder = base / "inputs"
+    folder.mkdir()
+    photo, fifo, zeros, not_a_file = (folder / name for name in ("photo.jpg", "fifo.jpg", "zeros.jpg", "folder.jpg"))
     photo.write_bytes(photos.encoded("rocket", "JPEG"))
-    fifo, zeros, folder = tmp_path / "fifo.jpg", tmp_path / "zeros.jpg", tmp_path / "folder.jpg"
     os.mkfifo(fifo)
     zeros.symlink_to("/dev/zero")
+    not_a_file.mkdir()
+    paths["inputs"] = (photo, fifo, zeros, not_a_file)
+    commands["inputs"] = script(READ_IMAGES, *paths["inputs"])
+    paths["links"] = folder = base / "links"
     folder.mkdir()
-    script = ("import json, sys\n"
-              "from apache_beam.io.filesystem import FileMetadata\n"
-              "from clip_edge.beam.pipeline import ReadImages\n"
-              "for path in sys.argv[1:]:\n"
-              "    for item in ReadImages(100_000_000).process(FileMetadata(path, 0)):\n"
-              "        found = getattr(item, 'value', None) or {'path': item.path, 'read': len(item.data)}\n"
-              "        print(json.dumps(found))\n")
-    result = subprocess.run([_beam_python(), "-c", script, *map(str, (photo, fifo, zeros, folder))],
-                            capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=REPO), cwd=REPO,
-                            timeout=HANG_TIMEOUT_S)
-    assert result.returncode == 0, result.stderr
-    found = [json.loads(line) for line in result.stdout.splitlines()]
+    (folder / "photo.jpg").write_bytes(photos.encoded("rocket", "JPEG"))
+    (folder / "broken.jpg").symlink_to(folder / "missing.jpg")
+    (folder / "loop.jpg").symlink_to(folder / "loop.jpg")
+    commands["links"] = script(UNLISTED_MATCHES, f"{folder}/*.jpg")
+    paths["moved"] = (base / "built", base / "moved")
+    commands["moved"] = script(MOVED_INDEX, *paths["moved"])
+    for bad_row, _ in BAD_ROWS:
+        folder = base / f"bad_row_{bad_row}"
+        folder.mkdir()
+        paths["bad row", bad_row] = shard = folder / "photos-00000-of-00001.parquet"
+        commands["bad row", bad_row] = script(SHARD_WITH_A_BAD_ROW, shard, bad_row)
+    return {"results": run_beam_commands(commands, timeout=HANG_TIMEOUT_S), "paths": paths}
+
+
+@pytest.mark.parametrize("change, message", SUMMARY_CHANGES)
+def test_search_names_the_summary_field_that_is_wrong(hostile, change, message):
+    result, prefix = hostile["results"]["summary", message], hostile["paths"]["summary", message]
+    assert result["status"] == 1, result["stderr"]
+    assert f"error: {prefix}-summary.json: {message}" in result["stderr"] and "Traceback" not in result["stderr"]
+
+
+def test_search_refuses_a_fifo_as_image_without_opening_it(hostile):
+    fifo = hostile["paths"]["fifo query"]
+    for name in ("fifo query", "fifo among queries"):
+        result = hostile["results"][name]
+        assert result["status"] == 1 and "Traceback" not in result["stderr"], result["stderr"]
+        assert f"error: --image {fifo}: not a regular file" in result["stderr"]
+
+
+def test_search_needs_a_query(hostile):
+    result = hostile["results"]["no query"]
+    assert result["status"] == 2 and "Traceback" not in result["stderr"], result["stderr"]
+    assert "give a query text or --image PATH (or several)" in result["stderr"].strip().splitlines()[-1]
+
+
+def test_fifos_and_devices_among_the_inputs_are_dead_letters(hostile):
+    """The pipeline's ReadImages step on each kind of file (READ_IMAGES)."""
+    result = hostile["results"]["inputs"]
+    photo, fifo, zeros, folder = hostile["paths"]["inputs"]
+    assert result["status"] == 0, result["stderr"]
+    found = [json.loads(line) for line in result["stdout"].splitlines()]
     not_regular = "not a regular file (a FIFO, device or folder)"
     assert found == [{"path": str(photo), "read": photo.stat().st_size},
                      {"path": str(fifo), "reason": not_regular}, {"path": str(zeros), "reason": not_regular},
                      {"path": str(folder), "reason": not_regular}]
 
 
-def test_links_to_nothing_and_link_loops_among_the_inputs_are_dead_letters(tmp_path):
+def test_links_to_nothing_and_link_loops_among_the_inputs_are_dead_letters(hostile):
     """Beam's matching skips them without a word (it cannot read their size); the pipeline's UnlistedMatches step
     gives each a dead letter, so that every input is embedded or dead-lettered."""
-    (tmp_path / "photo.jpg").write_bytes(photos.encoded("rocket", "JPEG"))
-    (tmp_path / "broken.jpg").symlink_to(tmp_path / "missing.jpg")
-    (tmp_path / "loop.jpg").symlink_to(tmp_path / "loop.jpg")
-    script = ("import json, sys\n"
-              "from apache_beam.io.filesystems import FileSystems\n"
-              "from clip_edge.beam.pipeline import unlisted_matches\n"
-              "listed = [m.path for m in FileSystems.match([sys.argv[1]])[0].metadata_list]\n"
-              "print(json.dumps([listed, unlisted_matches(sys.argv[1])]))\n")
-    result = subprocess.run([_beam_python(), "-c", script, f"{tmp_path}/*.jpg"], capture_output=True, text=True,
-                            env=dict(os.environ, PYTHONPATH=REPO), cwd=REPO, timeout=HANG_TIMEOUT_S)
-    assert result.returncode == 0, result.stderr
-    listed, letters = json.loads(result.stdout.strip().splitlines()[-1])
-    assert listed == [str(tmp_path / "photo.jpg")]
+    result, folder = hostile["results"]["links"], hostile["paths"]["links"]
+    assert result["status"] == 0, result["stderr"]
+    listed, letters = json.loads(result["stdout"].strip().splitlines()[-1])
+    assert listed == [str(folder / "photo.jpg")]
     assert letters == [
-        {"path": str(tmp_path / "broken.jpg"),
+        {"path": str(folder / "broken.jpg"),
          "reason": "cannot read: No such file or directory (a symbolic link to a missing file)"},
-        {"path": str(tmp_path / "loop.jpg"), "reason": "cannot read: Too many levels of symbolic links"}]
+        {"path": str(folder / "loop.jpg"), "reason": "cannot read: Too many levels of symbolic links"}]
 
 
-def test_an_index_folder_that_moved_is_still_read(tmp_path):
+def test_an_index_folder_that_moved_is_still_read(hostile):
     """Shards are listed by file name beside the summary: a folder moved after embed_images still reads (a
     summary of an earlier version, with whole paths, too)."""
-    script = ("import json, os, shutil, sys\n"
-              "import numpy as np\n"
-              "from clip_edge.beam import index\n"
-              "built, moved = sys.argv[1:3]\n"
-              "os.makedirs(built)\n"
-              "index.write_shard(os.path.join(built, 'p-00000-of-00001.parquet'),\n"
-              "                  [(f'{i}.jpg', '0' * 64, np.eye(4, dtype=np.float32)[i]) for i in range(3)], 4)\n"
-              "summary = dict(count=3, failures=0, dimensions=4, dead_letters='p-dead_letters.jsonl',\n"
-              "               export=dict(name='small', saved_model_sha256='0' * 64),\n"
-              "               shards=[dict(path='p-00000-of-00001.parquet', rows=3)])\n"
-              "with open(os.path.join(built, 'p-summary.json'), 'w') as file:\n"
-              "    json.dump(summary, file)\n"
-              "shutil.move(built, moved)\n"
-              "read = index.read_summary(os.path.join(moved, 'p'))\n"
-              "print(json.dumps([read['dead_letters'], [p for c in index.iter_chunks(read, 2) for p in c[0]]]))\n")
-    result = subprocess.run([_beam_python(), "-c", script, str(tmp_path / "built"), str(tmp_path / "moved")],
-                            capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=REPO), cwd=REPO,
-                            timeout=HANG_TIMEOUT_S)
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == [str(tmp_path / "moved" / "p-dead_letters.jsonl"), ["0.jpg", "1.jpg", "2.jpg"]]
+    result, (_, moved) = hostile["results"]["moved"], hostile["paths"]["moved"]
+    assert result["status"] == 0, result["stderr"]
+    assert json.loads(result["stdout"]) == [str(moved / "p-dead_letters.jsonl"), ["0.jpg", "1.jpg", "2.jpg"]]
 
 
-@pytest.mark.parametrize("bad_row, message", [
-    ("x1000", "has L2 norm 1000, not 1"),
-    ("nan", "is not finite"),
-])
-def test_search_refuses_shard_rows_that_are_not_unit_embeddings(tmp_path, bad_row, message):
+@pytest.mark.parametrize("bad_row, message", BAD_ROWS)
+def test_search_refuses_shard_rows_that_are_not_unit_embeddings(hostile, bad_row, message):
     """A shard edited by hand (a row x1000 scored a cosine of 22.99) or holding NaN is named, not ranked."""
-    script = ("import sys\n"
-              "import numpy as np\n"
-              "from clip_edge.beam import index\n"
-              "rows = [(f'photo{i}.jpg', '0' * 64, np.eye(4, dtype=np.float32)[i]) for i in range(3)]\n"
-              "rows[1] = (rows[1][0], rows[1][1], rows[1][2] * 1000 if sys.argv[2] == 'x1000' "
-              "else np.full(4, np.nan, np.float32))\n"
-              "index.write_shard(sys.argv[1], rows, 4)\n"
-              "summary = {'dimensions': 4, 'shards': [{'path': sys.argv[1], 'rows': 3}]}\n"
-              "try:\n"
-              "    list(index.iter_chunks(summary, 2))\n"
-              "except index.IndexFileError as error:\n"
-              "    print(error)\n")
-    shard = tmp_path / "photos-00000-of-00001.parquet"
-    result = subprocess.run([_beam_python(), "-c", script, str(shard), bad_row], capture_output=True, text=True,
-                            env=dict(os.environ, PYTHONPATH=REPO), cwd=REPO, timeout=HANG_TIMEOUT_S)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == (f"{shard}: the embedding of 'photo1.jpg' {message} (1 such rows in this chunk); "
-                                     "the shard was not written by clip_edge.beam.embed_images as is")
+    result, shard = hostile["results"]["bad row", bad_row], hostile["paths"]["bad row", bad_row]
+    assert result["status"] == 0, result["stderr"]
+    assert result["stdout"].strip() == (f"{shard}: the embedding of 'photo1.jpg' {message} (1 such rows in this "
+                                        "chunk); the shard was not written by clip_edge.beam.embed_images as is")
