@@ -2,12 +2,13 @@
 with --model tflite:VARIANT against the same signatures within each variant's parity bar.
 
 The pipeline and the search run in the Beam virtualenv (`make beam-venv`: apache-beam needs older protobuf
-and pillow than this virtualenv has) as subprocesses, named by CLIP_EDGE_BEAM_PYTHON (`make test` sets it)
-or found at .venv-beam/; without it these tests fail (CLIP_EDGE_SKIP_BEAM=1 skips them). The references are computed
-here, in the main virtualenv: the SavedModel's encode_image called on one file at a time, its encode_text, and
-numpy brute force. The photos are variants (crops, flips, rotations, resizes; JPEG, PNG, GIF, BMP) of
-tests/photos.py's real photographs. The device index converter (clip_edge.beam.device_index) is tested on the
-tflite:dynamic_int8 index built here; the file format itself in test_device_index.py.
+and pillow than this virtualenv has) as subprocesses, one for all the commands of a fixture (COMMANDS_SCRIPT),
+named by CLIP_EDGE_BEAM_PYTHON (`make test` sets it) or found at .venv-beam/; without it these tests fail
+(CLIP_EDGE_SKIP_BEAM=1 skips them). The references are computed here, in the main virtualenv: the SavedModel's
+encode_image called on one file at a time, its encode_text, and numpy brute force. The photos are variants (crops,
+flips, rotations, resizes; JPEG, PNG, GIF, BMP) of tests/photos.py's real photographs. The device index converter
+(clip_edge.beam.device_index) is tested on the tflite:dynamic_int8 index built here; the file format itself in
+test_device_index.py.
 """
 
 import hashlib
@@ -118,20 +119,8 @@ def succeeded(result, what):
     return result
 
 
-def run_beam(module, *args, check=True, timeout=900):
-    """Run `python -m clip_edge.beam.<module> args` in the Beam virtualenv with this tree on the path."""
-    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
-    result = subprocess.run([_beam_python(), "-m", f"clip_edge.beam.{module}", *map(str, args)],
-                            capture_output=True, text=True, env=env, cwd=REPO, timeout=timeout)
-    if check and result.returncode != 0:
-        pytest.fail(f"clip_edge.beam.{module} exited {result.returncode}:\n{result.stderr[-5000:]}")
-    return result
-
-
-def embed(export, pattern, prefix, *options):
-    started = time.perf_counter()
-    run_beam("embed_images", "--export", export, "--input", pattern, "--output", prefix, *options)
-    return time.perf_counter() - started
+def embed_command(export, pattern, prefix, *options):
+    return module("embed_images", "--export", export, "--input", pattern, "--output", prefix, *options)
 
 
 # FnApiRunner is what Beam 2.77's DirectRunner falls back to after trying Prism, which it downloads from
@@ -139,27 +128,34 @@ def embed(export, pattern, prefix, *options):
 TWO_PROCESSES = ("--runner=FnApiRunner", "--direct_num_workers=2", "--direct_running_mode=multi_processing")
 ONE_PROCESS = ("--runner=FnApiRunner", "--direct_num_workers=1")
 
+# Every shard's rows, read with pyarrow in the Beam virtualenv (independently of clip_edge.beam.index) into
+# PREFIX-rows.npz, for read_index. The summary names its shards by file name.
+DUMP_ROWS = """
+import json, os, sys
+import numpy as np, pyarrow.parquet as pq
+prefix = sys.argv[1]
+with open(prefix + "-summary.json") as file:
+    shards = [os.path.join(os.path.dirname(prefix), shard["path"]) for shard in json.load(file)["shards"]]
+tables = [pq.read_table(path) for path in shards]
+np.savez(prefix + "-rows.npz", files=np.array([len(t) for t in tables]),
+  paths=np.array(sum((t['path'].to_pylist() for t in tables), []), dtype=object),
+  sha256=np.array(sum((t['sha256'].to_pylist() for t in tables), []), dtype=object),
+  embeddings=np.concatenate([np.array(t['embedding'].to_pylist(), np.float32).reshape(len(t), -1)
+                             for t in tables]))
+"""
+
+
+def dump_rows_command(prefix):
+    return script(DUMP_ROWS, prefix)
+
 
 def read_index(prefix):
-    """The summary, the dead letters and every shard's rows, the shards read with pyarrow in the Beam
-    virtualenv (independently of clip_edge.beam.index)."""
+    """The summary, the dead letters and every shard's rows (PREFIX-rows.npz, which dump_rows_command wrote)."""
     with open(prefix + "-summary.json") as file:
         summary = json.load(file)
     with open(prefix + "-dead_letters.jsonl") as file:
         dead_letters = [json.loads(line) for line in file]
-    dump = prefix + "-rows.npz"
-    script = ("import sys, numpy as np, pyarrow.parquet as pq\n"
-              "tables = [pq.read_table(path) for path in sys.argv[2:]]\n"
-              "np.savez(sys.argv[1], files=np.array([len(t) for t in tables]),\n"
-              "  paths=np.array(sum((t['path'].to_pylist() for t in tables), []), dtype=object),\n"
-              "  sha256=np.array(sum((t['sha256'].to_pylist() for t in tables), []), dtype=object),\n"
-              "  embeddings=np.concatenate([np.array(t['embedding'].to_pylist(), np.float32).reshape(len(t), -1)\n"
-              "                             for t in tables]))\n")
-    folder = os.path.dirname(prefix)  # the summary names its shards by file name
-    subprocess.run([_beam_python(), "-c", script, dump,
-                    *[os.path.join(folder, shard["path"]) for shard in summary["shards"]]],
-                   check=True, capture_output=True)
-    rows = dict(np.load(dump, allow_pickle=True))
+    rows = dict(np.load(prefix + "-rows.npz", allow_pickle=True))
     return summary, dead_letters, rows
 
 
@@ -237,32 +233,61 @@ def direct(photo_folder, saved_model):
     return embeddings, refused
 
 
-@pytest.fixture(scope="module")
-def index_prefix(float32_export, photo_folder, tmp_path_factory):
-    """The pipeline run once over the folder with two worker processes, 100 rows per shard."""
-    prefix = str(tmp_path_factory.mktemp("beam_index") / "photos")
-    seconds = embed(float32_export, f"{photo_folder}/*", prefix, "--rows_per_shard=100", *TWO_PROCESSES)
-    sys.stderr.write(f"\nembed_images, {len(os.listdir(photo_folder))} files, 2 processes: {seconds:.1f} s\n")
-    return prefix
-
-
 # The TFLite variants in float32_export and their parity bars (converters.variants.VARIANTS[...].bar): min
-# cosine to the SavedModel's embedding of the same image. One pipeline run each: dynamic_int8 with two worker
-# processes, float32 with one.
+# cosine to the SavedModel's embedding of the same image.
 TFLITE_BARS = {"dynamic_int8": 0.99, "float32": 0.99999}
+# The pipeline runs over the folder, one index each: the SavedModel's (the default --model) with two worker
+# processes and 100 rows per shard, tflite:dynamic_int8 with two worker processes, tflite:float32 with one.
+INDEXES = {"saved_model": ("--rows_per_shard=100", *TWO_PROCESSES),
+           "tflite:dynamic_int8": ("--model=tflite:dynamic_int8", *TWO_PROCESSES),
+           "tflite:float32": ("--model=tflite:float32", *ONE_PROCESS)}
+QUERY_IMAGE = "coffee_crop_tl.jpg"  # in photo_folder, so in every index
 
 
 @pytest.fixture(scope="module")
-def tflite_indexes(float32_export, photo_folder, tmp_path_factory):
+def beam_run(float32_export, photo_folder, tmp_path_factory):
+    """The pipeline run over the folder for each of INDEXES, each index's rows dumped, then every command the
+    tests below check over those indexes or over copies of the export (device index conversions and refusals,
+    searches, refused exports and command lines), in the order given, all in one Beam-virtualenv process:
+    {"prefixes": {model: prefix}, "results": {group: {name: result}}, "folders": {group: folder}}."""
+    prefixes = {model: str(tmp_path_factory.mktemp("beam_index") / "photos") for model in INDEXES}
+    commands = {("embed", model): embed_command(float32_export, f"{photo_folder}/*", prefixes[model], *options)
+                for model, options in INDEXES.items()}
+    commands.update((("rows", model), dump_rows_command(prefixes[model])) for model in INDEXES)
+    folders = {}
+    for group, build in (("device", _device_index_commands), ("search", _search_commands),
+                         ("refusals", _refusal_commands)):
+        folders[group] = tmp_path_factory.mktemp(group)
+        commands.update(((group, name), command)
+                        for name, command in build(folders[group], prefixes, float32_export, photo_folder).items())
+    started = time.perf_counter()
+    flat = run_beam_commands(commands)
+    sys.stderr.write(f"\n{len(commands)} Beam commands in one process: {time.perf_counter() - started:.1f} s\n")
+    for model in INDEXES:
+        sys.stderr.write(f"embed_images {' '.join(INDEXES[model])}, {len(os.listdir(photo_folder))} files: "
+                         f"{flat['embed', model]['seconds']:.1f} s\n")
+    results = {}
+    for (group, name), result in flat.items():
+        results.setdefault(group, {})[name] = result
+    return {"prefixes": prefixes, "results": results, "folders": folders}
+
+
+def _index(beam_run, model):
+    succeeded(beam_run["results"]["embed"][model], f"clip_edge.beam.embed_images {' '.join(INDEXES[model])}")
+    succeeded(beam_run["results"]["rows"][model], f"reading the shards of {model}")
+    return beam_run["prefixes"][model]
+
+
+@pytest.fixture(scope="module")
+def index_prefix(beam_run):
+    """The pipeline run once over the folder with two worker processes, 100 rows per shard."""
+    return _index(beam_run, "saved_model")
+
+
+@pytest.fixture(scope="module")
+def tflite_indexes(beam_run):
     """{variant: prefix} of the pipeline run with --model tflite:VARIANT over the folder."""
-    prefixes = {}
-    for variant, options in (("dynamic_int8", TWO_PROCESSES), ("float32", ONE_PROCESS)):
-        prefix = str(tmp_path_factory.mktemp(f"beam_index_{variant}") / "photos")
-        seconds = embed(float32_export, f"{photo_folder}/*", prefix, f"--model=tflite:{variant}", *options)
-        sys.stderr.write(f"\nembed_images --model=tflite:{variant}, {len(os.listdir(photo_folder))} files: "
-                         f"{seconds:.1f} s\n")
-        prefixes[variant] = prefix
-    return prefixes
+    return {variant: _index(beam_run, f"tflite:{variant}") for variant in TFLITE_BARS}
 
 
 def _manifest_entry(export, path):
@@ -338,7 +363,12 @@ def test_rerun_with_one_worker_writes_the_same_index(index_prefix, float32_expor
     others = [tmp_path / "photos-2-00000-of-00001.parquet", tmp_path / "more_photos-00000-of-00001.parquet"]
     for path in others:
         path.write_bytes(b"another index's shard")
-    embed(float32_export, f"{photo_folder}/*", prefix, "--rows_per_shard=100", "--batch_size=5", *ONE_PROCESS)
+    results = run_beam_commands({
+        "embed": embed_command(float32_export, f"{photo_folder}/*", prefix, "--rows_per_shard=100", "--batch_size=5",
+                               *ONE_PROCESS),
+        "rows": dump_rows_command(prefix)})
+    succeeded(results["embed"], "clip_edge.beam.embed_images with one worker")
+    succeeded(results["rows"], "reading the shards")
     assert all(path.read_bytes() == b"another index's shard" for path in others)
     for path in others:
         path.unlink()
@@ -391,32 +421,78 @@ def _tflite_text_embedding(saved_model, export, variant, text):
     return interpreter.get_tensor(output_detail["index"])[0]
 
 
-def test_tflite_search_uses_the_tflite_encoders(tflite_indexes, float32_export, saved_model, photo_folder):
+@pytest.fixture(scope="module")
+def tflite_query(saved_model, float32_export):
+    """QUERIES[0] embedded as a search over the tflite:dynamic_int8 index embeds it (_tflite_text_embedding)."""
+    return _tflite_text_embedding(saved_model, float32_export, "dynamic_int8", QUERIES[0])
+
+
+def _search_commands(folder, prefixes, export, photo_folder):
+    """The searches, run by beam_run. Over the SavedModel's index, both QUERIES and QUERY_IMAGE in one run (one
+    load of the SavedModel for the three), 7 results each, in chunks of 37 rows so that the top-k is merged
+    across chunks and across shards. Over the tflite:dynamic_int8 index, each a run with one query: QUERIES[0]
+    over every row (which the device index tests rank against too), and QUERY_IMAGE."""
+    image = photo_folder / QUERY_IMAGE
+    every_row = len(os.listdir(photo_folder))  # the files, at least as many as the rows
+    tflite = ("--index", prefixes["tflite:dynamic_int8"], "--export", export)
+    return {"saved_model": module("search", "--index", prefixes["saved_model"], "--export", export, *QUERIES,
+                                  "--image", image, "--top_k=7", "--chunk_rows=37"),
+            "tflite text": module("search", *tflite, QUERIES[0], f"--top_k={every_row}"),
+            "tflite image": module("search", *tflite, "--image", image, "--top_k=2")}
+
+
+def _search_output(result):
+    """clip_edge.beam.search's lines for one query -> [(score, path)], best first."""
+    assert result["status"] == 0, result["stderr"][-3000:]
+    return [(float(score), path) for score, path in (line.split("\t") for line in result["stdout"].splitlines())]
+
+
+def _search_outputs(result):
+    """clip_edge.beam.search's output for several queries -> [((kind, query), [(score, path)])] in its order,
+    each query's results after its line `# text "..."` or `# image "..."`."""
+    assert result["status"] == 0, result["stderr"][-3000:]
+    found = []
+    for line in result["stdout"].splitlines():
+        if line.startswith("# "):
+            kind, _, query = line[2:].partition(" ")
+            found.append(((kind, json.loads(query)), []))
+        else:
+            assert found, f"a result before the first query's line: {line!r}"
+            score, path = line.split("\t")
+            found[-1][1].append((float(score), path))
+    return found
+
+
+def test_several_queries_are_answered_in_one_run_in_order(beam_run, photo_folder):
+    """The texts first, then the images, each query's results after a line naming it (the results themselves are
+    checked below, against the references)."""
+    found = _search_outputs(beam_run["results"]["search"]["saved_model"])
+    assert [query for query, _ in found] == [("text", QUERIES[0]), ("text", QUERIES[1]),
+                                             ("image", str(photo_folder / QUERY_IMAGE))]
+    assert [len(results) for _, results in found] == [7, 7, 7]
+
+
+def test_tflite_search_uses_the_tflite_encoders(beam_run, tflite_indexes, tflite_query, photo_folder):
     """A tflite:dynamic_int8 index is queried with text_encoder_dynamic_int8.tflite over the SavedModel's
     tokenize (here: the reference computed in this virtualenv), and --image with the TFLite image path."""
-    prefix = tflite_indexes["dynamic_int8"]
-    _, _, rows = read_index(prefix)
-    text = _tflite_text_embedding(saved_model, float32_export, "dynamic_int8", QUERIES[0])
-    scores = rows["embeddings"] @ text
-    expected = np.argsort(-scores, kind="stable")[:5]
-    found = _search(prefix, float32_export, QUERIES[0], "--top_k=5")
+    _, _, rows = read_index(tflite_indexes["dynamic_int8"])
+    scores = rows["embeddings"] @ tflite_query
+    expected = np.argsort(-scores, kind="stable")
+    # Every row, best first (the top 5 among them), within float32 rounding of the reference's scores.
+    found = _search_output(beam_run["results"]["search"]["tflite text"])
+    assert len(found) == len(scores)
     np.testing.assert_allclose([score for score, _ in found], scores[expected], atol=2e-5)
     by_path = dict(zip(rows["paths"], scores))
     for score, path in found:
         assert abs(by_path[path] - score) < 2e-5, path
-    query = str(photo_folder / "coffee_crop_tl.jpg")
-    found = _search(prefix, float32_export, "--image", query, "--top_k=2")
+    query = str(photo_folder / QUERY_IMAGE)
+    found = _search_output(beam_run["results"]["search"]["tflite image"])
+    assert len(found) == 2
     assert found[0][1] == query and found[0][0] > 0.9999
 
 
-def _search(index_prefix, export, *args):
-    output = run_beam("search", "--index", index_prefix, "--export", export, *args).stdout
-    results = [line.split("\t") for line in output.strip().splitlines()]
-    return [(float(score), path) for score, path in results]
-
-
 @pytest.mark.parametrize("query", QUERIES)
-def test_text_search_equals_numpy_brute_force(index_prefix, float32_export, saved_model, direct, query):
+def test_text_search_equals_numpy_brute_force(beam_run, saved_model, direct, query):
     import tensorflow as tf
 
     embeddings, _ = direct
@@ -425,8 +501,8 @@ def test_text_search_equals_numpy_brute_force(index_prefix, float32_export, save
     text = saved_model.signatures["encode_text"](texts=tf.constant([query]))["embeddings"].numpy()[0]
     scores = matrix @ text
     expected = np.argsort(-scores, kind="stable")[:7]
-    # Chunks of 37 rows: the top-k is merged across chunks and across shards.
-    found = _search(index_prefix, float32_export, query, "--top_k=7", "--chunk_rows=37")
+    # Chunks of 37 rows (_search_commands): the top-k is merged across chunks and across shards.
+    found = dict(_search_outputs(beam_run["results"]["search"]["saved_model"]))["text", query]
     assert len(found) == 7
     np.testing.assert_allclose([score for score, _ in found], scores[expected], atol=2e-5)
     by_path = dict(zip(paths, scores))
@@ -434,152 +510,177 @@ def test_text_search_equals_numpy_brute_force(index_prefix, float32_export, save
         assert abs(by_path[path] - score) < 2e-5, path
 
 
-def test_image_search_finds_the_image_itself(index_prefix, float32_export, photo_folder):
-    query = str(photo_folder / "coffee_crop_tl.jpg")
-    found = _search(index_prefix, float32_export, "--image", query, "--top_k=3")
+def test_image_search_finds_the_image_itself(beam_run, photo_folder):
+    query = str(photo_folder / QUERY_IMAGE)
+    found = dict(_search_outputs(beam_run["results"]["search"]["saved_model"]))["image", query]
     assert found[0][1] == query and found[0][0] > 0.9999
-    assert found[1][0] <= found[0][0] and found[2][0] <= found[1][0]
+    assert all(later[0] <= earlier[0] for earlier, later in zip(found, found[1:]))
 
 
-def _copy_export(float32_export, tmp_path):
-    copy = tmp_path / "export"
+def _copy_export(float32_export, folder):
+    copy = folder / "export"
     shutil.copytree(float32_export, copy)
     return copy
 
 
-def test_tampered_export_is_refused(index_prefix, float32_export, photo_folder, tmp_path):
-    export = _copy_export(float32_export, tmp_path)
-    variables = export / "saved_model" / "variables" / "variables.data-00000-of-00001"
-    data = bytearray(variables.read_bytes())
+def _change_a_byte(path):
+    """The middle byte of the file XOR 1; returns the file's new bytes."""
+    data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 1
-    variables.write_bytes(bytes(data))
-    for result in (run_beam("embed_images", "--export", export, "--input", f"{photo_folder}/*.gif",
-                            "--output", tmp_path / "index", check=False),
-                   run_beam("search", "--index", index_prefix, "--export", export, "a dog", check=False)):
-        assert result.returncode == 1
-        assert "variables.data-00000-of-00001: sha256" in result.stderr and "Traceback" not in result.stderr
-    assert not list(tmp_path.glob("index*"))
-    # The workers' own check, which the launcher's does not replace (the export may change after launch).
-    worker = subprocess.run(
-        [_beam_python(), "-c", "import sys; from clip_edge.beam.pipeline import EncodeImageHandler\n"
-                               "EncodeImageHandler(sys.argv[1]).load_model()", str(export)],
-        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=REPO), timeout=600)
-    assert worker.returncode != 0
-    assert "ExportReadError" in worker.stderr and "variables.data-00000-of-00001: sha256" in worker.stderr
+    path.write_bytes(bytes(data))
+    return bytes(data)
 
 
-def test_search_refuses_an_index_of_another_export(index_prefix, float32_export, tmp_path):
-    """An export whose SavedModel differs (here: one byte, with a manifest that agrees) is another model."""
-    export = _copy_export(float32_export, tmp_path)
-    variables = export / "saved_model" / "variables" / "variables.data-00000-of-00001"
-    data = bytearray(variables.read_bytes())
-    data[len(data) // 2] ^= 1
-    variables.write_bytes(bytes(data))
-    manifest = json.loads((export / "manifest.json").read_text())
-    for artifact in manifest["artifacts"]:
-        if artifact["path"] == "saved_model/variables/variables.data-00000-of-00001":
-            artifact["sha256"] = hashlib.sha256(bytes(data)).hexdigest()
-    (export / "manifest.json").write_text(json.dumps(manifest))
-    result = run_beam("search", "--index", index_prefix, "--export", export, "a dog", check=False)
-    assert result.returncode == 1 and "was built with export" in result.stderr, result.stderr
-
-
-def test_search_refuses_a_tflite_index_whose_model_file_differs(tflite_indexes, float32_export, tmp_path):
-    """Same SavedModel, another image_encoder_dynamic_int8.tflite (one byte, with a manifest that agrees): the
-    index's embeddings came from another model; the error names both sha256s."""
-    export = _copy_export(float32_export, tmp_path)
-    path = "tflite/image_encoder_dynamic_int8.tflite"
-    data = bytearray((export / path).read_bytes())
-    data[len(data) // 2] ^= 1
-    (export / path).write_bytes(bytes(data))
-    manifest = json.loads((export / "manifest.json").read_text())
-    entry = next(artifact for artifact in manifest["artifacts"] if artifact["path"] == path)
-    old, entry["sha256"] = entry["sha256"], hashlib.sha256(bytes(data)).hexdigest()
-    (export / "manifest.json").write_text(json.dumps(manifest))
-    result = run_beam("search", "--index", tflite_indexes["dynamic_int8"], "--export", export, "a dog", check=False)
-    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
-    assert f"built with {path} of sha256 {old}" in result.stderr and f"of sha256 {entry['sha256']}" in result.stderr
-
-
-def test_an_output_prefix_that_is_a_pattern_is_refused(float32_export, photo_folder, tmp_path):
-    """`--output 'DIR/*'` would make the clean-up of stale shards match every index's shards in DIR."""
-    other = tmp_path / "other-00000-of-00001.parquet"
-    other.write_bytes(b"another index's shard")
-    for prefix in (f"{tmp_path}/*", f"{tmp_path}/photos[12]"):
-        result = run_beam("embed_images", "--export", float32_export, "--input", f"{photo_folder}/*.gif",
-                          "--output", prefix, check=False)
-        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
-        assert f"--output {prefix!r} holds" in result.stderr and "not a pattern" in result.stderr
-    assert os.listdir(tmp_path) == [other.name] and other.read_bytes() == b"another index's shard"
-
-
-@pytest.mark.parametrize("args, message", [
+VARIABLES = "saved_model/variables/variables.data-00000-of-00001"
+TFLITE_IMAGE_ENCODER = "tflite/image_encoder_dynamic_int8.tflite"
+# The command lines embed_images refuses, each with what its error says.
+COMMAND_LINE_ERRORS = [
     (["--input", "{folder}/*.tiff"], "matches no file"),
     (["--export", "{folder}"], "manifest.json: no such file"),
     (["--batch_size", "0"], "--batch_size must be positive"),
     (["--model", "tflite:dynamic_int8", "--tflite_threads", "1000000"], "--tflite_threads must be in 1..256"),
-])
-def test_command_line_errors(float32_export, photo_folder, tmp_path, args, message):
-    flags = {"--export": str(float32_export), "--input": f"{photo_folder}/*.gif", "--output": str(tmp_path / "x")}
-    extra = []
-    for flag, value in zip(args[::2], args[1::2]):
-        if flag in flags:
-            flags[flag] = value.format(folder=photo_folder)
-        else:
-            extra += [flag, value]
-    result = run_beam("embed_images", *[part for item in flags.items() for part in item], *extra, check=False)
-    assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
+]
+
+
+def _refusal_commands(folder, prefixes, export, photo_folder):
+    """The refused exports and command lines, run by beam_run, each over a folder of its own under `folder`
+    (named as the tests below name it): a tampered export (the launcher of embed_images, a search and a
+    pipeline worker's model handler), an index searched with another export or another TFLite image encoder,
+    an --output that is a pattern, and COMMAND_LINE_ERRORS."""
+    commands = {}
+    tampered = _copy_export(export, folder / "tampered")
+    _change_a_byte(tampered / VARIABLES)
+    commands["tampered embed_images"] = embed_command(tampered, f"{photo_folder}/*.gif", folder / "tampered" / "index")
+    commands["tampered search"] = module("search", "--index", prefixes["saved_model"], "--export", tampered, "a dog")
+    commands["tampered worker"] = script("import sys; from clip_edge.beam.pipeline import EncodeImageHandler\n"
+                                         "EncodeImageHandler(sys.argv[1]).load_model()", tampered)
+    # One byte, with a manifest that agrees: another SavedModel, then another TFLite image encoder.
+    for name, path, index in (("another export", VARIABLES, "saved_model"),
+                              ("tflite model differs", TFLITE_IMAGE_ENCODER, "tflite:dynamic_int8")):
+        copy = _copy_export(export, folder / name.replace(" ", "_"))
+        data = _change_a_byte(copy / path)
+        manifest = json.loads((copy / "manifest.json").read_text())
+        next(artifact for artifact in manifest["artifacts"] if artifact["path"] == path)["sha256"] = (
+            hashlib.sha256(data).hexdigest())
+        (copy / "manifest.json").write_text(json.dumps(manifest))
+        commands[name] = module("search", "--index", prefixes[index], "--export", copy, "a dog")
+    pattern = folder / "pattern"
+    pattern.mkdir()
+    (pattern / "other-00000-of-00001.parquet").write_bytes(b"another index's shard")
+    for prefix in (f"{pattern}/*", f"{pattern}/photos[12]"):
+        commands[f"--output {prefix}"] = embed_command(export, f"{photo_folder}/*.gif", prefix)
+    for number, (args, _) in enumerate(COMMAND_LINE_ERRORS):
+        flags = {"--export": str(export), "--input": f"{photo_folder}/*.gif",
+                 "--output": str(folder / f"command_line_{number}" / "x")}
+        extra = []
+        for flag, value in zip(args[::2], args[1::2]):
+            if flag in flags:
+                flags[flag] = value.format(folder=photo_folder)
+            else:
+                extra += [flag, value]
+        commands[f"command line {args}"] = module("embed_images", *[part for item in flags.items() for part in item],
+                                                    *extra)
+    return commands
+
+
+def test_tampered_export_is_refused(beam_run):
+    results, folder = beam_run["results"]["refusals"], beam_run["folders"]["refusals"] / "tampered"
+    for result in (results["tampered embed_images"], results["tampered search"]):
+        assert result["status"] == 1, result
+        assert "variables.data-00000-of-00001: sha256" in result["stderr"] and "Traceback" not in result["stderr"]
+    assert not list(folder.glob("index*"))
+    # The workers' own check, which the launcher's does not replace (the export may change after launch).
+    worker = results["tampered worker"]
+    assert worker["status"] != 0
+    assert "ExportReadError" in worker["stderr"] and "variables.data-00000-of-00001: sha256" in worker["stderr"]
+
+
+def test_search_refuses_an_index_of_another_export(beam_run):
+    """An export whose SavedModel differs (here: one byte, with a manifest that agrees) is another model."""
+    result = beam_run["results"]["refusals"]["another export"]
+    assert result["status"] == 1 and "was built with export" in result["stderr"], result["stderr"]
+
+
+def test_search_refuses_a_tflite_index_whose_model_file_differs(beam_run, float32_export):
+    """Same SavedModel, another image_encoder_dynamic_int8.tflite (one byte, with a manifest that agrees): the
+    index's embeddings came from another model; the error names both sha256s."""
+    result = beam_run["results"]["refusals"]["tflite model differs"]
+    old = _manifest_entry(float32_export, TFLITE_IMAGE_ENCODER)["sha256"]
+    new = _manifest_entry(beam_run["folders"]["refusals"] / "tflite_model_differs" / "export",
+                          TFLITE_IMAGE_ENCODER)["sha256"]
+    assert new != old
+    assert result["status"] == 1 and "Traceback" not in result["stderr"], result["stderr"]
+    assert f"built with {TFLITE_IMAGE_ENCODER} of sha256 {old}" in result["stderr"]
+    assert f"of sha256 {new}" in result["stderr"]
+
+
+def test_an_output_prefix_that_is_a_pattern_is_refused(beam_run):
+    """`--output 'DIR/*'` would make the clean-up of stale shards match every index's shards in DIR."""
+    folder = beam_run["folders"]["refusals"] / "pattern"
+    other = folder / "other-00000-of-00001.parquet"
+    for prefix in (f"{folder}/*", f"{folder}/photos[12]"):
+        result = beam_run["results"]["refusals"][f"--output {prefix}"]
+        assert result["status"] == 1 and "Traceback" not in result["stderr"], result["stderr"]
+        assert f"--output {prefix!r} holds" in result["stderr"] and "not a pattern" in result["stderr"]
+    assert os.listdir(folder) == [other.name] and other.read_bytes() == b"another index's shard"
+
+
+@pytest.mark.parametrize("args, message", COMMAND_LINE_ERRORS)
+def test_command_line_errors(beam_run, args, message):
+    result = beam_run["results"]["refusals"][f"command line {args}"]
+    assert result["status"] != 0 and message in result["stderr"] and "Traceback" not in result["stderr"]
 
 
 # -- the device index (clip_edge.beam.device_index, docs/device_index.md) of the tflite:dynamic_int8 index ------------
 # |float16 score - float32 score| <= 2^-11 for a unit row and query (each element rounded within 2^-11 of its
 # magnitude, Cauchy-Schwarz), plus the search's 6 printed decimals and float32 summation.
 FLOAT16_SCORE_ERROR = 2**-11 + 2e-6
+# What a killed writer leaves beside FILE: FILE.tmp-PID of a process that is gone. Run in the Beam process just
+# before the conversions, so that the pid has no time to be reused by another process.
+LEAVE_A_KILLED_WRITERS_FILE = """
+import subprocess, sys
+gone = subprocess.Popen(["true"])
+gone.wait()
+with open(f"{sys.argv[1]}.tmp-{gone.pid}", "wb") as file:
+    file.write(b"a killed writer's")
+"""
 
 
-@pytest.fixture(scope="module")
-def device_indexes(tflite_indexes, index_prefix, float32_export, tmp_path_factory):
-    """Both --dtype conversions of the tflite:dynamic_int8 index, the refusals, and clip_edge.beam.search over
-    every row for QUERIES[0] (one query: each search loads the SavedModel, about 7 s here):
-    {"files": {dtype: path}, "results": {name: result}, "folder", "rows"}."""
-    prefix = tflite_indexes["dynamic_int8"]
-    folder = tmp_path_factory.mktemp("device_index")
+def _device_index_commands(folder, prefixes, export, photo_folder):
+    """Both --dtype conversions of the tflite:dynamic_int8 index and the refusals, run by beam_run."""
+    prefix = prefixes["tflite:dynamic_int8"]
     # The int8 file replaces an older file whole, and a killed writer's temporary file (its pid gone) is deleted.
     (folder / "int8.clipidx").write_bytes(b"an older index")
-    gone = subprocess.Popen(["true"])
-    gone.wait()
-    (folder / f"int8.clipidx.tmp-{gone.pid}").write_bytes(b"a killed writer's")
     # Another image encoder (its sha256 in the manifest; the converter reads only the manifest of an export).
     other = folder / "other_export"
     other.mkdir()
-    manifest = json.loads((pathlib.Path(float32_export) / "manifest.json").read_text())
-    entry = next(a for a in manifest["artifacts"] if a["path"] == "tflite/image_encoder_dynamic_int8.tflite")
+    manifest = json.loads((pathlib.Path(export) / "manifest.json").read_text())
+    entry = next(a for a in manifest["artifacts"] if a["path"] == TFLITE_IMAGE_ENCODER)
     entry["sha256"] = hashlib.sha256(b"another model").hexdigest()
     (other / "manifest.json").write_text(json.dumps(manifest))
-    rows = read_index(prefix)[0]["count"]
-    commands = {}
+    commands = {"killed writer": script(LEAVE_A_KILLED_WRITERS_FILE, folder / "int8.clipidx")}
     for dtype in ("float16", "int8"):
-        commands[dtype] = module("device_index", "--index", prefix, "--export", float32_export, "--output",
+        commands[dtype] = module("device_index", "--index", prefix, "--export", export, "--output",
                                  folder / f"{dtype}.clipidx", "--dtype", dtype, "--chunk_rows", "50")
-    refused = str(folder / "refused.clipidx")
-    commands["saved_model index"] = module("device_index", "--index", index_prefix, "--export", float32_export,
+    refused = folder / "refused.clipidx"
+    commands["saved_model index"] = module("device_index", "--index", prefixes["saved_model"], "--export", export,
                                            "--output", refused)
-    commands["other image encoder"] = module("device_index", "--index", prefix, "--export", other, "--output",
-                                             refused)
-    commands["--dtype float32"] = module("device_index", "--index", prefix, "--export", float32_export, "--output",
-                                         refused, "--dtype", "float32")
-    commands["search"] = module("search", "--index", prefix, "--export", float32_export, QUERIES[0], f"--top_k={rows}")
-    started = time.perf_counter()
-    results = run_beam_commands(commands)
-    sys.stderr.write(f"\ndevice index conversions, refusals and searches: {time.perf_counter() - started:.1f} s\n")
+    commands["other image encoder"] = module("device_index", "--index", prefix, "--export", other, "--output", refused)
+    commands["--dtype float32"] = module("device_index", "--index", prefix, "--export", export, "--output", refused,
+                                         "--dtype", "float32")
+    return commands
+
+
+@pytest.fixture(scope="module")
+def device_indexes(beam_run, tflite_indexes):
+    """Both --dtype conversions of the tflite:dynamic_int8 index, the refusals, and clip_edge.beam.search over
+    every row for QUERIES[0] (_search_commands' "tflite text"):
+    {"files": {dtype: path}, "results": {name: result}, "folder", "rows"}."""
+    folder = beam_run["folders"]["device"]
+    results = dict(beam_run["results"]["device"], search=beam_run["results"]["search"]["tflite text"])
+    succeeded(results.pop("killed writer"), "leaving a killed writer's file")
     return {"files": {dtype: str(folder / f"{dtype}.clipidx") for dtype in ("float16", "int8")},
-            "results": results, "folder": folder, "rows": rows}
-
-
-def _search_output(result):
-    """clip_edge.beam.search's lines -> [(score, path)], best first."""
-    assert result["status"] == 0, result["stderr"][-3000:]
-    return [(float(score), path) for score, path in (line.split("\t") for line in result["stdout"].splitlines())]
+            "results": results, "folder": folder, "rows": read_index(tflite_indexes["dynamic_int8"])[0]["count"]}
 
 
 @pytest.mark.parametrize("dtype", ["float16", "int8"])
@@ -634,15 +735,14 @@ def _check_ranking(found, searched, dtype, what):
 
 
 @pytest.mark.parametrize("dtype", ["float16", "int8"])
-def test_device_index_ranks_as_the_search_does(device_indexes, saved_model, float32_export, dtype):
+def test_device_index_ranks_as_the_search_does(device_indexes, tflite_query, dtype):
     """NumPy brute force over the device index (its scores as the document defines them) against
     clip_edge.beam.search over the Beam index, the query embedded as the search embeds it."""
     from clip_edge import device_index
 
-    text = _tflite_text_embedding(saved_model, float32_export, "dynamic_int8", QUERIES[0])
     index = device_index.read(device_indexes["files"][dtype])
-    _check_ranking(index.top_k(text, len(index.ids)), _search_output(device_indexes["results"]["search"]), dtype,
-                   f"NumPy over the {dtype} device index, {QUERIES[0]!r}")
+    _check_ranking(index.top_k(tflite_query, len(index.ids)), _search_output(device_indexes["results"]["search"]),
+                   dtype, f"NumPy over the {dtype} device index, {QUERIES[0]!r}")
 
 
 def test_device_index_refusals(device_indexes, index_prefix, float32_export):
@@ -667,7 +767,7 @@ def test_device_index_refusals(device_indexes, index_prefix, float32_export):
 
 
 @pytest.mark.parametrize("dtype", ["float16", "int8"])
-def test_jvm_search_over_the_device_index_ranks_as_the_search_does(device_indexes, saved_model, float32_export,
+def test_jvm_search_over_the_device_index_ranks_as_the_search_does(device_indexes, tflite_query, float32_export,
                                                                    dtype):
     """android_demo/clip-jvm search (the Java core's searcher, its own tokenizer and LiteRT text encoder) over the
     converted file: the NumPy brute force over the same file, and clip_edge.beam.search over the Beam index."""
@@ -677,8 +777,7 @@ def test_jvm_search_over_the_device_index_ranks_as_the_search_does(device_indexe
     found = jvm.json_lines(jvm.run("search", "--export", float32_export, "--index", device_indexes["files"][dtype],
                                    "--top_k", device_indexes["rows"], QUERIES[0]))
     found = [(line["score"], line["id"]) for line in found]
-    text = _tflite_text_embedding(saved_model, float32_export, "dynamic_int8", QUERIES[0])
-    expected = device_index.read(device_indexes["files"][dtype]).top_k(text, len(found))
+    expected = device_index.read(device_indexes["files"][dtype]).top_k(tflite_query, len(found))
     # Both score by the document's rule; the query embeddings come from the same .tflite file through two
     # runtimes (LiteRT's C API, ai_edge_litert), equal but for float32 rounding: the same scores to 1e-6, and
     # Java's order is NumPy's but for rows whose NumPy scores are that close.
