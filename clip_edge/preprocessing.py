@@ -34,6 +34,12 @@ MAX_SIDE = 65_535
 # first is shown: the frames' total is capped at the memory of the largest image allowed (3 bytes a pixel).
 MAX_GIF_PIXELS = 3 * MAX_PIXELS
 
+# The name of the resize and crop below, as an export's manifest states it (its contract section): the shortest
+# side to R with Pillow's bicubic filter (antialiased when shrinking, weights rounded to 22 bits, horizontal pass
+# first), then CLIPImageProcessor's centre crop to R x R. Readers that implement one rule refuse an export naming
+# another, so a change to the rule that moves pixels must change the name.
+RESIZE_RULE = "pil_bicubic_shortest_side_centre_crop"
+
 # Pillow's resampler rounds its normalised filter weights to fixed point with this many fractional bits
 # (PRECISION_BITS = 32 - 8 - 2 in Pillow's libImaging/Resample.c); we use the same rounded weights.
 _PIL_WEIGHT_BITS = 22

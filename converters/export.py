@@ -44,6 +44,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ info
 
 from absl import app, flags, logging  # noqa: E402
 
+from clip_edge import export_format  # noqa: E402
 from .parity import EXIT_OK, EXIT_REFUSED, EXIT_REJECTED_VARIANTS  # noqa: E402
 from .variants import DEFAULT_SIGNATURE, VARIANTS, tflite_path  # noqa: E402
 
@@ -366,7 +367,8 @@ def _remove_stale_temporaries(output_dir, name):
 
 
 # What a work folder .NAME.tmp-PID holds at any stage: the export's top level and the conversion sources.
-_WORK_ENTRIES = {"saved_model", "tflite", "assets", ".sources", "manifest.json", "parity_report.md", "rejected"}
+_WORK_ENTRIES = {export_format.SAVED_MODEL, "tflite", "assets", ".sources", export_format.MANIFEST,
+                 export_format.REPORT, export_format.REJECTED_DIR}
 # A manifest.json larger than this is not one of ours (a large preset's is about 100 KB).
 _MAX_MANIFEST_BYTES = 64 << 20
 
@@ -473,7 +475,9 @@ def _load(preset, weights, name, threads, text_buckets):
     lengths = clip_model.text_buckets(config["context_length"], text_buckets)
     text_functions = serving.tflite_text_encoders(model, lengths)
     record = manifest.ExportRecord(name=name, preset=preset, config=config, weights_source=weights_source,
-                                   threads=threads, logit_multiplier=float(model.logit_multiplier()))
+                                   threads=threads, logit_multiplier=float(model.logit_multiplier()),
+                                   special_token_ids={"start": tokenizer.start_token_id,
+                                                      "end": tokenizer.end_token_id})
     return model, tokenizer, text_functions, record
 
 
@@ -481,24 +485,25 @@ def _write_saved_model(work, model, tokenizer):
     """saved_model/ and the tokenizer's assets."""
     from . import serving
 
-    serving.save_serving_model(model, os.path.join(work, "saved_model"), tokenizer)
+    serving.save_serving_model(model, os.path.join(work, export_format.SAVED_MODEL), tokenizer)
     vocab_json, merges_txt = tokenizer.vocabulary_files()
-    _write_bytes(os.path.join(work, "assets", "vocab.json"), vocab_json.encode("utf-8"))
-    _write_bytes(os.path.join(work, "assets", "merges.txt"), merges_txt.encode("utf-8"))
+    _write_bytes(os.path.join(work, export_format.VOCAB), vocab_json.encode("utf-8"))
+    _write_bytes(os.path.join(work, export_format.MERGES), merges_txt.encode("utf-8"))
     cleaning = json.dumps(tokenizer.text_cleaning_tables(), ensure_ascii=False, separators=(",", ":"))
-    _write_bytes(os.path.join(work, "assets", "text_cleaning.json"), cleaning.encode("utf-8"))
+    _write_bytes(os.path.join(work, export_format.TEXT_CLEANING), cleaning.encode("utf-8"))
 
 
 def _write_zero_shot(work, model, tokenizer, labels, templates, record):
     """The classifier's assets; returns a builder of its concrete function (class embeddings baked in) from a
     model (the plain one or an equalised copy: the class embeddings come from the plain model's text tower)."""
-    from . import parity, zero_shot
+    from . import zero_shot
 
     class_weights, scale = zero_shot.class_weights(model, tokenizer, labels, templates)
-    for relative, lines in ((parity.ZERO_SHOT_LABELS, labels), (parity.ZERO_SHOT_TEMPLATES, templates)):
+    labels_path, templates_path = export_format.ZERO_SHOT_LABELS, export_format.ZERO_SHOT_TEMPLATES
+    for relative, lines in ((labels_path, labels), (templates_path, templates)):
         _write_bytes(os.path.join(work, relative), ("\n".join(lines) + "\n").encode("utf-8"))
     record.zero_shot = {"labels": labels, "templates": templates, "logit_scale": scale,
-                        "labels_path": parity.ZERO_SHOT_LABELS, "templates_path": parity.ZERO_SHOT_TEMPLATES}
+                        "labels_path": labels_path, "templates_path": templates_path}
     return lambda source: zero_shot.tflite_zero_shot(source, class_weights)
 
 
@@ -508,7 +513,8 @@ def _measure(work, record, preprocess_photos, threads):
 
     resolution = record.config["image_resolution"]
     held_out = datasets.builtin_images(datasets.HELD_OUT_PHOTOS, resolution)
-    reference = parity.FloatReference(os.path.join(work, "saved_model"), held_out, datasets.held_out_sentences())
+    reference = parity.FloatReference(os.path.join(work, export_format.SAVED_MODEL), held_out,
+                                      datasets.held_out_sentences())
     by_path = {a.path: a for a in record.artifacts}
 
     def variants(tower):
@@ -519,7 +525,7 @@ def _measure(work, record, preprocess_photos, threads):
     if variants("zero_shot"):
         results += parity.measure_zero_shot(work, variants("zero_shot"), held_out, threads=threads,
                                             reference=reference)
-    if parity.PREPROCESS_PATH in by_path:
+    if export_format.PREPROCESS_PATH in by_path:
         results.append(parity.measure_preprocess(work, preprocess_photos, resolution, threads))
     for result in results:
         by_path[result.path].parity.append(result)
@@ -546,11 +552,9 @@ def _check_delegates(work, record):
 
 def _set_aside(work, record, rejected):
     """Moves every file of the `rejected` variants ({variant: shortfalls}) from tflite/ to rejected/tflite/."""
-    from . import manifest
-
     for artifact in record.artifacts:
         if artifact.variant in rejected:
-            moved = os.path.join(manifest.REJECTED_DIR, artifact.path)
+            moved = os.path.join(export_format.REJECTED_DIR, artifact.path)
             os.makedirs(os.path.dirname(os.path.join(work, moved)), exist_ok=True)
             os.rename(os.path.join(work, artifact.path), os.path.join(work, moved))
             artifact.path, artifact.rejected = moved, True
@@ -669,9 +673,9 @@ def run_export(preset, weights, output_dir, name=None, variants=tuple(VARIANTS),
 
         if preprocess:
             with progress.stage("TFLite preprocessing"):
-                _write_bytes(os.path.join(work, parity.PREPROCESS_PATH), tflite_variants.convert_preprocess(
+                _write_bytes(os.path.join(work, export_format.PREPROCESS_PATH), tflite_variants.convert_preprocess(
                     serving.tflite_preprocess(record.config["image_resolution"])))
-                record.artifacts.append(manifest.ArtifactRecord(parity.PREPROCESS_PATH, "preprocess", None))
+                record.artifacts.append(manifest.ArtifactRecord(export_format.PREPROCESS_PATH, "preprocess", None))
 
         with progress.stage("parity", "held-out photos and sentences vs the float SavedModel") as stage:
             _measure(work, record, datasets.held_out_photos(), threads)

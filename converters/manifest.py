@@ -3,6 +3,11 @@
 Each stage of converters.export fills in the same records: an ArtifactRecord per TFLite file (its recipe when
 converted, its parity results when measured, its delegate readiness when checked) inside one ExportRecord (the
 model, weights, settings). write_manifest and write_report only render them.
+
+manifest.json starts with its format_version (clip_edge.export_format) and a "contract" section: what a reader
+needs to process inputs as the export does (image limits and resize rule, special tokens, text buckets, the
+logit-scale cap, signature keys, the layout), each value taken from its one definition in clip_edge or converters,
+so that android_demo's Java core reads them instead of keeping copies.
 """
 
 import dataclasses
@@ -13,16 +18,18 @@ import platform
 
 import numpy as np
 
+from clip_edge import export_format
 from clip_edge.checkpoints import files_sha256
+from clip_edge.export_format import FORMAT_VERSION, MANIFEST, REJECTED_DIR, REPORT, SAVED_MODEL
+from clip_edge.model import MAX_LOGIT_SCALE
+from clip_edge.preprocessing import MAX_PIXELS, MAX_SIDE, OPENAI_MEAN, OPENAI_STD, RESIZE_RULE
+from clip_edge.text_cleaning import TEXT_CLEANING_FORMAT
+from clip_edge.tokenizer import END_TOKEN_NAMES, START_TOKEN_NAMES
 from .variants import DEFAULT_SIGNATURE
 from .serving import SIGNATURES
 
-MANIFEST = "manifest.json"
-REPORT = "parity_report.md"
 # The report's first line starts so: converters.export recognises the folders it may replace by it.
 REPORT_TITLE = "# Parity report: "
-# Files of rejected variants, at their usual relative path below this folder (rejected/tflite/...).
-REJECTED_DIR = "rejected"
 TOOLS = ("tensorflow", "tensorflow-text", "ai-edge-litert", "ai-edge-quantizer", "numpy", "clip_edge")
 
 
@@ -60,6 +67,7 @@ class ExportRecord:
     config: dict
     weights_source: dict
     threads: int  # of the latency measurements
+    special_token_ids: dict  # {"start": id, "end": id} of the export's tokenizer
     logit_multiplier: float | None = None
     zero_shot: dict | None = None  # labels, templates, logit scale and asset paths of the classifiers
     artifacts: list = dataclasses.field(default_factory=list)  # ArtifactRecord, in conversion order
@@ -145,8 +153,6 @@ PREPROCESS_NOTE = ("uint8 RGB [1,H,W,3] of any size (resize_tensor_input) -> uin
 
 
 def _preprocess_entry(path, parity):
-    from clip_edge.preprocessing import MAX_PIXELS, MAX_SIDE
-
     inputs, outputs = tflite_io(path)
     return {"role": "preprocess", "inputs": inputs, "outputs": outputs,
             "limits": {"max_side": MAX_SIDE, "max_pixels": MAX_PIXELS},
@@ -186,6 +192,33 @@ def _rejected_entry(export_dir, record):
     return entry
 
 
+def _text_buckets(export):
+    """{length: signature key} of the text encoders' signatures, as the parity harness measured them."""
+    return {r.length: r.signature for a in export.artifacts if a.tower == "text" for r in a.parity}
+
+
+def _contract(export):
+    """manifest.json's "contract" section of `export` (an ExportRecord)."""
+    buckets = _text_buckets(export)
+    ids = export.special_token_ids
+    return {
+        "image": {"resolution": export.config["image_resolution"], "mean": list(OPENAI_MEAN), "std": list(OPENAI_STD),
+                  "max_side": MAX_SIDE, "max_pixels": MAX_PIXELS, "resize": RESIZE_RULE},
+        "text": {"context_length": export.config["context_length"],
+                 "start_token": {"id": ids["start"], "spellings": list(START_TOKEN_NAMES)},
+                 "end_token": {"id": ids["end"], "spellings": list(END_TOKEN_NAMES)},
+                 "text_cleaning_format": TEXT_CLEANING_FORMAT, "bucket_lengths": sorted(buckets)},
+        "zero_shot": {"max_logit_scale": MAX_LOGIT_SCALE},
+        "signatures": {"default": DEFAULT_SIGNATURE, "saved_model": list(SIGNATURES),
+                       "text_buckets": {str(length): buckets[length] for length in sorted(buckets)}},
+        "layout": {"manifest": MANIFEST, "report": REPORT, "saved_model": SAVED_MODEL, "rejected": REJECTED_DIR,
+                   "vocab": export_format.VOCAB, "merges": export_format.MERGES,
+                   "text_cleaning": export_format.TEXT_CLEANING, "preprocess": export_format.PREPROCESS_PATH,
+                   "zero_shot_labels": export_format.ZERO_SHOT_LABELS,
+                   "zero_shot_templates": export_format.ZERO_SHOT_TEMPLATES},
+    }
+
+
 def write_manifest(export_dir, export):
     """manifest.json of `export` (an ExportRecord): every file under export_dir with its sha256 and size, and
     for each TFLite file what its ArtifactRecord holds. `export.logit_multiplier` is what serving_default
@@ -202,19 +235,21 @@ def write_manifest(export_dir, export):
             entry.update(_encoder_entry(export, record, path))
         artifacts.append(entry)
     manifest = {
+        "format_version": FORMAT_VERSION,
         "name": export.name, "preset": export.preset, "config": export.config,
         "logit_multiplier": export.logit_multiplier,
         "weights": dict(export.weights_source, description=_describe_weights(export.weights_source)),
-        "saved_model": {"path": "saved_model", "signatures": SIGNATURES,
+        "saved_model": {"path": SAVED_MODEL, "signatures": SIGNATURES,
                         "load_note": "import tensorflow_text before tf.saved_model.load (the tokenizer uses its ops)"},
         "artifacts": artifacts,
         "versions": _versions(),
+        "contract": _contract(export),
     }
-    text = [r for a in export.artifacts if a.tower == "text" for r in a.parity]
-    if text:
+    buckets = _text_buckets(export)
+    if buckets:
         manifest["text_buckets"] = {
-            "lengths": sorted({r.length for r in text}),
-            "signature_keys": {str(r.length): r.signature for r in text},
+            "lengths": sorted(buckets),
+            "signature_keys": {str(length): buckets[length] for length in sorted(buckets)},
             "rule": "run the shortest length whose signature holds the text's first end-of-text token (the "
                     "largest id): same embedding as the full length; the full length is signature "
                     "serving_default, subgraph 0"}

@@ -28,11 +28,10 @@ import time
 
 import numpy as np
 
+from clip_edge.export_format import PREPROCESS_PATH, SAVED_MODEL, ZERO_SHOT_LABELS, ZERO_SHOT_TEMPLATES
 from .variants import DEFAULT_SIGNATURE, VARIANTS, tflite_path
 
 TOWERS = ("image", "text")
-ZERO_SHOT_LABELS = os.path.join("assets", "zero_shot_labels.txt")
-ZERO_SHOT_TEMPLATES = os.path.join("assets", "zero_shot_templates.txt")
 
 
 @dataclasses.dataclass
@@ -356,7 +355,6 @@ def measure_zero_shot(export_dir, variants, pixels, threads=2, latency_repeats=1
     return results
 
 
-PREPROCESS_PATH = os.path.join("tflite", "preprocess.tflite")
 # Max abs difference from ImagePreprocessor.resize_and_crop, in 8-bit levels. The aim is 1; the float32 weights
 # (see clip_edge.preprocessing) break exact ties differently from the float64 ones, and on scalings with many
 # ties (256 -> 224 crops of the moon and gravel photos) a tie in the first pass then meets one in the second:
@@ -500,8 +498,8 @@ def main(argv=None):
                         f"(exit {EXIT_REFUSED}); default: {','.join(DEFAULT_REQUIRED)} when present (as the exporter)")
     args = parser.parse_args(argv)
     tflite_dir = os.path.join(args.export_dir, "tflite")
-    if not os.path.isdir(os.path.join(args.export_dir, "saved_model")) or not os.path.isdir(tflite_dir):
-        sys.exit(f"{args.export_dir}: not an export directory (needs saved_model/ and tflite/)")
+    if not os.path.isdir(os.path.join(args.export_dir, SAVED_MODEL)) or not os.path.isdir(tflite_dir):
+        sys.exit(f"{args.export_dir}: not an export directory (needs {SAVED_MODEL}/ and tflite/)")
     variants = [v for v in VARIANTS if all(os.path.exists(os.path.join(args.export_dir, tflite_path(t, v)))
                                        for t in TOWERS)]
     if not variants:

@@ -18,10 +18,9 @@ import tempfile
 
 from apache_beam.io.filesystems import FileSystems
 
+from clip_edge.export_format import MANIFEST, SAVED_MODEL
 from clip_edge.messages import quoted
 
-MANIFEST = "manifest.json"
-SAVED_MODEL = "saved_model"
 TFLITE_VARIANTS = ("float32", "float16", "dynamic_int8", "int8")  # converters.variants.VARIANTS
 _BLOCK = 1 << 20
 
