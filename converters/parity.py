@@ -9,8 +9,9 @@ For each variant: cosine similarity of embeddings (mean and min), max absolute e
 agreement with the float model (held-out photos x prompts; the other tower stays float). A variant with an
 artifact below its bar (converters.variants.VARIANTS) fails, and the verdict is the exporter's (Gate): exit 0
 when every variant passes, 3 when some fail and the others would ship, 1 when a required variant (--require;
-default float32) or every variant fails, or the folder is not an export. On a shipped export the harness
-measures tflite/, the shipped variants; the exporter keeps rejected ones in rejected/.
+default float32) or every variant fails, or the folder is not an export or its manifest is of a newer format
+than this harness reads (clip_edge.export_format). On a shipped export the harness measures tflite/, the shipped
+variants; the exporter keeps rejected ones in rejected/.
 
 Text encoders are measured per signature (one per length bucket): each on the sentences that fit it, plus
 sentences that exactly fill each bucket and ones a token too long (which only the next bucket may take),
@@ -21,6 +22,7 @@ same labels and templates (assets/zero_shot_*.txt): top-1 agreement and max prob
 """
 
 import dataclasses
+import json
 import os
 import statistics
 import sys
@@ -28,7 +30,8 @@ import time
 
 import numpy as np
 
-from clip_edge.export_format import PREPROCESS_PATH, SAVED_MODEL, ZERO_SHOT_LABELS, ZERO_SHOT_TEMPLATES
+from clip_edge.export_format import (MANIFEST, PREPROCESS_PATH, SAVED_MODEL, ZERO_SHOT_LABELS, ZERO_SHOT_TEMPLATES,
+                                     ManifestFormatError, check_format_version)
 from .variants import DEFAULT_SIGNATURE, VARIANTS, tflite_path
 
 TOWERS = ("image", "text")
@@ -486,6 +489,21 @@ class Gate:
         return EXIT_REFUSED if self.refused else EXIT_REJECTED_VARIANTS if self.rejected else EXIT_OK
 
 
+def _check_manifest(export_dir):
+    """Exits unless the export's manifest, if it has one, is of a format this harness reads (a refused export,
+    NAME.rejected, has none)."""
+    path = os.path.join(export_dir, MANIFEST)
+    if not os.path.exists(path):
+        return
+    try:
+        with open(path, "rb") as file:
+            check_format_version(json.loads(file.read()), path)
+    except ManifestFormatError as error:
+        sys.exit(str(error))
+    except (OSError, ValueError) as error:
+        sys.exit(f"{path}: not an export manifest ({type(error).__name__}: {error})")
+
+
 def main(argv=None):
     import argparse
 
@@ -500,6 +518,7 @@ def main(argv=None):
     tflite_dir = os.path.join(args.export_dir, "tflite")
     if not os.path.isdir(os.path.join(args.export_dir, SAVED_MODEL)) or not os.path.isdir(tflite_dir):
         sys.exit(f"{args.export_dir}: not an export directory (needs {SAVED_MODEL}/ and tflite/)")
+    _check_manifest(args.export_dir)
     variants = [v for v in VARIANTS if all(os.path.exists(os.path.join(args.export_dir, tflite_path(t, v)))
                                        for t in TOWERS)]
     if not variants:

@@ -5,6 +5,7 @@ The manifest (converters/manifest.py) lists every file of the export with its sh
 SavedModel is used, each file under saved_model/ is hashed and compared with it, and any file the manifest
 does not list is refused too; a TFLite encoder is read whole into memory and its bytes hashed before an
 interpreter gets them. So an index is never built by, nor searched with, a model other than the export it names.
+A manifest of a newer format than this clip_edge reads (its format_version, clip_edge.export_format) is refused.
 
 The model an index is built with (--model): `saved_model` (its encode_image signature) or `tflite:VARIANT`
 (tflite/image_encoder_VARIANT.tflite, with the SavedModel's own decoding, resize and crop before it).
@@ -18,7 +19,7 @@ import tempfile
 
 from apache_beam.io.filesystems import FileSystems
 
-from clip_edge.export_format import MANIFEST, SAVED_MODEL
+from clip_edge.export_format import MANIFEST, SAVED_MODEL, ManifestFormatError, check_format_version
 from clip_edge.messages import quoted
 
 TFLITE_VARIANTS = ("float32", "float16", "dynamic_int8", "int8")  # converters.variants.VARIANTS
@@ -62,6 +63,7 @@ class Export:
         raw = _read_all(manifest_path)
         try:
             manifest = json.loads(raw)
+            check_format_version(manifest, manifest_path)
             self.name = manifest["name"]
             self.preset = manifest.get("preset")
             self.config = manifest["config"]
@@ -73,6 +75,8 @@ class Export:
             self.files = sorted((entry for path, entry in self.artifacts.items()
                                  if path.startswith(SAVED_MODEL + "/")), key=lambda entry: entry["path"])
             self.rejected = sorted((manifest.get("rejected") or {}).get("variants") or {})
+        except ManifestFormatError as error:
+            raise ExportReadError(str(error)) from None
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise ExportReadError(f"{manifest_path}: not an export manifest ({type(error).__name__}: "
                                   f"{error})") from None
