@@ -3,6 +3,7 @@ package dev.clipedge.demo;
 import android.content.Context;
 import android.content.pm.PackageManager;
 import android.content.res.AssetManager;
+import dev.clipedge.clip.Contract;
 import java.io.File;
 import java.io.IOException;
 import java.io.InputStream;
@@ -24,7 +25,7 @@ final class ExportFiles {
 
   static Path install(Context context) throws IOException {
     File external = context.getExternalFilesDir(null);
-    if (external != null && new File(external, FOLDER + "/manifest.json").isFile()) {
+    if (external != null && new File(new File(external, FOLDER), Contract.MANIFEST).isFile()) {
       return new File(external, FOLDER).toPath();
     }
     File target = new File(context.getFilesDir(), FOLDER);
@@ -35,7 +36,7 @@ final class ExportFiles {
     File fresh = new File(context.getFilesDir(), FOLDER + ".tmp");
     deleteTree(fresh);
     copyAssets(context.getAssets(), FOLDER, fresh);
-    if (!new File(fresh, "manifest.json").isFile()) {
+    if (!new File(fresh, Contract.MANIFEST).isFile()) {
       throw new IOException("the APK has no export in assets/clip/ (build with -PclipExport=...) and none was "
           + "pushed to " + new File(external, FOLDER));
     }

@@ -27,11 +27,9 @@ import java.util.Map;
  * manifest's sha256 was checked against this very file before it was opened ({@link Manifest.Artifact#verified}).
  * TensorBuffer's write functions log instead of throwing when a size is wrong, so sizes are checked here. The
  * signatures are the manifest's too (a text encoder's length buckets), run by key; an artifact the manifest lists
- * without signatures has one, the exporter's only key, serving_default.
+ * without signatures has one, the contract's default key.
  */
 final class LiteRtAndroidModel implements TfliteModel {
-  private static final String ONLY_SIGNATURE = "serving_default";
-
   /** One signature: its tensors (from the manifest) and the buffers LiteRT created for it. */
   private record Signature(List<TensorInfo> inputs, List<TensorInfo> outputs, List<TensorBuffer> inputBuffers,
                            List<TensorBuffer> outputBuffers) {}
@@ -45,14 +43,16 @@ final class LiteRtAndroidModel implements TfliteModel {
     return file -> {
       for (Manifest.Artifact artifact : manifest.artifacts()) {
         if (artifact.file().equals(file)) {
-          return new LiteRtAndroidModel(file, artifact, accelerator, environment);
+          return new LiteRtAndroidModel(file, artifact, manifest.contract().defaultSignature(), accelerator,
+              environment);
         }
       }
       throw new IllegalArgumentException(file + " is not an artifact of export " + manifest.directory());
     };
   }
 
-  private LiteRtAndroidModel(Path file, Manifest.Artifact artifact, Accelerator accelerator, Environment env) {
+  private LiteRtAndroidModel(Path file, Manifest.Artifact artifact, String defaultSignature, Accelerator accelerator,
+      Environment env) {
     CompiledModel.Options options = accelerator == Accelerator.CPU
         ? new CompiledModel.Options(Accelerator.CPU) : new CompiledModel.Options(accelerator, Accelerator.CPU);
     try {
@@ -62,7 +62,7 @@ final class LiteRtAndroidModel implements TfliteModel {
     }
     try {
       if (artifact.signatures().isEmpty()) {
-        add(file, ONLY_SIGNATURE, artifact.inputs(), artifact.outputs());
+        add(file, defaultSignature, artifact.inputs(), artifact.outputs());
       }
       for (Manifest.Signature signature : artifact.signatures()) {
         add(file, signature.key(), signature.inputs(), signature.outputs());

@@ -137,7 +137,7 @@ public final class MainActivity extends Activity {
     worker.execute(() -> {
       try {
         ClipClassifier model = classifier(variant.toString(), accelerator);
-        Pixels.Decoded photo = Pixels.decode(getContentResolver(), uri);
+        Pixels.Decoded photo = Pixels.decode(getContentResolver(), uri, manifest.contract().image());
         ClipClassifier.Result result = model.classify(photo.argb(), photo.width(), photo.height(), texts);
         StringBuilder text = new StringBuilder();
         for (ZeroShot.LabelScore score : result.ranking()) {

@@ -4,20 +4,20 @@ import android.content.ContentResolver;
 import android.graphics.Bitmap;
 import android.graphics.BitmapFactory;
 import android.net.Uri;
-import dev.clipedge.clip.image.ImagePreprocessor;
+import dev.clipedge.clip.Contract;
 import java.io.IOException;
 import java.io.InputStream;
 
 /**
  * A photo decoded at full size to unpremultiplied ARGB (the core composites alpha and does PIL's resize itself;
- * Android's scaling is bilinear only), its size checked against the core's limits before decoding.
+ * Android's scaling is bilinear only), its size checked against the export's limits before decoding.
  */
 final class Pixels {
   private Pixels() {}
 
   record Decoded(int[] argb, int width, int height) {}
 
-  static Decoded decode(ContentResolver resolver, Uri uri) throws IOException {
+  static Decoded decode(ContentResolver resolver, Uri uri, Contract.Image limits) throws IOException {
     BitmapFactory.Options bounds = new BitmapFactory.Options();
     bounds.inJustDecodeBounds = true;
     try (InputStream in = resolver.openInputStream(uri)) {
@@ -26,9 +26,10 @@ final class Pixels {
     if (bounds.outWidth <= 0 || bounds.outHeight <= 0) {
       throw new IOException("not an image Android can decode");
     }
-    if ((long) bounds.outWidth * bounds.outHeight > ImagePreprocessor.MAX_PIXELS
-        || Math.max(bounds.outWidth, bounds.outHeight) > ImagePreprocessor.MAX_SIDE) {
-      throw new IOException("image of " + bounds.outWidth + "x" + bounds.outHeight + " is over the size limits");
+    try {
+      limits.checkSize(bounds.outWidth, bounds.outHeight);
+    } catch (IllegalArgumentException e) {
+      throw new IOException(e.getMessage(), e);
     }
     BitmapFactory.Options options = new BitmapFactory.Options();
     options.inPreferredConfig = Bitmap.Config.ARGB_8888;

@@ -148,12 +148,13 @@ public final class SearchActivity extends Activity {
       closeSearch(); // the index is about to change
       IndexUpdater.Summary summary;
       try (ImageEncoder encoder = new ImageEncoder(manifest, variant, loader)) {
-        ImagePreprocessor preprocessor = new ImagePreprocessor(encoder.resolution());
+        ImagePreprocessor preprocessor = encoder.preprocessor();
         IndexUpdater updater = new IndexUpdater(indexFile.toPath(), Fingerprint.of(manifest, variant),
             ElementType.INT8, encoder.embeddingSize());
         summary = updater.update(photos, id -> false, photo -> {
           try {
-            Pixels.Decoded decoded = Pixels.decode(getContentResolver(), ((GalleryPhoto) photo).uri);
+            Pixels.Decoded decoded = Pixels.decode(getContentResolver(), ((GalleryPhoto) photo).uri,
+                preprocessor.limits());
             return encoder.encode(preprocessor.fromArgb(decoded.argb(), decoded.width(), decoded.height()));
           } catch (IOException e) {
             throw new IndexUpdater.Unreadable(e.getMessage());

@@ -34,7 +34,7 @@ public final class ClipClassifier implements AutoCloseable {
     this.imageEncoder = imageEncoder;
     this.textEncoder = textEncoder;
     this.tokenizer = tokenizer;
-    this.preprocessor = new ImagePreprocessor(imageEncoder.resolution());
+    this.preprocessor = imageEncoder.preprocessor();
     this.zeroShot = new ZeroShot(logitMultiplier);
     this.cache = new TextEmbeddingCache(cacheCapacity);
   }
@@ -50,7 +50,7 @@ public final class ClipClassifier implements AutoCloseable {
     TextEncoder text = null;
     try {
       text = new TextEncoder(manifest, variant, loader);
-      ClipTokenizer tokenizer = ClipTokenizer.fromExport(manifest.verifiedAssets(), text.contextLength());
+      ClipTokenizer tokenizer = ClipTokenizer.fromExport(manifest, text.contextLength());
       return new ClipClassifier(image, text, tokenizer, multiplier, cacheCapacity);
     } catch (IOException | RuntimeException e) {
       image.close();
@@ -67,8 +67,8 @@ public final class ClipClassifier implements AutoCloseable {
   }
 
   /**
-   * {@code argb}: the image as Android's Bitmap.getPixels gives it (0xAARRGGBB, row-major), any size within
-   * {@link ImagePreprocessor}'s limits; alpha is composited onto white. Returns every label, most probable first.
+   * {@code argb}: the image as Android's Bitmap.getPixels gives it (0xAARRGGBB, row-major), any size within the
+   * export's limits; alpha is composited onto white. Returns every label, most probable first.
    */
   public Result classify(int[] argb, int width, int height, List<String> labels) {
     if (labels.isEmpty()) {

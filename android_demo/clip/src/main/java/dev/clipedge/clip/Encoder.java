@@ -9,7 +9,6 @@ import dev.clipedge.clip.runtime.ModelLoader;
 import dev.clipedge.clip.runtime.TensorInfo;
 import dev.clipedge.clip.runtime.TfliteModel;
 import java.nio.ByteBuffer;
-import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -22,7 +21,10 @@ import java.util.List;
  */
 public abstract class Encoder implements AutoCloseable {
   protected final Artifact artifact;
-  /** The signature the manifest's top-level tensors describe (the full-length one of a text encoder). */
+  /**
+   * The signature the manifest's top-level tensors describe: the contract's default key (the only signature of an
+   * image encoder, the full length of a text encoder).
+   */
   protected final BoundSignature main;
   private final TfliteModel model;
   private final int embeddingSize;
@@ -59,27 +61,12 @@ public abstract class Encoder implements AutoCloseable {
     }
     this.model = loader.open(artifact.verified());
     try {
-      this.main = bind(mainKey(), artifact.inputs().get(0), artifact.outputs().get(0));
+      this.main = bind(manifest.contract().defaultSignature(), artifact.inputs().get(0), artifact.outputs().get(0));
     } catch (RuntimeException e) {
       model.close();
       throw e;
     }
     this.embeddingSize = main.output.shape()[1];
-  }
-
-  /**
-   * The key of the signature the top-level tensors describe: the manifest's signature with the same input when
-   * it lists several (the Android runtime does not order them as the file does), else the model's first one.
-   */
-  private String mainKey() {
-    Tensor input = artifact.inputs().get(0);
-    for (Manifest.Signature signature : artifact.signatures()) {
-      if (signature.inputs().size() == 1 && signature.inputs().get(0).dtype() == input.dtype()
-          && Arrays.equals(signature.inputs().get(0).shape(), input.shape())) {
-        return signature.key();
-      }
-    }
-    return model.signatureKeys().get(0);
   }
 
   /** Checks signature {@code key} of the model against the manifest's tensors and allocates its buffers. */

@@ -3,6 +3,7 @@ package dev.clipedge.clip;
 import dev.clipedge.clip.Manifest.ExportException;
 import dev.clipedge.clip.Manifest.Quantization;
 import dev.clipedge.clip.Manifest.Tensor;
+import dev.clipedge.clip.image.ImagePreprocessor;
 import dev.clipedge.clip.runtime.DType;
 import dev.clipedge.clip.runtime.ModelLoader;
 
@@ -12,6 +13,7 @@ import dev.clipedge.clip.runtime.ModelLoader;
  */
 public final class ImageEncoder extends Encoder {
   private final int resolution;
+  private final Contract.Image contract;
 
   public ImageEncoder(Manifest manifest, String variant, ModelLoader loader) {
     super(manifest, "image", variant, loader);
@@ -28,11 +30,17 @@ public final class ImageEncoder extends Encoder {
           + "per-tensor quantisation)");
     }
     this.resolution = shape[1];
+    this.contract = manifest.contract().image();
   }
 
   /** R, the side of the square image the encoder takes. */
   public int resolution() {
     return resolution;
+  }
+
+  /** The resize and crop to this encoder's input, with the export's limits. */
+  public ImagePreprocessor preprocessor() {
+    return new ImagePreprocessor(resolution, contract);
   }
 
   /** {@code rgb}: R * R * 3 bytes, rows top to bottom, pixels R, G, B (what ImagePreprocessor returns). */

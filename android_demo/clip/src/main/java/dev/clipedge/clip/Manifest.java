@@ -17,17 +17,20 @@ import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.OptionalInt;
 import java.util.stream.Collectors;
 
 /**
  * An export's DIR/manifest.json (written by converters/manifest.py): the artifacts with their checksums and tensor
- * signatures, the model config, and the logit multiplier. Everything shape-related the device side needs (image
- * resolution, context length, embedding size) comes from here, never from constants.
+ * signatures, the model config, the logit multiplier, and the contract (image limits, special tokens, signature
+ * key, layout). Everything shape-related the device side needs (image resolution, context length, embedding size)
+ * comes from here, never from constants.
  *
- * <p>Every problem is an {@link ExportException} with a one-line message naming the file or item.
+ * <p>A manifest carries its format_version; one newer than {@link Contract#FORMAT_VERSION} is refused, one without
+ * it (written before the contract) reads with {@link Contract#PRE_CONTRACT}. Every problem is an
+ * {@link ExportException} with a one-line message naming the file or item.
  */
 public final class Manifest {
-  public static final String FILE_NAME = "manifest.json";
   /** A manifest is metadata: anything this large is not one (checked before reading it into memory). */
   private static final long MAX_MANIFEST_BYTES = 64L << 20;
 
@@ -102,7 +105,7 @@ public final class Manifest {
       try {
         size = Files.size(file);
       } catch (NoSuchFileException e) {
-        throw new ExportException(file + ": missing (listed in the export's " + FILE_NAME + ")");
+        throw new ExportException(file + ": missing (listed in the export's " + Contract.MANIFEST + ")");
       } catch (IOException e) {
         throw new ExportException(file + ": cannot read: " + e.getMessage());
       }
@@ -121,15 +124,19 @@ public final class Manifest {
 
   private final Path directory;
   private final String name;
+  private final int formatVersion;
+  private final Contract contract;
   private final Map<String, Object> config;
   private final Double logitMultiplier;
   private final List<Artifact> artifacts;
   private final Map<String, String> rejectedVariants;
 
-  private Manifest(Path directory, String name, Map<String, Object> config, Double logitMultiplier,
-                   List<Artifact> artifacts, Map<String, String> rejectedVariants) {
+  private Manifest(Path directory, String name, int formatVersion, Contract contract, Map<String, Object> config,
+                   Double logitMultiplier, List<Artifact> artifacts, Map<String, String> rejectedVariants) {
     this.directory = directory;
     this.name = name;
+    this.formatVersion = formatVersion;
+    this.contract = contract;
     this.config = config;
     this.logitMultiplier = logitMultiplier;
     this.artifacts = artifacts;
@@ -141,7 +148,7 @@ public final class Manifest {
     if (!Files.isDirectory(directory)) {
       throw new ExportException("export " + directory + " does not exist or is not a folder");
     }
-    Path file = directory.resolve(FILE_NAME);
+    Path file = directory.resolve(Contract.MANIFEST);
     String text;
     try {
       long size = Files.size(file);
@@ -150,7 +157,7 @@ public final class Manifest {
       }
       text = new String(Files.readAllBytes(file), StandardCharsets.UTF_8);
     } catch (NoSuchFileException e) {
-      throw new ExportException(directory + " is not an export: it has no " + FILE_NAME);
+      throw new ExportException(directory + " is not an export: it has no " + Contract.MANIFEST);
     } catch (IOException e) {
       throw new ExportException(file + ": cannot read: " + e.getMessage());
     }
@@ -171,6 +178,16 @@ public final class Manifest {
     return name;
   }
 
+  /** The manifest's format_version; 0 for a manifest written before it (and the contract) existed. */
+  public int formatVersion() {
+    return formatVersion;
+  }
+
+  /** What the export states about processing its inputs, or {@link Contract#PRE_CONTRACT} for format 0. */
+  public Contract contract() {
+    return contract;
+  }
+
   /** The model config (image_resolution, context_length, embed_dim, ...), as written by the exporter. */
   public Map<String, Object> config() {
     return config;
@@ -183,7 +200,7 @@ public final class Manifest {
   /** What cosine similarities are multiplied by to give logits, as serving_default does. */
   public double logitMultiplier() {
     if (logitMultiplier == null) {
-      throw new ExportException(directory.resolve(FILE_NAME) + " has no logit_multiplier (exported before it "
+      throw new ExportException(directory.resolve(Contract.MANIFEST) + " has no logit_multiplier (exported before it "
           + "was recorded); re-export to rank labels");
     }
     return logitMultiplier;
@@ -217,14 +234,11 @@ public final class Manifest {
         + "'" + why + "; available: " + (available.isEmpty() ? "none" : String.join(", ", available)));
   }
 
-  /** The export folder, after checking every assets/ file (the tokenizer's vocabulary) against the manifest. */
-  public Path verifiedAssets() {
-    for (Artifact artifact : artifacts) {
-      if (artifact.path().startsWith("assets/")) {
-        artifact.verified();
-      }
-    }
-    return directory;
+  /** The tokenizer's files (the contract's layout), each checked against the manifest. */
+  public List<Path> verifiedTokenizerFiles() {
+    Contract.Layout layout = contract.layout();
+    return List.of(file(layout.vocab()).verified(), file(layout.merges()).verified(),
+        file(layout.textCleaning()).verified());
   }
 
   /** An artifact by its path in the export (e.g. assets/vocab.json). */
@@ -265,23 +279,95 @@ public final class Manifest {
 
     Manifest manifest(Path directory, Object root) {
       Map<String, Object> top = object(root, "the top level");
+      int formatVersion = formatVersion(top);
+      Contract contract = formatVersion == 0 ? Contract.PRE_CONTRACT
+          : contract(object(require(top, "contract", ""), "contract"));
       String name = string(top, "name", "");
       Map<String, Object> config = Collections.unmodifiableMap(
           new LinkedHashMap<>(object(require(top, "config", ""), "config")));
       Object multiplier = top.get("logit_multiplier");
       Double logitMultiplier = multiplier == null ? null : number(multiplier, "logit_multiplier").doubleValue();
-      // exp(the model's logit scale), capped at 100 by the export: anything else is not from an export.
-      if (logitMultiplier != null && !(logitMultiplier > 0 && logitMultiplier <= ZeroShot.MAX_LOGIT_SCALE)) {
+      // exp(the model's logit scale), capped by the export: anything else is not from an export.
+      if (logitMultiplier != null && !(logitMultiplier > 0 && logitMultiplier <= contract.maxLogitScale())) {
         throw error("logit_multiplier is " + logitMultiplier + "; an export writes a value in (0, "
-            + ZeroShot.MAX_LOGIT_SCALE + "]");
+            + contract.maxLogitScale() + "]");
       }
       List<Object> entries = array(require(top, "artifacts", ""), "artifacts");
       List<Artifact> artifacts = new ArrayList<>();
       for (int i = 0; i < entries.size(); i++) {
         artifacts.add(artifact(directory, entries.get(i), "artifacts[" + i + "]"));
       }
-      return new Manifest(directory, name, config, logitMultiplier, Collections.unmodifiableList(artifacts),
-          rejected(top.get("rejected")));
+      return new Manifest(directory, name, formatVersion, contract, config, logitMultiplier,
+          Collections.unmodifiableList(artifacts), rejected(top.get("rejected")));
+    }
+
+    /** 0 when absent (a manifest from before the contract); a version newer than this code reads is refused. */
+    private int formatVersion(Map<String, Object> top) {
+      if (!top.containsKey("format_version")) {
+        return 0;
+      }
+      Object value = top.get("format_version");
+      if (!(value instanceof Long) || (Long) value < 1) {
+        throw error("format_version is " + value + "; an export writes an integer from 1");
+      }
+      long version = (Long) value;
+      if (version > Contract.FORMAT_VERSION) {
+        throw new ExportException(file + ": format_version is " + version + ", newer than " + Contract.FORMAT_VERSION
+            + ", the newest this reader knows: the export was written by a newer clip_edge; update android_demo's "
+            + "clip library to read it");
+      }
+      return (int) version;
+    }
+
+    /** The "contract" section (converters/manifest.py), the parts this code uses. */
+    private Contract contract(Map<String, Object> contract) {
+      Map<String, Object> image = object(require(contract, "image", "contract"), "contract.image");
+      Map<String, Object> text = object(require(contract, "text", "contract"), "contract.text");
+      Map<String, Object> zeroShot = object(require(contract, "zero_shot", "contract"), "contract.zero_shot");
+      Map<String, Object> signatures = object(require(contract, "signatures", "contract"), "contract.signatures");
+      Map<String, Object> layout = object(require(contract, "layout", "contract"), "contract.layout");
+      double maxLogitScale = number(require(zeroShot, "max_logit_scale", "contract.zero_shot"),
+          "contract.zero_shot.max_logit_scale").doubleValue();
+      if (!(maxLogitScale > 0) || Double.isInfinite(maxLogitScale)) {
+        throw error("contract.zero_shot.max_logit_scale is " + maxLogitScale + "; it must be positive");
+      }
+      return new Contract(
+          new Contract.Image((int) positive(image, "max_side", "contract.image", Integer.MAX_VALUE),
+              positive(image, "max_pixels", "contract.image", Long.MAX_VALUE),
+              string(image, "resize", "contract.image")),
+          new Contract.Text(token(text, "start_token"), token(text, "end_token")),
+          maxLogitScale, string(signatures, "default", "contract.signatures"),
+          new Contract.Layout(string(layout, "vocab", "contract.layout"), string(layout, "merges", "contract.layout"),
+              string(layout, "text_cleaning", "contract.layout")));
+    }
+
+    private Contract.Token token(Map<String, Object> text, String key) {
+      String where = "contract.text." + key;
+      Map<String, Object> token = object(require(text, key, "contract.text"), where);
+      List<String> spellings = new ArrayList<>();
+      for (Object spelling : array(require(token, "spellings", where), where + ".spellings")) {
+        if (!(spelling instanceof String) || ((String) spelling).isEmpty()) {
+          throw error(where + ".spellings holds " + spelling + "; a spelling is a non-empty string");
+        }
+        spellings.add((String) spelling);
+      }
+      if (spellings.isEmpty()) {
+        throw error(where + ".spellings is empty");
+      }
+      long id = number(require(token, "id", where), where + ".id").longValue();
+      if (id < 0 || id > Integer.MAX_VALUE) {
+        throw error(where + ".id is " + id + "; a token id is a non-negative integer");
+      }
+      return new Contract.Token(spellings, OptionalInt.of((int) id));
+    }
+
+    /** map[key], an integer in 1..max. */
+    private long positive(Map<String, Object> map, String key, String where, long max) {
+      Object value = require(map, key, where);
+      if (!(value instanceof Long) || (Long) value < 1 || (Long) value > max) {
+        throw error(where + "." + key + " is " + value + "; expected an integer from 1 to " + max);
+      }
+      return (Long) value;
     }
 
     /** The "rejected" section (converters/manifest.py): {"variants": {variant: {"shortfalls": [...], ...}}}. */

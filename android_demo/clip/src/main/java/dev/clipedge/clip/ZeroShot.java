@@ -8,14 +8,11 @@ import java.util.List;
 /**
  * Zero-shot classification from embeddings, as the exported SavedModel's serving_default computes it:
  * logits = logit_scale * normalised image . normalised text, probabilities = softmax over the labels.
- * logit_scale is exp(the model's stored logit_scale parameter) capped at 100 (clip_edge/model.py), as the
- * manifest's logit_multiplier gives it. Use {@link Embeddings} for the vector maths and {@link TextEmbeddingCache}
- * to keep label embeddings between queries. Immutable and thread-safe.
+ * logit_scale is exp(the model's stored logit_scale parameter) capped at the contract's max_logit_scale
+ * (clip_edge/model.py), as the manifest's logit_multiplier gives it. Use {@link Embeddings} for the vector maths
+ * and {@link TextEmbeddingCache} to keep label embeddings between queries. Immutable and thread-safe.
  */
 public final class ZeroShot {
-  /** OpenAI's training caps exp(logit_scale) at 100; their released checkpoints sit exactly at the cap. */
-  public static final double MAX_LOGIT_SCALE = 100.0;
-
   /** One label's result; `index` is its position in the label list given to {@link #rank}. */
   public record LabelScore(String label, int index, double logit, double probability) {}
 

@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import dev.clipedge.clip.image.ImagePreprocessor;
 import dev.clipedge.clip.runtime.DType;
 import dev.clipedge.clip.runtime.LiteRtJvmModel;
 import dev.clipedge.clip.runtime.ModelLoader;
@@ -92,8 +91,8 @@ class ClipClassifierTest {
     List<float[]> texts = new ArrayList<>();
     try (ImageEncoder imageEncoder = new ImageEncoder(manifest, "float32", loader);
          TextEncoder textEncoder = new TextEncoder(manifest, "float32", loader)) {
-      image = imageEncoder.encode(new ImagePreprocessor(imageEncoder.resolution()).fromArgb(argb, width, height));
-      ClipTokenizer tokenizer = ClipTokenizer.fromExport(manifest.verifiedAssets(), textEncoder.contextLength());
+      image = imageEncoder.encode(imageEncoder.preprocessor().fromArgb(argb, width, height));
+      ClipTokenizer tokenizer = ClipTokenizer.fromExport(manifest, textEncoder.contextLength());
       for (String label : labels) {
         texts.add(textEncoder.encode(tokenizer.tokenize(label).ids()));
       }
@@ -163,8 +162,8 @@ class ClipClassifierTest {
 
   @Test
   void aFailedOpenClosesWhatItOpened() throws IOException {
-    // The fixture's vocabulary is "abc", not a tokenizer's: opening fails after both encoders are open, and an
-    // app that retries must not leak their native memory each time.
+    // The fixture lists no merges.txt: opening the tokenizer fails after both encoders are open, and an app that
+    // retries must not leak their native memory each time.
     Manifest manifest = Manifest.load(ExportFixture.writeDefault(folder.resolve("e")));
     List<ClosingModel> opened = new ArrayList<>();
     ModelLoader loader = file -> {
@@ -177,7 +176,7 @@ class ClipClassifierTest {
       opened.add(model);
       return model;
     };
-    assertThrows(IOException.class, () -> ClipClassifier.open(manifest, "float32", loader, 4));
+    assertThrows(Manifest.ExportException.class, () -> ClipClassifier.open(manifest, "float32", loader, 4));
     assertEquals(2, opened.size());
     assertTrue(opened.get(0).closed && opened.get(1).closed);
   }

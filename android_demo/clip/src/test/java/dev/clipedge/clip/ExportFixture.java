@@ -5,8 +5,8 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
-/** Crafted export folders for the manifest and encoder tests (no real model needed). */
-final class ExportFixture {
+/** Crafted export folders for the manifest, encoder and tokenizer tests (no real model needed). */
+public final class ExportFixture {
   /** FIPS 180-2's first SHA-256 test vector: the digest of "abc". */
   static final String ABC_SHA256 = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 
@@ -24,7 +24,7 @@ final class ExportFixture {
   }
 
   /** DIR with manifest.json = {@code manifest} and each listed file holding "abc". */
-  static Path write(Path directory, String manifest, String... files) throws IOException {
+  public static Path write(Path directory, String manifest, String... files) throws IOException {
     Files.createDirectories(directory);
     Files.writeString(directory.resolve("manifest.json"), manifest, StandardCharsets.UTF_8);
     for (String file : files) {
@@ -67,6 +67,35 @@ final class ExportFixture {
         + "{\"key\": \"serving_default\", \"length\": 5, \"inputs\": [" + full + "], \"outputs\": [" + output
         + "]}, {\"key\": \"tokens_3\", \"length\": 3, \"inputs\": ["
         + tensor("tokens_3_token_ids:0", "int32", "[1, 3]", "null") + "], \"outputs\": [" + output + "]}]}";
+  }
+
+  /**
+   * A contract section as converters/manifest.py writes it, for the fixture's model and OpenAI's vocabulary. Where
+   * a reader could fall back to {@link Contract#PRE_CONTRACT} unnoticed, its values differ from that: smaller
+   * limits, another logit-scale cap, one spelling per special token, tokenizer files under other names.
+   */
+  public static String contract() {
+    return "{\"image\": {\"resolution\": 4, \"mean\": [0.48145466, 0.4578275, 0.40821073], "
+        + "\"std\": [0.26862954, 0.26130258, 0.27577711], \"max_side\": 640, \"max_pixels\": 40000, "
+        + "\"resize\": \"" + Contract.RESIZE_RULE + "\"}, "
+        + "\"text\": {\"context_length\": 5, "
+        + "\"start_token\": {\"id\": 49406, \"spellings\": [\"<|startoftext|>\"]}, "
+        + "\"end_token\": {\"id\": 49407, \"spellings\": [\"<|endoftext|>\"]}, "
+        + "\"text_cleaning_format\": 1, \"bucket_lengths\": [3, 5]}, "
+        + "\"zero_shot\": {\"max_logit_scale\": 50.0}, "
+        + "\"signatures\": {\"default\": \"serving_default\", \"saved_model\": [\"tokenize\", \"encode_text\", "
+        + "\"encode_image\", \"encode_pixels\", \"serving_default\"], "
+        + "\"text_buckets\": {\"3\": \"tokens_3\", \"5\": \"serving_default\"}}, "
+        + "\"layout\": {\"manifest\": \"manifest.json\", \"report\": \"parity_report.md\", "
+        + "\"saved_model\": \"saved_model\", \"rejected\": \"rejected\", \"vocab\": \"tokenizer/v.json\", "
+        + "\"merges\": \"tokenizer/m.txt\", \"text_cleaning\": \"tokenizer/c.json\", "
+        + "\"preprocess\": \"tflite/preprocess.tflite\", \"zero_shot_labels\": \"assets/zero_shot_labels.txt\", "
+        + "\"zero_shot_templates\": \"assets/zero_shot_templates.txt\"}}";
+  }
+
+  /** {@link #manifest()} as format_version 1 writes it: with {@code contract} (see {@link #contract()}). */
+  static String manifestWithContract(String contract) {
+    return "{\"format_version\": 1, \"contract\": " + contract + ", " + manifest().substring(1);
   }
 
   static Path writeDefault(Path directory) throws IOException {

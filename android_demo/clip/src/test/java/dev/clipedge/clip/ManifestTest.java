@@ -15,6 +15,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
+import java.util.OptionalInt;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -169,6 +170,78 @@ class ManifestTest {
       assertTrue(error.getMessage().contains(c[2]) && error.getMessage().contains("manifest.json"),
           error.getMessage());
     }
+  }
+
+  @Test
+  void readsTheContract() throws IOException {
+    Path export = ExportFixture.write(folder.resolve("x"),
+        ExportFixture.manifestWithContract(ExportFixture.contract().replace("\"default\": \"serving_default\"",
+            "\"default\": \"main\"")));
+    Manifest manifest = Manifest.load(export);
+    assertEquals(1, manifest.formatVersion());
+    Contract contract = manifest.contract();
+    assertEquals(new Contract.Image(640, 40_000, Contract.RESIZE_RULE), contract.image());
+    assertEquals(new Contract.Token(List.of("<|startoftext|>"), OptionalInt.of(49406)), contract.text().start());
+    assertEquals(new Contract.Token(List.of("<|endoftext|>"), OptionalInt.of(49407)), contract.text().end());
+    assertEquals(50.0, contract.maxLogitScale());
+    assertEquals("main", contract.defaultSignature());
+    assertEquals(new Contract.Layout("tokenizer/v.json", "tokenizer/m.txt", "tokenizer/c.json"), contract.layout());
+    // The cap that bounds logit_multiplier is the contract's: 60 is within PRE_CONTRACT's 100, not within 50.
+    Path capped = ExportFixture.write(folder.resolve("capped"), ExportFixture.manifestWithContract(
+        ExportFixture.contract()).replace("\"logit_multiplier\": 22.5", "\"logit_multiplier\": 60"));
+    ExportException error = assertThrows(ExportException.class, () -> Manifest.load(capped));
+    assertTrue(error.getMessage().endsWith("logit_multiplier is 60.0; an export writes a value in (0, 50.0]"),
+        error.getMessage());
+  }
+
+  @Test
+  void manifestWithoutFormatVersionReadsAsBeforeTheContract() throws IOException {
+    Manifest manifest = Manifest.load(ExportFixture.writeDefault(folder.resolve("old")));
+    assertEquals(0, manifest.formatVersion());
+    assertEquals(Contract.PRE_CONTRACT, manifest.contract());
+    assertEquals(new Contract.Image(65_535, 100_000_000L, Contract.RESIZE_RULE), manifest.contract().image());
+    assertEquals(List.of("<start_of_text>", "<|startoftext|>"), manifest.contract().text().start().spellings());
+    assertEquals(OptionalInt.empty(), manifest.contract().text().start().id());
+    assertEquals("serving_default", manifest.contract().defaultSignature());
+    assertEquals(100.0, manifest.contract().maxLogitScale());
+    assertEquals("assets/vocab.json", manifest.contract().layout().vocab());
+  }
+
+  @Test
+  void newerFormatVersionIsRefusedNamingTheFileFieldAndBothVersions() throws IOException {
+    Path export = ExportFixture.write(folder.resolve("newer"), ExportFixture.manifestWithContract(
+        ExportFixture.contract()).replace("\"format_version\": 1", "\"format_version\": 2"));
+    ExportException error = assertThrows(ExportException.class, () -> Manifest.load(export));
+    assertEquals(export.resolve("manifest.json") + ": format_version is 2, newer than 1, the newest this reader "
+        + "knows: the export was written by a newer clip_edge; update android_demo's clip library to read it",
+        error.getMessage());
+  }
+
+  @Test
+  void contractThatIsMissingOrMalformedIsRefused() throws IOException {
+    String manifest = ExportFixture.manifestWithContract(ExportFixture.contract());
+    String[][] cases = {
+        {"\"format_version\": 1", "\"format_version\": 0", "format_version is 0; an export writes an integer"},
+        {"\"format_version\": 1", "\"format_version\": \"1\"", "format_version is 1; an export writes an integer"},
+        {"\"contract\": {", "\"contract\": 7, \"unused\": {", "contract is not an object"},
+        {"\"max_side\": 640", "\"max_side\": 0", "contract.image.max_side is 0; expected an integer from 1"},
+        {"\"max_pixels\": 40000, ", "", "contract.image.max_pixels is missing"},
+        {"\"spellings\": [\"<|startoftext|>\"]", "\"spellings\": []", "contract.text.start_token.spellings is empty"},
+        {"\"id\": 49407", "\"id\": -1", "contract.text.end_token.id is -1"},
+        {"\"max_logit_scale\": 50.0", "\"max_logit_scale\": 0", "contract.zero_shot.max_logit_scale is 0.0"},
+        {"\"vocab\": \"tokenizer/v.json\", ", "", "contract.layout.vocab is missing"},
+    };
+    for (String[] c : cases) {
+      assertTrue(manifest.contains(c[0]), c[0]);
+      Path export = ExportFixture.write(folder.resolve("x" + c[1].hashCode()), manifest.replace(c[0], c[1]));
+      ExportException error = assertThrows(ExportException.class, () -> Manifest.load(export), c[1]);
+      assertTrue(error.getMessage().startsWith(export.resolve("manifest.json") + " is corrupt: ")
+          && error.getMessage().contains(c[2]), error.getMessage());
+    }
+    Path noContract = ExportFixture.write(folder.resolve("none"),
+        "{\"format_version\": 1, " + ExportFixture.manifest().substring(1));
+    ExportException error = assertThrows(ExportException.class, () -> Manifest.load(noContract));
+    assertTrue(error.getMessage().endsWith("is corrupt: contract is missing"), error.getMessage());
   }
 
   @Test

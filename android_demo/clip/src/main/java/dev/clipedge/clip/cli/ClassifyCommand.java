@@ -27,7 +27,8 @@ final class ClassifyCommand implements Main.Command {
       throw new Main.UsageException("needs an image and at least one label");
     }
     List<String> labels = arguments.subList(1, arguments.size());
-    ImageFiles.Argb decoded = ImageFiles.read(Path.of(arguments.get(0))); // a bad image fails before any model
+    // A bad image fails before any model is opened.
+    ImageFiles.Argb decoded = ImageFiles.read(Path.of(arguments.get(0)), export.manifest.contract().image());
     try (ClipClassifier classifier = ClipClassifier.open(export.manifest, export.variant, export.loader,
         labels.size())) {
       ClipClassifier.Result result = classifier.classify(decoded.pixels(), decoded.width(), decoded.height(), labels);

@@ -21,7 +21,7 @@ final class EmbedImageCommand implements Main.Command {
       throw new Main.UsageException("no image file given");
     }
     try (ImageEncoder encoder = new ImageEncoder(export.manifest, export.variant, export.loader)) {
-      ImagePreprocessor preprocessor = new ImagePreprocessor(encoder.resolution());
+      ImagePreprocessor preprocessor = encoder.preprocessor();
       List<String> files = options.positional();
       for (int i = 0; i < files.size(); i++) {
         byte[] rgb = ImageInput.rgb(Path.of(files.get(i)), preprocessor);

@@ -20,7 +20,7 @@ final class EmbedTextCommand implements Main.Command {
       throw new Main.UsageException("embed-text reads its texts from stdin, not from arguments");
     }
     try (TextEncoder encoder = new TextEncoder(export.manifest, export.variant, export.loader)) {
-      ClipTokenizer tokenizer = ClipTokenizer.fromExport(export.manifest.verifiedAssets(), encoder.contextLength());
+      ClipTokenizer tokenizer = ClipTokenizer.fromExport(export.manifest, encoder.contextLength());
       JsonLines lines = new JsonLines(in);
       for (String line; (line = lines.next()) != null; ) {
         int[] ids = tokenizer.tokenize(text(line, lines.lineNumber())).ids();

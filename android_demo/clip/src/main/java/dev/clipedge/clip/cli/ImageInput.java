@@ -9,7 +9,7 @@ final class ImageInput {
   private ImageInput() {}
 
   static byte[] rgb(Path file, ImagePreprocessor preprocessor) throws ImageFiles.ImageFileException {
-    ImageFiles.Argb image = ImageFiles.read(file);
+    ImageFiles.Argb image = ImageFiles.read(file, preprocessor.limits());
     return preprocessor.fromArgb(image.pixels(), image.width(), image.height());
   }
 }

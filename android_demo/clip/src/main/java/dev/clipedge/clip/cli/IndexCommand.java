@@ -54,7 +54,7 @@ final class IndexCommand implements Main.Command {
     Fingerprint fingerprint = Fingerprint.of(export.manifest, export.variant);
     IndexUpdater.Summary summary;
     try (ImageEncoder encoder = new ImageEncoder(export.manifest, export.variant, export.loader)) {
-      ImagePreprocessor preprocessor = new ImagePreprocessor(encoder.resolution());
+      ImagePreprocessor preprocessor = encoder.preprocessor();
       IndexUpdater updater = new IndexUpdater(index, fingerprint, type, encoder.embeddingSize());
       summary = updater.update(photos, id -> Files.isRegularFile(Path.of(id)), photo -> {
         try {

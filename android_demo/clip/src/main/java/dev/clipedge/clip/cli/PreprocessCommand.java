@@ -39,7 +39,7 @@ public final class PreprocessCommand implements Main.Command {
     } catch (IllegalArgumentException e) {
       throw new Main.UsageException(e.getMessage());
     }
-    ImageFiles.Argb image = ImageFiles.read(Path.of(files.get(0)));
+    ImageFiles.Argb image = ImageFiles.read(Path.of(files.get(0)), preprocessor.limits());
     byte[] pixels = preprocessor.fromArgb(image.pixels(), image.width(), image.height());
     if (repeat > 0) {
       System.err.printf("preprocess_ms_median=%.4f%n", medianMillis(preprocessor, image, repeat));

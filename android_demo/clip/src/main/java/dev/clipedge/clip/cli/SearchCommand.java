@@ -36,9 +36,11 @@ final class SearchCommand implements Main.Command {
     if (!(image == null ? texts.size() == 1 : texts.isEmpty())) {
       throw new Main.UsageException("give either one query text or --image FILE");
     }
-    ImageFiles.Argb decoded = image == null ? null : ImageFiles.read(Path.of(image)); // fails before any model
     IndexFile index = IndexFile.load(indexFile);
     ExportFlags export = ExportFlags.fromOptions(options, index.fingerprint().variant());
+    // Before any model is opened; the export's limits decide which sizes are refused.
+    ImageFiles.Argb decoded = image == null ? null
+        : ImageFiles.read(Path.of(image), export.manifest.contract().image());
     try (PhotoSearch search = PhotoSearch.open(export.manifest, export.variant, export.loader, index)) {
       List<IndexSearcher.Hit> hits = decoded == null ? search.searchText(texts.get(0), k)
           : search.searchImage(decoded.pixels(), decoded.width(), decoded.height(), k);

@@ -1,5 +1,6 @@
 package dev.clipedge.clip.cli;
 
+import dev.clipedge.clip.Contract;
 import dev.clipedge.clip.Json;
 import dev.clipedge.clip.Manifest;
 import dev.clipedge.clip.text.ClipTokenizer;
@@ -47,7 +48,7 @@ public final class TokenizeCommand implements Main.Command {
     options.rejectUnknown();
     int contextLength = contextLength(export);
     // The vocabulary is checked against the manifest's sha256, as embed-text and classify check it.
-    ClipTokenizer tokenizer = ClipTokenizer.fromExport(Manifest.load(export).verifiedAssets(), contextLength);
+    ClipTokenizer tokenizer = ClipTokenizer.fromExport(Manifest.load(export), contextLength);
     LineReader lines = new LineReader(in);
     if (benchmark != null) {
       return benchmark(tokenizer, lines, seconds(benchmark), out);
@@ -68,7 +69,7 @@ public final class TokenizeCommand implements Main.Command {
 
   /** DIR/manifest.json's config.context_length. */
   static int contextLength(Path export) throws IOException {
-    Path manifest = export.resolve("manifest.json");
+    Path manifest = export.resolve(Contract.MANIFEST);
     if (!Files.isRegularFile(manifest)) {
       throw new IOException(manifest + " not found (is " + export + " an export directory?)");
     }

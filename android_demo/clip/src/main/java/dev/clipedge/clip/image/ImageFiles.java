@@ -1,5 +1,6 @@
 package dev.clipedge.clip.image;
 
+import dev.clipedge.clip.Contract;
 import java.awt.image.BufferedImage;
 import java.awt.image.ColorModel;
 import java.awt.image.IndexColorModel;
@@ -31,7 +32,8 @@ import javax.imageio.stream.ImageInputStream;
  * decode_jpeg (and PIL) use, so its inverse DCT and chroma upsampling can round some pixels differently.
  *
  * <p>The declared width and height are read from the header (ImageReader.getWidth/getHeight) and checked against
- * the limits before any pixel is decoded. Every problem is an {@link ImageFileException} naming the file.
+ * the export's limits (its contract's) before any pixel is decoded. Every problem is an {@link ImageFileException}
+ * naming the file.
  */
 public final class ImageFiles {
   private ImageFiles() {}
@@ -61,7 +63,8 @@ public final class ImageFiles {
     }
   }
 
-  public static Argb read(Path file) throws ImageFileException {
+  /** The pixels of {@code file}, refused without decoding them when its header gives a size beyond {@code limits}. */
+  public static Argb read(Path file, Contract.Image limits) throws ImageFileException {
     String label = "image " + file;
     if (!Files.exists(file)) {
       throw new ImageFileException(label + ": no such file", null);
@@ -92,7 +95,7 @@ public final class ImageFiles {
       }
       ImageReader reader = readerFor(format, label);
       try {
-        return decode(reader, stream, format, label);
+        return decode(reader, stream, format, label, limits);
       } finally {
         reader.dispose();
       }
@@ -131,8 +134,8 @@ public final class ImageFiles {
     return readers.next();
   }
 
-  private static Argb decode(ImageReader reader, ImageInputStream stream, Format format, String label)
-      throws IOException {
+  private static Argb decode(ImageReader reader, ImageInputStream stream, Format format, String label,
+      Contract.Image limits) throws IOException {
     reader.setInput(stream, true, true);
     // ImageIO reports libjpeg's warnings and decodes on. A file that ends before its image ("Truncated File -
     // Missing EOI marker") Pillow and TensorFlow refuse, and so do we; bad data within the scan that libjpeg
@@ -149,7 +152,7 @@ public final class ImageFiles {
     int width = reader.getWidth(0);
     int height = reader.getHeight(0);
     try {
-      ImagePreprocessor.checkSize(width, height);
+      limits.checkSize(width, height);
     } catch (IllegalArgumentException e) {
       throw new ImageFileException(label + ": " + e.getMessage(), e);
     }

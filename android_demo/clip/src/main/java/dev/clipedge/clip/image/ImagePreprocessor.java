@@ -1,5 +1,7 @@
 package dev.clipedge.clip.image;
 
+import dev.clipedge.clip.Contract;
+
 /**
  * CLIP's image preprocessing on the device: shortest side resized to R with PIL's bicubic filter (antialiased when
  * shrinking), centre crop R x R, as transformers' CLIPImageProcessor and clip_edge/preprocessing.py do it. The
@@ -16,17 +18,13 @@ package dev.clipedge.clip.image;
  * Unlike Pillow, only the output rows and columns that the crop keeps are computed, and only the input rows and
  * columns they need are read.
  *
- * <p>Limits as on the Python side: at most {@link #MAX_PIXELS} pixels and {@link #MAX_SIDE} pixels a side;
- * larger images, and arrays whose length does not match the size, are refused with an
- * IllegalArgumentException before anything is allocated. Instances are immutable and thread-safe.
+ * <p>This is the resize and crop the contract names {@link Contract#RESIZE_RULE}; an export naming another is
+ * refused. Images beyond the export's limits (its contract's largest side and area), and arrays whose length does not
+ * match the size, are refused with an IllegalArgumentException before anything is allocated. There is no
+ * normalisation step: the exported encoders take these uint8 pixels and normalise them themselves. Instances are
+ * immutable and thread-safe.
  */
 public final class ImagePreprocessor {
-  public static final long MAX_PIXELS = 100_000_000L;
-  public static final int MAX_SIDE = 65_535;
-
-  static final float[] OPENAI_MEAN = {0.48145466f, 0.4578275f, 0.40821073f};
-  static final float[] OPENAI_STD = {0.26862954f, 0.26130258f, 0.27577711f};
-
   /** Pillow's PRECISION_BITS (32 - 8 - 2): two bits spare for the filter's negative lobes and overshoot. */
   private static final int WEIGHT_BITS = 22;
   private static final int HALF = 1 << (WEIGHT_BITS - 1);
@@ -41,9 +39,6 @@ public final class ImagePreprocessor {
    */
   private static final byte[] COMPOSITE = new byte[256 * 256];
 
-  /** NORMALIZED[colour * 3 + channel]: (colour / 255 - mean) / std in float32, as the Python normalize. */
-  private static final float[] NORMALIZED = new float[256 * 3];
-
   static {
     for (int a = 0; a < 256; a++) {
       float alpha = a / 255.0f;
@@ -52,21 +47,28 @@ public final class ImagePreprocessor {
         COMPOSITE[a * 256 + c] = (byte) Math.rint(blended);
       }
     }
-    for (int c = 0; c < 256; c++) {
-      for (int channel = 0; channel < 3; channel++) {
-        NORMALIZED[c * 3 + channel] = (c / 255.0f - OPENAI_MEAN[channel]) / OPENAI_STD[channel];
-      }
-    }
   }
 
   private final int resolution;
+  private final Contract.Image limits;
 
-  public ImagePreprocessor(int resolution) {
+  /** To {@code resolution}, with an export's limits; an export that names another resize rule is refused. */
+  public ImagePreprocessor(int resolution, Contract.Image contract) {
     // R * R * 3 bytes must fit one Java array.
     if (resolution <= 0 || (long) resolution * resolution * 3 > Integer.MAX_VALUE - 8) {
       throw new IllegalArgumentException("resolution must be between 1 and 26754, got " + resolution);
     }
+    if (!Contract.RESIZE_RULE.equals(contract.resize())) {
+      throw new IllegalArgumentException("the export resizes images with '" + contract.resize() + "'; this code "
+          + "implements '" + Contract.RESIZE_RULE + "' only");
+    }
     this.resolution = resolution;
+    this.limits = contract;
+  }
+
+  /** To {@code resolution}, with the limits of exports without a contract (for images outside any export). */
+  public ImagePreprocessor(int resolution) {
+    this(resolution, Contract.PRE_CONTRACT.image());
   }
 
   public int resolution() {
@@ -78,45 +80,21 @@ public final class ImagePreprocessor {
    * RGB, row-major HWC. Alpha is composited onto white, as the Python path does.
    */
   public byte[] fromArgb(int[] argb, int width, int height) {
-    checkSize(width, height);
+    limits.checkSize(width, height);
     checkLength("argb", argb == null ? -1 : argb.length, (long) width * height);
     return resizeAndCrop(new ArgbSource(argb, width), width, height);
   }
 
   /** Packed RGB bytes, row-major (width * height * 3) -> R*R*3 bytes RGB, row-major HWC. */
   public byte[] fromRgb(byte[] rgb, int width, int height) {
-    checkSize(width, height);
+    limits.checkSize(width, height);
     checkLength("rgb", rgb == null ? -1 : rgb.length, (long) width * height * 3);
     return resizeAndCrop(new RgbSource(rgb, width), width, height);
   }
 
-  /** uint8 RGB (any length divisible by 3) -> float32 (x / 255 - OPENAI_MEAN) / OPENAI_STD per channel, HWC. */
-  public static float[] normalize(byte[] rgb) {
-    if (rgb == null || rgb.length % 3 != 0) {
-      throw new IllegalArgumentException("rgb length must be a multiple of 3, got "
-          + (rgb == null ? "null" : String.valueOf(rgb.length)));
-    }
-    float[] out = new float[rgb.length];
-    for (int i = 0; i < rgb.length; i += 3) {
-      out[i] = NORMALIZED[(rgb[i] & 0xFF) * 3];
-      out[i + 1] = NORMALIZED[(rgb[i + 1] & 0xFF) * 3 + 1];
-      out[i + 2] = NORMALIZED[(rgb[i + 2] & 0xFF) * 3 + 2];
-    }
-    return out;
-  }
-
-  /** Refuses sizes the Python side refuses, with the size in the message. */
-  static void checkSize(int width, int height) {
-    String size = "image of " + width + " x " + height + " pixels (width x height)";
-    if (width <= 0 || height <= 0) {
-      throw new IllegalArgumentException(size + " has no pixels");
-    }
-    if (Math.max(width, height) > MAX_SIDE) {
-      throw new IllegalArgumentException(size + " has a side longer than " + MAX_SIDE + " pixels");
-    }
-    if ((long) width * height > MAX_PIXELS) {
-      throw new IllegalArgumentException(size + " is larger than " + MAX_PIXELS / 1_000_000 + " megapixels");
-    }
+  /** The size limits this preprocessor refuses images beyond (to check a file's header before decoding it). */
+  public Contract.Image limits() {
+    return limits;
   }
 
   private static void checkLength(String name, int length, long expected) {

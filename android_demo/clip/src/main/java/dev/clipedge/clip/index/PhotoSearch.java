@@ -3,7 +3,6 @@ package dev.clipedge.clip.index;
 import dev.clipedge.clip.ImageEncoder;
 import dev.clipedge.clip.Manifest;
 import dev.clipedge.clip.TextEncoder;
-import dev.clipedge.clip.image.ImagePreprocessor;
 import dev.clipedge.clip.runtime.ModelLoader;
 import dev.clipedge.clip.text.ClipTokenizer;
 import java.io.IOException;
@@ -63,7 +62,7 @@ public final class PhotoSearch implements AutoCloseable {
     if (textEncoder == null) {
       TextEncoder encoder = new TextEncoder(manifest, variant, loader);
       try {
-        tokenizer = ClipTokenizer.fromExport(manifest.verifiedAssets(), encoder.contextLength());
+        tokenizer = ClipTokenizer.fromExport(manifest, encoder.contextLength());
       } catch (IOException | RuntimeException e) {
         encoder.close();
         throw e;
@@ -78,7 +77,7 @@ public final class PhotoSearch implements AutoCloseable {
     if (imageEncoder == null) {
       imageEncoder = new ImageEncoder(manifest, variant, loader);
     }
-    byte[] rgb = new ImagePreprocessor(imageEncoder.resolution()).fromArgb(argb, width, height);
+    byte[] rgb = imageEncoder.preprocessor().fromArgb(argb, width, height);
     return search(imageEncoder.encode(rgb), k);
   }
 

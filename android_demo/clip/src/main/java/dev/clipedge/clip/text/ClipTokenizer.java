@@ -1,6 +1,8 @@
 package dev.clipedge.clip.text;
 
+import dev.clipedge.clip.Contract;
 import dev.clipedge.clip.Json;
+import dev.clipedge.clip.Manifest;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStream;
@@ -33,8 +35,6 @@ public final class ClipTokenizer {
   public record Tokens(int[] ids, int[] paddingMask) {}
 
   static final String END_OF_WORD = "</w>";
-  private static final List<String> START_TOKEN_NAMES = List.of("<start_of_text>", "<|startoftext|>");
-  private static final List<String> END_TOKEN_NAMES = List.of("<end_of_text>", "<|endoftext|>");
   /** Words cached before the cache is cleared. */
   static final int CACHE_LIMIT = 20_000;
   /** Longer words are not cached (they are rare, and each would hold much memory). */
@@ -73,32 +73,34 @@ public final class ClipTokenizer {
    */
   final LongAdder pairLookups = new LongAdder();
 
-  /** Reads DIR/assets/vocab.json, merges.txt and text_cleaning.json of an export. */
-  public static ClipTokenizer fromExport(Path exportDir, int contextLength) throws IOException {
-    Path assets = exportDir.resolve("assets");
-    Path vocab = assets.resolve("vocab.json");
-    Path merges = assets.resolve("merges.txt");
-    Path cleaning = assets.resolve("text_cleaning.json");
-    for (Path file : List.of(vocab, merges, cleaning)) {
-      if (!Files.isRegularFile(file)) {
-        throw new IOException(file + " not found (is " + exportDir + " an export directory?)");
-      }
-    }
+  /**
+   * The export's tokenizer: its vocab.json, merges.txt and text_cleaning.json where the manifest's contract puts
+   * them, each checked against the manifest first, with the contract's special tokens.
+   */
+  public static ClipTokenizer fromExport(Manifest manifest, int contextLength) throws IOException {
+    List<Path> files = manifest.verifiedTokenizerFiles();
+    Path vocab = files.get(0);
+    Path merges = files.get(1);
+    Path cleaning = files.get(2);
     try (InputStream v = Files.newInputStream(vocab); InputStream m = Files.newInputStream(merges);
          InputStream c = Files.newInputStream(cleaning)) {
-      return load(v, vocab.toString(), m, merges.toString(), c, cleaning.toString(), contextLength);
+      return load(v, vocab.toString(), m, merges.toString(), c, cleaning.toString(), contextLength,
+          manifest.contract().text());
     }
   }
 
-  /** From streams (Android assets): vocab.json, merges.txt, text_cleaning.json. */
+  /**
+   * From streams (Android assets): vocab.json, merges.txt, text_cleaning.json, with the special-token spellings
+   * of exports without a contract ({@link Contract#PRE_CONTRACT}).
+   */
   public static ClipTokenizer load(InputStream vocabJson, InputStream mergesTxt, InputStream cleaningTables,
       int contextLength) throws IOException {
     return load(vocabJson, "vocab.json", mergesTxt, "merges.txt", cleaningTables, "text_cleaning.json",
-        contextLength);
+        contextLength, Contract.PRE_CONTRACT.text());
   }
 
   static ClipTokenizer load(InputStream vocabJson, String vocabName, InputStream mergesTxt, String mergesName,
-      InputStream cleaningTables, String cleaningName, int contextLength) throws IOException {
+      InputStream cleaningTables, String cleaningName, int contextLength, Contract.Text special) throws IOException {
     if (contextLength < 2) {
       throw new IllegalArgumentException("contextLength must be >= 2 (room for start and end), got "
           + contextLength);
@@ -106,15 +108,15 @@ public final class ClipTokenizer {
     Map<String, Integer> vocab = readVocabulary(Tables.readUtf8(vocabJson, MAX_FILE_BYTES, vocabName), vocabName);
     List<int[]> merges = readMerges(Tables.readUtf8(mergesTxt, MAX_FILE_BYTES, mergesName), mergesName, vocab);
     Tables tables = Tables.parse(cleaningTables, cleaningName);
-    return new ClipTokenizer(vocab, merges, tables, contextLength);
+    return new ClipTokenizer(vocab, vocabName, merges, tables, contextLength, special);
   }
 
-  private ClipTokenizer(Map<String, Integer> vocab, List<int[]> merges, Tables tables, int contextLength)
-      throws IOException {
+  private ClipTokenizer(Map<String, Integer> vocab, String vocabName, List<int[]> merges, Tables tables,
+      int contextLength, Contract.Text special) throws IOException {
     this.contextLength = contextLength;
     this.cleaner = new TextCleaner(tables);
-    this.startTokenId = specialId(vocab, START_TOKEN_NAMES, "start");
-    this.endTokenId = specialId(vocab, END_TOKEN_NAMES, "end");
+    this.startTokenId = specialId(vocab, vocabName, special.start(), "start");
+    this.endTokenId = specialId(vocab, vocabName, special.end(), "end");
     int maxId = 0;
     for (int id : vocab.values()) {
       maxId = Math.max(maxId, id);
@@ -468,14 +470,22 @@ public final class ClipTokenizer {
     return chars;
   }
 
-  private static int specialId(Map<String, Integer> vocab, List<String> names, String which) throws IOException {
-    for (String name : names) {
-      Integer id = vocab.get(name);
-      if (id != null) {
-        return id;
+  /** The id of {@code token}'s first spelling found in the vocabulary, which must be the one the export states. */
+  private static int specialId(Map<String, Integer> vocab, String vocabName, Contract.Token token, String which)
+      throws IOException {
+    for (String spelling : token.spellings()) {
+      Integer id = vocab.get(spelling);
+      if (id == null) {
+        continue;
       }
+      if (token.id().isPresent() && token.id().getAsInt() != id) {
+        throw new IOException(vocabName + ": the " + which + " token " + spelling + " has id " + id
+            + "; the manifest's contract says " + token.id().getAsInt());
+      }
+      return id;
     }
-    throw new IOException("vocab.json has no " + which + " token (looked for " + String.join(" or ", names) + ")");
+    throw new IOException("vocab.json has no " + which + " token (looked for " + String.join(" or ",
+        token.spellings()) + ")");
   }
 
   static Map<String, Integer> readVocabulary(String text, String file) throws IOException {

@@ -1,5 +1,6 @@
 package dev.clipedge.clip.text;
 
+import dev.clipedge.clip.Contract;
 import dev.clipedge.clip.Json;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -16,9 +17,6 @@ import java.util.regex.PatternSyntaxException;
 
 /** Typed access to text_cleaning.json (see docs/tokenizer.md); every error names the file and the key. */
 final class Tables {
-  /** The format this code reads; clip_edge.text_cleaning.TEXT_CLEANING_FORMAT. */
-  static final int FORMAT = 1;
-
   private final String file;
   private final Map<?, ?> root;
 
@@ -39,8 +37,9 @@ final class Tables {
     }
     Tables tables = new Tables(file, (Map<?, ?>) value);
     Object format = tables.root.get("format");
-    if (!(format instanceof Long) || (Long) format != FORMAT) {
-      throw new IOException(file + ": format is " + format + ", this reader knows format " + FORMAT);
+    if (!(format instanceof Long) || (Long) format != Contract.TEXT_CLEANING_FORMAT) {
+      throw new IOException(file + ": format is " + format + ", this reader knows format "
+          + Contract.TEXT_CLEANING_FORMAT);
     }
     return tables;
   }

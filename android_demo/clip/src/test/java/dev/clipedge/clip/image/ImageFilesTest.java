@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.clipedge.clip.Contract;
 import java.awt.image.BufferedImage;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -20,6 +21,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 class ImageFilesTest {
+  private static final Contract.Image LIMITS = Contract.PRE_CONTRACT.image();
+
   @TempDir Path dir;
 
   private Path write(String name, BufferedImage image, String format) throws IOException {
@@ -37,7 +40,7 @@ class ImageFilesTest {
       pixels[i] = random.nextInt();
     }
     image.setRGB(0, 0, 7, 5, pixels, 0, 7);
-    ImageFiles.Argb read = ImageFiles.read(write("a.png", image, "png"));
+    ImageFiles.Argb read = ImageFiles.read(write("a.png", image, "png"), LIMITS);
     assertEquals(7, read.width());
     assertEquals(5, read.height());
     assertArrayEquals(pixels, read.pixels());
@@ -48,7 +51,7 @@ class ImageFilesTest {
     // Java's grey colour space is linear, so getRGB would turn 100 into about 170; PIL and TF keep 100.
     BufferedImage image = new BufferedImage(3, 1, BufferedImage.TYPE_BYTE_GRAY);
     image.getRaster().setSamples(0, 0, 3, 1, 0, new int[] {0, 100, 255});
-    int[] argb = ImageFiles.read(write("g.png", image, "png")).pixels();
+    int[] argb = ImageFiles.read(write("g.png", image, "png"), LIMITS).pixels();
     assertArrayEquals(new int[] {0xFF000000, 0xFF646464, 0xFFFFFFFF}, argb);
   }
 
@@ -57,8 +60,8 @@ class ImageFilesTest {
     BufferedImage image = new BufferedImage(4, 2, BufferedImage.TYPE_3BYTE_BGR);
     int[] pixels = {0xFF102030, 0xFFFFFFFF, 0xFF000000, 0xFFABCDEF, 0xFF7F7F7F, 0xFF010203, 0xFFFF0000, 0xFF00FF00};
     image.setRGB(0, 0, 4, 2, pixels, 0, 4);
-    assertArrayEquals(pixels, ImageFiles.read(write("b.bmp", image, "bmp")).pixels());
-    ImageFiles.Argb gif = ImageFiles.read(write("c.gif", image, "gif"));
+    assertArrayEquals(pixels, ImageFiles.read(write("b.bmp", image, "bmp"), LIMITS).pixels());
+    ImageFiles.Argb gif = ImageFiles.read(write("c.gif", image, "gif"), LIMITS);
     assertEquals(4, gif.width());
     assertEquals(2, gif.height());
   }
@@ -90,6 +93,12 @@ class ImageFilesTest {
     assertMessage(huge, "has a side longer than 65535 pixels");
     Path big = Files.write(dir.resolve("big.png"), pngHeaderOnly(20_000, 20_000));
     assertMessage(big, "is larger than 100 megapixels");
+    // An export's own limits, from its contract.
+    Contract.Image small = new Contract.Image(640, 300_000, Contract.RESIZE_RULE);
+    assertMessage(Files.write(dir.resolve("wide.png"), pngHeaderOnly(641, 1)), "has a side longer than 640 pixels",
+        small);
+    assertMessage(Files.write(dir.resolve("area.png"), pngHeaderOnly(600, 600)), "is larger than 300000 pixels",
+        small);
   }
 
   @Test
@@ -114,7 +123,7 @@ class ImageFilesTest {
     withText.writeBytes(text);
     withText.writeBytes(new byte[] {1, 2, 3, 4});
     withText.write(good, afterHeader, good.length - afterHeader);
-    ImageFiles.Argb read = ImageFiles.read(Files.write(dir.resolve("text.png"), withText.toByteArray()));
+    ImageFiles.Argb read = ImageFiles.read(Files.write(dir.resolve("text.png"), withText.toByteArray()), LIMITS);
     assertEquals(0xFF336699, read.pixels()[1 * 6 + 2]);
   }
 
@@ -128,7 +137,12 @@ class ImageFilesTest {
   }
 
   private static void assertMessage(Path file, String part) {
-    ImageFiles.ImageFileException e = assertThrows(ImageFiles.ImageFileException.class, () -> ImageFiles.read(file));
+    assertMessage(file, part, LIMITS);
+  }
+
+  private static void assertMessage(Path file, String part, Contract.Image limits) {
+    ImageFiles.ImageFileException e = assertThrows(ImageFiles.ImageFileException.class,
+        () -> ImageFiles.read(file, limits));
     assertTrue(e.getMessage().startsWith("image " + file), e.getMessage());
     assertTrue(e.getMessage().contains(part), e.getMessage());
   }

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.clipedge.clip.Contract;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 
@@ -296,21 +297,24 @@ class ImagePreprocessorTest {
     assertEquals("rgb array has 12 elements, expected 36 for the given width and height", e.getMessage());
     e = assertThrows(IllegalArgumentException.class, () -> preprocessor.fromRgb(null, 4, 3));
     assertTrue(e.getMessage().contains("null"), e.getMessage());
-    assertThrows(IllegalArgumentException.class, () -> ImagePreprocessor.normalize(new byte[4]));
     assertThrows(IllegalArgumentException.class, () -> new ImagePreprocessor(0));
     assertThrows(IllegalArgumentException.class, () -> new ImagePreprocessor(30_000));
   }
 
   @Test
-  void normalizeUsesOpenAisMeanAndStd() {
-    // (0 - mean) / std and (1 - mean) / std per channel, with OpenAI's constants.
-    float[] out = ImagePreprocessor.normalize(new byte[] {0, 0, 0, (byte) 255, (byte) 255, (byte) 255});
-    float[] expected = {
-        -0.48145466f / 0.26862954f, -0.4578275f / 0.26130258f, -0.40821073f / 0.27577711f,
-        (1 - 0.48145466f) / 0.26862954f, (1 - 0.4578275f) / 0.26130258f, (1 - 0.40821073f) / 0.27577711f,
-    };
-    assertArrayEquals(expected, out, 1e-6f);
-    assertEquals(-1.7922625f, out[0], 1e-6f);
-    assertEquals(2.145897f, out[5], 1e-6f);
+  void limitsAndRuleAreTheExportsContracts() {
+    ImagePreprocessor preprocessor = new ImagePreprocessor(4, new Contract.Image(100, 5_000, Contract.RESIZE_RULE));
+    assertEquals(100, preprocessor.limits().maxSide());
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+        () -> preprocessor.fromRgb(new byte[101 * 3], 101, 1));
+    assertTrue(e.getMessage().endsWith("has a side longer than 100 pixels"), e.getMessage());
+    e = assertThrows(IllegalArgumentException.class, () -> preprocessor.fromRgb(new byte[80 * 80 * 3], 80, 80));
+    assertTrue(e.getMessage().endsWith("is larger than 5000 pixels"), e.getMessage());
+    assertEquals(4 * 4 * 3, preprocessor.fromRgb(new byte[70 * 70 * 3], 70, 70).length);
+    // An export that resizes another way is refused rather than preprocessed differently from its SavedModel.
+    e = assertThrows(IllegalArgumentException.class,
+        () -> new ImagePreprocessor(4, new Contract.Image(100, 5_000, "bilinear_squash")));
+    assertEquals("the export resizes images with 'bilinear_squash'; this code implements '" + Contract.RESIZE_RULE
+        + "' only", e.getMessage());
   }
 }

@@ -5,12 +5,17 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.clipedge.clip.ExportFixture;
+import dev.clipedge.clip.Manifest;
+import dev.clipedge.clip.Manifest.ExportException;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.MessageDigest;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.IntStream;
@@ -200,18 +205,41 @@ class ClipTokenizerTest {
   }
 
   @Test
-  void fromExportNamesMissingFiles(@TempDir Path dir) throws IOException {
-    IOException missing = assertThrows(IOException.class, () -> ClipTokenizer.fromExport(dir, 77));
-    assertTrue(missing.getMessage().contains("vocab.json not found"), missing.getMessage());
-    Path assets = Files.createDirectories(dir.resolve("assets"));
-    Files.writeString(assets.resolve("vocab.json"), TestFiles.vocabJson());
-    Files.writeString(assets.resolve("merges.txt"), "#version: 0.2\na\n");
-    Files.writeString(assets.resolve("text_cleaning.json"), TestFiles.resourceText("text_cleaning.json"));
-    IOException bad = assertThrows(IOException.class, () -> ClipTokenizer.fromExport(dir, 77));
-    assertEquals(assets.resolve("merges.txt") + " line 2: \"a\" is not two space-separated symbols",
-        bad.getMessage());
-    Files.writeString(assets.resolve("merges.txt"), TestFiles.mergesTxt());
-    assertArrayEquals(tokenizer.encode("a cat"), ClipTokenizer.fromExport(dir, 77).encode("a cat"));
+  void fromExportReadsTheFilesAndSpecialTokensItsContractNames(@TempDir Path dir) throws Exception {
+    // The fixture's contract puts the tokenizer's files under names of its own and states the tokens' ids.
+    Map<String, String> files = Map.of("tokenizer/v.json", TestFiles.vocabJson(), "tokenizer/m.txt",
+        TestFiles.mergesTxt(), "tokenizer/c.json", TestFiles.resourceText("text_cleaning.json"));
+    Path export = writeExport(dir.resolve("ok"), ExportFixture.contract(), files);
+    assertArrayEquals(tokenizer.encode("a cat"), ClipTokenizer.fromExport(Manifest.load(export), 77).encode("a cat"));
+
+    Path other = writeExport(dir.resolve("other"),
+        ExportFixture.contract().replace("\"id\": 49406", "\"id\": 7"), files);
+    IOException id = assertThrows(IOException.class, () -> ClipTokenizer.fromExport(Manifest.load(other), 77));
+    assertEquals(other.resolve("tokenizer/v.json") + ": the start token <|startoftext|> has id 49406; the "
+        + "manifest's contract says 7", id.getMessage());
+
+    Files.delete(export.resolve("tokenizer/m.txt"));
+    ExportException missing = assertThrows(ExportException.class,
+        () -> ClipTokenizer.fromExport(Manifest.load(export), 77));
+    assertEquals(export.resolve("tokenizer/m.txt") + ": missing (listed in the export's manifest.json)",
+        missing.getMessage());
+  }
+
+  /** DIR holding {@code files} (path to text) listed with their sha256 by a format 1 manifest with {@code contract}. */
+  private static Path writeExport(Path dir, String contract, Map<String, String> files) throws Exception {
+    List<String> artifacts = new ArrayList<>();
+    for (Map.Entry<String, String> file : files.entrySet()) {
+      byte[] bytes = file.getValue().getBytes(StandardCharsets.UTF_8);
+      Path path = dir.resolve(file.getKey());
+      Files.createDirectories(path.getParent());
+      Files.write(path, bytes);
+      String sha256 = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(bytes));
+      artifacts.add("{\"path\": \"" + file.getKey() + "\", \"sha256\": \"" + sha256 + "\", \"bytes\": "
+          + bytes.length + "}");
+    }
+    Files.writeString(dir.resolve("manifest.json"), "{\"format_version\": 1, \"contract\": " + contract
+        + ", \"name\": \"t\", \"config\": {}, \"artifacts\": [" + String.join(", ", artifacts) + "]}");
+    return dir;
   }
 
   private static ClipTokenizer load(String vocab, String merges) throws IOException {
