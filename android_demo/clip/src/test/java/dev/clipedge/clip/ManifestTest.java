@@ -163,12 +163,17 @@ class ManifestTest {
         {"\"zero_points\": [-128]", "\"zero_points\": [-129]", "zero_points[0] is -129"},
         {"\"zero_points\": [-1]", "\"zero_points\": [0.5]", "zero_points[0] is 0.5; zero points are integers"},
     };
+    refusesEach(manifest, cases);
+  }
+
+  /** For each {text, replacement, message part}: the manifest with the text replaced is refused as corrupt. */
+  private void refusesEach(String manifest, String[][] cases) throws IOException {
     for (String[] c : cases) {
       assertTrue(manifest.contains(c[0]), c[0]);
       Path export = ExportFixture.write(folder.resolve("x" + c[1].hashCode()), manifest.replace(c[0], c[1]));
-      ExportException error = assertThrows(ExportException.class, () -> Manifest.load(export));
-      assertTrue(error.getMessage().contains(c[2]) && error.getMessage().contains("manifest.json"),
-          error.getMessage());
+      ExportException error = assertThrows(ExportException.class, () -> Manifest.load(export), c[1]);
+      assertTrue(error.getMessage().startsWith(export.resolve("manifest.json") + " is corrupt: ")
+          && error.getMessage().contains(c[2]), error.getMessage());
     }
   }
 
@@ -231,13 +236,7 @@ class ManifestTest {
         {"\"max_logit_scale\": 50.0", "\"max_logit_scale\": 0", "contract.zero_shot.max_logit_scale is 0.0"},
         {"\"vocab\": \"tokenizer/v.json\", ", "", "contract.layout.vocab is missing"},
     };
-    for (String[] c : cases) {
-      assertTrue(manifest.contains(c[0]), c[0]);
-      Path export = ExportFixture.write(folder.resolve("x" + c[1].hashCode()), manifest.replace(c[0], c[1]));
-      ExportException error = assertThrows(ExportException.class, () -> Manifest.load(export), c[1]);
-      assertTrue(error.getMessage().startsWith(export.resolve("manifest.json") + " is corrupt: ")
-          && error.getMessage().contains(c[2]), error.getMessage());
-    }
+    refusesEach(manifest, cases);
     Path noContract = ExportFixture.write(folder.resolve("none"),
         "{\"format_version\": 1, " + ExportFixture.manifest().substring(1));
     ExportException error = assertThrows(ExportException.class, () -> Manifest.load(noContract));
