@@ -13,7 +13,7 @@ import shutil
 import pytest
 
 import jvm
-from test_beam import run_beam
+from test_beam import embed_command, run_beam_commands
 
 from clip_edge import export_format
 from clip_edge.export_format import FORMAT_VERSION, ManifestFormatError, check_format_version
@@ -175,15 +175,15 @@ def test_parity_harness_refuses_a_newer_manifest(manifest, tmp_path):
 
 def test_beam_refuses_a_newer_manifest_and_reads_an_older_one(manifest, tmp_path):
     newer = _export_with_manifest(tmp_path / "newer", manifest, _newer)
-    args = ("--input", str(tmp_path / "*.png"), "--output", str(tmp_path / "index"))
-    result = run_beam("embed_images", "--export", newer, *args, check=False)
-    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
-    assert (f"error: {newer / export_format.MANIFEST}: format_version is {FORMAT_VERSION + 1}, newer than "
-            f"{FORMAT_VERSION}") in result.stderr
-    # Without format_version the manifest is read, and the export is refused only for its missing SavedModel files.
     old = _export_with_manifest(tmp_path / "old", manifest, _pre_contract)
-    result = run_beam("embed_images", "--export", old, *args, check=False)
-    assert result.returncode == 1 and "saved_model" in result.stderr and "missing" in result.stderr, result.stderr
+    found = run_beam_commands({name: embed_command(export, tmp_path / "*.png", tmp_path / f"index_{name}")
+                               for name, export in (("newer", newer), ("old", old))})
+    assert found["newer"]["status"] == 1 and "Traceback" not in found["newer"]["stderr"], found["newer"]
+    assert (f"error: {newer / export_format.MANIFEST}: format_version is {FORMAT_VERSION + 1}, newer than "
+            f"{FORMAT_VERSION}") in found["newer"]["stderr"]
+    # Without format_version the manifest is read, and the export is refused only for its missing SavedModel files.
+    assert found["old"]["status"] == 1, found["old"]
+    assert "saved_model" in found["old"]["stderr"] and "missing" in found["old"]["stderr"], found["old"]
 
 
 def test_clip_jvm_refuses_a_newer_manifest(small_export, manifest, tmp_path):
