@@ -21,19 +21,27 @@ import export_faults
 
 # -- kills and re-runs, at every point where a kill leaves a different state (tests/export_faults.py) ----------
 
+STRAY = "stray.txt"  # a file of no export, in the previous one
+
+
 @pytest.fixture(scope="module")
 def killed_export(small_checkpoint, small_export_record, tmp_path_factory):
-    """An export over a previous one (small_export_record's, every variant) killed after the second rename of
-    _replace_directory: output (its folder), copy (the folder as it was between the two renames), previous (the
-    previous manifest's sha256), process (the killed one) and points ([{"point", "pid", "state"}] up to the
-    kill)."""
+    """An export killed after the second rename of _replace_directory, over a previous one (small_export_record's,
+    every variant, and STRAY) and the export that one replaced in .NAME.old-*/previous: what a kill after the
+    second rename leaves, so that this run is also the re-run after such a kill (an export less than a run of its
+    own). output (its folder), start (folder_state of output before the run), copy (the folder as it was between
+    the two renames), previous (the previous manifest's sha256), process (the killed one) and points ([{"point",
+    "pid", "state"}] up to the kill)."""
     output, records = tmp_path_factory.mktemp("killed"), tmp_path_factory.mktemp("killed_records")
     shutil.copytree(small_export_record[0], output / "small")
+    (output / "small" / STRAY).write_text("not part of any export")  # a re-run must not merge into it
+    shutil.copytree(small_export_record[0], output / ".small.old-killed" / "previous")
+    start = export_faults.folder_state(output)
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     process = subprocess.run([sys.executable, "-m", "tests.export_faults", str(small_checkpoint), str(output), "small",
                               str(records / "states.jsonl"), str(records / "copy")], cwd=repo, capture_output=True,
                              text=True, timeout=900)
-    return types.SimpleNamespace(output=output, copy=records / "copy", process=process,
+    return types.SimpleNamespace(output=output, start=start, copy=records / "copy", process=process,
                                  previous=export_faults.sha256(os.path.join(small_export_record[0], "manifest.json")),
                                  points=[json.loads(line) for line in (records / "states.jsonl").open()])
 
@@ -49,13 +57,18 @@ def _new_export(state, previous):
     assert found["manifest"] != previous and not [f for f in state["files"] if "int8" in f]
 
 
+def _previous(killed):
+    """folder_state's description of the previous export: whole, with the stray file killed_export put in it."""
+    return {"manifest": killed.previous, "mismatched": [], "unlisted": [STRAY]}
+
+
 def test_a_kill_at_any_point_leaves_the_previous_export_whole_or_the_new_one(killed_export):
     killed = killed_export
     assert killed.process.returncode == -signal.SIGKILL, killed.process.stderr[-3000:]
     assert [p["point"] for p in killed.points] == STAGE_POINTS + [
         "before rename 1", "after rename 1", "before rename 2", "after rename 2"]
     work = f".small.tmp-{killed.points[0]['pid']}"
-    previous = {"manifest": killed.previous, "mismatched": [], "unlisted": []}
+    previous = _previous(killed)
     for point in killed.points:
         state, name = point["state"], point["point"]
         # Besides DIR/NAME, only the hidden work folder and the replaced export's hidden folder.
@@ -85,7 +98,7 @@ def test_a_rerun_after_a_kill_between_the_renames_puts_the_previous_export_back_
     folder = killed_export.copy
     assert sorted(e.split("-")[0] for e in os.listdir(folder)) == [".small.old", ".small.tmp"]
     assert not (folder / "small").exists()
-    previous = {"manifest": killed_export.previous, "mismatched": [], "unlisted": []}
+    previous = _previous(killed_export)
     points = []
     export_faults.inject(lambda point: points.append((point, export_faults.folder_state(folder))),
                          monkeypatch.setattr)
@@ -102,14 +115,20 @@ def test_a_rerun_after_a_kill_between_the_renames_puts_the_previous_export_back_
     assert os.listdir(folder) == ["small"] and target == str(folder / "small")
 
 
-def test_a_rerun_after_a_kill_after_the_second_rename_replaces_the_export_whole(killed_export, small_checkpoint):
-    output = killed_export.output
-    assert len(os.listdir(output)) == 2  # DIR/NAME and the replaced export's .NAME.old-*
-    (output / "small" / "stray.txt").write_text("not part of any export")  # a re-run must not merge into it
-    export.run_export(None, str(small_checkpoint), str(output), name="small", **export_faults.EXPORT_ARGUMENTS)
-    state = export_faults.folder_state(output)
-    assert list(state) == ["small"] and "stray.txt" not in state["small"]["files"]
-    _new_export(state["small"], killed_export.previous)
+def test_a_rerun_after_a_kill_after_the_second_rename_replaces_the_export_whole(killed_export):
+    """killed_export's run is that re-run: it started from DIR/NAME and the export it had replaced, as a kill after
+    the second rename leaves them (the kill test checks that), with a file of no export in DIR/NAME."""
+    killed = killed_export
+    layout = [".small.old", "small"]  # DIR/NAME and the replaced export's .NAME.old-*
+    assert sorted(e.split("-")[0] for e in killed.start) == layout
+    assert sorted(e.split("-")[0] for e in killed.points[-1]["state"]) == layout  # what the kill left
+    assert killed.start["small"]["exports"] == {"": _previous(killed)}
+    # Before any work the replaced export is gone (whole: the kill test sees no .small.old-* until rename 1).
+    assert sorted(killed.points[0]["state"]) == [f".small.tmp-{killed.points[0]['pid']}", "small"]
+    # The new export replaces DIR/NAME whole, without merging into it: the stray file went with the previous export.
+    state = killed.points[-1]["state"]
+    assert STRAY not in state["small"]["files"]
+    _new_export(state["small"], killed.previous)
 
 
 PARENT = """
