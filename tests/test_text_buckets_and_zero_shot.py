@@ -41,6 +41,20 @@ RESOLUTION, EMBED = 32, 32  # conftest's small_checkpoint; its small_export has 
 
 
 @pytest.fixture(scope="module")
+def clip_model(small_checkpoint):
+    """small_checkpoint as our CLIP, for the tests that convert encoders of their own from it (none changes it)."""
+    return clip_edge.CLIP.from_checkpoint(small_checkpoint)
+
+
+@pytest.fixture(scope="module")
+def float_reference(small_export):
+    """The harness's float reference (parity.FloatReference) on small_export's SavedModel, loaded and run once
+    for the module (about 10 s each time): held-out photos and sentences."""
+    pixels = datasets.builtin_images(datasets.HELD_OUT_PHOTOS[:3], RESOLUTION)
+    return parity.FloatReference(os.path.join(small_export, "saved_model"), pixels, datasets.held_out_sentences())
+
+
+@pytest.fixture(scope="module")
 def hf_model(small_checkpoint):
     from transformers import CLIPModel
 
@@ -126,12 +140,11 @@ def test_manifest_lists_every_signature(small_export):
     assert "text_encoder_float32.tflite [tokens_16]" in report
 
 
-def test_weights_are_stored_once(small_export, small_checkpoint, tmp_path):
+def test_weights_are_stored_once(small_export, clip_model):
     """The three-signature float32 file is barely larger than a 77-only conversion of the same model."""
     from converters import serving, tflite_variants
 
-    model = clip_edge.CLIP.from_checkpoint(small_checkpoint)
-    single = tflite_variants.convert_variants(serving.tflite_text_encoder(model), ["float32"])["float32"].tflite
+    single = tflite_variants.convert_variants(serving.tflite_text_encoder(clip_model), ["float32"])["float32"].tflite
     multi = os.path.getsize(os.path.join(small_export, "tflite/text_encoder_float32.tflite"))
     assert len(single) < multi < 1.02 * len(single)
 
@@ -162,10 +175,8 @@ def test_processor_trims_to_the_bucket(token_ids):
     assert processor([FILLS[16]])["token_ids"].shape == (1, 77)
 
 
-def test_saved_model_encode_text_matches_transformers(small_export, hf_text):
-    import tensorflow_text  # noqa: F401  registers the tokenizer's ops
-
-    model = tf.saved_model.load(os.path.join(small_export, "saved_model"))
+def test_saved_model_encode_text_matches_transformers(float_reference, hf_text):
+    model = float_reference.model  # small_export's SavedModel
     found = {}
     for rows in ([0, 1], [0, SENTENCES.index(FILLS[17])], [0, SENTENCES.index(FILLS[33])],
                  list(range(len(SENTENCES)))):
@@ -177,27 +188,25 @@ def test_saved_model_encode_text_matches_transformers(small_export, hf_text):
     assert all(np.array_equal(first[0], other) for other in first[1:])
 
 
-def test_harness_refuses_a_bucket_that_differs_from_the_full_length(small_export, small_checkpoint, tmp_path):
+def test_harness_refuses_a_bucket_that_differs_from_the_full_length(small_export, small_checkpoint, clip_model,
+                                                                   float_reference, tmp_path):
     """A text encoder whose tokens_16 signature was traced from another model (the text tower's last weights 1%
     off, as a stale bucket would be) is refused on that signature alone; the real file passes every one."""
     from converters import serving, tflite_variants
 
-    model, stale = clip_edge.CLIP.from_checkpoint(small_checkpoint), clip_edge.CLIP.from_checkpoint(small_checkpoint)
+    stale = clip_edge.CLIP.from_checkpoint(small_checkpoint)
     weights = stale.text_encoder.trainable_variables[-1]
     weights.assign(weights * 1.01)
-    functions = serving.tflite_text_encoders(model, [16, 32])
+    functions = serving.tflite_text_encoders(clip_model, [16, 32])
     functions["tokens_16"] = serving.tflite_text_encoder(stale, 16)
     broken = tmp_path / "export"
     shutil.copytree(small_export, broken)
     (broken / "tflite/text_encoder_float32.tflite").write_bytes(
         tflite_variants.convert_variants(functions, ["float32"])["float32"].tflite)
-    pixels = datasets.builtin_images(datasets.HELD_OUT_PHOTOS[:1], RESOLUTION)
-    float_reference = parity.FloatReference(os.path.join(small_export, "saved_model"), pixels,
-                                            datasets.held_out_sentences())
     for folder, expected in ((small_export, {"serving_default": True, "tokens_16": True, "tokens_32": True}),
                              (broken, {"serving_default": True, "tokens_16": False, "tokens_32": True})):
-        results = parity.measure(str(folder), ["float32"], pixels, datasets.held_out_sentences(), latency_repeats=1,
-                                 towers=("text",), reference=float_reference)
+        results = parity.measure(str(folder), ["float32"], float_reference.pixels, datasets.held_out_sentences(),
+                                 latency_repeats=1, towers=("text",), reference=float_reference)
         assert {r.signature: r.passed for r in results} == expected, folder
     (refused,) = [r for r in results if r.signature == "tokens_16"]
     assert "full-length signature" in refused.shortfall(), refused.shortfall()
@@ -231,20 +240,19 @@ def test_boundary_sentences_give_every_bucket_a_text_that_fits():
     assert parity.boundary_sentences(_WordCountReference(), [2, 77], pool) == ["", "a"]
 
 
-def test_the_smallest_buckets_are_measured_on_every_signature(small_export, small_checkpoint, tmp_path):
+def test_the_smallest_buckets_are_measured_on_every_signature(small_export, clip_model, float_reference, tmp_path):
     # --text_buckets=2 used to fail in the parity stage ("need at least one array to stack"): no measured
     # sentence had 2 tokens. The empty text does; 5 is a length no caption prefix has exactly. The export's parity
     # stage is parity.measure on the converted file, run here on a text encoder converted with those buckets.
     from converters import serving, tflite_variants
 
-    model = clip_edge.CLIP.from_checkpoint(small_checkpoint)
     folder = tmp_path / "export"
     shutil.copytree(small_export, folder)
     (folder / "tflite/text_encoder_float32.tflite").write_bytes(tflite_variants.convert_variants(
-        serving.tflite_text_encoders(model, [2, 3, 5]), ["float32"])["float32"].tflite)
-    pixels = datasets.builtin_images(datasets.HELD_OUT_PHOTOS[:1], RESOLUTION)
-    rows = {r.signature: r for r in parity.measure(str(folder), ["float32"], pixels, datasets.held_out_sentences(),
-                                                   latency_repeats=1, towers=("text",))}
+        serving.tflite_text_encoders(clip_model, [2, 3, 5]), ["float32"])["float32"].tflite)
+    rows = {r.signature: r for r in parity.measure(str(folder), ["float32"], float_reference.pixels,
+                                                   datasets.held_out_sentences(), latency_repeats=1, towers=("text",),
+                                                   reference=float_reference)}
     assert sorted(rows) == ["serving_default", "tokens_2", "tokens_3", "tokens_5"]
     assert all(r.examples >= 1 and r.passed for r in rows.values()), rows
 
@@ -310,20 +318,13 @@ def test_zero_shot_manifest_and_assets(small_export):
     assert "zero_shot_float16.tflite" in open(os.path.join(small_export, "parity_report.md")).read()
 
 
-def test_zero_shot_harness_refuses_permuted_classes(small_export, small_checkpoint, tmp_path):
-    """A classifier whose class embeddings are in another order than assets/zero_shot_labels.txt (the defect of
-    a label file edited after export) is refused; the shipped one passes."""
-    from clip_edge.tokenizer import CLIPTokenizer
-    from converters import tflite_variants
-
-    model = clip_edge.CLIP.from_checkpoint(small_checkpoint)
-    weights, _ = zero_shot.class_weights(model, CLIPTokenizer.from_openai_vocabulary(77), LABELS, TEMPLATES)
+def test_zero_shot_harness_refuses_permuted_classes(small_export, float_reference, tmp_path):
+    """A classifier whose class embeddings are in another order than assets/zero_shot_labels.txt is refused (here
+    the defect itself: the label file edited after export, its classes rolled by one); the shipped one passes."""
     permuted = tmp_path / "export"
     shutil.copytree(small_export, permuted)
-    (permuted / "tflite/zero_shot_float32.tflite").write_bytes(tflite_variants.convert_variants(
-        zero_shot.tflite_zero_shot(model, np.roll(weights, 1, axis=0)), ["float32"])["float32"].tflite)
-    pixels = datasets.builtin_images(datasets.HELD_OUT_PHOTOS[:3], RESOLUTION)
-    float_reference = parity.FloatReference(os.path.join(small_export, "saved_model"), pixels, [])
+    (permuted / parity.ZERO_SHOT_LABELS).write_text("\n".join(LABELS[-1:] + LABELS[:-1]) + "\n")
+    pixels = float_reference.pixels
     (shipped,) = parity.measure_zero_shot(small_export, ["float32"], pixels, latency_repeats=1,
                                           reference=float_reference)
     (result,) = parity.measure_zero_shot(str(permuted), ["float32"], pixels, latency_repeats=1,
