@@ -301,7 +301,21 @@ def test_the_calibration_photos_and_int8_recipes_named_by_flags_are_used(degrade
     assert any(t["dtype"] == np.int16 for t in tensors)
 
 
-def test_a_required_variant_below_its_bar_refuses_the_export(degraded_export, tiny_checkpoint, capsys):
+def _float_reference_once(monkeypatch):
+    """From here on parity.FloatReference (the SavedModel loaded and run on the held-out data, about 10 s) is made
+    once per folder, for a test that asks parity.main for several verdicts on one export."""
+    made, make = {}, parity.FloatReference
+
+    def once(saved_model_dir, pixels, sentences):
+        key = (saved_model_dir, pixels.tobytes(), tuple(sentences))
+        if key not in made:
+            made[key] = make(saved_model_dir, pixels, sentences)
+        return made[key]
+
+    monkeypatch.setattr(parity, "FloatReference", once)
+
+
+def test_a_required_variant_below_its_bar_refuses_the_export(degraded_export, tiny_checkpoint, capsys, monkeypatch):
     output, target, _ = degraded_export
     shipped = _sha256(target / "manifest.json")
     with pytest.raises(export.ExportError, match=r"required variant int8 rejected \(tflite/text_encoder_int8.tflite: "
@@ -315,6 +329,7 @@ def test_a_required_variant_below_its_bar_refuses_the_export(degraded_export, ti
     assert (refused / "tflite/text_encoder_int8.tflite").exists()
     assert _sha256(target / "manifest.json") == shipped  # the shipped export is untouched
     # The harness gives the exporter's verdict on the refused folder: int8 fails; fatal only when required.
+    _float_reference_once(monkeypatch)
     assert parity.main(["--export_dir", str(refused), "--threads=1"]) == parity.EXIT_REJECTED_VARIANTS
     assert parity.main(["--export_dir", str(refused), "--threads=1", "--require=int8"]) == parity.EXIT_REFUSED
     assert "FAIL int8: tflite/text_encoder_int8.tflite: min cosine" in capsys.readouterr().err
