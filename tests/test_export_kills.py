@@ -117,12 +117,14 @@ def test_a_rerun_after_a_kill_between_the_renames_puts_the_previous_export_back_
 
 def test_a_rerun_after_a_kill_after_the_second_rename_replaces_the_export_whole(killed_export):
     """killed_export's run is that re-run: it started from DIR/NAME and the export it had replaced, as a kill after
-    the second rename leaves them (the kill test checks that), with a file of no export in DIR/NAME."""
+    the second rename leaves them (the kill test checks that), with a file of no export in DIR/NAME. (That a run
+    which completes leaves only DIR/NAME, the re-run between the renames checks.)"""
     killed = killed_export
     layout = [".small.old", "small"]  # DIR/NAME and the replaced export's .NAME.old-*
     assert sorted(e.split("-")[0] for e in killed.start) == layout
     assert sorted(e.split("-")[0] for e in killed.points[-1]["state"]) == layout  # what the kill left
     assert killed.start["small"]["exports"] == {"": _previous(killed)}
+    assert killed.start[".small.old-killed"]["exports"] == {"previous": dict(_previous(killed), unlisted=[])}
     # Before any work the replaced export is gone (whole: the kill test sees no .small.old-* until rename 1).
     assert sorted(killed.points[0]["state"]) == [f".small.tmp-{killed.points[0]['pid']}", "small"]
     # The new export replaces DIR/NAME whole, without merging into it: the stray file went with the previous export.
