@@ -209,6 +209,7 @@ class CLIPTokenizer(tf.Module):
 
         # OpenAI's cleaning (ftfy, html.unescape, whitespace, lowercasing) comes before pre-tokenisation.
         self.cleaner = TextCleaner()
+        self._concrete = None  # _traced()
         # CLIP's pattern. The reference compiles all of it with re.IGNORECASE; that matters only for the special
         # tokens and contractions ("'ſ" is "'s"), so only they are case-insensitive here. One more effect of it:
         # U+0345 (combining ypogegrammeni, whose case partner is the letter ι) is matched by no alternative and
@@ -269,7 +270,17 @@ class CLIPTokenizer(tf.Module):
 
     def __call__(self, texts):
         """texts: tf.string [N], or a list of str (validated here) -> dict of int32 [N, context_length]."""
-        return self._tokenize(texts_tensor(texts))
+        return self._traced()(texts_tensor(texts))
+
+    def _traced(self):
+        """_tokenize's one trace. A tf.function traces once per calling context: once for the functions of a
+        SavedModel that call it and once more for eager calls (the exporter's calibration sentences), and tracing
+        the cleaning graph takes seconds (about 6 s of a small export). One trace, made in the eager context, is
+        called from both."""
+        if self._concrete is None:
+            with tf.init_scope():
+                self._concrete = self._tokenize.get_concrete_function()
+        return self._concrete
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
     def _tokenize(self, texts):
