@@ -138,9 +138,9 @@ class CLIP(tf.Module):
             if weights is not None:
                 raise ValueError("load_weights=False builds a random model; do not also pass weights")
             return cls(**config)
-        from clip_edge import checkpoints
+        from clip_edge import checkpoints, hub
 
-        path = checkpoints.download_preset(preset) if weights in (None, "hub") else weights
+        path = hub.download_preset(preset) if weights in (None, "hub") else weights
         model = cls(**config)
         checkpoints.load_into(model, path, expected=f"preset {preset!r}")
         return model

@@ -8,7 +8,7 @@ _BASE = dict(embed_dim=512, image_resolution=224, vision_layers=12, vision_width
 _LARGE = dict(_BASE, embed_dim=768, vision_layers=24, vision_width=1024, vision_patch_size=14,
               transformer_width=768, transformer_heads=12)
 
-# hf_revision: the commit checkpoints.download_preset fetches. Pinned where public code establishes a commit
+# hf_revision: the commit hub.download_preset fetches. Pinned where public code establishes a commit
 # holding the safetensors weights; "main" (the repository's latest) where it does not. Sources: public
 # repositories' code and docs, found by searching for the repository names next to 40-hex revisions (Dec 2026):
 # - clip-vit-large-patch14 at 32bd64288804d66eefd0ccbe215aa642df71cc41: pinned by several unrelated projects

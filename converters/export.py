@@ -135,7 +135,7 @@ class Progress:
 def _resolve_model(preset, weights):
     """(clip_edge.CLIP, where its weights came from, for the manifest)."""
     import clip_edge
-    from clip_edge import checkpoints
+    from clip_edge import checkpoints, hub
 
     if weights == "random":
         if not preset:
@@ -144,7 +144,7 @@ def _resolve_model(preset, weights):
     if weights == "hub":
         if not preset:
             raise ExportError("--weights=hub needs --preset")
-        local = checkpoints.download_preset(preset)
+        local = hub.download_preset(preset)
         source = {"kind": "hub", "repository": clip_edge.PRESETS[preset]["hf_repo"],
                   "revision": os.path.basename(local), "sha256": checkpoints.weight_files_sha256(local)}
         return clip_edge.CLIP.from_preset(preset, weights=local), source

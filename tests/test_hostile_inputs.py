@@ -722,8 +722,8 @@ def test_unreachable_hub_is_asked_once_not_retried(tmp_path):
                HF_HUB_DISABLE_TELEMETRY="1", NO_PROXY="*")
     env.pop("HF_HUB_OFFLINE", None)
     script = """
-        from clip_edge import checkpoints
-        checkpoints.download_preset("clip-vit-base-patch32")
+        from clip_edge import hub
+        hub.download_preset("clip-vit-base-patch32")
     """
     try:
         result = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], env=env, capture_output=True,

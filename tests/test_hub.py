@@ -139,20 +139,20 @@ def test_download_preset_fetches_repository_into_cache(hub, tmp_path):
     result = _run("""
         import json, os
         import clip_edge
-        from clip_edge import checkpoints
-        local = checkpoints.download_preset("clip-vit-base-patch32")
-        pinned = checkpoints.download_preset("clip-vit-large-patch14")
+        from clip_edge import checkpoints, hub
+        local = hub.download_preset("clip-vit-base-patch32")
+        pinned = hub.download_preset("clip-vit-large-patch14")
         # A cached file that changed on disk is caught the next time, removed, and then downloaded again.
         blob = os.path.realpath(os.path.join(local, "model.safetensors"))
         with open(blob, "r+b") as file:
             file.write(b"{{")
         try:
-            checkpoints.download_preset("clip-vit-base-patch32")
+            hub.download_preset("clip-vit-base-patch32")
             changed = "no error"
         except checkpoints.CheckpointError as error:
             changed = str(error)
         removed = not os.path.exists(blob)
-        again = checkpoints.download_preset("clip-vit-base-patch32")
+        again = hub.download_preset("clip-vit-base-patch32")
         print(json.dumps({"local": local, "pinned": pinned,
                           "sha256": checkpoints.weight_files_sha256(local),
                           "changed": changed, "removed": removed, "again": again,
@@ -176,12 +176,12 @@ def test_download_preset_fetches_repository_into_cache(hub, tmp_path):
     # that no longer matches it is refused and removed.
     result = _run("""
         import os
-        from clip_edge import checkpoints
-        local = checkpoints.download_preset("clip-vit-base-patch32")
+        from clip_edge import hub
+        local = hub.download_preset("clip-vit-base-patch32")
         print(local)
         with open(os.path.realpath(os.path.join(local, "model.safetensors")), "r+b") as file:
             file.write(b"{{")
-        checkpoints.download_preset("clip-vit-base-patch32")
+        hub.download_preset("clip-vit-base-patch32")
     """, "http://127.0.0.1:9", tmp_path, {"HF_HUB_OFFLINE": "1"})
     assert result.stdout.strip().splitlines()[-1] == out["local"], result.stderr[-3000:]
     assert result.returncode != 0 and "model.safetensors has sha256" in result.stderr
@@ -227,13 +227,13 @@ def test_failed_downloads_are_refused_and_leave_nothing_behind(hub, tmp_path):
         import json
         import time
         import clip_edge
-        from clip_edge import checkpoints
+        from clip_edge import checkpoints, hub
         # huggingface_hub waits 1, 2, 4, 8 and 8 s between its retries of a file; what is checked is their number.
         time.sleep = lambda seconds: None
         outcomes = {}
         for revision in ("missing", "server-error", "no-lfs", "truncated", "corrupt"):
             try:
-                checkpoints.download_preset("clip-vit-base-patch32", revision=revision)
+                hub.download_preset("clip-vit-base-patch32", revision=revision)
                 outcomes[revision] = ["no error"]
             except checkpoints.CheckpointError as error:
                 outcomes[revision] = [str(error)]
@@ -278,8 +278,8 @@ def test_sharded_repository_is_downloaded_and_verified(hub, tmp_path):
     endpoint, folder = hub
     result = _run("""
         import json
-        from clip_edge import checkpoints
-        local = checkpoints.download_preset("clip-vit-base-patch32", revision="sharded")
+        from clip_edge import checkpoints, hub
+        local = hub.download_preset("clip-vit-base-patch32", revision="sharded")
         print(json.dumps({"local": local, "sha256": checkpoints.weight_files_sha256(local)}))
     """, endpoint, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
