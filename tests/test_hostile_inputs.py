@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import clip_edge
-from clip_edge import checkpoints
+from clip_edge import checkpoints, model_weights
 from clip_edge.checkpoints import CheckpointError
 from clip_edge.torch_files import read_torch_state_dict
 
@@ -228,8 +228,8 @@ def tiny_tensors():
     """Valid Hugging Face-named tensors for TINY (random values of the checkpoint layout's shapes)."""
     model = clip_edge.CLIP(**TINY)
     rng = np.random.default_rng(0)
-    return {name: rng.normal(size=checkpoints._reference_shape(variable, transform)).astype(np.float32)
-            for name, variable, transform in checkpoints.variable_targets(model)}
+    return {name: rng.normal(size=model_weights._reference_shape(variable, transform)).astype(np.float32)
+            for name, variable, transform in model_weights.variable_targets(model)}
 
 
 def save_folder(folder, tensors, config=None):

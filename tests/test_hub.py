@@ -227,7 +227,7 @@ def test_failed_downloads_are_refused_and_leave_nothing_behind(hub, tmp_path):
         import json
         import time
         import clip_edge
-        from clip_edge import checkpoints, hub
+        from clip_edge import checkpoints, hub, model_weights
         # huggingface_hub waits 1, 2, 4, 8 and 8 s between its retries of a file; what is checked is their number.
         time.sleep = lambda seconds: None
         outcomes = {}
@@ -239,7 +239,7 @@ def test_failed_downloads_are_refused_and_leave_nothing_behind(hub, tmp_path):
                 outcomes[revision] = [str(error)]
         # Through from_preset: the corrupted file is refused before anything is loaded.
         loaded = []
-        checkpoints.load_into = lambda *args, **kwargs: loaded.append(args)
+        model_weights.load_into = lambda *args, **kwargs: loaded.append(args)
         clip_edge.PRESETS["clip-vit-base-patch32"]["hf_revision"] = "corrupt"
         try:
             clip_edge.CLIP.from_preset("clip-vit-base-patch32")
