@@ -13,7 +13,7 @@ assets/zero_shot_{labels,templates}.txt.
 Everything is built in a hidden temporary folder beside the target and renamed into place at the end, so an
 interrupted export leaves nothing that looks complete, and a re-run replaces the old output whole.
 
-The parity gate works per variant (converters.parity.Gate). Exit status:
+The parity gate works per variant (converters.gate.Gate). Exit status:
   0  every artifact met its bar; everything shipped.
   3  some variants missed a bar: each such variant's files (image and text encoders, zero-shot classifier) are
      left out of tflite/ and kept in DIR/NAME/rejected/tflite/, manifest.json lists them under "rejected" with
@@ -45,7 +45,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ info
 from absl import app, flags, logging  # noqa: E402
 
 from clip_edge import export_format  # noqa: E402
-from .parity import EXIT_OK, EXIT_REFUSED, EXIT_REJECTED_VARIANTS  # noqa: E402
+from .gate import EXIT_OK, EXIT_REFUSED, EXIT_REJECTED_VARIANTS, Gate, required_variants  # noqa: E402
 from .variants import DEFAULT_SIGNATURE, VARIANTS, tflite_path  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -570,7 +570,7 @@ def run_export(preset, weights, output_dir, name=None, variants=tuple(VARIANTS),
     `text_buckets`: shorter text lengths (default: clip_edge.model.DEFAULT_TEXT_BUCKETS below the context
     length). `zero_shot_labels` / `zero_shot_templates`: files for the zero-shot classifiers (templates default
     to converters.zero_shot.DEFAULT_TEMPLATES). `preprocess` adds tflite/preprocess.tflite. `require`: "all" or
-    the variants whose failure refuses the export (default converters.parity.DEFAULT_REQUIRED); the others are
+    the variants whose failure refuses the export (default converters.gate.DEFAULT_REQUIRED); the others are
     set aside when they miss a bar (the record's rejected_variants) and the rest ships. `log`: where the progress
     lines go (default sys.stdout)."""
     int8_recipes = int8_recipes or {}
@@ -597,7 +597,7 @@ def run_export(preset, weights, output_dir, name=None, variants=tuple(VARIANTS),
     for target in replaced:
         _check_replaceable(target)
     try:
-        required = parity.required_variants(require, variants)
+        required = required_variants(require, variants)
     except ValueError as error:
         raise ExportError(str(error)) from None
     # Bad recipe names and calibration folders fail here, before any work, not at the stage that uses them
@@ -690,7 +690,7 @@ def run_export(preset, weights, output_dir, name=None, variants=tuple(VARIANTS),
             _check_delegates(work, record)
 
         with progress.stage("manifest") as stage:
-            gate = parity.Gate.of(record.results, variants, required)
+            gate = Gate.of(record.results, variants, required)
             if gate.refused:
                 manifest.write_report(work, record)
                 refused = os.path.join(output_dir, f"{name}.rejected")

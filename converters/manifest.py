@@ -71,7 +71,7 @@ class ExportRecord:
     logit_multiplier: float | None = None
     zero_shot: dict | None = None  # labels, templates, logit scale and asset paths of the classifiers
     artifacts: list = dataclasses.field(default_factory=list)  # ArtifactRecord, in conversion order
-    rejected_variants: dict = dataclasses.field(default_factory=dict)  # variant -> its shortfalls (parity.Gate)
+    rejected_variants: dict = dataclasses.field(default_factory=dict)  # variant -> its shortfalls (gate.Gate)
 
     @property
     def results(self):

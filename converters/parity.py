@@ -7,11 +7,11 @@ works on any export directory, in or out of the exporter:
 
 For each variant: cosine similarity of embeddings (mean and min), max absolute error, and zero-shot top-1
 agreement with the float model (held-out photos x prompts; the other tower stays float). A variant with an
-artifact below its bar (converters.variants.VARIANTS) fails, and the verdict is the exporter's (Gate): exit 0
-when every variant passes, 3 when some fail and the others would ship, 1 when a required variant (--require;
-default float32) or every variant fails, or the folder is not an export or its manifest is of a newer format
-than this harness reads (clip_edge.export_format). On a shipped export the harness measures tflite/, the shipped
-variants; the exporter keeps rejected ones in rejected/.
+artifact below its bar (converters.variants.VARIANTS) fails, and the verdict is the exporter's (converters.gate):
+exit 0 when every variant passes, 3 when some fail and the others would ship, 1 when a required variant
+(--require; default float32) or every variant fails, or the folder is not an export or its manifest is of a newer
+format than this harness reads (clip_edge.export_format). On a shipped export the harness measures tflite/, the
+shipped variants; the exporter keeps rejected ones in rejected/.
 
 Text encoders are measured per signature (one per length bucket): each on the sentences that fit it, plus
 sentences that exactly fill each bucket and ones a token too long (which only the next bucket may take),
@@ -32,6 +32,7 @@ import numpy as np
 
 from clip_edge.export_format import (MANIFEST, PREPROCESS_PATH, SAVED_MODEL, ZERO_SHOT_LABELS, ZERO_SHOT_TEMPLATES,
                                      ManifestFormatError, check_format_version)
+from .gate import DEFAULT_REQUIRED, EXIT_REFUSED, Gate, required_variants
 from .variants import DEFAULT_SIGNATURE, VARIANTS, tflite_path
 
 TOWERS = ("image", "text")
@@ -433,56 +434,6 @@ def format_table(results):
                          f"{r.max_prob_error:.2e} | {r.bars[1]} | {r.latency_ms:.1f} | "
                          f"{'pass' if r.passed else 'FAIL: ' + r.shortfall()} |")
     return "\n".join(lines)
-
-
-# Exit statuses of the exporter and of this harness: every artifact met its bar; a gate unit below its bar made
-# the whole export refused (or the run failed); some variants missed their bars and the others were shipped.
-EXIT_OK, EXIT_REFUSED, EXIT_REJECTED_VARIANTS = 0, 1, 3
-# Variants whose failure refuses the whole export unless --require says otherwise: float32 is the reference the
-# quantised variants are measured against on device, and it can only miss its bar through a defect.
-DEFAULT_REQUIRED = ("float32",)
-
-
-def required_variants(require, variants):
-    """The variants whose failure refuses the export: `require` is "all", a list of variant names (each must be
-    among `variants`), or None for DEFAULT_REQUIRED (those of them that are in `variants`)."""
-    if require is None:
-        return [v for v in DEFAULT_REQUIRED if v in variants]
-    if require == "all" or list(require) == ["all"]:
-        return list(variants)
-    unknown = [v for v in require if v not in variants]
-    if unknown or not require:
-        raise ValueError(f"--require names {unknown or 'nothing'}; expected 'all' or some of the exported variants "
-                         f"{list(variants)}")
-    return list(require)
-
-
-@dataclasses.dataclass
-class Gate:
-    """The verdict on an export's parity results. A variant is one unit: when any of its artifacts (image and text
-    encoder, every text signature, zero-shot classifier) misses its bar, the whole variant is rejected, so a device
-    never pairs encoders of which one is off. The export is refused when a required variant is rejected, when every
-    variant is, or when preprocess.tflite misses its bar (one model serves every variant: a miss is a defect)."""
-
-    rejected: dict  # variant -> ["path: shortfall", ...]
-    refused: list  # why the whole export is refused; empty if it ships
-
-    @classmethod
-    def of(cls, results, variants, required):
-        rejected, shared = {}, []
-        for r in results:
-            if not r.passed:
-                line = f"{r.label}: {r.shortfall()}"
-                (shared if r.variant is None else rejected.setdefault(r.variant, [])).append(line)
-        refused = list(shared)
-        refused += [f"required variant {v} rejected ({'; '.join(rejected[v])})" for v in required if v in rejected]
-        if rejected and set(rejected) == set(variants) and not refused:
-            refused.append("every variant missed its bar: " + "; ".join(x for v in rejected.values() for x in v))
-        return cls(rejected, refused)
-
-    @property
-    def exit_code(self):
-        return EXIT_REFUSED if self.refused else EXIT_REJECTED_VARIANTS if self.rejected else EXIT_OK
 
 
 def _check_manifest(export_dir):

@@ -19,6 +19,7 @@ import tensorflow as tf
 
 import clip_edge
 from converters import datasets, export, parity
+from converters.gate import EXIT_OK, EXIT_REFUSED, EXIT_REJECTED_VARIANTS, Gate, required_variants
 from converters.serving import ServingModule
 from converters.variants import VARIANTS, tflite_path
 
@@ -280,7 +281,7 @@ def test_a_variant_below_its_bar_is_set_aside_and_the_rest_ships(degraded_export
     assert "ai_edge_litert, 1 thread, batch 1" in report  # --threads, not a constant
 
     # The harness alone on the shipped export measures what shipped: everything passes.
-    assert parity.main(["--export_dir", str(target), "--threads=1"]) == parity.EXIT_OK
+    assert parity.main(["--export_dir", str(target), "--threads=1"]) == EXIT_OK
     capsys.readouterr()
 
 
@@ -330,8 +331,8 @@ def test_a_required_variant_below_its_bar_refuses_the_export(degraded_export, ti
     assert _sha256(target / "manifest.json") == shipped  # the shipped export is untouched
     # The harness gives the exporter's verdict on the refused folder: int8 fails; fatal only when required.
     _float_reference_once(monkeypatch)
-    assert parity.main(["--export_dir", str(refused), "--threads=1"]) == parity.EXIT_REJECTED_VARIANTS
-    assert parity.main(["--export_dir", str(refused), "--threads=1", "--require=int8"]) == parity.EXIT_REFUSED
+    assert parity.main(["--export_dir", str(refused), "--threads=1"]) == EXIT_REJECTED_VARIANTS
+    assert parity.main(["--export_dir", str(refused), "--threads=1", "--require=int8"]) == EXIT_REFUSED
     assert "FAIL int8: tflite/text_encoder_int8.tflite: min cosine" in capsys.readouterr().err
     with pytest.raises(SystemExit, match=r"--require names \['float16'\]"):
         parity.main(["--export_dir", str(refused), "--require=float16"])
@@ -345,20 +346,20 @@ def _result(variant, passed):
 def test_gate_verdicts():
     """The gate's rule on made-up verdicts: which misses ship the rest, which refuse the export."""
     both = ["float32", "int8"]
-    assert parity.required_variants(None, both) == ["float32"] and parity.required_variants(None, ["int8"]) == []
-    assert parity.required_variants(["all"], both) == both
-    gate = parity.Gate.of([_result("float32", True), _result("int8", False)], both, ["float32"])
-    assert gate.exit_code == parity.EXIT_REJECTED_VARIANTS and not gate.refused
+    assert required_variants(None, both) == ["float32"] and required_variants(None, ["int8"]) == []
+    assert required_variants(["all"], both) == both
+    gate = Gate.of([_result("float32", True), _result("int8", False)], both, ["float32"])
+    assert gate.exit_code == EXIT_REJECTED_VARIANTS and not gate.refused
     assert gate.rejected == {"int8": ["tflite/text_encoder_int8.tflite: below its bar"]}
-    assert parity.Gate.of([_result("float32", True), _result("int8", True)], both, both).exit_code == parity.EXIT_OK
+    assert Gate.of([_result("float32", True), _result("int8", True)], both, both).exit_code == EXIT_OK
     refusals = {  # (results, variants, required) -> the reason the export is refused
         "required variant float32": ([_result("float32", False), _result("int8", True)], both, ["float32"]),
         "every variant missed": ([_result("int8", False)], ["int8"], []),
         "tflite/preprocess.tflite": ([_result("int8", True), _result(None, False)], ["int8"], []),
     }
     for reason, arguments in refusals.items():
-        gate = parity.Gate.of(*arguments)
-        assert gate.exit_code == parity.EXIT_REFUSED and reason in gate.refused[0], (reason, gate)
+        gate = Gate.of(*arguments)
+        assert gate.exit_code == EXIT_REFUSED and reason in gate.refused[0], (reason, gate)
 
 
 def test_require_names_exported_variants(tiny_checkpoint, tmp_path):

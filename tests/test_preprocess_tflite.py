@@ -13,6 +13,7 @@ from PIL import Image
 
 from clip_edge.preprocessing import ImagePreprocessor, _band_matrices, _resampling_matrix
 from converters import parity, serving, tflite_model, tflite_variants
+from converters.gate import EXIT_OK, EXIT_REFUSED, Gate
 
 import photos
 import reference
@@ -212,6 +213,6 @@ def test_the_gate_refuses_a_shifted_crop_and_passes_the_real_one(float32_export,
     assert shifted.max_level_difference > 10 * parity.PREPROCESS_BAR_LEVELS
     assert shifted.shortfall().startswith("max difference ")
     # The export's gate: a preprocess.tflite that misses refuses the export whatever the variants did.
-    gate = parity.Gate.of([shifted], ["float32"], [])
-    assert gate.exit_code == parity.EXIT_REFUSED and parity.PREPROCESS_PATH in gate.refused[0]
-    assert parity.Gate.of([good], ["float32"], []).exit_code == parity.EXIT_OK
+    gate = Gate.of([shifted], ["float32"], [])
+    assert gate.exit_code == EXIT_REFUSED and parity.PREPROCESS_PATH in gate.refused[0]
+    assert Gate.of([good], ["float32"], []).exit_code == EXIT_OK
