@@ -577,7 +577,8 @@ def run_export(preset, weights, output_dir, name=None, variants=tuple(VARIANTS),
     from clip_edge import model as clip_model
     from clip_edge import presets as preset_table
     from clip_edge.messages import quoted
-    from . import datasets, manifest, parity, serving, tflite_variants, zero_shot
+    from . import datasets, manifest, serving, tflite_variants, zero_shot
+    from .parity_table import format_table
 
     text_buckets = None if text_buckets is None else tuple(text_buckets)
     if preset:  # with a checkpoint the context length, and so the buckets' check, waits for the model
@@ -681,7 +682,7 @@ def run_export(preset, weights, output_dir, name=None, variants=tuple(VARIANTS),
             _measure(work, record, datasets.held_out_photos(), threads)
             passed = sum(a.passed for a in record.artifacts)
             stage.summary = f"{passed}/{len(record.artifacts)} artifacts meet their bar"
-        progress.print(parity.format_table([r for a in record.artifacts if a.tower != "preprocess" for r in a.parity]))
+        progress.print(format_table([r for a in record.artifacts if a.tower != "preprocess" for r in a.parity]))
         for artifact in record.artifacts:
             if artifact.tower == "preprocess":
                 progress.print(artifact.parity[0].format())

@@ -288,7 +288,7 @@ def _readiness(record):
 
 def write_report(export_dir, export):
     """parity_report.md of `export` (an ExportRecord)."""
-    from .parity import format_table
+    from .parity_table import format_table
 
     encoders = [a for a in export.artifacts if a.tower != "preprocess"]
     preprocess = [r for a in export.artifacts if a.tower == "preprocess" for r in a.parity]

@@ -33,6 +33,7 @@ import numpy as np
 from clip_edge.export_format import (MANIFEST, PREPROCESS_PATH, SAVED_MODEL, ZERO_SHOT_LABELS, ZERO_SHOT_TEMPLATES,
                                      ManifestFormatError, check_format_version)
 from .gate import DEFAULT_REQUIRED, EXIT_REFUSED, Gate, required_variants
+from .parity_table import format_table
 from .variants import DEFAULT_SIGNATURE, VARIANTS, tflite_path
 
 TOWERS = ("image", "text")
@@ -411,29 +412,6 @@ def measure_preprocess(export_dir, images, resolution, threads=2):
             values + difference.size
     return PreprocessParity(max_level_difference=worst, values_differing=differing, values=values, images=len(images),
                             bar_levels=PREPROCESS_BAR_LEVELS)
-
-
-def format_table(results):
-    lines = ["| artifact | length | cosine mean | cosine min | bar | max abs error | vs full length | "
-             "zero-shot top-1 agreement | latency ms | |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in results:
-        if r.tower == "zero_shot":
-            continue
-        full = "" if r.full_length_max_abs_diff is None else (
-            f"max diff {r.full_length_max_abs_diff:.1e}, cos {r.full_length_cosine_min:.9f}")
-        lines.append(f"| {r.label} | {r.length or ''} | {r.cosine_mean:.6f} | {r.cosine_min:.6f} | {r.bar} | "
-                     f"{r.max_abs_error:.2e} | {full} | {r.top1_agreement:.0%} ({r.examples}) | {r.latency_ms:.1f} | "
-                     f"{'pass' if r.passed else 'FAIL: ' + r.shortfall()} |")
-    zero_shot = [r for r in results if r.tower == "zero_shot"]
-    if zero_shot:
-        lines += ["", "| zero-shot classifier | classes | top-1 agreement | bar | max probability error | bar | "
-                      "latency ms | |", "|---|---|---|---|---|---|---|---|"]
-        for r in zero_shot:
-            lines.append(f"| {r.path} | {r.classes} | {r.top1_agreement:.1%} ({r.examples}) | {r.bars[0]:.0%} | "
-                         f"{r.max_prob_error:.2e} | {r.bars[1]} | {r.latency_ms:.1f} | "
-                         f"{'pass' if r.passed else 'FAIL: ' + r.shortfall()} |")
-    return "\n".join(lines)
 
 
 def _check_manifest(export_dir):
