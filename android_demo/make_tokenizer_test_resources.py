@@ -6,7 +6,7 @@
   SimpleTokenizer with ftfy, tests/tokenizer_corpus.load_reference_tokenizer), start to end token, no padding.
 - text_cleaner_golden.jsonl: {"text", "cleaned"} per line, the reference's own cleaning function
   (open_clip's _clean_lower: ftfy.fix_text, html.unescape twice, whitespace collapsed, lowercased).
-- text_cleaning.json: CLIPTokenizer.text_cleaning_tables() for OpenAI's vocabulary (clip_edge.text_cleaning's
+- text_cleaning.json: CLIPTokenizer.text_cleaning_tables() for OpenAI's vocabulary (clip_edge.text_cleaning_tables'
   cleaning_tables() and the tokenizer's pre-tokenisation), as an export writes it
   (tests/test_jvm_tokenizer.py checks that the committed copy is current).
 

@@ -20,8 +20,9 @@ import os
 import tensorflow as tf
 
 from clip_edge.messages import quoted
-from clip_edge.text_cleaning import (PYTHON_WHITESPACE, TextCleaner, cleaning_tables, graph_class_members,
-                                     hex_ranges, re2_chars, re2_escape, texts_tensor)
+from clip_edge.text_cleaning import TextCleaner, texts_tensor
+from clip_edge.text_cleaning_tables import (PYTHON_WHITESPACE, cleaning_tables, graph_class_members, hex_ranges,
+                                            re2_chars, re2_escape)
 
 ASSETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 OPENAI_VOCABULARY_PATH = os.path.join(ASSETS_DIR, "bpe_simple_vocab_16e6.txt.gz")
@@ -255,8 +256,9 @@ class CLIPTokenizer(tf.Module):
         return cls({s: i for i, s in enumerate(symbols)}, merges, context_length=context_length)
 
     def text_cleaning_tables(self):
-        """The export's assets/text_cleaning.json as a dict: the cleaner's tables (text_cleaning.cleaning_tables())
-        and this tokenizer's pre-tokenisation, with its special-token spellings. Takes a few seconds."""
+        """The export's assets/text_cleaning.json as a dict: the cleaner's tables
+        (text_cleaning_tables.cleaning_tables()) and this tokenizer's pre-tokenisation, with its special-token
+        spellings. Takes a few seconds."""
         tokens = self._data.tokens
         special_tokens = {t: tokens[t] for t in (*START_TOKEN_NAMES, *END_TOKEN_NAMES) if t in tokens}
         return {**cleaning_tables(), "pre_tokenization": _pre_tokenization_tables(special_tokens)}

@@ -19,8 +19,8 @@ import jvm
 from tokenizer_corpus import (MOJIBAKE_NOT_REPAIRED, STRESS_TEXTS, documentation_corpus, mojibake_probe_texts,
                               mojibake_texts)
 
-from clip_edge import text_cleaning
-from clip_edge.text_cleaning import PYTHON_WHITESPACE
+from clip_edge import text_cleaning_tables
+from clip_edge.text_cleaning_tables import PYTHON_WHITESPACE
 from clip_edge.tokenizer import CLIPTokenizer
 
 JUNIT_RESOURCES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "android_demo", "clip",
@@ -223,7 +223,7 @@ def test_export_writes_the_cleaning_tables_and_junit_copy_is_current(small_expor
 def test_mojibake_sequences_find_what_the_graph_pattern_finds():
     # The heuristic as data (for the Java side) against the RE2 pattern the graph searches, on every pair of the
     # characters it involves and random strings of them.
-    sequences = text_cleaning.mojibake_sequence_steps()
+    sequences = text_cleaning_tables.mojibake_sequence_steps()
 
     def matches_at(steps, text, k, i):
         if k == len(steps):
@@ -237,9 +237,9 @@ def test_mojibake_sequences_find_what_the_graph_pattern_finds():
         return any(matches_at(s["steps"], text, 0, i) for i in range(len(text)) for s in sequences
                    if not s["anchored"] or i == 0)
 
-    classes = [text_cleaning.class_chars(spec) for spec in text_cleaning.MOJIBAKE_CLASSES.values()]
+    classes = [text_cleaning_tables.class_chars(spec) for spec in text_cleaning_tables.MOJIBAKE_CLASSES.values()]
     texts = mojibake_probe_texts(classes, 20000, seed=1)
-    pattern = "(?s).*(?:" + text_cleaning.mojibake_pattern() + ").*"
+    pattern = "(?s).*(?:" + text_cleaning_tables.mojibake_pattern() + ").*"
     graph = tf.strings.regex_full_match(tf.constant([t.encode("utf-8") for t in texts]), pattern).numpy()
     differing = [t for t, bad in zip(texts, graph) if bool(bad) != is_bad(t)]
     assert sum(graph) > 10000 and not differing, differing[:20]

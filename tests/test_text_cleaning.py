@@ -1,6 +1,6 @@
 """clip_edge.text_cleaning.TextCleaner alone against OpenAI's cleaning as open_clip ships it: basic_clean
-(ftfy.fix_text, html.unescape twice, strip), whitespace_clean and str.lower; its tables against ftfy's and
-html.unescape."""
+(ftfy.fix_text, html.unescape twice, strip), whitespace_clean and str.lower; its tables
+(clip_edge.text_cleaning_tables) against ftfy's and html.unescape."""
 
 import html
 import re
@@ -14,7 +14,7 @@ import tensorflow as tf
 from tokenizer_corpus import (MOJIBAKE_NOT_REPAIRED, STRESS_TEXTS, documentation_corpus, load_reference_module,
                               mojibake_probe_texts, mojibake_texts)
 
-from clip_edge import text_cleaning
+from clip_edge import text_cleaning_tables
 from clip_edge.text_cleaning import TextCleaner
 
 
@@ -43,24 +43,24 @@ def differing(cleaner, reference_clean, texts):
 
 # The character tables are built from the standard library; ftfy builds its own. They must agree.
 def test_character_tables_match_ftfy():
-    assert text_cleaning.ftfy_html_entities() == ftfy.chardata.HTML_ENTITIES
-    assert {ord(k): v for k, v in text_cleaning.LATIN_LIGATURES.items()} == ftfy.chardata.LIGATURES
-    late = text_cleaning.ftfy_late_character_fixes()
+    assert text_cleaning_tables.ftfy_html_entities() == ftfy.chardata.HTML_ENTITIES
+    assert {ord(k): v for k, v in text_cleaning_tables.LATIN_LIGATURES.items()} == ftfy.chardata.LIGATURES
+    late = text_cleaning_tables.ftfy_late_character_fixes()
     assert {ord(c) for c, v in late.items() if v == ""} == set(ftfy.chardata.CONTROL_CHARS)
     # Every code point through ftfy's four fixes at once; "\n" separates them and none of the fixes touch it.
     chars = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF and c != 0x0A]
     fixed = ftfy.fixes.uncurl_quotes(ftfy.fixes.fix_character_width(
         ftfy.fixes.fix_latin_ligatures(ftfy.fixes.fix_c1_controls("\n".join(chars))))).split("\n")
-    early = text_cleaning.ftfy_character_fixes()
+    early = text_cleaning_tables.ftfy_character_fixes()
     assert [early.get(c, c) for c in chars] == fixed
-    assert set(text_cleaning.PYTHON_WHITESPACE) == {chr(c) for c in range(0x110000) if chr(c).isspace()}
+    assert set(text_cleaning_tables.PYTHON_WHITESPACE) == {chr(c) for c in range(0x110000) if chr(c).isspace()}
 
 
 def test_numeric_reference_rules_match_html_unescape():
     # The rules written from the HTML5 specification give what html.unescape gives for "&#n;", every n.
-    replacements = text_cleaning.html_charref_replacements()
-    dropped = set(text_cleaning.html_dropped_code_points())
-    assert len(dropped) == len(text_cleaning.html_dropped_code_points())
+    replacements = text_cleaning_tables.html_charref_replacements()
+    dropped = set(text_cleaning_tables.html_dropped_code_points())
+    assert len(dropped) == len(text_cleaning_tables.html_dropped_code_points())
 
     def rule(number):
         if number in replacements:
@@ -84,16 +84,17 @@ def test_mojibake_heuristic_and_code_pages_like_ftfy():
         pattern = re.compile(f"[{python_class}]")
         return {chr(c) for c in range(0x10000) if pattern.fullmatch(chr(c))}
 
-    classes = {name: text_cleaning.class_chars(spec) for name, spec in text_cleaning.MOJIBAKE_CLASSES.items()}
+    classes = {name: text_cleaning_tables.class_chars(spec)
+               for name, spec in text_cleaning_tables.MOJIBAKE_CLASSES.items()}
     assert classes == {name: expand(spec) for name, spec in ftfy.badness.MOJIBAKE_CATEGORIES.items()}
-    clues = text_cleaning.utf8_clue_classes()
+    clues = text_cleaning_tables.utf8_clue_classes()
     assert clues == {name: expand(ftfy.chardata.UTF8_CLUES["utf8_" + name]) for name in clues}
-    assert text_cleaning.MOJIBAKE_ENCODINGS == tuple(ftfy.chardata.CHARMAP_ENCODINGS)
-    for encoding in text_cleaning.MOJIBAKE_ENCODINGS:
-        assert "".join(text_cleaning.single_byte_chars(encoding)) == bytes(range(256)).decode(encoding)
+    assert text_cleaning_tables.MOJIBAKE_ENCODINGS == tuple(ftfy.chardata.CHARMAP_ENCODINGS)
+    for encoding in text_cleaning_tables.MOJIBAKE_ENCODINGS:
+        assert "".join(text_cleaning_tables.single_byte_chars(encoding)) == bytes(range(256)).decode(encoding)
 
     texts = mojibake_probe_texts(classes.values(), 50000, seed=0)
-    pattern = "(?s).*(?:" + text_cleaning.mojibake_pattern() + ").*"
+    pattern = "(?s).*(?:" + text_cleaning_tables.mojibake_pattern() + ").*"
     ours = tf.strings.regex_full_match(tf.constant([t.encode("utf-8") for t in texts]), pattern).numpy()
     wrong = [t for t, bad in zip(texts, ours) if bool(bad) != ftfy.badness.is_bad(t)]
     assert not wrong, wrong[:20]
@@ -123,7 +124,7 @@ def test_texts_like_reference(cleaner, reference_clean):
 def test_numeric_references_like_reference(cleaner, reference_clean):
     # The numbers html.unescape treats specially and their neighbours, decimal and hexadecimal, with and without
     # ";", as ftfy's unescaping, then html.unescape twice, see them.
-    numbers = sorted({*range(0x00, 0xA1), *text_cleaning.html_dropped_code_points(), 0xD7FF, 0xD800, 0xDBFF,
+    numbers = sorted({*range(0x00, 0xA1), *text_cleaning_tables.html_dropped_code_points(), 0xD7FF, 0xD800, 0xDBFF,
                       0xDC00, 0xDFFF, 0xE000, 0xFDCF, 0xFDF0, 0xFFFD, 0x10FFFF, 0x110000, 0x7FFFFFFF, 10**8, 10**12})
     texts = [f"a&#{n};b&#x{n:X};c&#{n}d&#x{n:x}" for n in numbers]
     texts += [f"&amp;#{n}; &#38;#x{n:x};" for n in numbers[::7]]  # unescaped to a reference, then that one

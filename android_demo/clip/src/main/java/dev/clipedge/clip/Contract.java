@@ -18,7 +18,7 @@ public record Contract(Image image, Text text, double maxLogitScale, String defa
   public static final int FORMAT_VERSION = 1;
   /** The resize and crop ImagePreprocessor implements; clip_edge.preprocessing.RESIZE_RULE. */
   public static final String RESIZE_RULE = "pil_bicubic_shortest_side_centre_crop";
-  /** The text_cleaning.json format TextCleaner reads; clip_edge.text_cleaning.TEXT_CLEANING_FORMAT. */
+  /** The text_cleaning.json format TextCleaner reads; clip_edge.text_cleaning_tables.TEXT_CLEANING_FORMAT. */
   public static final int TEXT_CLEANING_FORMAT = 1;
   /** clip_edge.export_format.MANIFEST. */
   public static final String MANIFEST = "manifest.json";

@@ -17,7 +17,7 @@ import org.junit.jupiter.api.Test;
 
 /**
  * Typed access to text_cleaning.json. The committed copy is what an export writes (make_tokenizer_test_resources.py
- * from clip_edge.text_cleaning); its values are checked here against the JDK's Unicode tables and the HTML5
+ * from clip_edge.text_cleaning_tables); its values are checked here against the JDK's Unicode tables and the HTML5
  * standard, so that a reader that decoded escapes, surrogate pairs or nesting wrongly fails here rather than in a
  * changed token.
  */
