@@ -22,8 +22,8 @@ import html.entities
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from clip_edge.text_cleaning_tables import (A_GRAVE_WORD_EXCEPTIONS, ANSI_ESCAPE, FTFY_ENTITY, HTML_CHARREF,
-                                            LOSSY_UTF8, MAX_RUN_DEPTH, MOJIBAKE_ENCODINGS, PYTHON_WHITESPACE,
+from clip_edge.text_cleaning_tables import (ANSI_ESCAPE, A_GRAVE_WORD_EXCEPTIONS, FTFY_ENTITY, HTML_CHARREF, LOSSY_UTF8,
+                                            MAX_RUN_DEPTH, MOJIBAKE_ENCODINGS, PLAIN_LINE, PYTHON_WHITESPACE,
                                             SPACED_UTF8, UTF8_VARIANTS, c1_to_windows_1252, embedded_utf8_pattern,
                                             ftfy_character_fixes, ftfy_html_entities, ftfy_late_character_fixes,
                                             html_charref_replacements, html_dropped_code_points, lowercase_gaps,
@@ -178,8 +178,8 @@ class TextCleaner(tf.Module):
             no_repair = tf.tensor_scatter_nd_update(no_repair, active[:, None], tf.gather(no_repair, active) | unsure)
             return parts, no_repair, tf.boolean_mask(active, tf.not_equal(before, after) | unsure)
 
-        # Printable ASCII without "&" (and tab, LF, FF) is a fixed point of every fix: skip it.
-        plain = tf.strings.regex_full_match(originals, r"[\t\n\x0c\x20-\x25\x27-\x7e]*")
+        # A line of PLAIN_LINE is a fixed point of every fix: skip it.
+        plain = tf.strings.regex_full_match(originals, PLAIN_LINE)
         active = tf.cast(tf.where(~plain)[:, 0], tf.int32)
         parts, _, _ = tf.while_loop(lambda parts, no_repair, active: tf.size(active) > 0, body,
                                     [originals, tf.zeros_like(plain), active],

@@ -43,6 +43,10 @@ def re2_escape(text):
 # of the `regex` module's \s used by the pre-tokenisation pattern (it adds U+001C..U+001F).
 PYTHON_WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
 
+# A line of printable ASCII without "&" (and tab, LF, FF) is a fixed point of every fix of ftfy.fix_text, so cleaners
+# skip those fixes on it. (Not CR, which fix_line_breaks changes, nor "&", which may start an entity.)
+PLAIN_LINE = r"[\t\n\x0c\x20-\x25\x27-\x7e]*"
+
 # ftfy.fixes.fix_latin_ligatures: Latin typographic ligatures and legacy digraphs, split into letters. NFKC would
 # do most of this but differs on U+FB05 (ftfy keeps the long s) and would also touch ligatures ftfy keeps (æ).
 LATIN_LIGATURES = {
@@ -489,7 +493,7 @@ def _cleaning_tables_json():
         "format": TEXT_CLEANING_FORMAT,
         "whitespace": hex_ranges(ord(c) for c in PYTHON_WHITESPACE),
         "ftfy": {
-            "plain_line": r"[\t\n\x0c\x20-\x25\x27-\x7e]*",
+            "plain_line": PLAIN_LINE,
             "entity": FTFY_ENTITY,
             "extra_entities": extra_entities,
             "character_fixes": ftfy_character_fixes(),
