@@ -348,9 +348,14 @@ MAX_RUN_DEPTH = 2
 
 
 # Byte patterns of the re-decoding, over text whose characters stand for bytes (U+0000..U+00FF).
-# UTF-8 sequences whose byte A0 may have become a space, which ftfy puts back (restore_byte_a0); first "Ã " not
-# followed by one of a few Portuguese words or a space gets its A0 back before the space.
-A_GRAVE_WORD_EXCEPTIONS = r"\x{c3} ( |quele|quela|quilo|s )"
+# ftfy's "Ã " rule, restore_byte_a0's first step: "Ã " gets its A0 back before the space unless a space or one of a
+# few Portuguese words follows. What may follow is written once, here: A_GRAVE_WORD is ftfy's pattern, with its
+# look-ahead (text_cleaning.json's, for java.util.regex); RE2 has no look-ahead, so the graph matches
+# A_GRAVE_WORD_EXCEPTIONS instead, the "Ã " the rule leaves alone with what follows them captured.
+_A_GRAVE_KEPT_BEFORE = " |quele|quela|quilo|s "
+A_GRAVE_WORD = r"\x{c3} (?!" + _A_GRAVE_KEPT_BEFORE + ")"
+A_GRAVE_WORD_EXCEPTIONS = r"\x{c3} (" + _A_GRAVE_KEPT_BEFORE + ")"
+# Then UTF-8 sequences whose byte A0 may have become a space, which ftfy puts back (restore_byte_a0).
 SPACED_UTF8 = (r"[\x{c2}\x{c3}\x{c5}\x{ce}\x{d0}\x{d9}] |[\x{e2}\x{e3}] [\x{80}-\x{84}\x{86}-\x{9f}\x{a1}-\x{bf}]"
                r"|[\x{e0}-\x{e3}][\x{80}-\x{84}\x{86}-\x{9f}\x{a1}-\x{bf}] |\x{f0} [\x{80}-\x{bf}]{2}"
                r"|\x{f0}[\x{80}-\x{bf}] [\x{80}-\x{bf}]|\x{f0}[\x{80}-\x{bf}]{2} ")
@@ -515,7 +520,7 @@ def _cleaning_tables_json():
             "encodings": [{"name": e, "chars": "".join(single_byte_chars(e)), "restore_byte_a0": e != "macroman",
                            "sloppy": e.startswith("sloppy-")} for e in MOJIBAKE_ENCODINGS],
             "c1_fixes": c1_to_windows_1252(),
-            "a_grave_word": r"\x{c3} (?! |quele|quela|quilo|s )",
+            "a_grave_word": A_GRAVE_WORD,
             "spaced_utf8": SPACED_UTF8,
             "lossy_utf8": LOSSY_UTF8,
             "utf8_variants": UTF8_VARIANTS.replace("$", r"\z"),
