@@ -26,8 +26,9 @@ from clip_edge.text_cleaning_tables import (ANSI_ESCAPE, A_GRAVE_WORD_EXCEPTIONS
                                             MAX_RUN_DEPTH, MOJIBAKE_ENCODINGS, PLAIN_LINE, PYTHON_WHITESPACE,
                                             SPACED_UTF8, UTF8_VARIANTS, c1_to_windows_1252, embedded_utf8_pattern,
                                             ftfy_character_fixes, ftfy_html_entities, ftfy_late_character_fixes,
-                                            html_charref_replacements, html_dropped_code_points, lowercase_gaps,
-                                            mojibake_pattern, re2_alternatives, re2_chars, single_byte_chars)
+                                            html_charref_replacements, html_dropped_code_points, is_sloppy,
+                                            lowercase_gaps, mojibake_pattern, re2_alternatives, re2_chars,
+                                            restores_byte_a0, single_byte_chars)
 
 # Never a replacement value of the character maps the graph looks up, so a lookup returning it means "not in the map".
 _UNMAPPED = "\x00unmapped\x00"
@@ -249,8 +250,8 @@ class TextCleaner(tf.Module):
         encodable = tf.reduce_all(tf.not_equal(byte_chars, _UNMAPPED), axis=1)
         as_bytes = tf.strings.reduce_join(byte_chars, axis=-1)
         page_of_row = tf.repeat(tf.range(pages), tf.size(lines))
-        restores = tf.constant([encoding != "macroman" for encoding in MOJIBAKE_ENCODINGS])
-        sloppy = tf.constant([encoding.startswith("sloppy-") for encoding in MOJIBAKE_ENCODINGS])
+        restores = tf.constant([restores_byte_a0(encoding) for encoding in MOJIBAKE_ENCODINGS])
+        sloppy = tf.constant([is_sloppy(encoding) for encoding in MOJIBAKE_ENCODINGS])
         as_bytes = _replace_where(as_bytes, encodable & tf.gather(restores, page_of_row), self._restore_byte_a0)
         as_bytes = _replace_where(as_bytes, encodable & tf.gather(sloppy, page_of_row),
                                   lambda texts: tf.strings.regex_replace(texts, LOSSY_UTF8, "\u00ef\u00bf\u00bd"))

@@ -144,10 +144,23 @@ MOJIBAKE_ENCODINGS = ("latin-1", "sloppy-windows-1252", "sloppy-windows-1251", "
                       "macroman", "cp437")
 
 
+def is_sloppy(encoding):
+    """Whether `encoding` (of MOJIBAKE_ENCODINGS) is one of ftfy's sloppy codecs, the ones after which ftfy decodes
+    UTF-8 sequences with lost bytes as U+FFFD (replace_lossy_sequences)."""
+    return encoding.startswith("sloppy-")
+
+
+def restores_byte_a0(encoding):
+    """Whether ftfy puts back bytes A0 that became spaces (restore_byte_a0) in what `encoding` (of
+    MOJIBAKE_ENCODINGS) encodes a line to: not with MacRoman, where the pattern would match an en dash followed by a
+    space (ftfy's reason)."""
+    return encoding != "macroman"
+
+
 def single_byte_chars(encoding):
     """The 256 characters bytes 0..255 decode to in one of MOJIBAKE_ENCODINGS."""
-    sloppy = encoding.startswith("sloppy-")
-    codec = encoding[len("sloppy-"):] if sloppy else encoding
+    sloppy = is_sloppy(encoding)
+    codec = encoding.removeprefix("sloppy-")
     chars = []
     for byte in range(256):
         try:
@@ -517,8 +530,8 @@ def _cleaning_tables_json():
                            "steps": [{"chars": hex_ranges(ord(c) for c in step["chars"]), "negate": step["negate"],
                                       "optional": step["optional"]} for step in seq["steps"]]}
                           for seq in mojibake_sequence_steps()],
-            "encodings": [{"name": e, "chars": "".join(single_byte_chars(e)), "restore_byte_a0": e != "macroman",
-                           "sloppy": e.startswith("sloppy-")} for e in MOJIBAKE_ENCODINGS],
+            "encodings": [{"name": e, "chars": "".join(single_byte_chars(e)), "restore_byte_a0": restores_byte_a0(e),
+                           "sloppy": is_sloppy(e)} for e in MOJIBAKE_ENCODINGS],
             "c1_fixes": c1_to_windows_1252(),
             "a_grave_word": A_GRAVE_WORD,
             "spaced_utf8": SPACED_UTF8,
