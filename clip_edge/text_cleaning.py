@@ -12,7 +12,7 @@ ftfy.fix_text is reproduced with its mojibake repair (ftfy.fix_encoding: a heuri
 re-decoding with single-byte code pages, also of runs within a line), except where that needs ftfy's
 "utf-8-variants" codec. docs/tokenizer.md lists every known difference and its cause.
 
-The tables and patterns the graph applies are clip_edge.text_cleaning_tables', which also writes them as data
+The tables and patterns the graph applies come from clip_edge.text_cleaning_tables, which also writes them as data
 (cleaning_tables(), the export's assets/text_cleaning.json) for cleaners outside TensorFlow.
 """
 
