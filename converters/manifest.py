@@ -21,8 +21,9 @@ import numpy as np
 from clip_edge import export_format
 from clip_edge.checkpoints import files_sha256
 from clip_edge.export_format import FORMAT_VERSION, MANIFEST, REJECTED_DIR, REPORT, SAVED_MODEL
+from clip_edge.image_decoding import MAX_PIXELS, MAX_SIDE
 from clip_edge.model import MAX_LOGIT_SCALE
-from clip_edge.preprocessing import MAX_PIXELS, MAX_SIDE, OPENAI_MEAN, OPENAI_STD, RESIZE_RULE
+from clip_edge.preprocessing import OPENAI_MEAN, OPENAI_STD, RESIZE_RULE
 from clip_edge.text_cleaning_tables import TEXT_CLEANING_FORMAT
 from clip_edge.tokenizer import END_TOKEN_NAMES, START_TOKEN_NAMES
 from .variants import DEFAULT_SIGNATURE

@@ -17,8 +17,9 @@ from test_beam import embed_command, run_beam_commands
 
 from clip_edge import export_format
 from clip_edge.export_format import FORMAT_VERSION, ManifestFormatError, check_format_version
+from clip_edge.image_decoding import MAX_PIXELS, MAX_SIDE
 from clip_edge.model import MAX_LOGIT_SCALE
-from clip_edge.preprocessing import MAX_PIXELS, MAX_SIDE, OPENAI_MEAN, OPENAI_STD, RESIZE_RULE
+from clip_edge.preprocessing import OPENAI_MEAN, OPENAI_STD, RESIZE_RULE
 from clip_edge.text_cleaning_tables import TEXT_CLEANING_FORMAT
 from clip_edge.tokenizer import END_TOKEN_NAMES, HF_END_TOKEN, HF_START_TOKEN, START_TOKEN_NAMES
 from converters import parity

@@ -22,9 +22,9 @@ public record Contract(Image image, Text text, double maxLogitScale, String defa
   public static final int TEXT_CLEANING_FORMAT = 1;
   /** clip_edge.export_format.MANIFEST. */
   public static final String MANIFEST = "manifest.json";
-  /** clip_edge.preprocessing.MAX_SIDE. */
+  /** clip_edge.image_decoding.MAX_SIDE. */
   static final int MAX_SIDE = 65_535;
-  /** clip_edge.preprocessing.MAX_PIXELS. */
+  /** clip_edge.image_decoding.MAX_PIXELS. */
   static final long MAX_PIXELS = 100_000_000L;
   /** clip_edge.tokenizer.START_TOKEN_NAMES. */
   static final List<String> START_TOKEN_SPELLINGS = List.of("<start_of_text>", "<|startoftext|>");

@@ -19,7 +19,7 @@ import javax.imageio.stream.ImageInputStream;
 /**
  * Image files to ARGB pixels on the desktop JVM (javax.imageio; an Android app decodes with BitmapFactory and
  * passes Bitmap.getPixels to {@link ImagePreprocessor#fromArgb} instead). Formats and conventions follow
- * clip_edge/preprocessing.py: PNG, JPEG, GIF (first frame) and BMP, recognised by their first bytes; grey
+ * clip_edge/image_decoding.py: PNG, JPEG, GIF (first frame) and BMP, recognised by their first bytes; grey
  * replicated; PNG and GIF transparency kept as alpha (the preprocessor composites it onto white); the fourth
  * channel of 32-bit BMPs ignored; 16-bit samples cut to their high byte, as TensorFlow's PNG decoder does.
  *

@@ -33,8 +33,8 @@ public final class ImagePreprocessor {
   private static final double SUPPORT = 2.0;
 
   /**
-   * COMPOSITE[alpha * 256 + colour]: the colour composited onto white, computed as clip_edge/preprocessing.py's
-   * _to_rgb does in float32 (c * a/255 + 255 * (1 - a/255), rounded half to even as tf.round), so the same bytes
+   * COMPOSITE[alpha * 256 + colour]: the colour composited onto white, computed as clip_edge/image_decoding.py's
+   * to_rgb does in float32 (c * a/255 + 255 * (1 - a/255), rounded half to even as tf.round), so the same bytes
    * come out. Pillow's alpha_composite (used by transformers) rounds with integers and can differ by one level.
    */
   private static final byte[] COMPOSITE = new byte[256 * 256];
