@@ -378,7 +378,7 @@ def measure_zero_shot(export_dir, variants, pixels, threads=2, latency_repeats=1
 
 
 # Max abs difference from ImagePreprocessor.resize_and_crop, in 8-bit levels. The aim is 1; the float32 weights
-# (see clip_edge.preprocessing) break exact ties differently from the float64 ones, and on scalings with many
+# (see converters/preprocess_tflite.py) break exact ties differently from the float64 ones, and on scalings with many
 # ties (256 -> 224 crops of the moon and gravel photos) a tie in the first pass then meets one in the second:
 # 2 levels on a few values (1,845 of 6,021,120 values differ on the held-out photos at R = 224, 2026-12-01).
 PREPROCESS_BAR_LEVELS = 2

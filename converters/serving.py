@@ -4,15 +4,16 @@ The SavedModel holds the whole pipeline (tokenizer, decoding, resizing) because 
 TFLite cannot run string ops or image decoding without Flex ops, which neither TFLite interpreter here provides,
 so its encoders start at token ids and at pixels already resized and cropped (devices tokenize and decode
 natively, as android_demo does). The resize and crop itself, for any image size, is a separate TFLite model
-(tflite_preprocess) built from builtin ops.
+(tflite_preprocess) built from builtin ops (converters/preprocess_tflite.py).
 """
 
 import tensorflow as tf
 
 from clip_edge.layers import l2_normalize_rows
-from clip_edge.preprocessing import ImagePreprocessor, resize_and_crop_any_size
+from clip_edge.preprocessing import ImagePreprocessor
 from clip_edge.tokenizer import CLIPTokenizer
 
+from .preprocess_tflite import resize_and_crop_any_size
 from .variants import DEFAULT_SIGNATURE
 
 # The SavedModel's signatures with their inputs and outputs in words, as manifest.json lists them (the names

@@ -11,9 +11,10 @@ import tensorflow as tf
 import transformers
 from PIL import Image
 
-from clip_edge.preprocessing import ImagePreprocessor, _band_matrices, _resampling_matrix
+from clip_edge.preprocessing import ImagePreprocessor, _resampling_matrix
 from converters import parity, serving, tflite_model, tflite_variants
 from converters.gate import EXIT_OK, EXIT_REFUSED, Gate
+from converters.preprocess_tflite import _band_matrices, resize_and_crop_any_size
 
 import photos
 import reference
@@ -189,7 +190,6 @@ def test_preprocess_then_encoder_equals_saved_model_on_a_full_photo(float32_expo
 def _shifted_preprocess(resolution):
     """preprocess.tflite with its crop one column to the right (the last column repeated): an off-by-one in the
     crop offset, the kind of defect the gate is there for."""
-    from clip_edge.preprocessing import resize_and_crop_any_size
 
     @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.uint8, name="pixels")])
     def preprocess(pixels):
