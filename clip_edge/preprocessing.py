@@ -88,6 +88,12 @@ def resized_size(height, width, resolution, dtype=tf.int64):
     return new_height, new_width
 
 
+def crop_offsets(new_height, new_width, resolution):
+    """(top, left) of the R x R centre crop of the resized image: transformers' center_crop offset,
+    (size - crop) // 2; no padding is ever needed as both sides >= R."""
+    return (new_height - resolution) // 2, (new_width - resolution) // 2
+
+
 class ImagePreprocessor(tf.Module):
     """CLIP's image preprocessing in TensorFlow; see the module docstring for the steps."""
 
@@ -171,8 +177,7 @@ class ImagePreprocessor(tf.Module):
         batch, height, width = shape[0], shape[1], shape[2]
         with tf.control_dependencies(check_size(height, width, label, batch)):
             new_height, new_width = resized_size(height, width, resolution)
-        # transformers' center_crop offset: (size - crop) // 2; no padding is ever needed as both sides >= R.
-        top, left = (new_height - resolution) // 2, (new_width - resolution) // 2
+        top, left = crop_offsets(new_height, new_width, resolution)
         rows = _resampling_matrix(height, new_height, top, resolution)  # [R, H]
         columns = _resampling_matrix(width, new_width, left, resolution)  # [R, W]
 

@@ -17,7 +17,7 @@ other way in both passes gives 2 levels (converters/parity.py's bar).
 
 import tensorflow as tf
 
-from clip_edge.preprocessing import PIL_WEIGHT_BITS, pil_bicubic, resized_size, round_to_levels
+from clip_edge.preprocessing import PIL_WEIGHT_BITS, crop_offsets, pil_bicubic, resized_size, round_to_levels
 
 # Digits of the input size taken per step of the exact centre computation (in < 2**16: four 4-bit digits).
 _DIGIT_BITS = 4
@@ -99,7 +99,7 @@ def resize_and_crop_any_size(pixels, resolution):
     # Both are at least R for any image; the maximum only keeps a 0 x 0 input from dividing by zero (zeros out).
     new_height, new_width = (tf.maximum(size, resolution)
                              for size in resized_size(height, width, resolution, tf.int32))
-    top, left = (new_height - resolution) // 2, (new_width - resolution) // 2
+    top, left = crop_offsets(new_height, new_width, resolution)
     # Only the rows and columns that the crop's outputs use are read, and each pass is split into bands of
     # outputs, each a product with only the inputs its band uses: the matrices are mostly zeros (Pillow's kernel
     # spans about 4 x the scale), so dense products over the whole image would do R / band_count times the work.
