@@ -3,8 +3,8 @@ package dev.clipedge.clip.text;
 import java.util.List;
 
 /**
- * ftfy's "looks like mojibake" heuristic (clip_edge.text_cleaning_tables.MOJIBAKE_SEQUENCES): a text is bad where any of a
- * few dozen short character sequences occurs. Matched step by step with bit-table classes rather than with
+ * ftfy's "looks like mojibake" heuristic (clip_edge.text_cleaning_tables.MOJIBAKE_SEQUENCES): a text is bad where any
+ * of a few dozen short character sequences occurs. Matched step by step with bit-table classes rather than with
  * java.util.regex, whose large character classes are tested range by range (seconds on a long accented line).
  */
 final class MojibakeHeuristic {
