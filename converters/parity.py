@@ -302,18 +302,16 @@ def measure(export_dir, variants, pixels, sentences, threads=2, latency_repeats=
     `reference`: a FloatReference of the same pixels and sentences, to reuse a loaded SavedModel."""
     reference = reference or FloatReference(os.path.join(export_dir, "saved_model"), pixels, sentences)
     float_top1 = reference.zero_shot(reference.image, reference.text)
-    results = []
+    results, text_references = [], {}  # {signature lengths: the float reference with their boundary sentences}
     for tower in towers:
         for variant in variants:
             relative = tflite_path(tower, variant)
             if tower == "text":
-                path = os.path.join(export_dir, relative)
-                lengths = list(text_signatures(path).values())
-                extra = [s for s in boundary_sentences(reference, lengths) if s not in sentences]
-                text_reference = reference
-                if extra:
-                    text_reference = _ExtendedTexts(reference, extra)
-                results += _measure_text_signatures(export_dir, relative, variant, text_reference, threads,
+                lengths = tuple(text_signatures(os.path.join(export_dir, relative)).values())
+                if lengths not in text_references:  # every variant has the same buckets: one float pass for all
+                    extra = [s for s in boundary_sentences(reference, lengths) if s not in sentences]
+                    text_references[lengths] = _ExtendedTexts(reference, extra) if extra else reference
+                results += _measure_text_signatures(export_dir, relative, variant, text_references[lengths], threads,
                                                     latency_repeats)
                 continue
             encoder = TFLiteEncoder(os.path.join(export_dir, relative), np.uint8, (1,) + pixels.shape[1:], threads)
