@@ -13,8 +13,10 @@ import functools
 import html
 import html.entities
 import json
+import re
 import unicodedata
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
 
@@ -127,7 +129,12 @@ def ftfy_html_entities():
 def lowercase_gaps():
     """{letter: str.lower(letter)} for the letters tf.strings.lower leaves as they are although str.lower does
     not: its case tables are older than this Python's (40 letters added in Unicode 14 for Python 3.11)."""
-    cased = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF and chr(c).lower() != chr(c)]
+    # The letters str.lower changes, looked for 256 code points at a time: str.lower turns each character into one
+    # or more, so a block it leaves as it is holds none of them, and only the few blocks of cased scripts are
+    # looked at letter by letter.
+    chars = _all_chars()
+    blocks = (chars[i:i + 256] for i in range(0, len(chars), 256))
+    cased = [c for block in blocks if block.lower() != block for c in block if c.lower() != c]
     lowered = tf.strings.lower(tf.constant([c.encode("utf-8") for c in cased]), encoding="utf-8").numpy()
     return {c: c.lower() for c, tf_lower in zip(cased, lowered) if tf_lower.decode("utf-8") != c.lower()}
 
@@ -270,7 +277,9 @@ def _re2_ranges(chars):
 @functools.lru_cache(maxsize=None)
 def python_word_chars():
     """What Python's re (str patterns) matches with \\w."""
-    return frozenset(chr(c) for c in range(0x110000) if chr(c).isalnum() or chr(c) == "_")
+    # Asked of re itself, on every code point at once: str.isalnum() or "_" (the surrogates, which _all_chars()
+    # leaves out, are neither).
+    return frozenset(re.sub(r"\W", "", _all_chars()))
 
 
 def mojibake_pattern():
@@ -420,8 +429,34 @@ def html_dropped_code_points():
 TEXT_CLEANING_FORMAT = 1
 
 
+# The tables below are read off what the graph's ops (and unicodedata) do to every one of 1.1 million code points,
+# most of which they leave as they are. So the ops run on one tensor of every code point (built once per process),
+# their outputs are compared with it in TensorFlow and NumPy, and Python decodes and loops over only the few
+# thousand code points whose output differs.
+
+@functools.lru_cache(maxsize=None)
 def _all_code_points():
-    return [c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    """Every code point but the surrogates (which UTF-8 cannot encode), ascending, as a read-only int32 array."""
+    codes = np.arange(0x110000, dtype=np.int32)
+    codes = codes[(codes < 0xD800) | (codes > 0xDFFF)]
+    codes.flags.writeable = False
+    return codes
+
+
+@functools.lru_cache(maxsize=None)
+def _all_code_point_strings():
+    """_all_code_points() as a tf.string tensor, each code point UTF-8-encoded on its own."""
+    codes = _all_code_points()
+    # A ragged tensor of one code point per row: from a [N, 1] tensor, unicode_encode would build its row
+    # partition in Python.
+    rows = tf.RaggedTensor.from_row_splits(codes, np.arange(codes.size + 1), validate=False)
+    return tf.strings.unicode_encode(rows, "UTF-8")
+
+
+@functools.lru_cache(maxsize=None)
+def _all_chars():
+    """_all_code_points() as one str, character i being code point _all_code_points()[i]."""
+    return _all_code_points().astype("<u4").tobytes().decode("utf-32-le")
 
 
 def hex_ranges(codes):
@@ -443,48 +478,56 @@ def _hex_range_values(values):
 
 def graph_class_members(*patterns):
     """For each RE2 pattern (a class such as \\p{L}): the code points the graph's regex ops match with it."""
-    codes = _all_code_points()
-    chars = tf.constant([chr(c).encode("utf-8") for c in codes])
-    return [[c for c, hit in zip(codes, tf.strings.regex_full_match(chars, pattern).numpy()) if hit]
-            for pattern in patterns]
+    codes, chars = _all_code_points(), _all_code_point_strings()
+    return [codes[tf.strings.regex_full_match(chars, pattern).numpy()].tolist() for pattern in patterns]
 
 
 def _graph_unicode_tables():
     """What the graph's ops do to every code point: tf.strings.lower followed by the lowercase_gaps map; the
     Final_Sigma context classes of tf.strings.lower; tensorflow-text's NFD and NFC."""
-    codes = _all_code_points()
-    chars = tf.constant([chr(c).encode("utf-8") for c in codes])
+    codes, chars = _all_code_points(), _all_code_point_strings()
 
-    def decoded(tensor):
-        return [t.decode("utf-8") for t in tensor.numpy()]
+    def changed(outputs):
+        """{code point: its output decoded} for the code points whose output (of `outputs`, one per code point)
+        is not the code point itself."""
+        differs = tf.not_equal(outputs, chars)
+        decoded = (t.decode("utf-8") for t in tf.boolean_mask(outputs, differs).numpy())
+        return dict(zip(codes[differs.numpy()].tolist(), decoded))
 
     gaps = lowercase_gaps()
-    lowered = ["".join(gaps.get(x, x) for x in t) for t in decoded(tf.strings.lower(chars, encoding="utf-8"))]
-    lowercase = {chr(c): low for c, low in zip(codes, lowered) if low != chr(c)}
+    tf_lowered = changed(tf.strings.lower(chars, encoding="utf-8"))
+    # A code point tf.strings.lower leaves as it is is lowercased only if lowercase_gaps has it.
+    lowercase = {}
+    for c in sorted(tf_lowered.keys() | {ord(g) for g in gaps}):
+        low = "".join(gaps.get(x, x) for x in tf_lowered.get(c, chr(c)))
+        if low != chr(c):
+            lowercase[chr(c)] = low
+
     # Final sigma (capital sigma -> "ς" at the end of a word): X + Σ ends in "ς" when X is cased; Α + X + Σ
     # also when X is case-ignorable (skipped when looking for the cased letter before).
+    # RE2 tests "ends in ς" on the UTF-8 bytes, so that no text is decoded in Python.
     def final_sigma(prefix):
-        texts = decoded(tf.strings.lower(tf.strings.join([prefix, chars, "\u03a3"]), encoding="utf-8"))
-        return {c for c, t in zip(codes, texts) if t.endswith("\u03c2")}
+        texts = tf.strings.lower(tf.strings.join([prefix, chars, "\u03a3"]), encoding="utf-8")
+        return tf.strings.regex_full_match(texts, "(?s).*\u03c2").numpy()
 
     cased = final_sigma("")
-    case_ignorable = final_sigma("\u0391") - cased
-    nfd = decoded(tf_text.normalize_utf8(chars, "NFD"))
-    nfc = decoded(tf_text.normalize_utf8(chars, "NFC"))
-    decompositions = {chr(c): d for c, d in zip(codes, nfd) if d != chr(c) and not 0xAC00 <= c <= 0xD7A3}
-    stable = {chr(c) for c, n in zip(codes, nfc) if n == chr(c)}
+    case_ignorable = final_sigma("\u0391") & ~cased
+    decompositions = {chr(c): d for c, d in changed(tf_text.normalize_utf8(chars, "NFD")).items()
+                      if not 0xAC00 <= c <= 0xD7A3}
+    nfc_changed = changed(tf_text.normalize_utf8(chars, "NFC")).keys()
     # Primary composites: a canonical pair (Python's table) that the graph's NFC composes, to a stable character.
     pairs = {}
     for c in decompositions:
         parts = unicodedata.decomposition(c).split()
-        if c in stable and len(parts) == 2 and not parts[0].startswith("<"):
+        if ord(c) not in nfc_changed and len(parts) == 2 and not parts[0].startswith("<"):
             pairs["".join(chr(int(p, 16)) for p in parts)] = c
-    composed = decoded(tf_text.normalize_utf8(tf.constant([p.encode("utf-8") for p in pairs]), "NFC"))
+    composed = [t.decode("utf-8") for t in tf_text.normalize_utf8(tf.constant([p.encode("utf-8") for p in pairs]),
+                                                                    "NFC").numpy()]
     compositions = {p: c for (p, c), n in zip(pairs.items(), composed) if n == c}
     return {
         "lowercase": lowercase,
-        "cased": hex_ranges(cased),
-        "case_ignorable": hex_ranges(case_ignorable),
+        "cased": hex_ranges(codes[cased].tolist()),
+        "case_ignorable": hex_ranges(codes[case_ignorable].tolist()),
         "decompositions": decompositions,
         "compositions": compositions,
     }
@@ -494,7 +537,7 @@ def cleaning_tables():
     """Every table and pattern of the graph's cleaning as one JSON-able dict (the export's
     assets/text_cleaning.json without CLIPTokenizer's "pre_tokenization"). Patterns are RE2 as the graph uses
     them, except that "$" (end of text in RE2) is written "\\z", which means the same to RE2 and to
-    java.util.regex. The first call takes a few seconds (the Unicode tables are read off the graph's ops); the
+    java.util.regex. The first call takes a second or two of CPU (the Unicode tables are read off the graph's ops); the
     tables cannot change within a process, so later calls get a fresh copy of the first's."""
     return json.loads(_cleaning_tables_json())
 
@@ -503,6 +546,10 @@ def cleaning_tables():
 def _cleaning_tables_json():
     unicode_tables = _graph_unicode_tables()
     decimal_digits, = graph_class_members(r"\p{Nd}")
+    # Python's canonical combining classes, of which few are not 0.
+    codes = _all_code_points()
+    combining = np.fromiter(map(unicodedata.combining, _all_chars()), np.int32, count=len(codes))
+    combining_codes = np.flatnonzero(combining)
     ftfy_entities = ftfy_html_entities()
     html5 = html.entities.html5
     # ftfy's table is html5's names with ";" plus all-caps spellings: only the latter are written.
@@ -546,8 +593,8 @@ def _cleaning_tables_json():
         },
         "nfc": {
             "decompositions": unicode_tables["decompositions"],
-            "combining_classes": _hex_range_values({c: unicodedata.combining(chr(c)) for c in _all_code_points()
-                                                    if unicodedata.combining(chr(c))}),
+            "combining_classes": _hex_range_values(dict(zip(codes[combining_codes].tolist(),
+                                                            combining[combining_codes].tolist()))),
             "compositions": unicode_tables["compositions"],
         },
     })
