@@ -29,6 +29,7 @@ a machine without a GPU) is captured and shown only when the export fails, or as
 """
 
 import contextlib
+import dataclasses
 import functools
 import glob
 import json
@@ -39,6 +40,7 @@ import sys
 import tempfile
 import time
 import types
+from collections.abc import Mapping, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ info lines out of the progress output
 
@@ -433,34 +435,114 @@ def _replace_directory(source, target):
         shutil.rmtree(old)
 
 
-def _check_arguments(output_dir, name, variants, threads, known_variants):
-    """Refuse arguments that would write outside output_dir, leave stray folders or build nothing."""
-    from clip_edge.messages import quoted  # not at the top: clip_edge imports TensorFlow (see _export)
+@dataclasses.dataclass(frozen=True)
+class ExportOptions:
+    """What one export is asked for: run_export's arguments, the command line's flags (run_export says what each
+    means). `checked` checks them all, before any work."""
 
-    if not output_dir:
-        raise ExportError("--output_dir is empty")
-    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        raise ExportError(f"--output_dir {quoted(output_dir)} exists and is not a directory")
-    # The export is renamed to output_dir/NAME and its work folders are output_dir/.NAME.*: NAME must be one
-    # plain folder name, or those paths would leave output_dir (../x) or be output_dir itself (.).
-    if (not name or name in (".", "..") or name.startswith(".") or "/" in name or os.sep in name
-            or "\0" in name):
-        raise ExportError(f"export name {quoted(name)} (--name, or the checkpoint's folder name) must be a plain "
-                          "folder name: not empty, no '/', not starting with '.'")
-    if not variants:
-        raise ExportError(f"--variants is empty; name at least one of {known_variants}")
-    if len(os.fsencode(name)) > MAX_NAME_BYTES:
-        raise ExportError(f"export name {quoted(name)} (--name, or the checkpoint's folder name) is "
-                          f"{len(os.fsencode(name)):,} bytes; at most {MAX_NAME_BYTES}")
-    unknown = [v for v in variants if v not in known_variants]
-    if unknown:
-        raise ExportError(f"unknown variants {', '.join(quoted(v) for v in unknown)}; expected some of "
-                          f"{known_variants}")
-    repeated = sorted({v for v in variants if list(variants).count(v) > 1})
-    if repeated:
-        raise ExportError(f"--variants lists {', '.join(repeated)} more than once")
-    if not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= MAX_THREADS:
-        raise ExportError(f"--threads must be an integer from 1 to {MAX_THREADS}, got {threads!r}")
+    preset: str | None
+    weights: str
+    output_dir: str
+    name: str | None = None
+    variants: Sequence[str] = tuple(VARIANTS)
+    calibration_images: str | None = None
+    threads: int = 2
+    int8_recipes: Mapping[str, str | None] | None = None
+    text_buckets: Sequence[int] | None = None
+    zero_shot_labels: str | None = None
+    zero_shot_templates: str | None = None
+    preprocess: bool = True
+    require: str | Sequence[str] | None = None
+
+    def checked(self):
+        """A CheckedExport of these options, once every check passed; otherwise ExportError naming the flag
+        (ValueError for the preset and text buckets, converters.zero_shot.ZeroShotInputError for label files).
+        Checks, in this order: the preset and text buckets, the zero-shot files, output_dir, the export name and
+        variants, threads, inputs inside what the export replaces, what it replaces, require, int8 recipe names,
+        calibration photos; then creates output_dir, the first thing written."""
+        from clip_edge import model as clip_model
+        from clip_edge import presets as preset_table
+        from clip_edge.messages import quoted  # not at the top: clip_edge imports TensorFlow (see _export)
+        from . import datasets, tflite_variants, zero_shot
+
+        int8_recipes = self.int8_recipes or {}
+        text_buckets = None if self.text_buckets is None else tuple(self.text_buckets)
+        if self.preset:  # with a checkpoint the context length, and so the buckets' check, waits for the model
+            clip_model.text_buckets(preset_table.get_preset(self.preset)["config"]["context_length"], text_buckets)
+        labels = templates = None
+        if self.zero_shot_labels:  # bad label files fail here, before any work
+            labels = zero_shot.read_labels(self.zero_shot_labels)
+            templates = zero_shot.read_templates(self.zero_shot_templates)
+        elif self.zero_shot_templates:
+            raise ExportError("--zero_shot_templates needs --zero_shot_labels")
+        output_dir, variants, threads, known_variants = self.output_dir, self.variants, self.threads, list(VARIANTS)
+        name = self.name or self.preset or os.path.basename(os.path.abspath(self.weights))
+
+        # Nothing written outside output_dir, no stray folders, something built.
+        if not output_dir:
+            raise ExportError("--output_dir is empty")
+        if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+            raise ExportError(f"--output_dir {quoted(output_dir)} exists and is not a directory")
+        # The export is renamed to output_dir/NAME and its work folders are output_dir/.NAME.*: NAME must be one
+        # plain folder name, or those paths would leave output_dir (../x) or be output_dir itself (.).
+        if (not name or name in (".", "..") or name.startswith(".") or "/" in name or os.sep in name
+                or "\0" in name):
+            raise ExportError(f"export name {quoted(name)} (--name, or the checkpoint's folder name) must be a plain "
+                              "folder name: not empty, no '/', not starting with '.'")
+        if not variants:
+            raise ExportError(f"--variants is empty; name at least one of {known_variants}")
+        if len(os.fsencode(name)) > MAX_NAME_BYTES:
+            raise ExportError(f"export name {quoted(name)} (--name, or the checkpoint's folder name) is "
+                              f"{len(os.fsencode(name)):,} bytes; at most {MAX_NAME_BYTES}")
+        unknown = [v for v in variants if v not in known_variants]
+        if unknown:
+            raise ExportError(f"unknown variants {', '.join(quoted(v) for v in unknown)}; expected some of "
+                              f"{known_variants}")
+        repeated = sorted({v for v in variants if list(variants).count(v) > 1})
+        if repeated:
+            raise ExportError(f"--variants lists {', '.join(repeated)} more than once")
+        if not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= MAX_THREADS:
+            raise ExportError(f"--threads must be an integer from 1 to {MAX_THREADS}, got {threads!r}")
+
+        # The export replaces DIR/NAME (or DIR/NAME.rejected when refused): only an earlier export may be there, and
+        # none of this run's inputs.
+        replaced = [os.path.join(output_dir, name), os.path.join(output_dir, f"{name}.rejected")]
+        _check_inputs_outside(replaced, {"weights": self.weights, "calibration_images": self.calibration_images,
+                                         "zero_shot_labels": self.zero_shot_labels,
+                                         "zero_shot_templates": self.zero_shot_templates})
+        for target in replaced:
+            _check_replaceable(target)
+        try:
+            required = required_variants(self.require, variants)
+        except ValueError as error:
+            raise ExportError(str(error)) from None
+        # Bad recipe names and calibration folders fail here, before any work, not at the stage that uses them
+        # (or, without the int8 variant, never).
+        for tower, recipe in int8_recipes.items():
+            if recipe is not None and recipe not in tflite_variants.INT8_RECIPES:
+                raise ExportError(f"unknown --{tower}_int8_recipe {quoted(recipe)}; expected one of "
+                                  f"{', '.join(sorted(tflite_variants.INT8_RECIPES))}")
+        if self.calibration_images:
+            try:
+                datasets.image_paths(self.calibration_images)
+            except ValueError as error:
+                raise ExportError(f"--calibration_images {error}") from None
+        try:
+            os.makedirs(output_dir, exist_ok=True)
+        except OSError as error:
+            raise ExportError(f"cannot create --output_dir {quoted(output_dir)}: {error.strerror}") from error
+        options = dataclasses.replace(self, name=name, int8_recipes=int8_recipes, text_buckets=text_buckets)
+        return CheckedExport(options, labels, templates, required)
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckedExport:
+    """ExportOptions that passed their checks (ExportOptions.checked), with what the checks read and worked out."""
+
+    options: ExportOptions  # name, int8_recipes and text_buckets filled in
+    labels: list[str] | None  # the zero-shot classes and templates, read from their files
+    templates: list[str] | None
+    required: list[str]  # the variants whose failure refuses the export (converters.gate.required_variants)
 
 
 def _load(preset, weights, name, threads, text_buckets):
@@ -573,141 +655,163 @@ def run_export(preset, weights, output_dir, name=None, variants=tuple(VARIANTS),
     the variants whose failure refuses the export (default converters.gate.DEFAULT_REQUIRED); the others are
     set aside when they miss a bar (the record's rejected_variants) and the rest ships. `log`: where the progress
     lines go (default sys.stdout)."""
-    int8_recipes = int8_recipes or {}
-    from clip_edge import model as clip_model
-    from clip_edge import presets as preset_table
-    from clip_edge.messages import quoted
-    from . import datasets, manifest, serving, tflite_variants, zero_shot
-    from .parity_table import format_table
+    from . import tflite_variants
 
-    text_buckets = None if text_buckets is None else tuple(text_buckets)
-    if preset:  # with a checkpoint the context length, and so the buckets' check, waits for the model
-        clip_model.text_buckets(preset_table.get_preset(preset)["config"]["context_length"], text_buckets)
-    labels = templates = None
-    if zero_shot_labels:  # bad label files fail here, before any work
-        labels, templates = zero_shot.read_labels(zero_shot_labels), zero_shot.read_templates(zero_shot_templates)
-    elif zero_shot_templates:
-        raise ExportError("--zero_shot_templates needs --zero_shot_labels")
-    name = name or preset or os.path.basename(os.path.abspath(weights))
-    _check_arguments(output_dir, name, variants, threads, list(VARIANTS))
-    # The export replaces DIR/NAME (or DIR/NAME.rejected when refused): only an earlier export may be there, and
-    # none of this run's inputs.
-    replaced = [os.path.join(output_dir, name), os.path.join(output_dir, f"{name}.rejected")]
-    _check_inputs_outside(replaced, {"weights": weights, "calibration_images": calibration_images,
-                                     "zero_shot_labels": zero_shot_labels, "zero_shot_templates": zero_shot_templates})
-    for target in replaced:
-        _check_replaceable(target)
-    try:
-        required = required_variants(require, variants)
-    except ValueError as error:
-        raise ExportError(str(error)) from None
-    # Bad recipe names and calibration folders fail here, before any work, not at the stage that uses them
-    # (or, without the int8 variant, never).
-    for tower, recipe in int8_recipes.items():
-        if recipe is not None and recipe not in tflite_variants.INT8_RECIPES:
-            raise ExportError(f"unknown --{tower}_int8_recipe {quoted(recipe)}; expected one of "
-                              f"{', '.join(sorted(tflite_variants.INT8_RECIPES))}")
-    if calibration_images:
-        try:
-            datasets.image_paths(calibration_images)
-        except ValueError as error:
-            raise ExportError(f"--calibration_images {error}") from None
-    try:
-        os.makedirs(output_dir, exist_ok=True)
-    except OSError as error:
-        raise ExportError(f"cannot create --output_dir {quoted(output_dir)}: {error.strerror}") from error
-    _remove_stale_temporaries(output_dir, name)
-    # The pid in the name tells later runs whether this folder's export is still alive.
-    work = os.path.join(output_dir, f".{name}.tmp-{os.getpid()}")
-    shutil.rmtree(work, ignore_errors=True)
-    os.makedirs(work)
+    checked = ExportOptions(
+        preset=preset, weights=weights, output_dir=output_dir, name=name, variants=variants,
+        calibration_images=calibration_images, threads=threads, int8_recipes=int8_recipes, text_buckets=text_buckets,
+        zero_shot_labels=zero_shot_labels, zero_shot_templates=zero_shot_templates, preprocess=preprocess,
+        require=require).checked()
+    options = checked.options
+    work = _work_folder(options.output_dir, options.name)
     progress = Progress(log)
     try:
-        with progress.stage("load model", f"{preset or 'from checkpoint'}, weights={weights}") as stage:
-            model, tokenizer, text_functions, record = _load(preset, weights, name, threads, text_buckets)
-            stage.summary = f"{model.count_params():,} parameters"
-
-        with progress.stage("SavedModel"):
-            _write_saved_model(work, model, tokenizer)
-
-        # {signature key: token length} of the text encoders.
-        text_signatures = {key: int(f.structured_input_signature[0][0].shape[1]) for key, f in text_functions.items()}
-        calibration, calibration_inputs = {}, None
-        # int8 is calibrated on these inputs; dynamic_int8 is converted from the model equalised on them.
-        if any(VARIANTS[v].calibrated or v == "dynamic_int8" for v in variants):
-            with progress.stage("calibration data") as stage:
-                calibration, calibration_inputs = _calibration(model, tokenizer, calibration_images, text_signatures)
-                stage.summary = (f"{len(calibration_inputs['image'])} photos, "
-                                 f"{len(calibration_inputs['text'])} sentences")
-        equalized = _EqualizedModels(model, calibration_inputs)
-
-        lengths = list(text_signatures.values())
-        # Builders of each tower's functions from a model: the plain one, or an equalised copy for the quantised
-        # variants (the plain model's text functions are already traced).
-        towers = [("image", serving.tflite_image_encoder),
-                  ("text", functools.partial(_text_encoders, model, text_functions, lengths))]
-        if labels:
-            with progress.stage("zero-shot class embeddings", f"{len(labels)} labels x {len(templates)} templates"):
-                towers.append(("zero_shot", _write_zero_shot(work, model, tokenizer, labels, templates, record)))
-
-        # The towers are converted in processes of their own (but small ones) from SavedModels of their functions
-        # (converters.convert_tower has the reasons); this one lets go of the model first.
-        scratch = os.path.join(work, ".sources")
-        with progress.stage("TFLite sources", "each tower's functions as SavedModels") as stage:
-            jobs = []
-            for tower, build in towers:
-                # The classifier is the image tower plus one matmul: calibrated and quantised as the image one.
-                kind = "image" if tower == "zero_shot" else tower
-                jobs.append(_write_sources(
-                    scratch, tower, build, model, equalized, variants, int8_recipes.get(kind)
-                    or tflite_variants.RECOMMENDED_INT8_RECIPES[f"{kind}_encoder"], calibration.get(kind)))
-            stage.summary = f"{sum(len(j['groups']) for j in jobs)} SavedModels"
-        del model, equalized, towers, text_functions, build
-        tflite_variants.release_memory()
-
-        for job in jobs:
-            tower = job["tower"]
-            stage_name = f"TFLite {tower} encoder" if tower != "zero_shot" else "TFLite zero-shot classifier"
-            with progress.stage(stage_name, ", ".join(variants)):
-                _convert(work, scratch, job, threads, progress, record)
-        shutil.rmtree(scratch)
-
-        if preprocess:
-            with progress.stage("TFLite preprocessing"):
-                _write_bytes(os.path.join(work, export_format.PREPROCESS_PATH), tflite_variants.convert_preprocess(
-                    serving.tflite_preprocess(record.config["image_resolution"])))
-                record.artifacts.append(manifest.ArtifactRecord(export_format.PREPROCESS_PATH, "preprocess", None))
-
-        with progress.stage("parity", "held-out photos and sentences vs the float SavedModel") as stage:
-            _measure(work, record, datasets.held_out_photos(), threads)
-            passed = sum(a.passed for a in record.artifacts)
-            stage.summary = f"{passed}/{len(record.artifacts)} artifacts meet their bar"
-        progress.print(format_table([r for a in record.artifacts if a.tower != "preprocess" for r in a.parity]))
-        for artifact in record.artifacts:
-            if artifact.tower == "preprocess":
-                progress.print(artifact.parity[0].format())
-
+        record, scratch, jobs = _model_stages(checked, work, progress)
+        tflite_variants.release_memory()  # the model and its equalised copies went with _model_stages's frame
+        _conversion_stages(work, scratch, jobs, options, progress, record)
+        if options.preprocess:
+            _preprocess_stage(work, record, progress)
+        _parity_stage(work, record, options.threads, progress)
         with progress.stage("delegate checks"):
             _check_delegates(work, record)
-
-        with progress.stage("manifest") as stage:
-            gate = Gate.of(record.results, variants, required)
-            if gate.refused:
-                manifest.write_report(work, record)
-                refused = os.path.join(output_dir, f"{name}.rejected")
-                _replace_directory(work, refused)
-                raise ExportError("parity: " + "; ".join(gate.refused)
-                                  + f". Nothing was shipped; artifacts and report are in {refused}")
-            _set_aside(work, record, gate.rejected)
-            manifest.write_report(work, record)
-            manifest.write_manifest(work, record)
-            target = os.path.join(output_dir, name)
-            _replace_directory(work, target)
-            stage.summary = f"wrote {target}"
-        return target, record
+        return _manifest_stage(work, record, checked, progress), record
     finally:
         if os.path.exists(work):
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _work_folder(output_dir, name):
+    """This export's work folder, DIR/.NAME.tmp-PID, made empty, after removing what killed exports left there
+    (_remove_stale_temporaries). The pid in the name tells later runs whether this folder's export is still alive."""
+    _remove_stale_temporaries(output_dir, name)
+    work = os.path.join(output_dir, f".{name}.tmp-{os.getpid()}")
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    return work
+
+
+def _model_stages(checked, work, progress):
+    """The stages that hold the model: load model, SavedModel, calibration data, zero-shot class embeddings and
+    TFLite sources. Returns (the ExportRecord, the scratch folder of the TFLite sources, the towers' conversion
+    jobs); the model goes with this frame, before the conversions."""
+    from . import serving
+
+    options = checked.options
+    with progress.stage("load model", f"{options.preset or 'from checkpoint'}, weights={options.weights}") as stage:
+        model, tokenizer, text_functions, record = _load(options.preset, options.weights, options.name,
+                                                         options.threads, options.text_buckets)
+        stage.summary = f"{model.count_params():,} parameters"
+
+    with progress.stage("SavedModel"):
+        _write_saved_model(work, model, tokenizer)
+
+    # {signature key: token length} of the text encoders.
+    text_signatures = {key: int(f.structured_input_signature[0][0].shape[1]) for key, f in text_functions.items()}
+    calibration, calibration_inputs = _calibration_stage(model, tokenizer, options, text_signatures, progress)
+    equalized = _EqualizedModels(model, calibration_inputs)
+
+    lengths = list(text_signatures.values())
+    # Builders of each tower's functions from a model: the plain one, or an equalised copy for the quantised
+    # variants (the plain model's text functions are already traced).
+    towers = [("image", serving.tflite_image_encoder),
+              ("text", functools.partial(_text_encoders, model, text_functions, lengths))]
+    if checked.labels:
+        labels, templates = checked.labels, checked.templates
+        with progress.stage("zero-shot class embeddings", f"{len(labels)} labels x {len(templates)} templates"):
+            towers.append(("zero_shot", _write_zero_shot(work, model, tokenizer, labels, templates, record)))
+
+    scratch = os.path.join(work, ".sources")
+    return record, scratch, _sources_stage(scratch, towers, model, equalized, calibration, options, progress)
+
+
+def _calibration_stage(model, tokenizer, options, text_signatures, progress):
+    """_calibration's inputs when a variant needs them, else ({}, None): int8 is calibrated on them; dynamic_int8
+    is converted from the model equalised on them."""
+    if not any(VARIANTS[v].calibrated or v == "dynamic_int8" for v in options.variants):
+        return {}, None
+    with progress.stage("calibration data") as stage:
+        calibration, calibration_inputs = _calibration(model, tokenizer, options.calibration_images,
+                                                       text_signatures)
+        stage.summary = (f"{len(calibration_inputs['image'])} photos, "
+                         f"{len(calibration_inputs['text'])} sentences")
+    return calibration, calibration_inputs
+
+
+def _sources_stage(scratch, towers, model, equalized, calibration, options, progress):
+    """Each tower's functions as SavedModels under `scratch` (_write_sources); returns the towers' conversion jobs.
+    The towers are converted in processes of their own (but small ones) from these (converters.convert_tower has
+    the reasons)."""
+    from . import tflite_variants
+
+    with progress.stage("TFLite sources", "each tower's functions as SavedModels") as stage:
+        jobs = []
+        for tower, build in towers:
+            # The classifier is the image tower plus one matmul: calibrated and quantised as the image one.
+            kind = "image" if tower == "zero_shot" else tower
+            recipe = (options.int8_recipes.get(kind)
+                      or tflite_variants.RECOMMENDED_INT8_RECIPES[f"{kind}_encoder"])
+            jobs.append(_write_sources(scratch, tower, build, model, equalized, options.variants, recipe,
+                                       calibration.get(kind)))
+        stage.summary = f"{sum(len(j['groups']) for j in jobs)} SavedModels"
+    return jobs
+
+
+def _conversion_stages(work, scratch, jobs, options, progress, record):
+    """One stage per tower: its variants converted (_convert); then the sources are removed."""
+    for job in jobs:
+        tower = job["tower"]
+        stage_name = f"TFLite {tower} encoder" if tower != "zero_shot" else "TFLite zero-shot classifier"
+        with progress.stage(stage_name, ", ".join(options.variants)):
+            _convert(work, scratch, job, options.threads, progress, record)
+    shutil.rmtree(scratch)
+
+
+def _preprocess_stage(work, record, progress):
+    """tflite/preprocess.tflite."""
+    from . import manifest, serving, tflite_variants
+
+    with progress.stage("TFLite preprocessing"):
+        _write_bytes(os.path.join(work, export_format.PREPROCESS_PATH), tflite_variants.convert_preprocess(
+            serving.tflite_preprocess(record.config["image_resolution"])))
+        record.artifacts.append(manifest.ArtifactRecord(export_format.PREPROCESS_PATH, "preprocess", None))
+
+
+def _parity_stage(work, record, threads, progress):
+    """Every artifact's parity (_measure), then its table."""
+    from . import datasets
+    from .parity_table import format_table
+
+    with progress.stage("parity", "held-out photos and sentences vs the float SavedModel") as stage:
+        _measure(work, record, datasets.held_out_photos(), threads)
+        passed = sum(a.passed for a in record.artifacts)
+        stage.summary = f"{passed}/{len(record.artifacts)} artifacts meet their bar"
+    progress.print(format_table([r for a in record.artifacts if a.tower != "preprocess" for r in a.parity]))
+    for artifact in record.artifacts:
+        if artifact.tower == "preprocess":
+            progress.print(artifact.parity[0].format())
+
+
+def _manifest_stage(work, record, checked, progress):
+    """The gate's verdict on the parity: the export renamed into place at DIR/NAME (returned) with the variants
+    it rejects set aside, or refused (ExportError) and renamed to DIR/NAME.rejected with its report."""
+    from . import manifest
+
+    options = checked.options
+    with progress.stage("manifest") as stage:
+        gate = Gate.of(record.results, options.variants, checked.required)
+        if gate.refused:
+            manifest.write_report(work, record)
+            refused = os.path.join(options.output_dir, f"{options.name}.rejected")
+            _replace_directory(work, refused)
+            raise ExportError("parity: " + "; ".join(gate.refused)
+                              + f". Nothing was shipped; artifacts and report are in {refused}")
+        _set_aside(work, record, gate.rejected)
+        manifest.write_report(work, record)
+        manifest.write_manifest(work, record)
+        target = os.path.join(options.output_dir, options.name)
+        _replace_directory(work, target)
+        stage.summary = f"wrote {target}"
+    return target
 
 
 # Lines of captured third-party output replayed when an export fails.
