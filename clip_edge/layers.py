@@ -189,6 +189,17 @@ def end_of_text_one_hot(token_ids):
     return is_max * tf.cast(tf.equal(running_count, 1.0), tf.float32)
 
 
+def check_text_inputs(token_ids, padding_mask, context_length):
+    """Asserts that [N, L] `token_ids` are at most `context_length` long and that `padding_mask`, when given, has
+    their shape (tf.errors.InvalidArgumentError saying which). The text tower checks what it is given;
+    clip_edge.CLIP.encode_text checks before trimming to a text bucket, which would hide either."""
+    tf.debugging.assert_less_equal(tf.shape(token_ids)[1], context_length,
+                                   message=f"token_ids are longer than context_length {context_length}")
+    if padding_mask is not None:
+        tf.debugging.assert_equal(tf.shape(padding_mask), tf.shape(token_ids),
+                                  message="padding_mask must have the shape of token_ids")
+
+
 class CLIPTextEncoder(tf.Module):
     """Causal text transformer: int32 token ids [N, L] -> projected features at end-of-text [N, embed_dim]."""
 
@@ -207,13 +218,8 @@ class CLIPTextEncoder(tf.Module):
         """`padding_mask` is accepted for KerasCV compatibility and checked, but not needed: attention is causal,
         so the end-of-text features never see the padding after it (the same reason OpenAI passes no mask)."""
         token_ids = tf.cast(token_ids, tf.int32)
-        if padding_mask is not None:
-            tf.debugging.assert_equal(tf.shape(padding_mask), tf.shape(token_ids),
-                                      message="padding_mask must have the shape of token_ids")
+        check_text_inputs(token_ids, padding_mask, self.context_length)
         length = token_ids.shape[1] if token_ids.shape[1] is not None else tf.shape(token_ids)[1]
-        tf.debugging.assert_less_equal(
-            tf.shape(token_ids)[1], self.context_length,
-            message=f"token_ids are longer than context_length {self.context_length}")
         x = tf.gather(self.token_embedding, token_ids) + self.positional_embedding[:length]
         x = self.ln_final(self.transformer(x, causal_attention_mask(length)))
         pooled = tf.squeeze(tf.matmul(end_of_text_one_hot(token_ids)[:, tf.newaxis, :], x), axis=1)

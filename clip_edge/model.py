@@ -6,7 +6,8 @@ import numpy as np
 import tensorflow as tf
 
 from clip_edge import presets
-from clip_edge.layers import CLIPImageEncoder, CLIPTextEncoder, end_of_text_one_hot, l2_normalize_rows
+from clip_edge.layers import (CLIPImageEncoder, CLIPTextEncoder, check_text_inputs, end_of_text_one_hot,
+                              l2_normalize_rows)
 
 # exp(logit_scale) is capped at 100 as in OpenAI's training (their released checkpoints sit exactly at the cap).
 MAX_LOGIT_SCALE = 100.0
@@ -76,17 +77,12 @@ class CLIP(tf.Module):
         for short prompts. Set `text_buckets = ()` to always run at L."""
         token_ids = tf.convert_to_tensor(token_ids)
         length = token_ids.shape[1]
-        # Checked before trimming, which would otherwise hide it (the tower checks it too).
-        tf.debugging.assert_less_equal(
-            tf.shape(token_ids)[1], self.text_encoder.context_length,
-            message=f"token_ids are longer than context_length {self.text_encoder.context_length}")
         # A dynamic length (None) is at most context_length, the last bucket; slicing past it keeps it whole.
         buckets = [n for n in self.text_buckets if length is None or n < length]
         if buckets:
-            if padding_mask is not None:
-                padding_mask = tf.convert_to_tensor(padding_mask)
-                tf.debugging.assert_equal(tf.shape(padding_mask), tf.shape(token_ids),
-                                          message="padding_mask must have the shape of token_ids")
+            # Checked before trimming, which would otherwise hide them (the tower checks what it is given too).
+            padding_mask = None if padding_mask is None else tf.convert_to_tensor(padding_mask)
+            check_text_inputs(token_ids, padding_mask, self.text_encoder.context_length)
             keep = text_bucket_length(token_ids, buckets + ([length] if length is not None else []))
             token_ids = token_ids[:, :keep]
             padding_mask = None if padding_mask is None else padding_mask[:, :keep]
