@@ -1,9 +1,10 @@
 """clip_edge: OpenAI's CLIP in TensorFlow, from checkpoint to TF Serving and TFLite.
 
 The public names below, and the submodules, are imported on first use (PEP 562): `import clip_edge`, or a
-submodule that needs no TensorFlow (checkpoints, hub, presets, messages, device_index, beam.index), does not start
-TensorFlow, which costs about 4 s and 0.6 GB in every process that only downloads a checkpoint, converts an
-index or reads a summary. `clip_edge.CLIP`, `from clip_edge import CLIP` and `clip_edge.model.X` work as before.
+submodule that needs no TensorFlow (checkpoints, checkpoint_files, hub, presets, messages, device_index,
+beam.index), does not start TensorFlow, which costs about 4 s and 0.6 GB in every process that only downloads a
+checkpoint, converts an index or reads a summary. `clip_edge.CLIP`, `from clip_edge import CLIP` and
+`clip_edge.model.X` work as before.
 """
 
 import importlib

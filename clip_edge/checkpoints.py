@@ -1,129 +1,23 @@
-"""Checkpoints: read Hugging Face and OpenAI CLIP checkpoint files and their configs, under Hugging Face's names.
+"""Checkpoints: Hugging Face and OpenAI CLIP checkpoint names mapped onto clip_edge.CLIP's variables, shapes checked.
 
-A folder, safetensors file, sharded index or PyTorch .bin/.pt is read and checked, and the clip_edge.CLIP
-constructor arguments are inferred from its tensor shapes and config.json. Tensors are handled under Hugging
-Face's names; OpenAI's layout is renamed on read (its fused attention in_proj is split into q, k, v, and its
-[in, out] projections transposed to Hugging Face's [out, in]). Also the sha256 of checkpoint files, for manifests.
-clip_edge.model_weights assigns the tensors to a model; clip_edge.hub downloads a preset's checkpoint.
+clip_edge.checkpoint_files reads the files; here their tensors are handled under Hugging Face's names. OpenAI's
+layout is renamed on read (its fused attention in_proj is split into q, k, v, and its [in, out] projections
+transposed to Hugging Face's [out, in]), the clip_edge.CLIP constructor arguments are inferred from the tensor
+shapes and config.json, and each name is mapped onto the variable it fills. Every tensor is checked against its
+variable (present, floating point, shape, finite) and none is left over before any variable changes, so a bad
+checkpoint leaves the model as it was. clip_edge.hub downloads a preset's checkpoint.
 """
 
-import json
 import math
-import os
 import re
-import stat
 
 import numpy as np
 
-from clip_edge.torch_files import read_torch_state_dict
+from clip_edge.checkpoint_files import CheckpointError, locate, read_json, read_tensor_file
 
 # Buffers and scalars some checkpoints carry that are not weights (attn_mask: the causal mask OpenAI's
 # TorchScript archives keep on each text block; we build our own).
 _IGNORED = re.compile(r"(.*\.position_ids|.*\.attn_mask|input_resolution|context_length|vocab_size)$")
-
-_HF_FILES = ("model.safetensors.index.json", "model.safetensors", "pytorch_model.bin")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be loaded; the message names the file and the tensor."""
-
-
-# -- reading files -----------------------------------------------------------------------------------------------
-
-
-def _regular_file(path, what="checkpoint file"):
-    """`path` if it is a regular file (or a link to one). A FIFO or device would block or never end a read."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as error:
-        raise CheckpointError(f"{path}: cannot read {what} ({error.strerror})") from error
-    if not stat.S_ISREG(mode):
-        raise CheckpointError(f"{path}: {what} is not a regular file")
-    return path
-
-
-def _read_json(path, what):
-    """The JSON object in `path`, or a CheckpointError naming the file."""
-    _regular_file(path, what)
-    try:
-        with open(path, encoding="utf-8") as file:
-            value = json.load(file)
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise CheckpointError(f"{path}: unreadable {what} ({type(error).__name__}: {error})") from error
-    except RecursionError as error:
-        raise CheckpointError(f"{path}: unreadable {what} (nested too deeply)") from error
-    if not isinstance(value, dict):
-        raise CheckpointError(f"{path}: {what} holds a JSON {type(value).__name__}, not an object")
-    return value
-
-
-def _read_safetensors(path):
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
-    _regular_file(path)
-    try:
-        return load_file(path)
-    except (SafetensorError, OSError, ValueError, TypeError) as error:
-        raise CheckpointError(f"{path}: unreadable safetensors file ({error})") from error
-
-
-def shard_names(index_path):
-    """(weight_map, sorted shard file names) of a sharded checkpoint's index, checked.
-
-    Shards are plain file names in the index's folder, as Hugging Face writes them: an index naming an absolute
-    path, a subfolder or ".." is refused, so that a checkpoint cannot make us read files outside its folder."""
-    weight_map = _read_json(index_path, "checkpoint index").get("weight_map")
-    if not isinstance(weight_map, dict) or not weight_map:
-        raise CheckpointError(f"{index_path}: no weight_map (an object of tensor name: shard file)")
-    for tensor, shard in weight_map.items():
-        if (not isinstance(shard, str) or shard in ("", ".", "..") or "/" in shard or "\\" in shard
-                or "\0" in shard):
-            raise CheckpointError(f"{index_path}: tensor {tensor} names shard {shard!r:.120}; shards must be file "
-                                  "names in the index's folder")
-    return weight_map, sorted(set(weight_map.values()))
-
-
-def _read_sharded(index_path):
-    weight_map, shards = shard_names(index_path)
-    tensors = {}
-    folder = os.path.dirname(index_path)
-    for shard in shards:
-        shard_path = os.path.join(folder, shard)
-        if not os.path.lexists(shard_path):
-            raise CheckpointError(f"{index_path}: shard {shard} is missing")
-        tensors.update(_read_safetensors(shard_path))
-    absent = sorted(set(weight_map) - set(tensors))
-    if absent:
-        raise CheckpointError(f"{index_path}: tensor {absent[0]} is listed in the index but in no shard")
-    return tensors
-
-
-def _read_tensor_file(path):
-    if path.endswith(".safetensors"):
-        return _read_safetensors(path)
-    if path.endswith(".json"):
-        return _read_sharded(path)
-    _regular_file(path)
-    try:
-        return read_torch_state_dict(path)
-    except ValueError as error:
-        raise CheckpointError(str(error)) from error
-
-
-def _locate(path):
-    """(tensor file, config.json or None) for a checkpoint directory or file."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise CheckpointError(f"{path}: no such checkpoint file or directory")
-    if os.path.isdir(path):
-        for name in _HF_FILES:
-            if os.path.lexists(os.path.join(path, name)):
-                config = os.path.join(path, "config.json")
-                return os.path.join(path, name), config if os.path.lexists(config) else None
-        raise CheckpointError(f"{path}: directory has none of {', '.join(_HF_FILES)}")
-    sibling_config = os.path.join(os.path.dirname(path), "config.json")
-    return path, sibling_config if os.path.lexists(sibling_config) else None
 
 
 # -- OpenAI names to Hugging Face names --------------------------------------------------------------------------
@@ -290,44 +184,110 @@ def _check_hf_config(hf_config, source):
 
 def read_checkpoint(path):
     """(tensors under Hugging Face names as float32 numpy, CLIP constructor config) for a checkpoint path."""
-    tensor_path, config_path = _locate(path)
-    tensors = _read_tensor_file(tensor_path)
+    tensor_path, config_path = locate(path)
+    tensors = read_tensor_file(tensor_path)
     tensors = {name: value for name, value in tensors.items() if not _IGNORED.match(name)}
     if "visual.conv1.weight" in tensors:
         tensors = openai_to_hf(tensors, tensor_path)
     tensors = {name.removeprefix("model."): value for name, value in tensors.items()}
-    hf_config = _read_json(config_path, "config") if config_path else None
+    hf_config = read_json(config_path, "config") if config_path else None
     return tensors, infer_config(tensors, tensor_path, hf_config)
 
 
-# -- sha256 of checkpoint files ----------------------------------------------------------------------------------
+# -- assignment --------------------------------------------------------------------------------------------------
+
+# How a Hugging Face tensor becomes our variable's value.
+def _LINEAR(weight):
+    return weight.T  # torch Linear [out, in] -> our kernel [in, out]
 
 
-def weight_files_sha256(path):
-    """{file name: sha256} of a checkpoint's tensor files (model.safetensors, or the shards its index names),
-    as the hub lists them per file."""
-    tensor_path, _ = _locate(path)
-    folder = os.path.dirname(tensor_path)
-    names = shard_names(tensor_path)[1] if tensor_path.endswith(".json") else [os.path.basename(tensor_path)]
-    return {name: files_sha256([_regular_file(os.path.join(folder, name))]) for name in names}
+def _SAME(weight):
+    return weight
 
 
-def checkpoint_sha256(path):
-    """sha256 of a checkpoint's tensor file (of its index and shards, in order, when sharded), for manifests."""
-    tensor_path, _ = _locate(path)
-    files = [tensor_path]
-    if tensor_path.endswith(".json"):
-        files += [os.path.join(os.path.dirname(tensor_path), shard) for shard in shard_names(tensor_path)[1]]
-    return files_sha256([_regular_file(name) for name in files])
+def _CONV(weight):
+    return weight.transpose(2, 3, 1, 0)  # torch [out, in, kh, kw] -> TF [kh, kw, in, out]
 
 
-def files_sha256(paths):
-    """One sha256 over the files' bytes in order, read in blocks (checkpoints and exports are gigabytes)."""
-    import hashlib
+def _block_targets(prefix, encoder):
+    for index, block in enumerate(encoder.resblocks):
+        name = f"{prefix}.{index}"
+        yield f"{name}.layer_norm1.weight", block.ln_1.gamma, _SAME
+        yield f"{name}.layer_norm1.bias", block.ln_1.beta, _SAME
+        yield f"{name}.layer_norm2.weight", block.ln_2.gamma, _SAME
+        yield f"{name}.layer_norm2.bias", block.ln_2.beta, _SAME
+        for hf_name, dense in (("self_attn.q_proj", block.attn.q_proj), ("self_attn.k_proj", block.attn.k_proj),
+                               ("self_attn.v_proj", block.attn.v_proj), ("self_attn.out_proj", block.attn.out_proj),
+                               ("mlp.fc1", block.c_fc), ("mlp.fc2", block.c_proj)):
+            yield f"{name}.{hf_name}.weight", dense.kernel, _LINEAR
+            yield f"{name}.{hf_name}.bias", dense.bias, _SAME
 
-    digest = hashlib.sha256()
-    for name in paths:
-        with open(name, "rb") as file:
-            for block in iter(lambda: file.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+
+def variable_targets(model):
+    """[(Hugging Face tensor name, our tf.Variable, transform)] covering every variable of a clip_edge.CLIP."""
+    image, text = model.image_encoder, model.text_encoder
+    targets = [
+        ("vision_model.embeddings.patch_embedding.weight", image.patch_kernel, _CONV),
+        ("vision_model.embeddings.class_embedding", image.class_embedding, _SAME),
+        ("vision_model.embeddings.position_embedding.weight", image.positional_embedding, _SAME),
+        ("vision_model.pre_layrnorm.weight", image.ln_pre.gamma, _SAME),
+        ("vision_model.pre_layrnorm.bias", image.ln_pre.beta, _SAME),
+        ("vision_model.post_layernorm.weight", image.ln_post.gamma, _SAME),
+        ("vision_model.post_layernorm.bias", image.ln_post.beta, _SAME),
+        ("visual_projection.weight", image.proj, _LINEAR),
+        ("text_model.embeddings.token_embedding.weight", text.token_embedding, _SAME),
+        ("text_model.embeddings.position_embedding.weight", text.positional_embedding, _SAME),
+        ("text_model.final_layer_norm.weight", text.ln_final.gamma, _SAME),
+        ("text_model.final_layer_norm.bias", text.ln_final.beta, _SAME),
+        ("text_projection.weight", text.text_projection, _LINEAR),
+        ("logit_scale", model.logit_scale, _SAME),
+    ]
+    targets += _block_targets("vision_model.encoder.layers", image.transformer)
+    targets += _block_targets("text_model.encoder.layers", text.transformer)
+    return targets
+
+
+def assign(model, tensors, source):
+    """Check every tensor against the model, then assign them all; on any problem raise before assigning."""
+    staged = []
+    expected_names = set()
+    for name, variable, transform in variable_targets(model):
+        expected_names.add(name)
+        if name not in tensors:
+            raise CheckpointError(f"{source}: tensor {name} is missing (expected shape "
+                                  f"{_reference_shape(variable, transform)})")
+        if not np.issubdtype(np.asarray(tensors[name]).dtype, np.floating):
+            # Casting integer or boolean values to weights would load something, but not these weights.
+            raise CheckpointError(f"{source}: tensor {name} has dtype {np.asarray(tensors[name]).dtype}; "
+                                  "weights must be floating point")
+        value = transform(np.asarray(tensors[name]))
+        if tuple(value.shape) != tuple(variable.shape):
+            raise CheckpointError(f"{source}: tensor {name} has shape {tuple(tensors[name].shape)}, expected "
+                                  f"{_reference_shape(variable, transform)}")
+        if not np.all(np.isfinite(value)):
+            raise CheckpointError(f"{source}: tensor {name} contains NaN or infinite values")
+        staged.append((variable, value.astype(np.float32)))
+    unexpected = sorted(set(tensors) - expected_names)
+    if unexpected:
+        raise CheckpointError(f"{source}: unexpected tensor {unexpected[0]} with shape "
+                              f"{tuple(tensors[unexpected[0]].shape)} ({len(unexpected)} unexpected in all)")
+    for variable, value in staged:
+        variable.assign(value)
+
+
+def _reference_shape(variable, transform):
+    """The variable's shape as the checkpoint would store it, for error messages."""
+    shape = tuple(variable.shape)
+    if transform is _CONV:  # the inverse of _CONV: TF [kh, kw, in, out] -> torch [out, in, kh, kw]
+        return (shape[3], shape[2], shape[0], shape[1])
+    return tuple(transform(np.empty(shape, np.float32)).shape)  # _LINEAR and _SAME are their own inverses
+
+
+def load_into(model, path, expected):
+    """Load a checkpoint into an already-built model, refusing one of another architecture."""
+    tensors, config = read_checkpoint(path)
+    mismatched = [f"{key} {config[key]} (model has {value})" for key, value in model.get_config().items()
+                  if config.get(key) != value]
+    if mismatched:
+        raise CheckpointError(f"{path}: checkpoint does not match {expected}: it has {'; '.join(mismatched)}")
+    assign(model, tensors, source=str(path))

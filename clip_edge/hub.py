@@ -8,7 +8,7 @@ import os
 import re
 
 from clip_edge import presets
-from clip_edge.checkpoints import CheckpointError, files_sha256, shard_names
+from clip_edge.checkpoint_files import CheckpointError, files_sha256, shard_names
 
 
 def download_preset(preset, revision=None):

@@ -5,8 +5,8 @@ attention, features taken at the end-of-text token). Where we differ it is for e
 rank 4 or below, the causal mask uses a finite negative so it survives float16, and the end-of-text pooling is a
 masked reduction rather than a gather, so that the graphs convert to TFLite builtins the GPU delegate runs.
 
-Weights live in tf.Variables whose kernels are laid out for `x @ kernel` ([in, out]); `clip_edge.model_weights`
-maps Hugging Face and OpenAI tensors onto them (`clip_edge.checkpoints` reads OpenAI's under Hugging Face's names).
+Weights live in tf.Variables whose kernels are laid out for `x @ kernel` ([in, out]); `clip_edge.checkpoints`
+maps Hugging Face and OpenAI tensors onto them.
 """
 
 import tensorflow as tf

@@ -134,20 +134,20 @@ class CLIP(tf.Module):
             if weights is not None:
                 raise ValueError("load_weights=False builds a random model; do not also pass weights")
             return cls(**config)
-        from clip_edge import hub, model_weights
+        from clip_edge import checkpoints, hub
 
         path = hub.download_preset(preset) if weights in (None, "hub") else weights
         model = cls(**config)
-        model_weights.load_into(model, path, expected=f"preset {preset!r}")
+        checkpoints.load_into(model, path, expected=f"preset {preset!r}")
         return model
 
     @classmethod
     def from_checkpoint(cls, path):
         """A Hugging Face directory or file, or an OpenAI-layout state dict; the architecture comes from the
         checkpoint's config.json when there is one, otherwise from the tensor shapes."""
-        from clip_edge import checkpoints, model_weights
+        from clip_edge import checkpoints
 
         tensors, config = checkpoints.read_checkpoint(path)
         model = cls(**config)
-        model_weights.assign(model, tensors, source=str(path))
+        checkpoints.assign(model, tensors, source=str(path))
         return model

@@ -137,7 +137,7 @@ class Progress:
 def _resolve_model(preset, weights):
     """(clip_edge.CLIP, where its weights came from, for the manifest)."""
     import clip_edge
-    from clip_edge import checkpoints, hub
+    from clip_edge import checkpoint_files, hub
 
     if weights == "random":
         if not preset:
@@ -148,10 +148,10 @@ def _resolve_model(preset, weights):
             raise ExportError("--weights=hub needs --preset")
         local = hub.download_preset(preset)
         source = {"kind": "hub", "repository": clip_edge.PRESETS[preset]["hf_repo"],
-                  "revision": os.path.basename(local), "sha256": checkpoints.weight_files_sha256(local)}
+                  "revision": os.path.basename(local), "sha256": checkpoint_files.weight_files_sha256(local)}
         return clip_edge.CLIP.from_preset(preset, weights=local), source
     source = {"kind": "checkpoint", "path": os.path.abspath(weights),
-              "sha256": checkpoints.checkpoint_sha256(weights)}
+              "sha256": checkpoint_files.checkpoint_sha256(weights)}
     if preset:
         return clip_edge.CLIP.from_preset(preset, weights=weights), source
     return clip_edge.CLIP.from_checkpoint(weights), source

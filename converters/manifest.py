@@ -19,7 +19,7 @@ import platform
 import numpy as np
 
 from clip_edge import export_format
-from clip_edge.checkpoints import files_sha256
+from clip_edge.checkpoint_files import files_sha256
 from clip_edge.export_format import FORMAT_VERSION, MANIFEST, REJECTED_DIR, REPORT, SAVED_MODEL
 from clip_edge.image_decoding import MAX_PIXELS, MAX_SIDE
 from clip_edge.model import MAX_LOGIT_SCALE

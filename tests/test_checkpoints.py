@@ -9,7 +9,7 @@ import torch
 from safetensors.numpy import save_file
 
 import clip_edge
-from clip_edge.checkpoints import CheckpointError
+from clip_edge.checkpoint_files import CheckpointError
 
 import photos
 import reference
@@ -299,7 +299,7 @@ def test_preset_mismatch_is_refused_and_model_untouched(tiny_state):
 
 def test_bad_tensor_leaves_existing_model_unchanged(tiny_state, tmp_path):
     state, source = tiny_state
-    from clip_edge import model_weights
+    from clip_edge import checkpoints
 
     model = clip_edge.CLIP.from_checkpoint(source)
     before = [v.numpy().copy() for v in model.trainable_variables]
@@ -307,7 +307,7 @@ def test_bad_tensor_leaves_existing_model_unchanged(tiny_state, tmp_path):
     # The last tensor checked is misshapen: everything before it was read and staged already.
     bad["text_model.encoder.layers.1.mlp.fc2.bias"] = np.zeros((63,), np.float32)
     with pytest.raises(CheckpointError, match=r"layers\.1\.mlp\.fc2\.bias has shape \(63,\)"):
-        model_weights.load_into(model, _write(tmp_path, bad, source), expected="the tiny model")
+        checkpoints.load_into(model, _write(tmp_path, bad, source), expected="the tiny model")
     assert len(before) == len(model.trainable_variables)
     for old, variable in zip(before, model.trainable_variables):
         np.testing.assert_array_equal(old, variable.numpy())

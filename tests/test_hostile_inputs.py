@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import clip_edge
-from clip_edge import checkpoints, model_weights
-from clip_edge.checkpoints import CheckpointError
+from clip_edge import checkpoint_files, checkpoints
+from clip_edge.checkpoint_files import CheckpointError
 from clip_edge.torch_files import read_torch_state_dict
 
 
@@ -228,8 +228,8 @@ def tiny_tensors():
     """Valid Hugging Face-named tensors for TINY (random values of the checkpoint layout's shapes)."""
     model = clip_edge.CLIP(**TINY)
     rng = np.random.default_rng(0)
-    return {name: rng.normal(size=model_weights._reference_shape(variable, transform)).astype(np.float32)
-            for name, variable, transform in model_weights.variable_targets(model)}
+    return {name: rng.normal(size=checkpoints._reference_shape(variable, transform)).astype(np.float32)
+            for name, variable, transform in checkpoints.variable_targets(model)}
 
 
 def save_folder(folder, tensors, config=None):
@@ -284,7 +284,7 @@ def test_shards_outside_the_checkpoint_folder_are_refused(tiny_tensors, tmp_path
         clip_edge.CLIP.from_checkpoint(folder)
     assert "model.safetensors.index.json" in str(error.value)
     with pytest.raises(CheckpointError, match="shards must be file names"):
-        checkpoints.checkpoint_sha256(folder)
+        checkpoint_files.checkpoint_sha256(folder)
 
 
 @pytest.mark.parametrize("which", ["checkpoint", "shard", "config", "index"])
@@ -307,7 +307,7 @@ def test_fifo_in_place_of_a_file_is_refused_without_blocking(tiny_tensors, tmp_p
     with pytest.raises(CheckpointError, match="is not a regular file"):
         clip_edge.CLIP.from_checkpoint(path)
     with pytest.raises(CheckpointError, match="is not a regular file"):
-        checkpoints.checkpoint_sha256(path) if which != "config" else checkpoints.read_checkpoint(path)
+        checkpoint_files.checkpoint_sha256(path) if which != "config" else checkpoints.read_checkpoint(path)
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int32, np.int64, np.bool_])

@@ -139,7 +139,7 @@ def test_download_preset_fetches_repository_into_cache(hub, tmp_path):
     result = _run("""
         import json, os
         import clip_edge
-        from clip_edge import checkpoints, hub
+        from clip_edge import checkpoint_files, hub
         local = hub.download_preset("clip-vit-base-patch32")
         pinned = hub.download_preset("clip-vit-large-patch14")
         # A cached file that changed on disk is caught the next time, removed, and then downloaded again.
@@ -149,12 +149,12 @@ def test_download_preset_fetches_repository_into_cache(hub, tmp_path):
         try:
             hub.download_preset("clip-vit-base-patch32")
             changed = "no error"
-        except checkpoints.CheckpointError as error:
+        except checkpoint_files.CheckpointError as error:
             changed = str(error)
         removed = not os.path.exists(blob)
         again = hub.download_preset("clip-vit-base-patch32")
         print(json.dumps({"local": local, "pinned": pinned,
-                          "sha256": checkpoints.weight_files_sha256(local),
+                          "sha256": checkpoint_files.weight_files_sha256(local),
                           "changed": changed, "removed": removed, "again": again,
                           "revisions": {name: entry["hf_revision"] for name, entry in clip_edge.PRESETS.items()}}))
     """, endpoint, tmp_path)
@@ -227,7 +227,7 @@ def test_failed_downloads_are_refused_and_leave_nothing_behind(hub, tmp_path):
         import json
         import time
         import clip_edge
-        from clip_edge import checkpoints, hub, model_weights
+        from clip_edge import checkpoint_files, checkpoints, hub
         # huggingface_hub waits 1, 2, 4, 8 and 8 s between its retries of a file; what is checked is their number.
         time.sleep = lambda seconds: None
         outcomes = {}
@@ -235,15 +235,15 @@ def test_failed_downloads_are_refused_and_leave_nothing_behind(hub, tmp_path):
             try:
                 hub.download_preset("clip-vit-base-patch32", revision=revision)
                 outcomes[revision] = ["no error"]
-            except checkpoints.CheckpointError as error:
+            except checkpoint_files.CheckpointError as error:
                 outcomes[revision] = [str(error)]
         # Through from_preset: the corrupted file is refused before anything is loaded.
         loaded = []
-        model_weights.load_into = lambda *args, **kwargs: loaded.append(args)
+        checkpoints.load_into = lambda *args, **kwargs: loaded.append(args)
         clip_edge.PRESETS["clip-vit-base-patch32"]["hf_revision"] = "corrupt"
         try:
             clip_edge.CLIP.from_preset("clip-vit-base-patch32")
-        except checkpoints.CheckpointError as error:
+        except checkpoint_files.CheckpointError as error:
             outcomes["from_preset"] = [str(error), len(loaded)]
         print(json.dumps(outcomes))
     """, endpoint, tmp_path)
@@ -278,9 +278,9 @@ def test_sharded_repository_is_downloaded_and_verified(hub, tmp_path):
     endpoint, folder = hub
     result = _run("""
         import json
-        from clip_edge import checkpoints, hub
+        from clip_edge import checkpoint_files, hub
         local = hub.download_preset("clip-vit-base-patch32", revision="sharded")
-        print(json.dumps({"local": local, "sha256": checkpoints.weight_files_sha256(local)}))
+        print(json.dumps({"local": local, "sha256": checkpoint_files.weight_files_sha256(local)}))
     """, endpoint, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
