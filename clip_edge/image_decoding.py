@@ -5,6 +5,14 @@ decode_image: tf.string scalar -> uint8 [H, W, 3], grey replicated and alpha com
 ops so that it lives inside a SavedModel. clip_edge.preprocessing.ImagePreprocessor resizes, crops and normalises
 what comes out, and applies the size limits (check_size) and to_rgb to pixels given as arrays too.
 
+Where TensorFlow's decoders read a file otherwise than Pillow, the bytes are edited before decoding so that
+Pillow's reading comes out:
+  - JPEGs of four components, CMYK or YCCK, are read as Adobe's inverted CMYK whether or not the file has Adobe's
+    segment (_with_adobe_convention); TensorFlow rounds K * C / 255 down where Pillow rounds to nearest, so these
+    come out within one level of Pillow's, not equal (in the tests' photos, a third to two fifths of the values
+    one level below).
+EXIF orientation is ignored, as by Pillow's Image.open: a photo stored sideways is decoded as stored.
+
 Known difference from CLIPImageProcessor on PIL-opened files: 16-bit PNGs are scaled to 8 bits, where PIL opens
 16-bit grey as mode I;16, which its RGB conversion saturates. Limits, checked from the headers before decoding: at
 most 100 megapixels and 65,535 pixels a side (for a GIF, its screen and every frame together, and 300 megapixels
@@ -355,13 +363,34 @@ def header_checks(encoded, label, jpeg_shape=None):
     ]
 
 
+# An Adobe APP14 segment: length 14, "Adobe", version 100, two flag words, colour transform 0 (no YCCK).
+_ADOBE_SEGMENT = b"\xff\xee\x00\x0eAdobe\x00\x64\x00\x00\x00\x00\x00"
+
+
+def _with_adobe_convention(encoded):
+    """A JPEG of four components (CMYK, or YCCK converted to CMYK by libjpeg) with an Adobe segment first, so that
+    TensorFlow reads its values as Adobe's inverted CMYK (0 = full ink), as Pillow reads every CMYK JPEG.
+
+    TF's decoder takes that convention only when it saw an Adobe marker and otherwise reads the values as plain
+    CMYK, the inverse colours. The segment goes right after the start marker; a file's own Adobe segment comes
+    later and still decides whether the components are CMYK or YCCK (libjpeg keeps the last one). Other JPEGs
+    are returned unchanged. TF then rounds k * c / 255 down where Pillow rounds it to nearest: within one level.
+    """
+    return tf.cond(
+        tf.equal(tf.image.extract_jpeg_shape(encoded)[2], 4),
+        lambda: tf.strings.join([tf.strings.substr(encoded, 0, 2), _ADOBE_SEGMENT,
+                                 tf.strings.substr(encoded, 2, tf.strings.length(encoded) - 2)]),
+        lambda: encoded,
+    )
+
+
 def decode_checked(encoded):
     """tf.string scalar that passed header_checks -> uint8 [H, W, 3]."""
     image_format = _image_format(encoded)
 
     def jpeg():
         # INTEGER_ACCURATE is libjpeg's islow IDCT, the one PIL uses: the pixels come out identical.
-        return tf.io.decode_jpeg(encoded, channels=3, dct_method="INTEGER_ACCURATE")
+        return tf.io.decode_jpeg(_with_adobe_convention(encoded), channels=3, dct_method="INTEGER_ACCURATE")
 
     def png():
         return to_rgb(tf.io.decode_png(encoded, channels=0))

@@ -7,6 +7,7 @@ natural images (smooth regions, edges, saturated highlights) than on noise.
     photo(name)                -> uint8 [H, W, 3]
     encoded(name, fmt, mode)   -> bytes written by PIL (fmt: JPEG, PNG, GIF, BMP; mode: RGB, L, P, RGBA, ...)
     animated_gif(names)        -> bytes of a GIF with one frame per photo (all resized to the first's size)
+    cmyk_jpeg(name, variant)   -> bytes of a four-component JPEG: CMYK with or without Adobe's segment, or YCCK
     png_claiming_size(w, h), jpeg_claiming_size(w, h) -> a small valid file whose header claims w x h pixels
 """
 
@@ -112,3 +113,61 @@ def jpeg_claiming_size(width, height):
     jpeg = encoded("tiny", "JPEG")
     frame = jpeg.index(b"\xff\xc0")  # baseline start-of-frame: length, precision, height, width
     return jpeg[: frame + 5] + struct.pack(">HH", height, width) + jpeg[frame + 9 :]
+
+
+def _jpeg_segments(jpeg):
+    """[(offset, marker, length)] of a JPEG's segments up to its first scan (length: of the data, with its 2 bytes)."""
+    segments, at = [], 2
+    while True:
+        marker, length = jpeg[at + 1], struct.unpack(">H", jpeg[at + 2 : at + 4])[0]
+        segments.append((at, marker, length))
+        if marker == 0xDA:
+            return segments
+        at += 2 + length
+
+
+def _adobe_segment(jpeg):
+    (at, length), = [(at, length) for at, marker, length in _jpeg_segments(jpeg) if marker == 0xEE]
+    assert jpeg[at + 4 : at + 9] == b"Adobe"
+    return at, length
+
+
+def cmyk(name):
+    """The photo as CMYK ink amounts (0 = none) with its grey in K, uint8 [H, W, 4]: PIL's convert("CMYK") would
+    leave K at 0 everywhere, and K's product with the other inks is what decoders compute differently."""
+    rgb = photo(name).astype(np.float64)
+    k = 255 - rgb.max(axis=-1)
+    cmy = (255 - rgb - k[..., None]) / np.maximum(255 - k, 1)[..., None] * 255
+    return np.round(np.dstack([cmy, k])).astype(np.uint8)
+
+
+def cmyk_jpeg(name, variant="adobe", **save_options):
+    """The photo (cmyk(name)) as a four-component JPEG written by Pillow, quality 90. Variants:
+
+    adobe              as Pillow writes it: Adobe's APP14 segment, colour transform 0 (CMYK), values inverted
+    no_adobe           the same file without that segment, as some encoders write CMYK
+    ycck               the same inks stored as YCCK (transform 2): Y, Cb, Cr of the inverted C, M, Y, then K
+    unknown_transform  the YCCK file with transform 1, which libjpeg takes for YCCK with a warning
+    save_options go to Pillow's save (exif=, subsampling=, progressive=).
+    """
+    inks = cmyk(name)
+    if variant in ("ycck", "unknown_transform"):
+        # What libjpeg stores for YCCK: the YCbCr (JFIF's equations) of R, G, B = C, M, Y ink, and K inverted.
+        # Pillow inverts every value it writes (Adobe's convention), so it is given the inverse of those.
+        red, green, blue = (inks[..., channel].astype(np.float64) for channel in range(3))
+        ycc = [0.299 * red + 0.587 * green + 0.114 * blue,
+               -0.168736 * red - 0.331264 * green + 0.5 * blue + 128,
+               0.5 * red - 0.418688 * green - 0.081312 * blue + 128]
+        stored = np.dstack([np.clip(np.round(ycc), 0, 255).transpose(1, 2, 0), 255 - inks[..., 3:]]).astype(np.uint8)
+        inks = 255 - stored
+    buffer = io.BytesIO()
+    Image.fromarray(inks, "CMYK").save(buffer, format="JPEG", quality=90, **save_options)
+    jpeg = buffer.getvalue()
+    at, length = _adobe_segment(jpeg)
+    transform = {"adobe": None, "no_adobe": None, "ycck": 2, "unknown_transform": 1}[variant]
+    if variant == "no_adobe":
+        return jpeg[:at] + jpeg[at + 2 + length :]
+    if transform is not None:  # the transform is the last of the segment's 12 bytes
+        return jpeg[: at + 15] + bytes([transform]) + jpeg[at + 16 :]
+    return jpeg
+
