@@ -5,12 +5,14 @@ decode_image: tf.string scalar -> uint8 [H, W, 3], grey replicated and alpha com
 ops so that it lives inside a SavedModel. clip_edge.preprocessing.ImagePreprocessor resizes, crops and normalises
 what comes out, and applies the size limits (check_size) and to_rgb to pixels given as arrays too.
 
-Where TensorFlow's decoders read a file otherwise than Pillow, the bytes are edited before decoding so that
-Pillow's reading comes out:
+Where TensorFlow's decoders read a file otherwise than Pillow, the bytes are edited before decoding, or the pixels
+after, so that Pillow's reading comes out:
   - JPEGs of four components, CMYK or YCCK, are read as Adobe's inverted CMYK whether or not the file has Adobe's
     segment (_with_adobe_convention); TensorFlow rounds K * C / 255 down where Pillow rounds to nearest, so these
     come out within one level of Pillow's, not equal (in the tests' photos, a third to two fifths of the values
     one level below).
+  - GIF: the first frame on Pillow's canvas, the logical screen grown to hold the frame at its position, with the
+    frame's transparent colour (white once composited) or else its palette's entry 0 around it (_decode_gif).
 EXIF orientation is ignored, as by Pillow's Image.open: a photo stored sideways is decoded as stored.
 
 Known difference from CLIPImageProcessor on PIL-opened files: 16-bit PNGs are scaled to 8 bits, where PIL opens
@@ -275,15 +277,39 @@ def _gif_size(encoded):
     return height, width, pixels
 
 
-def _gif_with_white_transparency(encoded):
-    """GIF bytes in which the first frame's transparent palette entry is opaque white.
+def _replace_bytes(encoded, size, edits):
+    """`encoded` (of `size` bytes) with each (position, replacement) of `edits` written over the bytes from
+    `position` on. The replaced ranges must lie inside the string and not overlap; an edit of b"" changes nothing."""
+    positions = tf.stack([position for position, _ in edits])
+    replacements = tf.stack([replacement for _, replacement in edits])
+    order = tf.argsort(positions, stable=True)
+    positions, replacements = tf.gather(positions, order), tf.gather(replacements, order)
+    starts = tf.concat([[0], positions + tf.cast(tf.strings.length(replacements), tf.int64)], 0)
+    kept = tf.strings.substr(encoded, starts, tf.concat([positions, [size]], 0) - starts)
+    return tf.strings.join([tf.strings.reduce_join(tf.reshape(tf.stack([kept[:-1], replacements], 1), [-1])),
+                            kept[-1]])
 
-    TF's GIF decoder leaves transparent pixels black and cannot say which they are; CLIPImageProcessor composites
-    them onto white. Clearing the transparency flag of the frame's graphic control extension and making the
-    transparent index's palette colour white gives exactly the composited result. Files without transparency
-    or with a structure we cannot follow are returned unchanged (and then decoded, or refused, by TF).
+
+def _decode_gif(encoded):
+    """The first frame of a GIF as Pillow opens it, transparency composited onto white: uint8 [H, W, 3].
+
+    Pillow's canvas is the logical screen, grown to hold the first frame at its position; outside the frame it
+    holds the frame's transparent colour if it has one (white, composited as CLIPImageProcessor does), else entry
+    0 of the frame's palette. TensorFlow's decoder differs in three ways, each undone here:
+      - its canvas is as large as the largest frame, with the first frame at its position in it and whatever
+        falls outside cut off: the frame is moved to the corner (its descriptor's left and top made 0) so that
+        it is decoded whole, then placed on Pillow's canvas;
+      - outside the first frame it gives black;
+      - it gives transparent pixels black and cannot say which they are: the frame's graphic control extension
+        loses its transparency flag and the transparent palette entry becomes white, which gives exactly the
+        composited result.
+    Files with a structure we cannot follow are decoded unchanged (and then decoded, or refused, by TF).
     """
     size, byte, skip_sub_blocks, first_block = _gif_reader(encoded)
+
+    def little16(at):
+        return byte(at) + 256 * byte(at + 1)
+
     screen_flags = byte(10)
     has_global_palette = tf.bitwise.bitwise_and(screen_flags, 0x80) > 0
 
@@ -298,45 +324,51 @@ def _gif_with_white_transparency(encoded):
         next_extension,
         [first_block, tf.constant(-1, tf.int64)],
     )
+    # The descriptor: 0x2C, left, top, width, height (16 bits each), flags, then the local palette if any.
+    is_frame = tf.equal(byte(descriptor), 0x2C) & (descriptor + 10 <= size)
+    left, top = little16(descriptor + 1), little16(descriptor + 3)
+    frame_width, frame_height = little16(descriptor + 5), little16(descriptor + 7)
     frame_flags = byte(descriptor + 9)
     has_local_palette = tf.bitwise.bitwise_and(frame_flags, 0x80) > 0
     palette_start = tf.where(has_local_palette, descriptor + 10, 13)
     palette_flags = tf.where(has_local_palette, frame_flags, screen_flags)
     palette_entries = tf.bitwise.left_shift(tf.constant(2, tf.int64), tf.bitwise.bitwise_and(palette_flags, 7))
     control_flags, transparent_index = byte(control + 3), byte(control + 6)
+    has_transparency = is_frame & (control >= 0) & (tf.bitwise.bitwise_and(control_flags, 1) > 0)
     colour = palette_start + 3 * transparent_index
-    transparent = (
-        (control >= 0)
-        & (tf.bitwise.bitwise_and(control_flags, 1) > 0)
-        & tf.equal(byte(descriptor), 0x2C)
-        & (has_local_palette | has_global_palette)
-        & (transparent_index < palette_entries)
-        & (colour + 3 <= size)
-    )
+    whiten = (has_transparency & (has_local_palette | has_global_palette) & (transparent_index < palette_entries)
+              & (colour + 3 <= size))
+
+    move = is_frame & ((left > 0) | (top > 0))
 
     def patched():
-        # Two edits in disjoint places (the extension follows the global palette and precedes a local one):
-        # the flags byte without its transparency bit, and the palette colour made white.
+        # Disjoint places: the global palette, then the extension, then the descriptor, then the local palette.
         one = tf.constant(1, tf.int64)
-        flags_edit = tf.strings.substr(_BYTE_VALUES, tf.bitwise.bitwise_and(control_flags, 0xFE), one)
-        white = tf.constant(b"\xff\xff\xff")
-        flags_first = control + 3 < colour
-        first_at, second_at = tf.where(flags_first, control + 3, colour), tf.where(flags_first, colour, control + 3)
-        first_length = tf.where(flags_first, one, 3)
-        second_length = 4 - first_length
-        first_edit, second_edit = tf.where(flags_first, flags_edit, white), tf.where(flags_first, white, flags_edit)
-        first_end, second_end = first_at + first_length, second_at + second_length
-        return tf.strings.join(
-            [
-                tf.strings.substr(encoded, tf.constant(0, tf.int64), first_at),
-                first_edit,
-                tf.strings.substr(encoded, first_end, second_at - first_end),
-                second_edit,
-                tf.strings.substr(encoded, second_end, size - second_end),
-            ]
-        )
+        flags = tf.strings.substr(_BYTE_VALUES, tf.bitwise.bitwise_and(control_flags, 0xFE), one)
+        return _replace_bytes(encoded, size, [
+            (tf.where(whiten, control + 3, 0), tf.where(whiten, flags, b"")),
+            (tf.where(whiten, colour, 0), tf.where(whiten, b"\xff\xff\xff", b"")),
+            (tf.where(move, descriptor + 1, 0), tf.where(move, b"\0\0\0\0", b"")),
+        ])
 
-    return tf.cond(transparent, patched, lambda: encoded)
+    gif = tf.cond(whiten | move, patched, lambda: encoded)
+    decoded = tf.ensure_shape(tf.io.decode_image(gif, channels=3, expand_animations=False), [None, None, 3])
+    frame = decoded[:frame_height, :frame_width]
+    height, width = tf.unstack(tf.shape(frame, out_type=tf.int64)[:2])
+    canvas_height, canvas_width = tf.maximum(little16(8), top + height), tf.maximum(little16(6), left + width)
+
+    def on_canvas():
+        padding = tf.stack([[top, canvas_height - top - height], [left, canvas_width - left - width], [0, 0]])
+        inside = tf.pad(tf.ones([height, width, 1], tf.bool), padding)
+        palette_zero = tf.cast(tf.stack([byte(palette_start + channel) for channel in range(3)]), tf.uint8)
+        background = tf.where(has_transparency, tf.constant([255, 255, 255], tf.uint8), palette_zero)
+        return tf.where(inside, tf.pad(frame, padding), background)
+
+    # Most GIFs: a first frame at the corner that covers the screen, and no larger frame after it.
+    canvas = tf.stack([canvas_height, canvas_width])
+    covered = tf.equal(left, 0) & tf.equal(top, 0) & tf.reduce_all(
+        tf.equal(tf.stack([height, width]), canvas) & tf.equal(tf.shape(decoded, out_type=tf.int64)[:2], canvas))
+    return tf.cond(is_frame & tf.logical_not(covered), on_canvas, lambda: decoded)
 
 
 def header_checks(encoded, label, jpeg_shape=None):
@@ -396,9 +428,7 @@ def decode_checked(encoded):
         return to_rgb(tf.io.decode_png(encoded, channels=0))
 
     def gif():
-        # Only the first frame, the one PIL shows when it opens a file (decode_gif would decode all frames).
-        gif_bytes = _gif_with_white_transparency(encoded)
-        return tf.ensure_shape(tf.io.decode_image(gif_bytes, channels=3, expand_animations=False), [None, None, 3])
+        return _decode_gif(encoded)
 
     return tf.switch_case(
         image_format,

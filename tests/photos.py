@@ -8,6 +8,7 @@ natural images (smooth regions, edges, saturated highlights) than on noise.
     encoded(name, fmt, mode)   -> bytes written by PIL (fmt: JPEG, PNG, GIF, BMP; mode: RGB, L, P, RGBA, ...)
     animated_gif(names)        -> bytes of a GIF with one frame per photo (all resized to the first's size)
     cmyk_jpeg(name, variant)   -> bytes of a four-component JPEG: CMYK with or without Adobe's segment, or YCCK
+    gif_on_screen(name, ...)   -> bytes of a GIF whose first frame (the photo) lies inside a larger logical screen
     png_claiming_size(w, h), jpeg_claiming_size(w, h) -> a small valid file whose header claims w x h pixels
 """
 
@@ -171,3 +172,50 @@ def cmyk_jpeg(name, variant="adobe", **save_options):
         return jpeg[: at + 15] + bytes([transform]) + jpeg[at + 16 :]
     return jpeg
 
+
+def gif_on_screen(name, screen, position, transparent=False, local_palette=False, larger_frame=False):
+    """The photo as the first frame of a GIF with a logical screen of `screen` (width, height) and the frame at
+    `position` (left, top), which may lie partly outside the screen.
+
+    The frame is the photo as Pillow writes it in mode P (its palette global, or, with local_palette, the frame's
+    own with an inverted copy as the global one). transparent: the frame's most frequent palette index other than
+    0 is made transparent (0 is the one decoders may show around the frame). larger_frame adds a second frame,
+    larger than the screen, of palette index 0.
+    """
+    def pillow_gif(image, **options):
+        buffer = io.BytesIO()
+        image.save(buffer, format="GIF", **options)
+        data = buffer.getvalue()
+        flags = data[10]
+        palette = data[13 : 13 + 3 * (2 << (flags & 7))] if flags & 0x80 else b""
+        at = 13 + len(palette)
+        while data[at] == 0x21:  # extensions: label, then sub-blocks up to a zero length
+            at += 2
+            while data[at]:
+                at += data[at] + 1
+            at += 1
+        assert data[at] == 0x2C and not data[at + 9] & 0x80
+        # (screen flags, palette, extensions, descriptor flags, image data with its LZW code size)
+        return flags, palette, data[13 + len(palette) : at], data[at + 9], data[at + 10 : -1]
+
+    frame = pil_image(name, "P")
+    options = {}
+    if transparent:
+        counts = np.bincount(np.asarray(frame).ravel(), minlength=256)
+        options["transparency"] = int(np.argmax(counts[1:])) + 1
+    flags, palette, extensions, frame_flags, image_data = pillow_gif(frame, **options)
+    assert flags & 0x80, "Pillow wrote no global palette"
+    left, top = position
+    height, width = photo(name).shape[:2]
+    descriptor_flags = frame_flags
+    local = b""
+    if local_palette:
+        local, palette = palette, bytes(255 - value for value in palette)
+        descriptor_flags |= 0x80 | (flags & 7)
+    data = (b"GIF89a" + struct.pack("<HHBBB", *screen, flags, 0, 0) + palette + extensions
+            + b"\x2c" + struct.pack("<HHHHB", left, top, width, height, descriptor_flags) + local + image_data)
+    if larger_frame:
+        zeros = Image.new("P", (screen[0] + 7, screen[1] + 5))
+        second = pillow_gif(zeros)[4]
+        data += b"\x2c" + struct.pack("<HHHHB", 0, 0, *zeros.size, 0) + second
+    return data + b"\x3b"

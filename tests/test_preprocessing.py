@@ -217,6 +217,36 @@ def test_cmyk_jpeg_exif_orientation_is_ignored(preprocessor):
                                   preprocessor.decode(tf.constant(plain)).numpy())
 
 
+# GIFs whose first frame does not cover the logical screen exactly (tests/photos.py, gif_on_screen): "small" is
+# 137 x 101 pixels.
+GIF_SCREENS = {
+    "frame inside the screen": dict(screen=(200, 150), position=(30, 20)),
+    "frame at the corner of a larger screen": dict(screen=(200, 150), position=(0, 0)),
+    "frame partly outside the screen": dict(screen=(100, 80), position=(40, 30)),
+    "frame larger than the screen": dict(screen=(60, 40), position=(0, 0)),
+    "transparent frame inside the screen": dict(screen=(200, 150), position=(30, 20), transparent=True),
+    "frame with a local palette": dict(screen=(200, 150), position=(30, 20), local_palette=True),
+    "larger frame after it": dict(screen=(200, 150), position=(30, 20), larger_frame=True),
+}
+
+
+@pytest.mark.parametrize("case", sorted(GIF_SCREENS))
+def test_gif_first_frame_lies_on_its_screen_as_pillow_shows_it(preprocessor, reference, case):
+    """Pillow's canvas: the screen, grown to hold the first frame; around the frame, its transparent colour (white
+    once composited) or else its palette's entry 0. TF's decoder gave the frame's size instead, the frame moved
+    by its offset and cut, black around it."""
+    encoded = photos.gif_on_screen("small", **GIF_SCREENS[case])
+    image = Image.open(io.BytesIO(encoded))
+    left, top = GIF_SCREENS[case]["position"]
+    assert image.tile[0][1][:2] == (left, top)  # Pillow places the frame where the builder put it
+    if GIF_SCREENS[case].get("transparent"):
+        assert image.info["transparency"] != 0
+    decoded = preprocessor.decode(tf.constant(encoded)).numpy()
+    np.testing.assert_array_equal(decoded, _pillow_rgb(encoded))
+    actual = preprocessor.from_encoded(tf.constant([encoded])).numpy()[0]
+    _assert_parity(actual, _expected(reference, Image.open(io.BytesIO(encoded))), case)
+
+
 def test_batches_of_mixed_sizes_equal_single_images(preprocessor):
     names = ["astronaut", "tall", "tiny", "wide_strip"]
     encoded = [photos.encoded(name, "PNG") for name in names]
