@@ -15,6 +15,7 @@ import zlib
 import numpy as np
 import PIL
 import pytest
+import tensorflow as tf
 from PIL import Image
 
 import jvm
@@ -160,6 +161,59 @@ def test_jpeg_decoding_differs_little(tmp_path):
     max_difference, count = _differences(ours, python_load_pixels(encoded, 224))
     print(f"\nJPEG: Java vs Python load(): max {max_difference}, {count} values differ")
     assert max_difference <= 4
+
+
+def _pillow_rgb(encoded):
+    """Pillow's Image.open, then CLIPImageProcessor's convert_to_rgb (transparency composited onto white)."""
+    from transformers.image_transforms import convert_to_rgb
+
+    return convert_to_rgb(Image.open(io.BytesIO(encoded)), return_numpy=True)
+
+
+def _cmyk_exif_rotated():
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    return photos.cmyk_jpeg("chelsea", exif=exif)
+
+
+# Files the JVM decodes with code of its own rather than javax.imageio's conversions (ImageFiles, CmykJpeg):
+# four-component JPEGs (tests/photos.py, cmyk_jpeg).
+OWN_DECODING = {
+    "cmyk_adobe": lambda: photos.cmyk_jpeg("chelsea", "adobe"),
+    "cmyk_no_adobe": lambda: photos.cmyk_jpeg("chelsea", "no_adobe"),
+    "cmyk_progressive": lambda: photos.cmyk_jpeg("rocket", "adobe", progressive=True),
+    "ycck": lambda: photos.cmyk_jpeg("chelsea", "ycck"),
+    "ycck_420": lambda: photos.cmyk_jpeg("rocket", "ycck", subsampling="4:2:0"),
+    "ycck_unknown_transform": lambda: photos.cmyk_jpeg("chelsea", "unknown_transform"),
+    "cmyk_exif_rotated": _cmyk_exif_rotated,  # EXIF orientation is ignored on every path (README, "Images")
+}
+
+
+@pytest.mark.parametrize("case", sorted(OWN_DECODING))
+def test_java_decodes_as_the_saved_model(tmp_path, case):
+    """The decoded pixels themselves, compared through preprocess at R = the shortest side, where the resize is
+    the identity on every path: the centre square of each decoding.
+
+    Promise: the SavedModel's pixels exactly (the JDK's inverse DCT of these files agrees with libjpeg-turbo's;
+    YCCK is converted with libjpeg's arithmetic), and Pillow's within one level (it rounds K * C / 255 to nearest,
+    TensorFlow down). Before, the JVM refused every CMYK and YCCK JPEG."""
+    encoded = OWN_DECODING[case]()
+    path = tmp_path / f"{case}.img"
+    path.write_bytes(encoded)
+    saved_model = ImagePreprocessor(224).decode(tf.constant(encoded)).numpy()
+    pillow = _pillow_rgb(encoded)
+    assert saved_model.shape == pillow.shape
+    resolution = min(saved_model.shape[:2])
+    square = ImagePreprocessor(resolution)
+    ours = java_preprocess(path, resolution, tmp_path)
+    versus_saved_model = _differences(ours, square.resize_and_crop(saved_model).numpy())
+    versus_pillow = _differences(ours, square.resize_and_crop(pillow).numpy())
+    print(f"\n{case} {saved_model.shape}: Java vs SavedModel: max {versus_saved_model[0]} ({versus_saved_model[1]} "
+          f"values), vs Pillow: max {versus_pillow[0]} ({versus_pillow[1]} values)")
+    assert versus_saved_model == (0, 0)
+    assert versus_pillow[0] <= 1
+    if case == "cmyk_exif_rotated":  # as stored, not as displayed
+        assert Image.open(io.BytesIO(encoded)).getexif()[0x0112] == 6 and saved_model.shape == (300, 451, 3)
 
 
 def _damaged_jpegs():

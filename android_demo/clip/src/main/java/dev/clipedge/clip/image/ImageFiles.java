@@ -5,11 +5,13 @@ import java.awt.image.BufferedImage;
 import java.awt.image.ColorModel;
 import java.awt.image.IndexColorModel;
 import java.awt.image.Raster;
+import java.io.BufferedInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.Iterator;
 import javax.imageio.ImageIO;
 import javax.imageio.ImageReader;
@@ -21,15 +23,21 @@ import javax.imageio.stream.ImageInputStream;
  * passes Bitmap.getPixels to {@link ImagePreprocessor#fromArgb} instead). Formats and conventions follow
  * clip_edge/image_decoding.py: PNG, JPEG, GIF (first frame) and BMP, recognised by their first bytes; grey
  * replicated; PNG and GIF transparency kept as alpha (the preprocessor composites it onto white); the fourth
- * channel of 32-bit BMPs ignored; 16-bit samples cut to their high byte, as TensorFlow's PNG decoder does.
+ * channel of 32-bit BMPs ignored; 16-bit samples cut to their high byte, as TensorFlow's PNG decoder does; EXIF
+ * orientation ignored (pixels as stored), as Pillow's Image.open and TensorFlow ignore it.
  *
  * <p>Sample values are read from the decoded raster as stored, never through BufferedImage.getRGB: that converts
  * from the file's colour space (grey is linear in Java, so getRGB would brighten every grey image; an embedded
  * ICC profile would be applied), where PIL and TensorFlow's decoders pass the stored values through.
  *
+ * <p>Where ImageIO's reading differs from Pillow's, the rule the SavedModel follows is applied here too: JPEGs of
+ * four components (CMYK, YCCK), which ImageIO refuses or colour-converts its own way, are read unconverted and
+ * converted by CmykJpeg.
+ *
  * <p>PNG, GIF and BMP decode to exactly the pixels the SavedModel decodes. JPEG may differ slightly: the JDK's
  * JPEG decoder is its own build of the IJG code, not libjpeg-turbo with INTEGER_ACCURATE as the SavedModel's
- * decode_jpeg (and PIL) use, so its inverse DCT and chroma upsampling can round some pixels differently.
+ * decode_jpeg (and PIL) use, so its inverse DCT and chroma upsampling can round some pixels differently (for the
+ * CMYK and YCCK files of the tests they round none differently: the pixels are the SavedModel's).
  *
  * <p>The declared width and height are read from the header (ImageReader.getWidth/getHeight) and checked against
  * the export's limits (its contract's) before any pixel is decoded. Every problem is an {@link ImageFileException}
@@ -80,9 +88,14 @@ public final class ImageFiles {
     } catch (IOException e) {
       throw new ImageFileException(label + ": cannot read: " + e.getMessage(), e);
     }
-    if (format == Format.PNG) {
-      try (InputStream in = Files.newInputStream(file)) {
-        PngChunks.checkCriticalCrcs(in, label);
+    CmykJpeg.Header jpeg = null;
+    if (format == Format.PNG || format == Format.JPEG) {
+      try (InputStream in = new BufferedInputStream(Files.newInputStream(file))) {
+        if (format == Format.PNG) {
+          PngChunks.checkCriticalCrcs(in, label);
+        } else {
+          jpeg = CmykJpeg.readHeader(in);
+        }
       } catch (ImageFileException e) {
         throw e;
       } catch (IOException e) {
@@ -95,7 +108,7 @@ public final class ImageFiles {
       }
       ImageReader reader = readerFor(format, label);
       try {
-        return decode(reader, stream, format, label, limits);
+        return decode(reader, stream, format, jpeg, label, limits);
       } finally {
         reader.dispose();
       }
@@ -115,7 +128,7 @@ public final class ImageFiles {
     }
     for (Format format : Format.values()) {
       if (head.length >= format.signature.length
-          && java.util.Arrays.equals(head, 0, format.signature.length, format.signature, 0, format.signature.length)) {
+          && Arrays.equals(head, 0, format.signature.length, format.signature, 0, format.signature.length)) {
         return format;
       }
     }
@@ -134,17 +147,18 @@ public final class ImageFiles {
     return readers.next();
   }
 
-  private static Argb decode(ImageReader reader, ImageInputStream stream, Format format, String label,
-      Contract.Image limits) throws IOException {
+  private static Argb decode(ImageReader reader, ImageInputStream stream, Format format, CmykJpeg.Header jpeg,
+      String label, Contract.Image limits) throws IOException {
     reader.setInput(stream, true, true);
     // ImageIO reports libjpeg's warnings and decodes on. A file that ends before its image ("Truncated File -
     // Missing EOI marker") Pillow and TensorFlow refuse, and so do we; bad data within the scan that libjpeg
     // resyncs past ("Corrupt JPEG data: ...", e.g. bytes inserted mid-scan, or an end marker before the last row)
-    // they decode as libjpeg recovers it, and so do we: every decoder of the product takes the same files.
+    // they decode as libjpeg recovers it, and so do we: every decoder of the product takes the same files. So is
+    // an Adobe colour transform libjpeg does not know, which it takes for YCCK (CmykJpeg) as they do.
     reader.addIIOReadWarningListener(new IIOReadWarningListener() {
       @Override
       public void warningOccurred(ImageReader source, String warning) {
-        if (!warning.startsWith("Corrupt JPEG data")) {
+        if (!warning.startsWith("Corrupt JPEG data") && !warning.startsWith("Unknown Adobe color transform code")) {
           throw new IllegalStateException(warning);
         }
       }
@@ -156,12 +170,26 @@ public final class ImageFiles {
     } catch (IllegalArgumentException e) {
       throw new ImageFileException(label + ": " + e.getMessage(), e);
     }
+    if (jpeg != null && jpeg.components() == 4) {
+      Raster raster = reader.readRaster(0, null);
+      checkDecodedSize(raster.getWidth(), raster.getHeight(), width, height, label);
+      if (raster.getNumBands() != 4) {
+        throw new ImageFileException(label + ": decoded " + raster.getNumBands()
+            + " bands, its header says 4 components", null);
+      }
+      return new Argb(CmykJpeg.toArgb(raster, jpeg.ycck()), width, height);
+    }
     BufferedImage image = reader.read(0);
-    if (image.getWidth() != width || image.getHeight() != height) {
-      throw new ImageFileException(label + ": decoded " + image.getWidth() + " x " + image.getHeight()
+    checkDecodedSize(image.getWidth(), image.getHeight(), width, height, label);
+    return new Argb(toArgb(image, format == Format.BMP, label), width, height);
+  }
+
+  private static void checkDecodedSize(int decodedWidth, int decodedHeight, int width, int height, String label)
+      throws ImageFileException {
+    if (decodedWidth != width || decodedHeight != height) {
+      throw new ImageFileException(label + ": decoded " + decodedWidth + " x " + decodedHeight
           + " pixels, its header says " + width + " x " + height, null);
     }
-    return new Argb(toArgb(image, format == Format.BMP, label), width, height);
   }
 
   /** The stored sample values as 0xAARRGGBB; see the class comment for why not getRGB. */

@@ -7,6 +7,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.clipedge.clip.Contract;
 import java.awt.image.BufferedImage;
+import java.awt.image.DataBuffer;
+import java.awt.image.Raster;
+import java.awt.image.WritableRaster;
+import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -16,7 +20,11 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Random;
 import java.util.zip.CRC32;
+import javax.imageio.IIOImage;
 import javax.imageio.ImageIO;
+import javax.imageio.ImageWriteParam;
+import javax.imageio.ImageWriter;
+import javax.imageio.stream.ImageOutputStream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -125,6 +133,132 @@ class ImageFilesTest {
     withText.write(good, afterHeader, good.length - afterHeader);
     ImageFiles.Argb read = ImageFiles.read(Files.write(dir.resolve("text.png"), withText.toByteArray()), LIMITS);
     assertEquals(0xFF336699, read.pixels()[1 * 6 + 2]);
+  }
+
+  /** Inks of 8 x 8 blocks (whole JPEG blocks, so that the file holds them nearly exactly), as stored: C, M, Y, K. */
+  private static final int[][] INKS = {{0, 0, 0, 255}, {255, 255, 255, 0}, {200, 40, 90, 180}, {30, 220, 128, 64},
+      {255, 0, 0, 255}, {0, 128, 255, 128}};
+
+  @Test
+  void cmykJpegsAreReadAsAdobesInvertedCmykWithOrWithoutItsSegment() throws IOException {
+    // The JDK writes four bands as plain CMYK without Adobe's segment; Pillow would read it as Adobe's
+    // inverted CMYK all the same, and so does the SavedModel: R = K * C / 255 of the stored values, rounded down.
+    byte[] plain = jpegOfBlocks(INKS);
+    ImageFiles.Argb read = ImageFiles.read(Files.write(dir.resolve("plain.jpg"), plain), LIMITS);
+    assertEquals(8 * INKS.length, read.width());
+    for (int block = 0; block < INKS.length; block++) {
+      int[] inks = INKS[block];
+      int pixel = read.pixels()[4 * read.width() + 8 * block + 4]; // the middle of the block
+      for (int channel = 0; channel < 3; channel++) {
+        int expected = inks[3] * inks[channel] / 255;
+        int actual = (pixel >> (16 - 8 * channel)) & 0xFF;
+        assertTrue(Math.abs(actual - expected) <= 1, "block " + block + " channel " + channel + ": " + actual
+            + " for " + expected);
+      }
+    }
+    ImageFiles.Argb withSegment = ImageFiles.read(Files.write(dir.resolve("adobe.jpg"), withAdobeSegment(plain, 0)),
+        LIMITS);
+    assertArrayEquals(read.pixels(), withSegment.pixels());
+  }
+
+  @Test
+  void ycckJpegsAreConvertedBackToCmyk() throws IOException {
+    // The same inks stored as YCCK: Y, Cb, Cr of the inverted C, M, Y (JFIF's equations), then K, marked by
+    // Adobe's segment with transform 2; libjpeg reads a transform it does not know (1 here) as YCCK too.
+    int[][] ycck = new int[INKS.length][];
+    for (int block = 0; block < INKS.length; block++) {
+      double r = 255 - INKS[block][0];
+      double g = 255 - INKS[block][1];
+      double b = 255 - INKS[block][2];
+      ycck[block] = new int[] {(int) Math.round(0.299 * r + 0.587 * g + 0.114 * b),
+          (int) Math.round(Math.min(255, -0.168736 * r - 0.331264 * g + 0.5 * b + 128)),
+          (int) Math.round(Math.min(255, 0.5 * r - 0.418688 * g - 0.081312 * b + 128)), INKS[block][3]};
+    }
+    byte[] plain = jpegOfBlocks(INKS);
+    int[] cmyk = ImageFiles.read(Files.write(dir.resolve("cmyk.jpg"), plain), LIMITS).pixels();
+    byte[] stored = jpegOfBlocks(ycck);
+    int[] converted = ImageFiles.read(Files.write(dir.resolve("ycck.jpg"), withAdobeSegment(stored, 2)), LIMITS)
+        .pixels();
+    for (int i = 0; i < cmyk.length; i++) {
+      for (int shift = 0; shift < 24; shift += 8) {
+        int difference = ((cmyk[i] >> shift) & 0xFF) - ((converted[i] >> shift) & 0xFF);
+        assertTrue(Math.abs(difference) <= 2, "pixel " + i + ": " + Integer.toHexString(converted[i]) + " for "
+            + Integer.toHexString(cmyk[i]));
+      }
+    }
+    int[] unknown = ImageFiles.read(Files.write(dir.resolve("unknown.jpg"), withAdobeSegment(stored, 1)), LIMITS)
+        .pixels();
+    assertArrayEquals(converted, unknown);
+  }
+
+  @Test
+  void jpegMarkersAreFoundAsLibjpegFindsThem() throws IOException {
+    ByteArrayOutputStream header = new ByteArrayOutputStream();
+    header.writeBytes(new byte[] {(byte) 0xFF, (byte) 0xD8});
+    header.writeBytes(new byte[] {1, 2, 3, (byte) 0xFF, (byte) 0xFF}); // stray bytes, then a fill byte
+    header.writeBytes(adobeSegment(2));
+    // Not Adobe's: another APP14, and one too short for libjpeg to read as Adobe's.
+    header.writeBytes(new byte[] {(byte) 0xFF, (byte) 0xEE, 0, 8, 'O', 't', 'h', 'e', 'r', 0});
+    header.writeBytes(new byte[] {(byte) 0xFF, (byte) 0xEE, 0, 9, 'A', 'd', 'o', 'b', 'e', 0, 0});
+    // A baseline frame header: precision, height, width, 4 components (3 bytes each).
+    header.writeBytes(new byte[] {(byte) 0xFF, (byte) 0xC0, 0, 20, 8, 0, 1, 0, 1, 4});
+    header.writeBytes(new byte[12]);
+    header.writeBytes(new byte[] {(byte) 0xFF, (byte) 0xDA});
+    byte[] bytes = header.toByteArray();
+    assertEquals(new CmykJpeg.Header(4, 2), CmykJpeg.readHeader(new ByteArrayInputStream(bytes)));
+    // A later Adobe segment decides; a file cut short gives what came before the cut.
+    byte[] twice = concat(Arrays.copyOf(bytes, bytes.length - 2), adobeSegment(0),
+        new byte[] {(byte) 0xFF, (byte) 0xDA});
+    assertEquals(new CmykJpeg.Header(4, 0), CmykJpeg.readHeader(new ByteArrayInputStream(twice)));
+    assertEquals(new CmykJpeg.Header(0, 2), CmykJpeg.readHeader(new ByteArrayInputStream(bytes, 0, 30)));
+    assertEquals(new CmykJpeg.Header(0, CmykJpeg.NO_ADOBE_SEGMENT),
+        CmykJpeg.readHeader(new ByteArrayInputStream(new byte[] {(byte) 0xFF, (byte) 0xD8})));
+  }
+
+  /** A four-component JPEG (quality 1) of one 8 x 8 block per entry of `blocks`, each 4 stored values. */
+  private static byte[] jpegOfBlocks(int[][] blocks) throws IOException {
+    WritableRaster raster = Raster.createInterleavedRaster(DataBuffer.TYPE_BYTE, 8 * blocks.length, 8, 4, null);
+    for (int block = 0; block < blocks.length; block++) {
+      for (int y = 0; y < 8; y++) {
+        for (int x = 0; x < 8; x++) {
+          raster.setPixel(8 * block + x, y, blocks[block]);
+        }
+      }
+    }
+    ImageWriter writer = ImageIO.getImageWritersByFormatName("jpeg").next();
+    ImageWriteParam param = writer.getDefaultWriteParam();
+    param.setCompressionMode(ImageWriteParam.MODE_EXPLICIT);
+    param.setCompressionQuality(1.0f);
+    return written(writer, new IIOImage(raster, null, null), param);
+  }
+
+  private static byte[] written(ImageWriter writer, IIOImage image, ImageWriteParam param) throws IOException {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    try (ImageOutputStream stream = ImageIO.createImageOutputStream(out)) {
+      writer.setOutput(stream);
+      writer.write(null, image, param);
+    } finally {
+      writer.dispose();
+    }
+    return out.toByteArray();
+  }
+
+  /** Adobe's APP14 segment: "Adobe", version 100, two flag words, the colour transform. */
+  private static byte[] adobeSegment(int transform) {
+    return new byte[] {(byte) 0xFF, (byte) 0xEE, 0, 14, 'A', 'd', 'o', 'b', 'e', 0, 100, 0, 0, 0, 0, (byte) transform};
+  }
+
+  /** `jpeg` with Adobe's segment right after its start marker. */
+  private static byte[] withAdobeSegment(byte[] jpeg, int transform) {
+    return concat(Arrays.copyOf(jpeg, 2), adobeSegment(transform), Arrays.copyOfRange(jpeg, 2, jpeg.length));
+  }
+
+  private static byte[] concat(byte[]... parts) {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    for (byte[] part : parts) {
+      out.writeBytes(part);
+    }
+    return out.toByteArray();
   }
 
   private static int indexOf(byte[] haystack, byte[] needle) {
