@@ -177,7 +177,8 @@ def _cmyk_exif_rotated():
 
 
 # Files the JVM decodes with code of its own rather than javax.imageio's conversions (ImageFiles, CmykJpeg):
-# four-component JPEGs (tests/photos.py, cmyk_jpeg).
+# four-component JPEGs (tests/photos.py, cmyk_jpeg) and GIFs whose first frame does not fill the screen exactly
+# (gif_on_screen; "small" is 137 x 101 pixels).
 OWN_DECODING = {
     "cmyk_adobe": lambda: photos.cmyk_jpeg("chelsea", "adobe"),
     "cmyk_no_adobe": lambda: photos.cmyk_jpeg("chelsea", "no_adobe"),
@@ -186,6 +187,13 @@ OWN_DECODING = {
     "ycck_420": lambda: photos.cmyk_jpeg("rocket", "ycck", subsampling="4:2:0"),
     "ycck_unknown_transform": lambda: photos.cmyk_jpeg("chelsea", "unknown_transform"),
     "cmyk_exif_rotated": _cmyk_exif_rotated,  # EXIF orientation is ignored on every path (README, "Images")
+    "gif_frame_inside_screen": lambda: photos.gif_on_screen("small", (200, 150), (30, 20)),
+    "gif_frame_partly_outside_screen": lambda: photos.gif_on_screen("small", (100, 80), (40, 30)),
+    "gif_frame_larger_than_screen": lambda: photos.gif_on_screen("small", (60, 40), (0, 0)),
+    "gif_transparent_frame_inside_screen": lambda: photos.gif_on_screen("small", (200, 150), (30, 20),
+                                                                        transparent=True),
+    "gif_local_palette": lambda: photos.gif_on_screen("small", (200, 150), (30, 20), local_palette=True),
+    "gif_larger_frame_after_it": lambda: photos.gif_on_screen("small", (200, 150), (30, 20), larger_frame=True),
 }
 
 
@@ -194,9 +202,10 @@ def test_java_decodes_as_the_saved_model(tmp_path, case):
     """The decoded pixels themselves, compared through preprocess at R = the shortest side, where the resize is
     the identity on every path: the centre square of each decoding.
 
-    Promise: the SavedModel's pixels exactly (the JDK's inverse DCT of these files agrees with libjpeg-turbo's;
-    YCCK is converted with libjpeg's arithmetic), and Pillow's within one level (it rounds K * C / 255 to nearest,
-    TensorFlow down). Before, the JVM refused every CMYK and YCCK JPEG."""
+    Promise: the SavedModel's pixels exactly (for CMYK, the JDK's inverse DCT of these files agrees with
+    libjpeg-turbo's; YCCK is converted with libjpeg's arithmetic), and Pillow's within one level for CMYK (it
+    rounds K * C / 255 to nearest, TensorFlow down), exactly for GIF. Before, the JVM refused every CMYK and YCCK
+    JPEG and gave a GIF's first frame alone, without its screen."""
     encoded = OWN_DECODING[case]()
     path = tmp_path / f"{case}.img"
     path.write_bytes(encoded)
@@ -211,9 +220,22 @@ def test_java_decodes_as_the_saved_model(tmp_path, case):
     print(f"\n{case} {saved_model.shape}: Java vs SavedModel: max {versus_saved_model[0]} ({versus_saved_model[1]} "
           f"values), vs Pillow: max {versus_pillow[0]} ({versus_pillow[1]} values)")
     assert versus_saved_model == (0, 0)
-    assert versus_pillow[0] <= 1
+    assert versus_pillow[0] <= (1 if case.startswith(("cmyk", "ycck")) else 0)
     if case == "cmyk_exif_rotated":  # as stored, not as displayed
         assert Image.open(io.BytesIO(encoded)).getexif()[0x0112] == 6 and saved_model.shape == (300, 451, 3)
+
+
+def test_gif_screen_beyond_the_limits_is_refused_by_every_decoder(tmp_path):
+    """The frame is small; the screen it lies on (120 megapixels) is what the limits refuse, in the SavedModel
+    (which checks the screen and every frame) and now in the JVM, which decoded the frame alone before."""
+    encoded = photos.gif_on_screen("tiny", (20_000, 6_000), (0, 0))
+    path = tmp_path / "wide.gif"
+    path.write_bytes(encoded)
+    with pytest.raises(ValueError, match="image 0 is larger than 100 megapixels: height 6000 width 20000"):
+        ImagePreprocessor(224).load([encoded])
+    line = _one_line_error(jvm.run("preprocess", "--resolution", 224, "--output", tmp_path / "out.rgb", path,
+                                   check=False), path)
+    assert "is larger than 100 megapixels" in line
 
 
 def _damaged_jpegs():

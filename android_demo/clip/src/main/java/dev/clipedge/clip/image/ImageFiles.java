@@ -16,7 +16,10 @@ import java.util.Iterator;
 import javax.imageio.ImageIO;
 import javax.imageio.ImageReader;
 import javax.imageio.event.IIOReadWarningListener;
+import javax.imageio.metadata.IIOMetadata;
 import javax.imageio.stream.ImageInputStream;
+import org.w3c.dom.Element;
+import org.w3c.dom.Node;
 
 /**
  * Image files to ARGB pixels on the desktop JVM (javax.imageio; an Android app decodes with BitmapFactory and
@@ -32,18 +35,24 @@ import javax.imageio.stream.ImageInputStream;
  *
  * <p>Where ImageIO's reading differs from Pillow's, the rule the SavedModel follows is applied here too: JPEGs of
  * four components (CMYK, YCCK), which ImageIO refuses or colour-converts its own way, are read unconverted and
- * converted by CmykJpeg.
+ * converted by CmykJpeg; a GIF's first frame, which ImageIO gives alone, is placed on its logical screen
+ * as Pillow shows it (GifScreen, below).
  *
  * <p>PNG, GIF and BMP decode to exactly the pixels the SavedModel decodes. JPEG may differ slightly: the JDK's
  * JPEG decoder is its own build of the IJG code, not libjpeg-turbo with INTEGER_ACCURATE as the SavedModel's
  * decode_jpeg (and PIL) use, so its inverse DCT and chroma upsampling can round some pixels differently (for the
- * CMYK and YCCK files of the tests they round none differently: the pixels are the SavedModel's).
+ * CMYK and YCCK files of the tests they round none differently: the pixels are the SavedModel's). Known exception
+ * for GIF: the JDK's GIF reader decodes an interlaced frame of 2 to 4 rows wrongly (every row after the first as
+ * palette entry 0), where Pillow and TensorFlow read it right.
  *
- * <p>The declared width and height are read from the header (ImageReader.getWidth/getHeight) and checked against
- * the export's limits (its contract's) before any pixel is decoded. Every problem is an {@link ImageFileException}
- * naming the file.
+ * <p>The declared width and height are read from the header (ImageReader.getWidth/getHeight; for GIF, the screen
+ * that will be filled) and checked against the export's limits (its contract's) before any pixel is decoded. Every
+ * problem is an {@link ImageFileException} naming the file.
  */
 public final class ImageFiles {
+  private static final String GIF_STREAM_METADATA = "javax_imageio_gif_stream_1.0";
+  private static final String GIF_IMAGE_METADATA = "javax_imageio_gif_image_1.0";
+
   private ImageFiles() {}
 
   /** Decoded pixels: 0xAARRGGBB, not premultiplied, row-major. */
@@ -165,8 +174,13 @@ public final class ImageFiles {
     });
     int width = reader.getWidth(0);
     int height = reader.getHeight(0);
+    GifScreen screen = format == Format.GIF ? GifScreen.of(reader, width, height, label) : null;
     try {
-      limits.checkSize(width, height);
+      if (screen != null) {
+        limits.checkSize(screen.width(), screen.height());
+      } else {
+        limits.checkSize(width, height);
+      }
     } catch (IllegalArgumentException e) {
       throw new ImageFileException(label + ": " + e.getMessage(), e);
     }
@@ -181,7 +195,8 @@ public final class ImageFiles {
     }
     BufferedImage image = reader.read(0);
     checkDecodedSize(image.getWidth(), image.getHeight(), width, height, label);
-    return new Argb(toArgb(image, format == Format.BMP, label), width, height);
+    int[] argb = toArgb(image, format == Format.BMP, label);
+    return screen == null ? new Argb(argb, width, height) : screen.place(argb, width, height, image.getColorModel());
   }
 
   private static void checkDecodedSize(int decodedWidth, int decodedHeight, int width, int height, String label)
@@ -189,6 +204,57 @@ public final class ImageFiles {
     if (decodedWidth != width || decodedHeight != height) {
       throw new ImageFileException(label + ": decoded " + decodedWidth + " x " + decodedHeight
           + " pixels, its header says " + width + " x " + height, null);
+    }
+  }
+
+  /**
+   * A GIF's canvas as Pillow makes it for the first frame (ImageIO gives the frame alone): the logical screen,
+   * grown to hold the frame at its position (left, top); outside the frame, the frame's transparent colour if it
+   * has one (the preprocessor composites it onto white), else entry 0 of its palette. TensorFlow's decoder does
+   * otherwise (its canvas is the largest frame's size, black around the frame); clip_edge/image_decoding.py
+   * corrects it to this rule.
+   */
+  private record GifScreen(int left, int top, int width, int height) {
+    static GifScreen of(ImageReader reader, int frameWidth, int frameHeight, String label) throws IOException {
+      IIOMetadata stream = reader.getStreamMetadata();
+      IIOMetadata image = reader.getImageMetadata(0);
+      Node screen = stream == null ? null : child(stream.getAsTree(GIF_STREAM_METADATA), "LogicalScreenDescriptor");
+      Node frame = image == null ? null : child(image.getAsTree(GIF_IMAGE_METADATA), "ImageDescriptor");
+      if (screen == null || frame == null) {
+        throw new ImageFileException(label + ": GIF without a logical screen or image descriptor", null);
+      }
+      int left = attribute(frame, "imageLeftPosition");
+      int top = attribute(frame, "imageTopPosition");
+      return new GifScreen(left, top, Math.max(attribute(screen, "logicalScreenWidth"), left + frameWidth),
+          Math.max(attribute(screen, "logicalScreenHeight"), top + frameHeight));
+    }
+
+    /** The frame's pixels (`frameWidth` x `frameHeight`, palette `model`) on this canvas. */
+    Argb place(int[] frame, int frameWidth, int frameHeight, ColorModel model) {
+      if (left == 0 && top == 0 && width == frameWidth && height == frameHeight) {
+        return new Argb(frame, width, height);
+      }
+      IndexColorModel palette = (IndexColorModel) model;
+      int background = palette.getTransparentPixel() >= 0 ? palette.getTransparentPixel() : 0;
+      int[] canvas = new int[width * height];
+      Arrays.fill(canvas, background < palette.getMapSize() ? palette.getRGB(background) : 0xFF000000);
+      for (int y = 0; y < frameHeight; y++) {
+        System.arraycopy(frame, y * frameWidth, canvas, (top + y) * width + left, frameWidth);
+      }
+      return new Argb(canvas, width, height);
+    }
+
+    private static Node child(Node parent, String name) {
+      for (Node node = parent.getFirstChild(); node != null; node = node.getNextSibling()) {
+        if (node.getNodeName().equals(name)) {
+          return node;
+        }
+      }
+      return null;
+    }
+
+    private static int attribute(Node node, String name) {
+      return Integer.parseInt(((Element) node).getAttribute(name));
     }
   }
 

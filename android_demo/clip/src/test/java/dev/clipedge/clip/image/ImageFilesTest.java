@@ -8,12 +8,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.clipedge.clip.Contract;
 import java.awt.image.BufferedImage;
 import java.awt.image.DataBuffer;
+import java.awt.image.IndexColorModel;
 import java.awt.image.Raster;
 import java.awt.image.WritableRaster;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -215,6 +217,39 @@ class ImageFilesTest {
         CmykJpeg.readHeader(new ByteArrayInputStream(new byte[] {(byte) 0xFF, (byte) 0xD8})));
   }
 
+  @Test
+  void gifFirstFrameLiesOnItsLogicalScreen() throws IOException {
+    // A 4 x 2 frame at (3, 2) on a 10 x 6 screen: around it, palette entry 0, as Pillow shows it (ImageIO gave the
+    // frame alone); with a transparent entry, that one (alpha 0, which the preprocessor composites onto white).
+    int[] palette = {0xFF0A141E, 0xFFC82828, 0xFF28C828, 0xFF2828C8};
+    for (int transparent : new int[] {-1, 2}) {
+      IndexColorModel model = new IndexColorModel(8, 4, palette, 0, false, transparent, DataBuffer.TYPE_BYTE);
+      BufferedImage frame = new BufferedImage(4, 2, BufferedImage.TYPE_BYTE_INDEXED, model);
+      frame.getRaster().setSamples(0, 0, 4, 2, 0, new int[] {1, 2, 3, 1, 3, 2, 1, 3});
+      byte[] gif = onScreen(gifOf(frame), 10, 6, 3, 2);
+      ImageFiles.Argb read = ImageFiles.read(Files.write(dir.resolve("screen.gif"), gif), LIMITS);
+      assertEquals(10, read.width());
+      assertEquals(6, read.height());
+      int background = transparent < 0 ? palette[0] : palette[transparent] & 0x00FFFFFF;
+      for (int y = 0; y < 6; y++) {
+        for (int x = 0; x < 10; x++) {
+          boolean inside = x >= 3 && x < 7 && y >= 2 && y < 4;
+          int index = inside ? frame.getRaster().getSample(x - 3, y - 2, 0) : -1;
+          int expected = !inside ? background : index == transparent ? palette[index] & 0x00FFFFFF : palette[index];
+          assertEquals(expected, read.pixels()[y * 10 + x], "x " + x + ", y " + y);
+        }
+      }
+    }
+  }
+
+  @Test
+  void gifScreenIsCheckedBeforeDecoding() throws IOException {
+    // A 2 x 2 frame on a screen of 20000 x 6000 pixels: what would be decoded is the screen, so it is refused.
+    BufferedImage frame = new BufferedImage(2, 2, BufferedImage.TYPE_BYTE_INDEXED);
+    byte[] gif = onScreen(gifOf(frame), 20_000, 6_000, 0, 0);
+    assertMessage(Files.write(dir.resolve("wide.gif"), gif), "is larger than 100 megapixels");
+  }
+
   /** A four-component JPEG (quality 1) of one 8 x 8 block per entry of `blocks`, each 4 stored values. */
   private static byte[] jpegOfBlocks(int[][] blocks) throws IOException {
     WritableRaster raster = Raster.createInterleavedRaster(DataBuffer.TYPE_BYTE, 8 * blocks.length, 8, 4, null);
@@ -230,6 +265,17 @@ class ImageFilesTest {
     param.setCompressionMode(ImageWriteParam.MODE_EXPLICIT);
     param.setCompressionQuality(1.0f);
     return written(writer, new IIOImage(raster, null, null), param);
+  }
+
+  /**
+   * The JDK's GIF of `image`, not interlaced: its GIF reader decodes interlaced frames of 2 to 4 rows wrongly
+   * (every row after the first as palette entry 0, where Pillow and TensorFlow read them right).
+   */
+  private static byte[] gifOf(BufferedImage image) throws IOException {
+    ImageWriter writer = ImageIO.getImageWritersByFormatName("gif").next();
+    ImageWriteParam param = writer.getDefaultWriteParam();
+    param.setProgressiveMode(ImageWriteParam.MODE_DISABLED);
+    return written(writer, new IIOImage(image, null, null), param);
   }
 
   private static byte[] written(ImageWriter writer, IIOImage image, ImageWriteParam param) throws IOException {
@@ -251,6 +297,23 @@ class ImageFilesTest {
   /** `jpeg` with Adobe's segment right after its start marker. */
   private static byte[] withAdobeSegment(byte[] jpeg, int transform) {
     return concat(Arrays.copyOf(jpeg, 2), adobeSegment(transform), Arrays.copyOfRange(jpeg, 2, jpeg.length));
+  }
+
+  /** `gif` (one frame, as the JDK writes it) with a logical screen of `width` x `height`, the frame at (left, top). */
+  private static byte[] onScreen(byte[] gif, int width, int height, int left, int top) {
+    byte[] out = gif.clone();
+    ByteBuffer.wrap(out, 6, 4).order(ByteOrder.LITTLE_ENDIAN).putShort((short) width).putShort((short) height);
+    int at = 13 + ((out[10] & 0x80) != 0 ? 3 * (2 << (out[10] & 7)) : 0);
+    while (out[at] == 0x21) { // extensions: introducer, label, then sub-blocks up to a zero length
+      at += 2;
+      while (out[at] != 0) {
+        at += (out[at] & 0xFF) + 1;
+      }
+      at++;
+    }
+    assertEquals(0x2C, out[at], "no image descriptor");
+    ByteBuffer.wrap(out, at + 1, 4).order(ByteOrder.LITTLE_ENDIAN).putShort((short) left).putShort((short) top);
+    return out;
   }
 
   private static byte[] concat(byte[]... parts) {
