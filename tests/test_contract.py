@@ -119,8 +119,9 @@ def test_java_copies_equal_the_python_definitions():
     exports state the new value in their contract, and the Java copy is the value of exports without one, so change
     it only when that is still true, and change FORMAT_VERSION and RESIZE_RULE only with the Java code."""
     constants = _java_constants()
-    assert {"FORMAT_VERSION", "RESIZE_RULE", "TEXT_CLEANING_FORMAT", "MAX_SIDE", "MAX_PIXELS", "MAX_LOGIT_SCALE",
-            "START_TOKEN_SPELLINGS", "END_TOKEN_SPELLINGS", "DEFAULT_SIGNATURE", "MANIFEST", "VOCAB"} <= set(constants)
+    assert {"FORMAT_VERSION", "RESIZE_RULE", "TEXT_CLEANING_FORMAT", "MAX_SIDE", "MAX_PIXELS", "MAX_GIF_PIXELS",
+            "MAX_LOGIT_SCALE", "START_TOKEN_SPELLINGS", "END_TOKEN_SPELLINGS", "DEFAULT_SIGNATURE", "MANIFEST",
+            "VOCAB"} <= set(constants)
     differing = {}
     for name, (value, definition) in constants.items():
         module, _, attribute = definition.rpartition(".")

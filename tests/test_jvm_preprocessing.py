@@ -10,6 +10,7 @@ Run with -s to see the table of differences.
 """
 
 import io
+import re
 import zlib
 
 import numpy as np
@@ -21,6 +22,7 @@ from PIL import Image
 import jvm
 import photos
 import reference
+from test_hostile_inputs import gif_with_frames
 
 from clip_edge.preprocessing import OPENAI_MEAN, OPENAI_STD, ImagePreprocessor
 
@@ -177,8 +179,8 @@ def _cmyk_exif_rotated():
 
 
 # Files the JVM decodes with code of its own rather than javax.imageio's conversions (ImageFiles, CmykJpeg):
-# four-component JPEGs (tests/photos.py, cmyk_jpeg) and GIFs whose first frame does not fill the screen exactly
-# (gif_on_screen; "small" is 137 x 101 pixels).
+# four-component JPEGs (tests/photos.py, cmyk_jpeg), GIFs whose first frame does not fill the screen exactly
+# (gif_on_screen; "small" is 137 x 101 pixels), and a plain animated GIF as Pillow writes it.
 OWN_DECODING = {
     "cmyk_adobe": lambda: photos.cmyk_jpeg("chelsea", "adobe"),
     "cmyk_no_adobe": lambda: photos.cmyk_jpeg("chelsea", "no_adobe"),
@@ -194,6 +196,7 @@ OWN_DECODING = {
                                                                         transparent=True),
     "gif_local_palette": lambda: photos.gif_on_screen("small", (200, 150), (30, 20), local_palette=True),
     "gif_larger_frame_after_it": lambda: photos.gif_on_screen("small", (200, 150), (30, 20), larger_frame=True),
+    "gif_animated": lambda: photos.animated_gif(["small", "tiny", "chelsea"]),
 }
 
 
@@ -225,17 +228,42 @@ def test_java_decodes_as_the_saved_model(tmp_path, case):
         assert Image.open(io.BytesIO(encoded)).getexif()[0x0112] == 6 and saved_model.shape == (300, 451, 3)
 
 
-def test_gif_screen_beyond_the_limits_is_refused_by_every_decoder(tmp_path):
-    """The frame is small; the screen it lies on (120 megapixels) is what the limits refuse, in the SavedModel
-    (which checks the screen and every frame) and now in the JVM, which decoded the frame alone before."""
-    encoded = photos.gif_on_screen("tiny", (20_000, 6_000), (0, 0))
-    path = tmp_path / "wide.gif"
+# (GIF, the SavedModel's message, the JVM's): GIFs whose screen, or whose frames, are beyond the limits. The
+# SavedModel checks the screen grown to hold every frame, and the frames' total, since TensorFlow decodes every
+# frame; the JVM decodes only the first, and checked only its screen before (it decoded all but the first case).
+# gif_with_frames: a 10 x 10 screen, every frame the LZW data of a 10 x 10 image.
+GIFS_BEYOND_THE_LIMITS = {
+    "screen": (lambda: photos.gif_on_screen("tiny", (20_000, 6_000), (0, 0)),
+               "is larger than 100 megapixels: height 6000 width 20000",
+               "image of 20000 x 6000 pixels (width x height) is larger than 100 megapixels"),
+    "second frame": (lambda: gif_with_frames((10, 10), [(0, 0, 10, 10), (0, 0, 20_000, 6_000)]),
+                     "is larger than 100 megapixels: height 6000 width 20000",
+                     "image of 20000 x 6000 pixels (width x height) is larger than 100 megapixels"),
+    "second frame far out": (lambda: gif_with_frames((10, 10), [(0, 0, 10, 10), (65_000, 0, 1_000, 10)]),
+                             "has a side longer than 65535 pixels: height 10 width 66000",
+                             "image of 66000 x 10 pixels (width x height) has a side longer than 65535 pixels"),
+    "frames over 300 megapixels": (lambda: gif_with_frames((10, 10), [(0, 0, 10, 10)] + [(0, 0, 9_000, 9_000)] * 4),
+                                   "is a GIF whose frames hold 324000100 pixels in all; at most 300,000,000 are "
+                                   "decoded",
+                                   "is a GIF whose frames hold 324000100 pixels in all (5 frames); at most "
+                                   "300,000,000 are decoded"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(GIFS_BEYOND_THE_LIMITS))
+def test_gifs_beyond_the_limits_are_refused_by_every_decoder(tmp_path, case):
+    """The same files refused, for the same sizes, by the SavedModel and the JVM (before decoding: the frames
+    after the first hold no more data than a 10 x 10 image). A normal animated GIF both decode alike (gif_animated
+    in test_java_decodes_as_the_saved_model)."""
+    build, saved_model_message, jvm_message = GIFS_BEYOND_THE_LIMITS[case]
+    encoded = build()
+    path = tmp_path / "refused.gif"
     path.write_bytes(encoded)
-    with pytest.raises(ValueError, match="image 0 is larger than 100 megapixels: height 6000 width 20000"):
+    with pytest.raises(ValueError, match=re.escape(f"image 0 {saved_model_message}")):
         ImagePreprocessor(224).load([encoded])
     line = _one_line_error(jvm.run("preprocess", "--resolution", 224, "--output", tmp_path / "out.rgb", path,
                                    check=False), path)
-    assert "is larger than 100 megapixels" in line
+    assert jvm_message in line, line
 
 
 def _damaged_jpegs():

@@ -26,6 +26,11 @@ public record Contract(Image image, Text text, double maxLogitScale, String defa
   static final int MAX_SIDE = 65_535;
   /** clip_edge.image_decoding.MAX_PIXELS. */
   static final long MAX_PIXELS = 100_000_000L;
+  /**
+   * The pixels a GIF's frames may hold in all, for every export (contracts do not state it): the SavedModel's
+   * decoder holds every frame, so it refuses more; clip_edge.image_decoding.MAX_GIF_PIXELS.
+   */
+  public static final long MAX_GIF_PIXELS = 300_000_000L;
   /** clip_edge.tokenizer.START_TOKEN_NAMES. */
   static final List<String> START_TOKEN_SPELLINGS = List.of("<start_of_text>", "<|startoftext|>");
   /** clip_edge.tokenizer.END_TOKEN_NAMES. */

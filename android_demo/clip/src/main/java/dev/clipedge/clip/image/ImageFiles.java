@@ -13,13 +13,11 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Iterator;
+import java.util.Locale;
 import javax.imageio.ImageIO;
 import javax.imageio.ImageReader;
 import javax.imageio.event.IIOReadWarningListener;
-import javax.imageio.metadata.IIOMetadata;
 import javax.imageio.stream.ImageInputStream;
-import org.w3c.dom.Element;
-import org.w3c.dom.Node;
 
 /**
  * Image files to ARGB pixels on the desktop JVM (javax.imageio; an Android app decodes with BitmapFactory and
@@ -45,14 +43,12 @@ import org.w3c.dom.Node;
  * for GIF: the JDK's GIF reader decodes an interlaced frame of 2 to 4 rows wrongly (every row after the first as
  * palette entry 0), where Pillow and TensorFlow read it right.
  *
- * <p>The declared width and height are read from the header (ImageReader.getWidth/getHeight; for GIF, the screen
- * that will be filled) and checked against the export's limits (its contract's) before any pixel is decoded. Every
- * problem is an {@link ImageFileException} naming the file.
+ * <p>The declared width and height are read from the header (ImageReader.getWidth/getHeight) and checked against
+ * the export's limits (its contract's) before any pixel is decoded. A GIF is checked as the SavedModel checks it,
+ * which decodes every frame: its screen grown to hold every frame, and the pixels of all frames (GifLayout).
+ * Every problem is an {@link ImageFileException} naming the file.
  */
 public final class ImageFiles {
-  private static final String GIF_STREAM_METADATA = "javax_imageio_gif_stream_1.0";
-  private static final String GIF_IMAGE_METADATA = "javax_imageio_gif_image_1.0";
-
   private ImageFiles() {}
 
   /** Decoded pixels: 0xAARRGGBB, not premultiplied, row-major. */
@@ -98,12 +94,15 @@ public final class ImageFiles {
       throw new ImageFileException(label + ": cannot read: " + e.getMessage(), e);
     }
     CmykJpeg.Header jpeg = null;
-    if (format == Format.PNG || format == Format.JPEG) {
+    GifLayout gif = null;
+    if (format != Format.BMP) {
       try (InputStream in = new BufferedInputStream(Files.newInputStream(file))) {
         if (format == Format.PNG) {
           PngChunks.checkCriticalCrcs(in, label);
-        } else {
+        } else if (format == Format.JPEG) {
           jpeg = CmykJpeg.readHeader(in);
+        } else {
+          gif = GifLayout.read(in);
         }
       } catch (ImageFileException e) {
         throw e;
@@ -111,13 +110,16 @@ public final class ImageFiles {
         throw new ImageFileException(label + ": cannot read: " + e.getMessage(), e);
       }
     }
+    if (gif != null) {
+      checkGif(gif, label, limits);
+    }
     try (ImageInputStream stream = ImageIO.createImageInputStream(file.toFile())) {
       if (stream == null) {
         throw new ImageFileException(label + ": cannot open", null);
       }
       ImageReader reader = readerFor(format, label);
       try {
-        return decode(reader, stream, format, jpeg, label, limits);
+        return decode(reader, stream, format, jpeg, gif, label, limits);
       } finally {
         reader.dispose();
       }
@@ -157,7 +159,7 @@ public final class ImageFiles {
   }
 
   private static Argb decode(ImageReader reader, ImageInputStream stream, Format format, CmykJpeg.Header jpeg,
-      String label, Contract.Image limits) throws IOException {
+      GifLayout gif, String label, Contract.Image limits) throws IOException {
     reader.setInput(stream, true, true);
     // ImageIO reports libjpeg's warnings and decodes on. A file that ends before its image ("Truncated File -
     // Missing EOI marker") Pillow and TensorFlow refuse, and so do we; bad data within the scan that libjpeg
@@ -174,15 +176,15 @@ public final class ImageFiles {
     });
     int width = reader.getWidth(0);
     int height = reader.getHeight(0);
-    GifScreen screen = format == Format.GIF ? GifScreen.of(reader, width, height, label) : null;
-    try {
-      if (screen != null) {
-        limits.checkSize(screen.width(), screen.height());
-      } else {
+    if (gif != null) {
+      // Checked with the layout (checkGif), whose first frame is the one placed on the screen: it must be ImageIO's.
+      checkDecodedSize(width, height, gif.first().width(), gif.first().height(), label);
+    } else {
+      try {
         limits.checkSize(width, height);
+      } catch (IllegalArgumentException e) {
+        throw new ImageFileException(label + ": " + e.getMessage(), e);
       }
-    } catch (IllegalArgumentException e) {
-      throw new ImageFileException(label + ": " + e.getMessage(), e);
     }
     if (jpeg != null && jpeg.components() == 4) {
       Raster raster = reader.readRaster(0, null);
@@ -196,7 +198,10 @@ public final class ImageFiles {
     BufferedImage image = reader.read(0);
     checkDecodedSize(image.getWidth(), image.getHeight(), width, height, label);
     int[] argb = toArgb(image, format == Format.BMP, label);
-    return screen == null ? new Argb(argb, width, height) : screen.place(argb, width, height, image.getColorModel());
+    if (gif == null) {
+      return new Argb(argb, width, height);
+    }
+    return GifScreen.of(gif).place(argb, width, height, image.getColorModel());
   }
 
   private static void checkDecodedSize(int decodedWidth, int decodedHeight, int width, int height, String label)
@@ -208,6 +213,27 @@ public final class ImageFiles {
   }
 
   /**
+   * The SavedModel's limits for a GIF (clip_edge/image_decoding.py, header_checks): its logical screen grown to
+   * hold every frame within the export's limits, and at most {@link Contract#MAX_GIF_PIXELS} in all its frames.
+   */
+  private static void checkGif(GifLayout gif, String label, Contract.Image limits) throws ImageFileException {
+    try {
+      limits.checkSize(gif.width(), gif.height());
+    } catch (IllegalArgumentException e) {
+      throw new ImageFileException(label + ": " + e.getMessage() + " (a GIF: its logical screen, "
+          + gif.screenWidth() + " x " + gif.screenHeight() + ", grown to hold every frame)", e);
+    }
+    if (gif.pixels() > Contract.MAX_GIF_PIXELS) {
+      throw new ImageFileException(label + " is a GIF whose frames hold " + gif.pixels() + " pixels in all ("
+          + gif.frames() + " frames); at most " + String.format(Locale.ROOT, "%,d", Contract.MAX_GIF_PIXELS)
+          + " are decoded", null);
+    }
+    if (gif.first() == null) {
+      throw new ImageFileException(label + ": GIF without an image descriptor", null);
+    }
+  }
+
+  /**
    * A GIF's canvas as Pillow makes it for the first frame (ImageIO gives the frame alone): the logical screen,
    * grown to hold the frame at its position (left, top); outside the frame, the frame's transparent colour if it
    * has one (the preprocessor composites it onto white), else entry 0 of its palette. TensorFlow's decoder does
@@ -215,18 +241,10 @@ public final class ImageFiles {
    * corrects it to this rule.
    */
   private record GifScreen(int left, int top, int width, int height) {
-    static GifScreen of(ImageReader reader, int frameWidth, int frameHeight, String label) throws IOException {
-      IIOMetadata stream = reader.getStreamMetadata();
-      IIOMetadata image = reader.getImageMetadata(0);
-      Node screen = stream == null ? null : child(stream.getAsTree(GIF_STREAM_METADATA), "LogicalScreenDescriptor");
-      Node frame = image == null ? null : child(image.getAsTree(GIF_IMAGE_METADATA), "ImageDescriptor");
-      if (screen == null || frame == null) {
-        throw new ImageFileException(label + ": GIF without a logical screen or image descriptor", null);
-      }
-      int left = attribute(frame, "imageLeftPosition");
-      int top = attribute(frame, "imageTopPosition");
-      return new GifScreen(left, top, Math.max(attribute(screen, "logicalScreenWidth"), left + frameWidth),
-          Math.max(attribute(screen, "logicalScreenHeight"), top + frameHeight));
+    static GifScreen of(GifLayout gif) {
+      GifLayout.Frame frame = gif.first();
+      return new GifScreen(frame.left(), frame.top(), Math.max(gif.screenWidth(), frame.left() + frame.width()),
+          Math.max(gif.screenHeight(), frame.top() + frame.height()));
     }
 
     /** The frame's pixels (`frameWidth` x `frameHeight`, palette `model`) on this canvas. */
@@ -242,19 +260,6 @@ public final class ImageFiles {
         System.arraycopy(frame, y * frameWidth, canvas, (top + y) * width + left, frameWidth);
       }
       return new Argb(canvas, width, height);
-    }
-
-    private static Node child(Node parent, String name) {
-      for (Node node = parent.getFirstChild(); node != null; node = node.getNextSibling()) {
-        if (node.getNodeName().equals(name)) {
-          return node;
-        }
-      }
-      return null;
-    }
-
-    private static int attribute(Node node, String name) {
-      return Integer.parseInt(((Element) node).getAttribute(name));
     }
   }
 

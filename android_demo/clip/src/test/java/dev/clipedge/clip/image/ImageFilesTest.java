@@ -250,6 +250,29 @@ class ImageFilesTest {
     assertMessage(Files.write(dir.resolve("wide.gif"), gif), "is larger than 100 megapixels");
   }
 
+  @Test
+  void everyGifFrameIsCheckedAsTheSavedModelChecksIt() throws IOException {
+    // The SavedModel decodes every frame, so it refuses a GIF whose later frames exceed the limits; ImageIO decodes
+    // the first only, and the JVM refused none of these before. The later frames hold no pixel data: the sizes
+    // their descriptors declare are refused before anything is decoded.
+    byte[] gif = gifOf(new BufferedImage(2, 2, BufferedImage.TYPE_BYTE_INDEXED));
+    assertMessage(Files.write(dir.resolve("second.gif"), withFrames(gif, new int[] {0, 0, 20_000, 6_000})),
+        "image of 20000 x 6000 pixels (width x height) is larger than 100 megapixels (a GIF: its logical screen, "
+            + "2 x 2, grown to hold every frame)");
+    assertMessage(Files.write(dir.resolve("far.gif"), withFrames(gif, new int[] {65_000, 0, 1_000, 2})),
+        "image of 66000 x 2 pixels (width x height) has a side longer than 65535 pixels");
+    // Frames each within the limits, 300,000,000 pixels in all with a first frame of 1 pixel: decoded; with a
+    // first frame of 2 pixels, one too many.
+    int[][] large = {{0, 0, 10_000, 10_000}, {0, 0, 10_000, 10_000}, {0, 0, 10_000, 9_999}, {0, 0, 9_999, 1}};
+    byte[] one = withFrames(gifOf(new BufferedImage(1, 1, BufferedImage.TYPE_BYTE_INDEXED)), large);
+    ImageFiles.Argb read = ImageFiles.read(Files.write(dir.resolve("all.gif"), one), LIMITS);
+    assertEquals(1, read.width());
+    assertEquals(1, read.height());
+    byte[] two = withFrames(gifOf(new BufferedImage(2, 1, BufferedImage.TYPE_BYTE_INDEXED)), large);
+    assertMessage(Files.write(dir.resolve("more.gif"), two),
+        " is a GIF whose frames hold 300000001 pixels in all (5 frames); at most 300,000,000 are decoded");
+  }
+
   /** A four-component JPEG (quality 1) of one 8 x 8 block per entry of `blocks`, each 4 stored values. */
   private static byte[] jpegOfBlocks(int[][] blocks) throws IOException {
     WritableRaster raster = Raster.createInterleavedRaster(DataBuffer.TYPE_BYTE, 8 * blocks.length, 8, 4, null);
@@ -314,6 +337,27 @@ class ImageFilesTest {
     assertEquals(0x2C, out[at], "no image descriptor");
     ByteBuffer.wrap(out, at + 1, 4).order(ByteOrder.LITTLE_ENDIAN).putShort((short) left).putShort((short) top);
     return out;
+  }
+
+  /**
+   * `gif` (as the JDK writes it) with more frames, each (left, top, width, height), after a graphic control
+   * extension, and holding no pixels: its data is a clear code and the end code.
+   */
+  private static byte[] withFrames(byte[] gif, int[]... frames) {
+    assertEquals(0x3B, gif[gif.length - 1], "no trailer");
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    out.write(gif, 0, gif.length - 1);
+    for (int[] frame : frames) {
+      out.writeBytes(new byte[] {0x21, (byte) 0xF9, 4, 0, 0, 0, 0, 0});
+      ByteBuffer descriptor = ByteBuffer.allocate(10).order(ByteOrder.LITTLE_ENDIAN).put((byte) 0x2C);
+      for (int field : frame) {
+        descriptor.putShort((short) field);
+      }
+      out.writeBytes(descriptor.put((byte) 0).array());
+      out.writeBytes(new byte[] {2, 1, 0x2C, 0}); // LZW code size 2; codes 4 (clear) and 5 (end) in 3 bits each
+    }
+    out.write(0x3B);
+    return out.toByteArray();
   }
 
   private static byte[] concat(byte[]... parts) {
