@@ -9,6 +9,8 @@ natural images (smooth regions, edges, saturated highlights) than on noise.
     animated_gif(names)        -> bytes of a GIF with one frame per photo (all resized to the first's size)
     cmyk_jpeg(name, variant)   -> bytes of a four-component JPEG: CMYK with or without Adobe's segment, or YCCK
     gif_on_screen(name, ...)   -> bytes of a GIF whose first frame (the photo) lies inside a larger logical screen
+    interlaced_gif(name, w, h) -> bytes of a GIF of the photo's top-left w x h pixels, interlaced at any height
+    gif_first_descriptor(gif)  -> where a GIF's first image descriptor starts
     png_claiming_size(w, h), jpeg_claiming_size(w, h) -> a small valid file whose header claims w x h pixels
 """
 
@@ -173,6 +175,19 @@ def cmyk_jpeg(name, variant="adobe", **save_options):
     return jpeg
 
 
+def gif_first_descriptor(gif):
+    """Where the first image descriptor of `gif` starts: after the screen, its palette and any extensions."""
+    flags = gif[10]
+    at = 13 + (3 * (2 << (flags & 7)) if flags & 0x80 else 0)
+    while gif[at] == 0x21:  # extensions: label, then sub-blocks up to a zero length
+        at += 2
+        while gif[at]:
+            at += gif[at] + 1
+        at += 1
+    assert gif[at] == 0x2C
+    return at
+
+
 def gif_on_screen(name, screen, position, transparent=False, local_palette=False, larger_frame=False):
     """The photo as the first frame of a GIF with a logical screen of `screen` (width, height) and the frame at
     `position` (left, top), which may lie partly outside the screen.
@@ -188,13 +203,8 @@ def gif_on_screen(name, screen, position, transparent=False, local_palette=False
         data = buffer.getvalue()
         flags = data[10]
         palette = data[13 : 13 + 3 * (2 << (flags & 7))] if flags & 0x80 else b""
-        at = 13 + len(palette)
-        while data[at] == 0x21:  # extensions: label, then sub-blocks up to a zero length
-            at += 2
-            while data[at]:
-                at += data[at] + 1
-            at += 1
-        assert data[at] == 0x2C and not data[at + 9] & 0x80
+        at = gif_first_descriptor(data)
+        assert not data[at + 9] & 0x80
         # (screen flags, palette, extensions, descriptor flags, image data with its LZW code size)
         return flags, palette, data[13 + len(palette) : at], data[at + 9], data[at + 10 : -1]
 
@@ -219,3 +229,24 @@ def gif_on_screen(name, screen, position, transparent=False, local_palette=False
         second = pillow_gif(zeros)[4]
         data += b"\x2c" + struct.pack("<HHHHB", 0, 0, *zeros.size, 0) + second
     return data + b"\x3b"
+
+
+def interlaced_gif(name, width, height, screen=None):
+    """The photo's top-left `width` x `height` pixels (in mode P) as an interlaced GIF, on a logical screen of
+    `screen` (width, height) if given, the frame at (0, 0).
+
+    Pillow writes no frame under 16 rows interlaced, so the rows are stored here in interlaced order (GIF's four
+    passes: every 8th row from 0, every 8th from 4, every 4th from 2, every 2nd from 1) and the descriptor's
+    interlace flag set: decoders give the crop back.
+    """
+    frame = pil_image(name, "P").crop((0, 0, width, height))
+    order = [y for start, step in ((0, 8), (4, 8), (2, 4), (1, 2)) for y in range(start, height, step)]
+    stored = Image.fromarray(np.asarray(frame)[order], "P")
+    stored.putpalette(frame.getpalette())
+    buffer = io.BytesIO()
+    stored.save(buffer, format="GIF", interlace=False)
+    data = bytearray(buffer.getvalue())
+    data[gif_first_descriptor(data) + 9] |= 0x40
+    if screen is not None:
+        data[6:10] = struct.pack("<HH", *screen)
+    return bytes(data)

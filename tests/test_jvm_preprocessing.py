@@ -178,9 +178,15 @@ def _cmyk_exif_rotated():
     return photos.cmyk_jpeg("chelsea", exif=exif)
 
 
+# Interlaced GIFs by (width, height): astronaut's top-left corner (interlaced_gif; its rows all differ), on a
+# square screen, so that every row is compared. The JDK's reader misreads 2 to 4 rows, which the JVM then puts in
+# order itself; 1, 5 and 17 rows are the JDK's own reading.
+INTERLACED_GIFS = {f"gif_interlaced_{width}x{height}": (width, height)
+                   for width, height in ((7, 1), (7, 2), (7, 3), (4, 4), (7, 5), (17, 17))}
+
 # Files the JVM decodes with code of its own rather than javax.imageio's conversions (ImageFiles, CmykJpeg):
 # four-component JPEGs (tests/photos.py, cmyk_jpeg), GIFs whose first frame does not fill the screen exactly
-# (gif_on_screen; "small" is 137 x 101 pixels), and a plain animated GIF as Pillow writes it.
+# (gif_on_screen; "small" is 137 x 101 pixels), interlaced GIFs, and a plain animated GIF as Pillow writes it.
 OWN_DECODING = {
     "cmyk_adobe": lambda: photos.cmyk_jpeg("chelsea", "adobe"),
     "cmyk_no_adobe": lambda: photos.cmyk_jpeg("chelsea", "no_adobe"),
@@ -197,6 +203,8 @@ OWN_DECODING = {
     "gif_local_palette": lambda: photos.gif_on_screen("small", (200, 150), (30, 20), local_palette=True),
     "gif_larger_frame_after_it": lambda: photos.gif_on_screen("small", (200, 150), (30, 20), larger_frame=True),
     "gif_animated": lambda: photos.animated_gif(["small", "tiny", "chelsea"]),
+    **{case: lambda size=size: photos.interlaced_gif("astronaut", *size, screen=(max(size), max(size)))
+       for case, size in INTERLACED_GIFS.items()},
 }
 
 
@@ -208,7 +216,7 @@ def test_java_decodes_as_the_saved_model(tmp_path, case):
     Promise: the SavedModel's pixels exactly (for CMYK, the JDK's inverse DCT of these files agrees with
     libjpeg-turbo's; YCCK is converted with libjpeg's arithmetic), and Pillow's within one level for CMYK (it
     rounds K * C / 255 to nearest, TensorFlow down), exactly for GIF. Before, the JVM refused every CMYK and YCCK
-    JPEG and gave a GIF's first frame alone, without its screen."""
+    JPEG, gave a GIF's first frame alone, without its screen, and misread interlaced frames of 2 to 4 rows."""
     encoded = OWN_DECODING[case]()
     path = tmp_path / f"{case}.img"
     path.write_bytes(encoded)
@@ -226,6 +234,11 @@ def test_java_decodes_as_the_saved_model(tmp_path, case):
     assert versus_pillow[0] <= (1 if case.startswith(("cmyk", "ycck")) else 0)
     if case == "cmyk_exif_rotated":  # as stored, not as displayed
         assert Image.open(io.BytesIO(encoded)).getexif()[0x0112] == 6 and saved_model.shape == (300, 451, 3)
+    if case in INTERLACED_GIFS:  # the file holds the crop, interlaced
+        width, height = INTERLACED_GIFS[case]
+        crop = photos.pil_image("astronaut", "P").crop((0, 0, width, height)).convert("RGB")
+        np.testing.assert_array_equal(pillow[:height, :width], np.asarray(crop))
+        assert encoded[photos.gif_first_descriptor(encoded) + 9] & 0x40
 
 
 # (GIF, the SavedModel's message, the JVM's): GIFs whose screen, or whose frames, are beyond the limits. The

@@ -24,8 +24,13 @@ import java.io.InputStream;
  * @param pixels the pixels of all frames (each width x height)
  */
 record GifLayout(int screenWidth, int screenHeight, Frame first, long frames, int width, int height, long pixels) {
-  /** One image descriptor's rectangle. */
-  record Frame(int left, int top, int width, int height) {}
+  /**
+   * One image descriptor.
+   *
+   * @param flagsAt where its flags byte (0x40: interlaced) lies in the file
+   * @param end where its image data ends in the file (after the sub-blocks' terminator)
+   */
+  record Frame(int left, int top, int width, int height, boolean interlaced, long flagsAt, long end) {}
 
   /** Reads `in` (positioned at the file's start, which is "GIF8") through its last frame. */
   static GifLayout read(InputStream in) throws IOException {
@@ -42,11 +47,13 @@ record GifLayout(int screenWidth, int screenHeight, Frame first, long frames, in
     while (true) {
       int block = walk.next();
       if (block == 0x2C) {
+        long flagsAt = walk.position + 8;
         byte[] fields = walk.bytes(9); // left, top, width, height (16 bits each), flags
         walk.skip(paletteBytes(fields[8])); // the local palette
         walk.skip(1); // the LZW code size
         walk.skipSubBlocks();
-        Frame frame = new Frame(little16(fields, 0), little16(fields, 2), little16(fields, 4), little16(fields, 6));
+        Frame frame = new Frame(little16(fields, 0), little16(fields, 2), little16(fields, 4), little16(fields, 6),
+            (fields[8] & 0x40) != 0, flagsAt, walk.position);
         if (first == null) {
           first = frame;
         }
@@ -72,10 +79,11 @@ record GifLayout(int screenWidth, int screenHeight, Frame first, long frames, in
     return (bytes[at] & 0xFF) | ((bytes[at + 1] & 0xFF) << 8);
   }
 
-  /** The file read in order; past the end, bytes read as 0 and blocks as absent. */
+  /** The file read in order, with its position; past the end, bytes read as 0 and blocks as absent. */
   private static final class Walk {
     private final InputStream in;
     private final byte[] scratch = new byte[3 * 256];
+    long position;
 
     Walk(InputStream in) {
       this.in = in;
@@ -83,18 +91,22 @@ record GifLayout(int screenWidth, int screenHeight, Frame first, long frames, in
 
     /** The next byte, or -1 at the end of the file. */
     int next() throws IOException {
-      return in.read();
+      int value = in.read();
+      position++;
+      return value;
     }
 
     /** The next `count` bytes, zeros for those past the end. */
     byte[] bytes(int count) throws IOException {
       byte[] bytes = new byte[count];
       in.readNBytes(bytes, 0, count);
+      position += count;
       return bytes;
     }
 
     void skip(int count) throws IOException {
       in.readNBytes(scratch, 0, count);
+      position += count;
     }
 
     /** Data sub-blocks: a length byte, that many bytes, until a length of 0 (or the end of the file). */

@@ -6,6 +6,7 @@ import java.awt.image.ColorModel;
 import java.awt.image.IndexColorModel;
 import java.awt.image.Raster;
 import java.io.BufferedInputStream;
+import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
@@ -18,6 +19,7 @@ import javax.imageio.ImageIO;
 import javax.imageio.ImageReader;
 import javax.imageio.event.IIOReadWarningListener;
 import javax.imageio.stream.ImageInputStream;
+import javax.imageio.stream.MemoryCacheImageInputStream;
 
 /**
  * Image files to ARGB pixels on the desktop JVM (javax.imageio; an Android app decodes with BitmapFactory and
@@ -34,14 +36,13 @@ import javax.imageio.stream.ImageInputStream;
  * <p>Where ImageIO's reading differs from Pillow's, the rule the SavedModel follows is applied here too: JPEGs of
  * four components (CMYK, YCCK), which ImageIO refuses or colour-converts its own way, are read unconverted and
  * converted by CmykJpeg; a GIF's first frame, which ImageIO gives alone, is placed on its logical screen
- * as Pillow shows it (GifScreen, below).
+ * as Pillow shows it (GifScreen, below); an interlaced first frame of 2 to 4 rows, which the JDK's GIF reader
+ * misreads, is decoded as stored and put in order here (jdkMisreadsInterlacing, below).
  *
  * <p>PNG, GIF and BMP decode to exactly the pixels the SavedModel decodes. JPEG may differ slightly: the JDK's
  * JPEG decoder is its own build of the IJG code, not libjpeg-turbo with INTEGER_ACCURATE as the SavedModel's
  * decode_jpeg (and PIL) use, so its inverse DCT and chroma upsampling can round some pixels differently (for the
- * CMYK and YCCK files of the tests they round none differently: the pixels are the SavedModel's). Known exception
- * for GIF: the JDK's GIF reader decodes an interlaced frame of 2 to 4 rows wrongly (every row after the first as
- * palette entry 0), where Pillow and TensorFlow read it right.
+ * CMYK and YCCK files of the tests they round none differently: the pixels are the SavedModel's).
  *
  * <p>The declared width and height are read from the header (ImageReader.getWidth/getHeight) and checked against
  * the export's limits (its contract's) before any pixel is decoded. A GIF is checked as the SavedModel checks it,
@@ -49,6 +50,9 @@ import javax.imageio.stream.ImageInputStream;
  * Every problem is an {@link ImageFileException} naming the file.
  */
 public final class ImageFiles {
+  /** GIF's interlace passes, in the order their rows are stored: (first row, step). */
+  private static final int[][] INTERLACE_PASSES = {{0, 8}, {4, 8}, {2, 4}, {1, 2}};
+
   private ImageFiles() {}
 
   /** Decoded pixels: 0xAARRGGBB, not premultiplied, row-major. */
@@ -113,13 +117,15 @@ public final class ImageFiles {
     if (gif != null) {
       checkGif(gif, label, limits);
     }
-    try (ImageInputStream stream = ImageIO.createImageInputStream(file.toFile())) {
+    boolean ownInterlacing = gif != null && jdkMisreadsInterlacing(gif.first());
+    try (ImageInputStream stream = ownInterlacing ? notInterlaced(file, gif.first(), label)
+        : ImageIO.createImageInputStream(file.toFile())) {
       if (stream == null) {
         throw new ImageFileException(label + ": cannot open", null);
       }
       ImageReader reader = readerFor(format, label);
       try {
-        return decode(reader, stream, format, jpeg, gif, label, limits);
+        return decode(reader, stream, format, jpeg, gif, ownInterlacing, label, limits);
       } finally {
         reader.dispose();
       }
@@ -159,7 +165,7 @@ public final class ImageFiles {
   }
 
   private static Argb decode(ImageReader reader, ImageInputStream stream, Format format, CmykJpeg.Header jpeg,
-      GifLayout gif, String label, Contract.Image limits) throws IOException {
+      GifLayout gif, boolean ownInterlacing, String label, Contract.Image limits) throws IOException {
     reader.setInput(stream, true, true);
     // ImageIO reports libjpeg's warnings and decodes on. A file that ends before its image ("Truncated File -
     // Missing EOI marker") Pillow and TensorFlow refuse, and so do we; bad data within the scan that libjpeg
@@ -201,7 +207,8 @@ public final class ImageFiles {
     if (gif == null) {
       return new Argb(argb, width, height);
     }
-    return GifScreen.of(gif).place(argb, width, height, image.getColorModel());
+    int[] frame = ownInterlacing ? deinterlace(argb, width, height) : argb;
+    return GifScreen.of(gif).place(frame, width, height, image.getColorModel());
   }
 
   private static void checkDecodedSize(int decodedWidth, int decodedHeight, int width, int height, String label)
@@ -231,6 +238,49 @@ public final class ImageFiles {
     if (gif.first() == null) {
       throw new ImageFileException(label + ": GIF without an image descriptor", null);
     }
+  }
+
+  /**
+   * Whether the JDK's GIF reader misreads this first frame: interlaced, 2 to 4 rows high (any width). At the end
+   * of each interlace pass it starts the next without checking that the pass has a row in the frame; the second
+   * pass (rows 4, 12, ...) has none in a frame under 5 rows, the third (rows 2, 6, ...) none under 3, and each
+   * such pass takes the next row of data and drops it, so that rows land in wrong places or stay palette entry 0.
+   * Found on JDK 17 and 25; heights 1 and 5 to 20 come out as Pillow and TensorFlow read them.
+   */
+  private static boolean jdkMisreadsInterlacing(GifLayout.Frame first) {
+    return first.interlaced() && first.height() >= 2 && first.height() <= 4;
+  }
+
+  /**
+   * The file up to the end of its first frame with the frame's interlace flag off, so that ImageIO gives the rows
+   * in the order stored ({@link #deinterlace} then orders them). A copy in memory: for a frame of at most 4 rows,
+   * whose data is small, and the header, palette and extensions before it.
+   */
+  private static ImageInputStream notInterlaced(Path file, GifLayout.Frame first, String label) throws IOException {
+    if (first.end() > Integer.MAX_VALUE - 8) {
+      throw new ImageFileException(label + ": GIF whose first frame ends at byte " + first.end()
+          + ", beyond what is copied to decode it", null);
+    }
+    byte[] bytes;
+    try (InputStream in = Files.newInputStream(file)) {
+      bytes = in.readNBytes((int) first.end());
+    }
+    if (first.flagsAt() < bytes.length) {
+      bytes[(int) first.flagsAt()] &= ~0x40;
+    }
+    return new MemoryCacheImageInputStream(new ByteArrayInputStream(bytes));
+  }
+
+  /** Rows stored in GIF's interlaced order (INTERLACE_PASSES), top to bottom. */
+  private static int[] deinterlace(int[] stored, int width, int height) {
+    int[] rows = new int[stored.length];
+    int row = 0;
+    for (int[] pass : INTERLACE_PASSES) {
+      for (int y = pass[0]; y < height; y += pass[1]) {
+        System.arraycopy(stored, row++ * width, rows, y * width, width);
+      }
+    }
+    return rows;
   }
 
   /**

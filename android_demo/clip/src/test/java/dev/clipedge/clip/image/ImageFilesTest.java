@@ -71,9 +71,11 @@ class ImageFilesTest {
     int[] pixels = {0xFF102030, 0xFFFFFFFF, 0xFF000000, 0xFFABCDEF, 0xFF7F7F7F, 0xFF010203, 0xFFFF0000, 0xFF00FF00};
     image.setRGB(0, 0, 4, 2, pixels, 0, 4);
     assertArrayEquals(pixels, ImageFiles.read(write("b.bmp", image, "bmp"), LIMITS).pixels());
+    // ImageIO writes it interlaced, which the JDK's reader misreads at 2 rows (ImageFiles.jdkMisreadsInterlacing).
     ImageFiles.Argb gif = ImageFiles.read(write("c.gif", image, "gif"), LIMITS);
     assertEquals(4, gif.width());
     assertEquals(2, gif.height());
+    assertArrayEquals(pixels, gif.pixels());
   }
 
   @Test
@@ -226,7 +228,7 @@ class ImageFilesTest {
       IndexColorModel model = new IndexColorModel(8, 4, palette, 0, false, transparent, DataBuffer.TYPE_BYTE);
       BufferedImage frame = new BufferedImage(4, 2, BufferedImage.TYPE_BYTE_INDEXED, model);
       frame.getRaster().setSamples(0, 0, 4, 2, 0, new int[] {1, 2, 3, 1, 3, 2, 1, 3});
-      byte[] gif = onScreen(gifOf(frame), 10, 6, 3, 2);
+      byte[] gif = onScreen(gifOf(frame, false), 10, 6, 3, 2);
       ImageFiles.Argb read = ImageFiles.read(Files.write(dir.resolve("screen.gif"), gif), LIMITS);
       assertEquals(10, read.width());
       assertEquals(6, read.height());
@@ -246,7 +248,7 @@ class ImageFilesTest {
   void gifScreenIsCheckedBeforeDecoding() throws IOException {
     // A 2 x 2 frame on a screen of 20000 x 6000 pixels: what would be decoded is the screen, so it is refused.
     BufferedImage frame = new BufferedImage(2, 2, BufferedImage.TYPE_BYTE_INDEXED);
-    byte[] gif = onScreen(gifOf(frame), 20_000, 6_000, 0, 0);
+    byte[] gif = onScreen(gifOf(frame, false), 20_000, 6_000, 0, 0);
     assertMessage(Files.write(dir.resolve("wide.gif"), gif), "is larger than 100 megapixels");
   }
 
@@ -255,7 +257,7 @@ class ImageFilesTest {
     // The SavedModel decodes every frame, so it refuses a GIF whose later frames exceed the limits; ImageIO decodes
     // the first only, and the JVM refused none of these before. The later frames hold no pixel data: the sizes
     // their descriptors declare are refused before anything is decoded.
-    byte[] gif = gifOf(new BufferedImage(2, 2, BufferedImage.TYPE_BYTE_INDEXED));
+    byte[] gif = gifOf(new BufferedImage(2, 2, BufferedImage.TYPE_BYTE_INDEXED), false);
     assertMessage(Files.write(dir.resolve("second.gif"), withFrames(gif, new int[] {0, 0, 20_000, 6_000})),
         "image of 20000 x 6000 pixels (width x height) is larger than 100 megapixels (a GIF: its logical screen, "
             + "2 x 2, grown to hold every frame)");
@@ -264,13 +266,47 @@ class ImageFilesTest {
     // Frames each within the limits, 300,000,000 pixels in all with a first frame of 1 pixel: decoded; with a
     // first frame of 2 pixels, one too many.
     int[][] large = {{0, 0, 10_000, 10_000}, {0, 0, 10_000, 10_000}, {0, 0, 10_000, 9_999}, {0, 0, 9_999, 1}};
-    byte[] one = withFrames(gifOf(new BufferedImage(1, 1, BufferedImage.TYPE_BYTE_INDEXED)), large);
+    byte[] one = withFrames(gifOf(new BufferedImage(1, 1, BufferedImage.TYPE_BYTE_INDEXED), false), large);
     ImageFiles.Argb read = ImageFiles.read(Files.write(dir.resolve("all.gif"), one), LIMITS);
     assertEquals(1, read.width());
     assertEquals(1, read.height());
-    byte[] two = withFrames(gifOf(new BufferedImage(2, 1, BufferedImage.TYPE_BYTE_INDEXED)), large);
+    byte[] two = withFrames(gifOf(new BufferedImage(2, 1, BufferedImage.TYPE_BYTE_INDEXED), false), large);
     assertMessage(Files.write(dir.resolve("more.gif"), two),
         " is a GIF whose frames hold 300000001 pixels in all (5 frames); at most 300,000,000 are decoded");
+  }
+
+  @Test
+  void interlacedGifFramesAreReadInOrder() throws IOException {
+    // The JDK's reader misreads interlaced frames 2 to 4 rows high (ImageFiles.jdkMisreadsInterlacing); every
+    // height here must give the frame as written. Indices from 1 up: the bug leaves rows at entry 0.
+    int[] palette = new int[16];
+    for (int i = 0; i < palette.length; i++) {
+      palette[i] = 0xFF000000 | ((i * 16) << 16) | ((255 - i * 16) << 8) | ((i * 37) & 0xFF);
+    }
+    IndexColorModel model = new IndexColorModel(8, 16, palette, 0, false, -1, DataBuffer.TYPE_BYTE);
+    Random random = new Random(20);
+    for (int height = 1; height <= 20; height++) {
+      for (int width : new int[] {1, 2, 3, 7, 16}) {
+        BufferedImage frame = new BufferedImage(width, height, BufferedImage.TYPE_BYTE_INDEXED, model);
+        int[] indices = random.ints(width * height, 1, 16).toArray();
+        frame.getRaster().setSamples(0, 0, width, height, 0, indices);
+        byte[] gif = gifOf(frame, true);
+        assertTrue((gif[descriptorAt(gif) + 9] & 0x40) != 0, "not interlaced");
+        int[] expected = Arrays.stream(indices).map(index -> palette[index]).toArray();
+        Path file = Files.write(dir.resolve("interlaced.gif"), gif);
+        assertArrayEquals(expected, ImageFiles.read(file, LIMITS).pixels(), width + " x " + height);
+        if (height == 3 && width == 7) { // and on a screen, around it palette entry 0
+          ImageFiles.Argb placed = ImageFiles.read(Files.write(file, onScreen(gif, 10, 5, 2, 1)), LIMITS);
+          for (int y = 0; y < 5; y++) {
+            for (int x = 0; x < 10; x++) {
+              boolean inside = x >= 2 && x < 9 && y >= 1 && y < 4;
+              assertEquals(inside ? expected[(y - 1) * 7 + x - 2] : palette[0], placed.pixels()[y * 10 + x],
+                  "x " + x + ", y " + y);
+            }
+          }
+        }
+      }
+    }
   }
 
   /** A four-component JPEG (quality 1) of one 8 x 8 block per entry of `blocks`, each 4 stored values. */
@@ -290,14 +326,11 @@ class ImageFilesTest {
     return written(writer, new IIOImage(raster, null, null), param);
   }
 
-  /**
-   * The JDK's GIF of `image`, not interlaced: its GIF reader decodes interlaced frames of 2 to 4 rows wrongly
-   * (every row after the first as palette entry 0, where Pillow and TensorFlow read them right).
-   */
-  private static byte[] gifOf(BufferedImage image) throws IOException {
+  /** The JDK's GIF of `image`, its frame interlaced or not. */
+  private static byte[] gifOf(BufferedImage image, boolean interlaced) throws IOException {
     ImageWriter writer = ImageIO.getImageWritersByFormatName("gif").next();
     ImageWriteParam param = writer.getDefaultWriteParam();
-    param.setProgressiveMode(ImageWriteParam.MODE_DISABLED);
+    param.setProgressiveMode(interlaced ? ImageWriteParam.MODE_DEFAULT : ImageWriteParam.MODE_DISABLED);
     return written(writer, new IIOImage(image, null, null), param);
   }
 
@@ -326,17 +359,23 @@ class ImageFilesTest {
   private static byte[] onScreen(byte[] gif, int width, int height, int left, int top) {
     byte[] out = gif.clone();
     ByteBuffer.wrap(out, 6, 4).order(ByteOrder.LITTLE_ENDIAN).putShort((short) width).putShort((short) height);
-    int at = 13 + ((out[10] & 0x80) != 0 ? 3 * (2 << (out[10] & 7)) : 0);
-    while (out[at] == 0x21) { // extensions: introducer, label, then sub-blocks up to a zero length
+    ByteBuffer.wrap(out, descriptorAt(out) + 1, 4).order(ByteOrder.LITTLE_ENDIAN).putShort((short) left)
+        .putShort((short) top);
+    return out;
+  }
+
+  /** Where the first image descriptor of `gif` starts. */
+  private static int descriptorAt(byte[] gif) {
+    int at = 13 + ((gif[10] & 0x80) != 0 ? 3 * (2 << (gif[10] & 7)) : 0);
+    while (gif[at] == 0x21) { // extensions: introducer, label, then sub-blocks up to a zero length
       at += 2;
-      while (out[at] != 0) {
-        at += (out[at] & 0xFF) + 1;
+      while (gif[at] != 0) {
+        at += (gif[at] & 0xFF) + 1;
       }
       at++;
     }
-    assertEquals(0x2C, out[at], "no image descriptor");
-    ByteBuffer.wrap(out, at + 1, 4).order(ByteOrder.LITTLE_ENDIAN).putShort((short) left).putShort((short) top);
-    return out;
+    assertEquals(0x2C, gif[at], "no image descriptor");
+    return at;
   }
 
   /**
