@@ -589,14 +589,54 @@ def _write_zero_shot(work, model, tokenizer, labels, templates, record):
     return lambda source: zero_shot.tflite_zero_shot(source, class_weights)
 
 
-def _measure(work, record, preprocess_photos, threads):
-    """Fills in every artifact's parity: the harness against the float SavedModel on held-out data."""
+def _float_reference(work, resolution):
+    """The parity harness's float reference: the export's SavedModel on the held-out photos and sentences."""
+    from . import datasets, parity
+
+    return parity.FloatReference(os.path.join(work, export_format.SAVED_MODEL),
+                                 datasets.builtin_images(datasets.HELD_OUT_PHOTOS, resolution),
+                                 datasets.held_out_sentences())
+
+
+class _ReferenceAhead:
+    """_float_reference computed in a thread while this process only waits for a conversion process (the
+    last tower's): the two share the machine's cores, where one after the other the conversion (the TFLite
+    converter runs on one core) leaves one idle. On clip-vit-large-patch14-336 the reference takes about a
+    minute (docs/benchmarks.md, "Export"). Only beside a conversion process: a conversion in this process would
+    run TensorFlow beside the thread, which changes TensorFlow's process-wide optimiser setting
+    (parity._graph_rewrites_off)."""
+
+    def __init__(self, work, resolution):
+        import threading
+
+        self.reference, self.error = None, None
+        self._thread = threading.Thread(target=self._run, args=(work, resolution), daemon=True)
+        self._thread.start()
+
+    def _run(self, work, resolution):
+        try:
+            self.reference = _float_reference(work, resolution)
+        except BaseException as error:  # raised where the reference is used, in the parity stage
+            self.error = error
+
+    def join(self):
+        self._thread.join()
+
+    def get(self):
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.reference
+
+
+def _measure(work, record, preprocess_photos, threads, reference=None):
+    """Fills in every artifact's parity: the harness against the float SavedModel on held-out data.
+    `reference`: _float_reference's result when it was made ahead."""
     from . import datasets, parity
 
     resolution = record.config["image_resolution"]
-    held_out = datasets.builtin_images(datasets.HELD_OUT_PHOTOS, resolution)
-    reference = parity.FloatReference(os.path.join(work, export_format.SAVED_MODEL), held_out,
-                                      datasets.held_out_sentences())
+    reference = reference or _float_reference(work, resolution)
+    held_out = reference.pixels
     by_path = {a.path: a for a in record.artifacts}
 
     def variants(tower):
@@ -668,10 +708,10 @@ def run_export(preset, weights, output_dir, name=None, variants=tuple(VARIANTS),
     try:
         record, scratch, jobs = _model_stages(checked, work, progress)
         tflite_variants.release_memory()  # the model and its equalised copies went with _model_stages's frame
-        _conversion_stages(work, scratch, jobs, options, progress, record)
+        ahead = _conversion_stages(work, scratch, jobs, options, progress, record)
         if options.preprocess:
             _preprocess_stage(work, record, progress)
-        _parity_stage(work, record, options.threads, progress)
+        _parity_stage(work, record, options.threads, progress, ahead)
         with progress.stage("delegate checks"):
             _check_delegates(work, record)
         return _manifest_stage(work, record, checked, progress), record
@@ -757,13 +797,24 @@ def _sources_stage(scratch, towers, model, equalized, calibration, options, prog
 
 
 def _conversion_stages(work, scratch, jobs, options, progress, record):
-    """One stage per tower: its variants converted (_convert); then the sources are removed."""
-    for job in jobs:
+    """One stage per tower: its variants converted (_convert); then the sources are removed. Returns the parity
+    stage's float reference (_ReferenceAhead) when it was made beside the last tower's conversion processes,
+    else None."""
+    ahead = None
+    for index, job in enumerate(jobs):
         tower = job["tower"]
         stage_name = f"TFLite {tower} encoder" if tower != "zero_shot" else "TFLite zero-shot classifier"
         with progress.stage(stage_name, ", ".join(options.variants)):
-            _convert(work, scratch, job, options.threads, progress, record)
+            if index == len(jobs) - 1 and all(_folder_bytes(g["path"]) >= IN_PROCESS_CONVERSION_BYTES
+                                              for g in job["groups"]):
+                ahead = _ReferenceAhead(work, record.config["image_resolution"])
+            try:
+                _convert(work, scratch, job, options.threads, progress, record)
+            finally:
+                if ahead is not None:  # TensorFlow is this process's own again after this stage
+                    ahead.join()
     shutil.rmtree(scratch)
+    return ahead
 
 
 def _preprocess_stage(work, record, progress):
@@ -776,13 +827,13 @@ def _preprocess_stage(work, record, progress):
         record.artifacts.append(manifest.ArtifactRecord(export_format.PREPROCESS_PATH, "preprocess", None))
 
 
-def _parity_stage(work, record, threads, progress):
-    """Every artifact's parity (_measure), then its table."""
+def _parity_stage(work, record, threads, progress, ahead=None):
+    """Every artifact's parity (_measure), then its table. `ahead`: the float reference made ahead, if it was."""
     from . import datasets
     from .parity_table import format_table
 
     with progress.stage("parity", "held-out photos and sentences vs the float SavedModel") as stage:
-        _measure(work, record, datasets.held_out_photos(), threads)
+        _measure(work, record, datasets.held_out_photos(), threads, ahead.get() if ahead is not None else None)
         passed = sum(a.passed for a in record.artifacts)
         stage.summary = f"{passed}/{len(record.artifacts)} artifacts meet their bar"
     progress.print(format_table([r for a in record.artifacts if a.tower != "preprocess" for r in a.parity]))

@@ -419,6 +419,25 @@ def test_bad_int8_recipes_and_calibration_folders_fail_before_any_work(tmp_path)
         datasets.folder_images(str(photos_folder), 32)
 
 
+def test_the_float_reference_made_ahead_is_the_parity_stages(tiny_export, tmp_path):
+    """The exporter makes the parity stage's float reference in a thread beside its last conversion process
+    (export._ReferenceAhead, for towers too large to convert in its own process): the same embeddings and token
+    ids as made in the parity stage, and an error in the thread is raised where the reference is used."""
+    target, record = tiny_export
+    resolution = record.config["image_resolution"]
+    made_ahead = export._ReferenceAhead(target, resolution).get()
+    made_here = export._float_reference(target, resolution)  # after: the exporter runs no TensorFlow beside it
+    for name in ("pixels", "token_ids"):
+        np.testing.assert_array_equal(getattr(made_ahead, name), getattr(made_here, name), err_msg=name)
+    for name in ("image", "text"):
+        np.testing.assert_allclose(getattr(made_ahead, name), getattr(made_here, name), rtol=0, atol=1e-6,
+                                   err_msg=name)
+    broken = export._ReferenceAhead(str(tmp_path), resolution)
+    broken.join()
+    with pytest.raises(OSError, match="SavedModel file does not exist"):
+        broken.get()
+
+
 def test_parity_harness_runs_alone_on_an_export(tiny_export, capsys, tmp_path):
     target, record = tiny_export
     assert parity.main(["--export_dir", target]) == 0
