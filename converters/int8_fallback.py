@@ -4,13 +4,17 @@ Equalisation (clip_edge.equalization) undoes the outlier patterns it was designe
 on every pattern a trained model may have (issue 19: one checkpoint's int8 image encoder fell to 0.970 against
 a bar of 0.98). So the int8 variant of a recipe with `float_fallback` is checked after quantisation on the
 calibration data and photometric views of its photos (dark, low-contrast, warm and cool casts: PHOTOMETRIC_VIEWS),
-and when its min cosine to the float32 model falls below the target:
+and fixed when its min cosine to the float32 model falls below the target:
 
-1. Sensitivity: runs of the quantised model on the inputs it handles worst, with every tensor kept (LiteRT without
-   XNNPACK) give, for each quantised op, the float input it was handed (before its QUANTIZE) and what it
-   returned; the same op in float (the float32 model's weights, numpy) on that input gives what it should have
-   returned. The op's own error is the relative difference, input, weight and output quantisation together,
-   and free of the errors of the ops before it.
+0. The check measures the calibration data (whose float32 outputs the calibration's own runs give) and a quarter
+   of the views first (photometric_views), and stops there when int8 is clear of the target (QUICK_DEFICIT_SHARE);
+   otherwise it measures every view. Each view measured is a float32 and an int8 invoke, seconds each on a large
+   tower (docs/benchmarks.md, "Export").
+1. Sensitivity (below the target): runs of the quantised model on the inputs it handles worst, with every
+   tensor kept (LiteRT without XNNPACK) give, for each quantised op, the float input it was handed (before its
+   QUANTIZE) and what it returned; the same op in float (the float32 model's weights, numpy) on that input gives
+   what it should have returned. The op's own error is the relative difference, input, weight and output
+   quantisation together, and free of the errors of the ops before it.
 2. Search: the ops are moved to float in order of that error, 1, 2, 4, ... of them, each time quantised anew
    from the same calibration statistics and measured end to end on the calibration data, until the min cosine
    reaches the target; then the smallest count that reaches it is found by bisection. Rounds are bounded, and
@@ -60,8 +64,8 @@ class OpError:
 class SearchResult:
     tflite: bytes
     float_ops: tuple[dict, ...]  # {"op": type and scope, "why": ...}, most harmful first
-    first_min_cosine: float  # on the calibration data, every candidate quantised
-    min_cosine: float  # on the calibration data, as returned
+    first_min_cosine: float  # every candidate quantised: on the first quarter of the views if it stopped there
+    min_cosine: float  # on the calibration data and every view, as returned (the first quarter if it stopped)
     target: float
     rounds: int
 
@@ -93,20 +97,29 @@ def cosines(reference: Mapping[str, np.ndarray], tflite: bytes, calibration: Map
 PHOTOMETRIC_VIEWS = ((0.15, 0.0), (0.4, 40.0), ((1.0, 0.45, 0.2), 0.0), ((0.2, 0.45, 1.0), 0.0))
 
 
-def with_photometric_views(calibration: Mapping[str, Sequence[dict]]) -> dict:
-    """The samples and, for each uint8 RGB image input [1, H, W, 3], its PHOTOMETRIC_VIEWS; other inputs (token
-    ids) are left as they are."""
-    views = {}
+# The check stops after the first quarter of the views when int8 everywhere is at most this share of the
+# target's distance from 1 away from float32 on them (0.995 for a target of 0.99). Over 56 members of the generated
+# family (benchmarks/bench_fallback_views.py, docs/quantization.md) every view put int8 at most 1.51 times as far
+# from 1 as the first quarter did, so a member stopped there is at least 1 - 1.51 * 0.005 = 0.9925 on every view.
+QUICK_DEFICIT_SHARE = 0.5
+
+
+def photometric_views(calibration: Mapping[str, Sequence[dict]]) -> tuple[dict, dict]:
+    """({signature key: samples}, {signature key: samples}): one of the PHOTOMETRIC_VIEWS of each sample (sample i
+    in view i mod 4), then the other views. A view scales the uint8 RGB image inputs [1, H, W, 3]; samples without
+    one (token ids) have no views. The exporter's calibration data holds four crops of each photo in a row, so the
+    first set has every view of every photo, on one crop each."""
+    first, rest = {}, {}
     for key, samples in calibration.items():
-        views[key] = list(samples)
-        for scale, offset in PHOTOMETRIC_VIEWS:
-            for sample in samples:
-                if not any(_is_image(v) for v in sample.values()):
-                    continue
-                views[key].append({name: np.clip(np.asarray(v, np.float32) * np.float32(scale) + offset, 0,
-                                                  255).astype(np.uint8)
-                                   if _is_image(v) else v for name, v in sample.items()})
-    return views
+        first[key], rest[key] = [], []
+        for index, sample in enumerate(samples):
+            if not any(_is_image(v) for v in sample.values()):
+                continue
+            for view, (scale, offset) in enumerate(PHOTOMETRIC_VIEWS):
+                (first if view == index % len(PHOTOMETRIC_VIEWS) else rest)[key].append(
+                    {name: np.clip(np.asarray(v, np.float32) * np.float32(scale) + offset, 0, 255).astype(np.uint8)
+                     if _is_image(v) else v for name, v in sample.items()})
+    return first, rest
 
 
 def _is_image(value):
@@ -252,15 +265,28 @@ def _macs(op: tflite_model.OpInfo) -> int:
 
 
 def search(float32: bytes, quantize: Callable[[Sequence[str]], bytes], calibration: Mapping[str, Sequence[dict]],
-           target: float, threads: int) -> SearchResult:
+           target: float, threads: int, reference: Mapping[str, np.ndarray] | None = None) -> SearchResult:
     """The int8 model `quantize(scopes kept float)` returns, with as few candidate ops in float as the
     measurements allow (see the module doc). `calibration`: {signature key: [{input name: array}]} for every
-    signature; subgraph 0's samples feed the sensitivity run."""
-    calibration = with_photometric_views(calibration)
-    reference = signature_outputs(float32, calibration, threads)
+    signature; subgraph 0's samples feed the sensitivity run. `reference`: `float32`'s outputs of the calibration
+    samples as signature_outputs gives them, when the caller has them (the calibration ran them)."""
+    first_views, rest = photometric_views(calibration)
+    calibration = {key: list(samples) for key, samples in calibration.items()}
+    reference = dict(reference) if reference is not None else signature_outputs(float32, calibration, threads)
     first = quantize(())
     first_cosines = cosines(reference, first, calibration, threads)
-    first_cosine = min(float(c.min()) for c in first_cosines.values())
+    for views in (first_views, rest):
+        views = {key: samples for key, samples in views.items() if samples}
+        if views:
+            views_reference = signature_outputs(float32, views, threads)
+            views_cosines = cosines(views_reference, first, views, threads)
+            for key in views:
+                calibration[key] += views[key]
+                reference[key] = np.concatenate([reference[key], views_reference[key]])
+                first_cosines[key] = np.concatenate([first_cosines[key], views_cosines[key]])
+        first_cosine = min(float(c.min()) for c in first_cosines.values())
+        if first_cosine >= 1 - QUICK_DEFICIT_SHARE * (1 - target):  # clear of the target: the other views not needed
+            return SearchResult(first, (), first_cosine, first_cosine, target, 0)
     if first_cosine >= target:
         return SearchResult(first, (), first_cosine, first_cosine, target, 0)
     # The sensitivity run reads subgraph 0's tensors: the full-length signature's of a text encoder. It measures

@@ -466,6 +466,22 @@ def quantize_with_ai_edge_quantizer(float32_tflite: bytes, recipe: Int8Recipe,
             if missing:
                 raise ValueError(f"calibration gave no min/max for tensors {missing[:5]}")
 
+        def calibrate_keeping_outputs(self, mode):
+            """calibrate()'s statistics, and the float model's output of every sample as
+            int8_fallback.signature_outputs gives them: the calibration runs each sample through the float model,
+            and the fallback's check needs those outputs (a large image tower's invoke takes seconds). Quantizer
+            .calibrate does what this does without keeping them."""
+            run = calibrator.Calibrator(self._float_model_buffer, num_threads=threads, mode=mode)
+            run.calibrate(calibration, self._recipe_manager, cache_output=True)
+            outputs = iter(run.get_cached_output())  # in the order the samples were run
+            reference = {}
+            for key, samples in calibration.items():
+                rows = [next(outputs) for _ in samples]
+                if any(len(row) != 1 for row in rows):
+                    raise ValueError(f"signature {key!r} has several outputs; the fallback's check reads one")
+                reference[key] = np.stack([np.asarray(*row.values(), np.float64).reshape(-1) for row in rows])
+            return run.get_model_qsvs(), reference
+
     def quantize(keep_float):
         qt = Quantizer(float32_tflite, ai_edge_quantizer_recipe(recipe, float32_tflite, keep_float))
         return bytes(qt.quantize(result, enable_progress_bar=False, enable_progress_report=False).quantized_model)
@@ -473,12 +489,13 @@ def quantize_with_ai_edge_quantizer(float32_tflite: bytes, recipe: Int8Recipe,
     try:
         mode = (calibrator.CalibrationMode.CALIBRATION_PROFILER_BASED if recipe.only
                 else calibrator.CalibrationMode.CALIBRATION_PRESERVE_ALL_TENSORS)
-        result = Quantizer(float32_tflite, ai_edge_quantizer_recipe(recipe, float32_tflite)).calibrate(
-            calibration, num_threads=threads, mode=mode)
+        calibrating = Quantizer(float32_tflite, ai_edge_quantizer_recipe(recipe, float32_tflite))
         if not recipe.float_fallback:
+            result = calibrating.calibrate(calibration, num_threads=threads, mode=mode)
             return quantize(()), ()
+        result, reference = calibrating.calibrate_keeping_outputs(mode)
         searched = int8_fallback.search(float32_tflite, quantize, calibration, VARIANTS["int8"].bar + FALLBACK_MARGIN,
-                                        threads)
+                                        threads, reference)
         return searched.tflite, searched.float_ops
     except Exception as e:
         raise VariantConversionError(f"ai-edge-quantizer recipe {recipe.name} failed: {_first_lines(e)}") from e

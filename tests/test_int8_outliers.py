@@ -332,6 +332,82 @@ def test_float_fallback_keeps_the_ops_it_names_in_float(stressed):
             > int8_fallback.min_cosine(reference_outputs, plain, samples, 1))
 
 
+def test_the_check_stops_after_a_quarter_of_the_views_only_when_clear_of_the_target(stressed, monkeypatch):
+    """The fallback's check measures each calibration photo in one view first and the other three views only when
+    int8 is not clear of the target there: clear (at most QUICK_DEFICIT_SHARE of the target's distance from 1), it
+    returns int8 everywhere after 2N of the 5N inputs; not clear, it measures all 5N and judges on their min.
+    The views are built here from their definition, and the cosines computed here on them."""
+    pixels, _, _ = _calibration(stressed)
+    float32 = tflite_variants.convert_variants(serving.tflite_image_encoder(stressed), ["float32"])["float32"].tflite
+    plain, _ = tflite_variants.quantize_with_ai_edge_quantizer(
+        float32, tflite_variants.INT8_RECIPES["aeq_a8w8_weight_ops"],
+        tflite_variants.representative([x[None] for x in pixels]))
+    views = [np.clip(pixels.astype(np.float32) * np.float32(scale) + offset, 0, 255).astype(np.uint8)
+             for scale, offset in int8_fallback.PHOTOMETRIC_VIEWS]
+    n, count = len(pixels), len(views)
+    first = np.concatenate([pixels, np.stack([views[i % count][i] for i in range(n)])])
+    every = np.concatenate([pixels] + views)
+
+    def min_cosine(images):
+        samples = {"serving_default": [{"pixels": x[None]} for x in images]}
+        return int8_fallback.min_cosine(int8_fallback.signature_outputs(float32, samples, 1), plain, samples, 1)
+
+    quick, full = min_cosine(first), min_cosine(every)
+    share = int8_fallback.QUICK_DEFICIT_SHARE
+    # A target the first quarter is clear of, and one it is not clear of while every view meets it.
+    clear = 1 - (1 - quick) / share
+    unclear = (full + 1 - (1 - quick) / share) / 2
+    assert unclear <= full and 1 - share * (1 - unclear) > quick, (quick, full)
+
+    measured = []
+    signature_outputs = int8_fallback.signature_outputs
+
+    def counted(tflite, calibration, threads):
+        measured.extend(sample["pixels"] for samples in calibration.values() for sample in samples)
+        return signature_outputs(tflite, calibration, threads)
+
+    def quantize(keep_float):
+        assert not keep_float, "the search went on after a check that int8 everywhere passed"
+        return plain
+
+    monkeypatch.setattr(int8_fallback, "signature_outputs", counted)
+    samples = {"serving_default": [{"pixels": x[None]} for x in pixels]}
+    result = int8_fallback.search(float32, quantize, samples, clear - 1e-9, threads=1)
+    assert (result.tflite, result.float_ops, result.rounds) == (plain, (), 0)
+    assert len(measured) == 2 * 2 * n  # the float32 reference and int8, on the first quarter of the views
+    assert sorted(x.tobytes() for x in measured) == sorted(x[None].tobytes() for x in np.concatenate([first, first]))
+    assert result.first_min_cosine == pytest.approx(quick, abs=1e-9)
+
+    measured.clear()
+    result = int8_fallback.search(float32, quantize, samples, unclear, threads=1)
+    assert (result.tflite, result.float_ops, result.rounds) == (plain, (), 0)
+    assert len(measured) == 2 * (1 + count) * n
+    assert sorted(x.tobytes() for x in measured) == sorted(x[None].tobytes() for x in np.concatenate([every, every]))
+    assert result.first_min_cosine == pytest.approx(full, abs=1e-9)
+
+
+def test_the_check_reads_the_float_outputs_the_calibration_made(stressed, monkeypatch):
+    """The fallback's check takes the float32 model's outputs of the calibration samples from the calibration's own
+    runs (ai-edge-quantizer's calibrator keeping them) instead of running them again: they must be the float32
+    model's outputs, in the samples' order (LiteRT run here on each sample)."""
+    pixels, _, _ = _calibration(stressed)
+    float32 = tflite_variants.convert_variants(serving.tflite_image_encoder(stressed), ["float32"])["float32"].tflite
+    given = {}
+    search = int8_fallback.search
+
+    def recorded(float32, quantize, calibration, target, threads, reference=None):
+        given.update(reference)
+        return search(float32, quantize, calibration, target, threads, reference)
+
+    monkeypatch.setattr(int8_fallback, "search", recorded)
+    tflite_variants.quantize_with_ai_edge_quantizer(
+        float32, tflite_variants.INT8_RECIPES["eq_aeq_a8w8_weight_ops_fallback"],
+        tflite_variants.representative([x[None] for x in pixels]))
+    expected = tflite_variants.run_tflite(float32, [x[None] for x in pixels], num_threads=1)
+    assert given["serving_default"].shape == expected.shape
+    np.testing.assert_allclose(given["serving_default"], expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+
+
 def test_ops_kept_float_stay_float_in_every_signature_of_a_text_encoder(stressed, monkeypatch):
     """A text encoder with a shorter signature runs each layer in two subgraphs: an op the fallback keeps in
     float must be float in both (the target is set out of reach, so the search keeps ops in float)."""
