@@ -108,6 +108,11 @@ def equalized_model(model, tower, calibration, alpha):
     return equalization.equalize(model, token_ids=calibration, alpha=alpha, towers=("text",))
 
 
+def crops_per_photo(tower):
+    """data()'s image calibration is the exporter's own: crops of each photo in a row."""
+    return datasets.CROPS_PER_PHOTO if tower == "image" else 1
+
+
 def convert(model, tower, recipe, calibration, alpha_override, float32_cache=None):
     """The recipe's model as the exporter makes it; with a `float32_cache` (a dict kept for one model and tower)
     the ai-edge-quantizer recipes quantise a float32 conversion of their source made once per equalisation
@@ -127,13 +132,14 @@ def convert(model, tower, recipe, calibration, alpha_override, float32_cache=Non
         if alpha is not None:
             source = equalized_model(model, tower, calibration, alpha)
         return tflite_variants.convert_variants(function_of(source, tower), ["int8"], representative,
-                                                int8_recipe=name)["int8"].tflite
+                                                int8_recipe=name, crops_per_photo=crops_per_photo(tower))["int8"].tflite
     if alpha not in float32_cache:
         if alpha is not None:
             source = equalized_model(model, tower, calibration, alpha)
         float32_cache[alpha] = tflite_variants.convert_variants(function_of(source, tower), ["float32"])[
             "float32"].tflite
-    tflite, float_ops = tflite_variants.quantize_with_ai_edge_quantizer(float32_cache[alpha], spec, representative)
+    tflite, float_ops = tflite_variants.quantize_with_ai_edge_quantizer(float32_cache[alpha], spec, representative,
+                                                                        crops_per_photo=crops_per_photo(tower))
     float32_cache["float_ops"] = len(float_ops)
     return tflite
 

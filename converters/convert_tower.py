@@ -14,7 +14,8 @@ JOB.json holds: "tower"; "variants"; "path", the SavedModel, and "inputs", {sign
 "int8_recipe"; "calibration": an .npz of one [N, ...] array per signature key, or null; "threads";
 "outputs": {variant: .tflite path to write}; "result": where the outcome is written, {"recipes": {variant:
 recipe}, "float_ops": {variant: [{"op", "why"}]}} or {"error": message}; "parent_pid" and "progress_fd" (our
-progress lines' file descriptor, or null).
+progress lines' file descriptor, or null); "crops_per_photo" (the calibration images: that many crops of each
+photo in a row).
 """
 
 import ctypes
@@ -70,7 +71,7 @@ def convert(job, progress, own_process=True):
     datasets = _datasets(job["calibration"], progress, job["tower"]) if job["calibration"] else None
     source = tflite_variants.SavedModelSource(job["path"], job["inputs"])
     converted = tflite_variants.convert_variants(source, job["variants"], datasets, job["int8_recipe"],
-                                                 threads=job["threads"])
+                                                 threads=job["threads"], crops_per_photo=job["crops_per_photo"])
     recipes, float_ops = {}, {}
     for variant, result in converted.items():
         path = job["outputs"][variant]

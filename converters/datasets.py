@@ -37,6 +37,8 @@ HELD_OUT_CAPTIONS = (
 # Larger calibration files are refused unread (as Beam's --max_image_bytes default and search's --image).
 MAX_PHOTO_BYTES = 100_000_000
 _CROPS = ((0.0, 0.0, 1.0), (0.1, 0.1, 0.7), (0.3, 0.2, 0.6), (0.0, 0.4, 0.5))  # (top, left, size) as fractions
+# builtin_images gives each photo's crops in a row, this many (a user's folder_images: one image per photo).
+CROPS_PER_PHOTO = len(_CROPS)
 
 
 def _photo(name):

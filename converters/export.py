@@ -230,7 +230,7 @@ def _text_encoders(plain, traced, lengths, model):
     return traced if model is plain else serving.tflite_text_encoders(model, lengths)
 
 
-def _write_sources(scratch, tower, build, model, equalized, variants, int8_recipe, calibration):
+def _write_sources(scratch, tower, build, model, equalized, variants, int8_recipe, calibration, crops_per_photo):
     """The tower's functions as SavedModels under `scratch`, one per model its variants come from (see
     _variant_groups); returns the tower's plan for _convert, one group of variants per SavedModel."""
     from . import tflite_variants
@@ -251,7 +251,7 @@ def _write_sources(scratch, tower, build, model, equalized, variants, int8_recip
         calibration_path = os.path.join(scratch, f"{tower}-calibration.npz")
         np.savez(calibration_path, **calibration)
     return {"tower": tower, "variants": list(variants), "groups": groups, "int8_recipe": int8_recipe,
-            "calibration": calibration_path}
+            "calibration": calibration_path, "crops_per_photo": crops_per_photo}
 
 
 def _convert(work, scratch, job, threads, progress, record):
@@ -272,6 +272,7 @@ def _convert(work, scratch, job, threads, progress, record):
         conversion = {
             "tower": job["tower"], "variants": group["variants"], "path": group["path"], "inputs": group["inputs"],
             "int8_recipe": job["int8_recipe"], "calibration": job["calibration"], "threads": threads,
+            "crops_per_photo": job["crops_per_photo"],
             "outputs": {v: os.path.join(work, tflite_path(job["tower"], v)) for v in group["variants"]},
             "result": os.path.join(scratch, f"{name}.result"), "parent_pid": os.getpid(),
             "progress_fd": progress_fd}
@@ -599,12 +600,12 @@ def _float_reference(work, resolution):
 
 
 class _ReferenceAhead:
-    """_float_reference computed in a thread while this process only waits for a conversion process (the
-    last tower's): the two share the machine's cores, where one after the other the conversion (the TFLite
-    converter runs on one core) leaves one idle. On clip-vit-large-patch14-336 the reference takes about a
-    minute (docs/benchmarks.md, "Export"). Only beside a conversion process: a conversion in this process would
-    run TensorFlow beside the thread, which changes TensorFlow's process-wide optimiser setting
-    (parity._graph_rewrites_off)."""
+    """_float_reference computed in a thread while this process only waits for the text tower's conversion
+    processes: much of their time is the TFLite converter, which runs on one core, so one after the other leaves
+    a core idle (docs/benchmarks.md, "Export", has the large preset's stages). Only beside conversion processes:
+    a conversion in this process would run TensorFlow beside the thread, which changes TensorFlow's process-wide
+    optimiser setting (parity._graph_rewrites_off); and only beside the text tower's, whose processes take a
+    third of the image tower's memory (the zero-shot classifier's are the image tower's)."""
 
     def __init__(self, work, resolution):
         import threading
@@ -781,8 +782,10 @@ def _sources_stage(scratch, towers, model, equalized, calibration, options, prog
     """Each tower's functions as SavedModels under `scratch` (_write_sources); returns the towers' conversion jobs.
     The towers are converted in processes of their own (but small ones) from these (converters.convert_tower has
     the reasons)."""
-    from . import tflite_variants
+    from . import datasets, tflite_variants
 
+    # The exporter's own calibration photos come as crops of each in a row; a user's folder, one image per photo.
+    crops_per_photo = 1 if options.calibration_images else datasets.CROPS_PER_PHOTO
     with progress.stage("TFLite sources", "each tower's functions as SavedModels") as stage:
         jobs = []
         for tower, build in towers:
@@ -791,27 +794,29 @@ def _sources_stage(scratch, towers, model, equalized, calibration, options, prog
             recipe = (options.int8_recipes.get(kind)
                       or tflite_variants.RECOMMENDED_INT8_RECIPES[f"{kind}_encoder"])
             jobs.append(_write_sources(scratch, tower, build, model, equalized, options.variants, recipe,
-                                       calibration.get(kind)))
+                                       calibration.get(kind), crops_per_photo))
         stage.summary = f"{sum(len(j['groups']) for j in jobs)} SavedModels"
     return jobs
 
 
 def _conversion_stages(work, scratch, jobs, options, progress, record):
     """One stage per tower: its variants converted (_convert); then the sources are removed. Returns the parity
-    stage's float reference (_ReferenceAhead) when it was made beside the last tower's conversion processes,
+    stage's float reference (_ReferenceAhead) when it was made beside the text tower's conversion processes,
     else None."""
     ahead = None
     for index, job in enumerate(jobs):
         tower = job["tower"]
         stage_name = f"TFLite {tower} encoder" if tower != "zero_shot" else "TFLite zero-shot classifier"
         with progress.stage(stage_name, ", ".join(options.variants)):
-            if index == len(jobs) - 1 and all(_folder_bytes(g["path"]) >= IN_PROCESS_CONVERSION_BYTES
-                                              for g in job["groups"]):
+            if tower == "text" and all(_folder_bytes(g["path"]) >= IN_PROCESS_CONVERSION_BYTES
+                                       for g in job["groups"]):
                 ahead = _ReferenceAhead(work, record.config["image_resolution"])
             try:
                 _convert(work, scratch, job, options.threads, progress, record)
             finally:
-                if ahead is not None:  # TensorFlow is this process's own again after this stage
+                # TensorFlow is this process's own again after this stage; a failed or interrupted conversion
+                # waits for the reference too (it cannot be stopped midway), up to its minute on a large preset.
+                if ahead is not None:
                     ahead.join()
     shutil.rmtree(scratch)
     return ahead

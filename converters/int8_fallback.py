@@ -104,11 +104,13 @@ PHOTOMETRIC_VIEWS = ((0.15, 0.0), (0.4, 40.0), ((1.0, 0.45, 0.2), 0.0), ((0.2, 0
 QUICK_DEFICIT_SHARE = 0.5
 
 
-def photometric_views(calibration: Mapping[str, Sequence[dict]]) -> tuple[dict, dict]:
-    """({signature key: samples}, {signature key: samples}): one of the PHOTOMETRIC_VIEWS of each sample (sample i
-    in view i mod 4), then the other views. A view scales the uint8 RGB image inputs [1, H, W, 3]; samples without
-    one (token ids) have no views. The exporter's calibration data holds four crops of each photo in a row, so the
-    first set has every view of every photo, on one crop each."""
+def photometric_views(calibration: Mapping[str, Sequence[dict]], crops_per_photo: int = 1) -> tuple[dict, dict]:
+    """({signature key: samples}, {signature key: samples}): every one of the PHOTOMETRIC_VIEWS of every photo,
+    each on one of its crops, then the other views of every sample. The samples are `crops_per_photo` crops of
+    each photo in a row (the exporter's own calibration data: converters.datasets.CROPS_PER_PHOTO; a user's
+    photos: 1, and then the first set holds every view of every sample); sample i takes the views v with
+    v = i (mod crops_per_photo) in the first set. A view scales the uint8 RGB image inputs [1, H, W, 3];
+    samples without one (token ids) have no views."""
     first, rest = {}, {}
     for key, samples in calibration.items():
         first[key], rest[key] = [], []
@@ -116,7 +118,7 @@ def photometric_views(calibration: Mapping[str, Sequence[dict]]) -> tuple[dict, 
             if not any(_is_image(v) for v in sample.values()):
                 continue
             for view, (scale, offset) in enumerate(PHOTOMETRIC_VIEWS):
-                (first if view == index % len(PHOTOMETRIC_VIEWS) else rest)[key].append(
+                (first if view % crops_per_photo == index % crops_per_photo else rest)[key].append(
                     {name: np.clip(np.asarray(v, np.float32) * np.float32(scale) + offset, 0, 255).astype(np.uint8)
                      if _is_image(v) else v for name, v in sample.items()})
     return first, rest
@@ -265,25 +267,32 @@ def _macs(op: tflite_model.OpInfo) -> int:
 
 
 def search(float32: bytes, quantize: Callable[[Sequence[str]], bytes], calibration: Mapping[str, Sequence[dict]],
-           target: float, threads: int, reference: Mapping[str, np.ndarray] | None = None) -> SearchResult:
+           target: float, threads: int, reference: Mapping[str, np.ndarray] | None = None,
+           crops_per_photo: int = 1) -> SearchResult:
     """The int8 model `quantize(scopes kept float)` returns, with as few candidate ops in float as the
     measurements allow (see the module doc). `calibration`: {signature key: [{input name: array}]} for every
-    signature; subgraph 0's samples feed the sensitivity run. `reference`: `float32`'s outputs of the calibration
-    samples as signature_outputs gives them, when the caller has them (the calibration ran them)."""
-    first_views, rest = photometric_views(calibration)
+    signature, `crops_per_photo` crops of each photo in a row (photometric_views); subgraph 0's samples feed the
+    sensitivity run. `reference`: `float32`'s outputs of the calibration samples as signature_outputs gives them,
+    when the caller has them (the calibration ran them)."""
+    first_views, rest = photometric_views(calibration, crops_per_photo)
     calibration = {key: list(samples) for key, samples in calibration.items()}
     reference = dict(reference) if reference is not None else signature_outputs(float32, calibration, threads)
     first = quantize(())
-    first_cosines = cosines(reference, first, calibration, threads)
-    for views in (first_views, rest):
+    measured = {key: 0 for key in calibration}  # samples with cosines, per key: the first ones of calibration[key]
+    first_cosines = {key: np.zeros(0) for key in calibration}
+    for views in (first_views, rest):  # one interpreter per model and pass (a large tower's load takes seconds)
         views = {key: samples for key, samples in views.items() if samples}
         if views:
             views_reference = signature_outputs(float32, views, threads)
-            views_cosines = cosines(views_reference, first, views, threads)
             for key in views:
                 calibration[key] += views[key]
                 reference[key] = np.concatenate([reference[key], views_reference[key]])
-                first_cosines[key] = np.concatenate([first_cosines[key], views_cosines[key]])
+        pending = {key: samples[measured[key]:] for key, samples in calibration.items() if samples[measured[key]:]}
+        if pending:
+            found = cosines({key: reference[key][measured[key]:] for key in pending}, first, pending, threads)
+            for key in pending:
+                first_cosines[key] = np.concatenate([first_cosines[key], found[key]])
+                measured[key] = len(calibration[key])
         first_cosine = min(float(c.min()) for c in first_cosines.values())
         if first_cosine >= 1 - QUICK_DEFICIT_SHARE * (1 - target):  # clear of the target: the other views not needed
             return SearchResult(first, (), first_cosine, first_cosine, target, 0)

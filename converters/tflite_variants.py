@@ -192,11 +192,12 @@ RepresentativeDataset = Callable[[], Iterable[Sequence[np.ndarray]]]
 
 def convert_variants(concrete_fn, variant_names: Sequence[str] = tuple(VARIANTS),
                      representative_dataset: RepresentativeDataset | Mapping[str, RepresentativeDataset] | None = None,
-                     int8_recipe: str | None = None, threads: int = 2) -> dict[str, Variant]:
+                     int8_recipe: str | None = None, threads: int = 2, crops_per_photo: int = 1) -> dict[str, Variant]:
     """Converts `concrete_fn` (or {signature_key: concrete_fn}, or a SavedModelSource; see the module doc) into
     the named variants, int8 calibration running `threads` threads;
     int8 needs `representative_dataset` and `int8_recipe` (a key of INT8_RECIPES; RECOMMENDED_INT8_RECIPES
-    names the one measured best per tower).
+    names the one measured best per tower). `crops_per_photo`: the calibration images are that many crops of
+    each photo in a row (the float fallback's check: converters.int8_fallback.photometric_views).
 
     `representative_dataset()` yields lists of numpy inputs in the function's input order, each with the
     signature's shape and dtype (the converter's convention).
@@ -244,7 +245,8 @@ def convert_variants(concrete_fn, variant_names: Sequence[str] = tuple(VARIANTS)
                 tflite = _convert(functions, spec, int8_data=datasets)
             else:
                 float32 = float32 or _convert(functions, VARIANTS["float32"])
-                tflite, float_ops = quantize_with_ai_edge_quantizer(float32, recipe, datasets, threads)
+                tflite, float_ops = quantize_with_ai_edge_quantizer(float32, recipe, datasets, threads,
+                                                                    crops_per_photo)
             description = recipe.describe()
         else:
             tflite = _convert(functions, spec)
@@ -423,9 +425,10 @@ def softmax_input_add_names(tflite: bytes) -> list[str]:
 
 def quantize_with_ai_edge_quantizer(float32_tflite: bytes, recipe: Int8Recipe,
                                     representative_dataset: RepresentativeDataset | Mapping[str, RepresentativeDataset],
-                                    threads: int = 2) -> tuple[bytes, tuple[dict, ...]]:
+                                    threads: int = 2, crops_per_photo: int = 1) -> tuple[bytes, tuple[dict, ...]]:
     """Static quantisation calibrated on every signature (a {key: dataset} for several, a dataset for one);
     returns the model and the ops a float_fallback recipe kept in float ({"op", "why"}; () for other recipes).
+    `crops_per_photo`: as convert_variants'.
     The fallback's search quantises anew from the same calibration statistics: moving ops to float needs none
     the first quantisation did not.
 
@@ -473,8 +476,11 @@ def quantize_with_ai_edge_quantizer(float32_tflite: bytes, recipe: Int8Recipe,
             .calibrate does what this does without keeping them."""
             run = calibrator.Calibrator(self._float_model_buffer, num_threads=threads, mode=mode)
             run.calibrate(calibration, self._recipe_manager, cache_output=True)
-            outputs = iter(run.get_cached_output())  # in the order the samples were run
-            reference = {}
+            outputs = run.get_cached_output()  # in the order the samples were run
+            if len(outputs) != sum(len(samples) for samples in calibration.values()):
+                raise ValueError(f"the calibration kept {len(outputs)} outputs for "
+                                 f"{sum(len(s) for s in calibration.values())} samples")
+            outputs, reference = iter(outputs), {}
             for key, samples in calibration.items():
                 rows = [next(outputs) for _ in samples]
                 if any(len(row) != 1 for row in rows):
@@ -495,7 +501,7 @@ def quantize_with_ai_edge_quantizer(float32_tflite: bytes, recipe: Int8Recipe,
             return quantize(()), ()
         result, reference = calibrating.calibrate_keeping_outputs(mode)
         searched = int8_fallback.search(float32_tflite, quantize, calibration, VARIANTS["int8"].bar + FALLBACK_MARGIN,
-                                        threads, reference)
+                                        threads, reference, crops_per_photo)
         return searched.tflite, searched.float_ops
     except Exception as e:
         raise VariantConversionError(f"ai-edge-quantizer recipe {recipe.name} failed: {_first_lines(e)}") from e

@@ -155,7 +155,8 @@ def test_a_killed_exporter_takes_its_conversion_process_with_it(tmp_path):
     os.mkfifo(fifo)
     job = {"tower": "image", "variants": ["int8"], "path": str(tmp_path / "none"), "inputs": {},
            "int8_recipe": None, "calibration": str(fifo), "threads": 1, "outputs": {},
-           "result": str(tmp_path / "result.json"), "parent_pid": None, "progress_fd": None}
+           "result": str(tmp_path / "result.json"), "parent_pid": None, "progress_fd": None,
+           "crops_per_photo": 1}
     (tmp_path / "job.json").write_text(json.dumps(job))
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     parent = subprocess.Popen([sys.executable, "-c", PARENT, str(tmp_path / "job.json")], cwd=repo,

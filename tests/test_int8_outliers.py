@@ -139,7 +139,7 @@ def _int8_cosine(model, recipe_name, tower="image"):
     reference_embeddings = np.concatenate([function(tf.constant(x))["embedding"].numpy() for x in held_out])
     int8 = tflite_variants.convert_variants(encoder(source), ["int8"],
                                             tflite_variants.representative([x[None] for x in calibration]),
-                                            int8_recipe=recipe_name)["int8"]
+                                            int8_recipe=recipe_name, crops_per_photo=datasets.CROPS_PER_PHOTO)["int8"]
     return parity.cosine_rows(tflite_variants.run_tflite(int8.tflite, held_out), reference_embeddings).min()
 
 
@@ -333,10 +333,11 @@ def test_float_fallback_keeps_the_ops_it_names_in_float(stressed):
 
 
 def test_the_check_stops_after_a_quarter_of_the_views_only_when_clear_of_the_target(stressed, monkeypatch):
-    """The fallback's check measures each calibration photo in one view first and the other three views only when
-    int8 is not clear of the target there: clear (at most QUICK_DEFICIT_SHARE of the target's distance from 1), it
-    returns int8 everywhere after 2N of the 5N inputs; not clear, it measures all 5N and judges on their min.
-    The views are built here from their definition, and the cosines computed here on them."""
+    """The fallback's check measures every view of every calibration photo first, each on one of its crops, and
+    the other views only when int8 is not clear of the target there: clear (at most QUICK_DEFICIT_SHARE of the
+    target's distance from 1), it returns int8 everywhere after 2N of the 5N inputs; not clear, it measures all
+    5N and judges on their min. With one image per photo (a user's folder) the first set is every view. The views
+    are built here from their definition, and the cosines computed here on them."""
     pixels, _, _ = _calibration(stressed)
     float32 = tflite_variants.convert_variants(serving.tflite_image_encoder(stressed), ["float32"])["float32"].tflite
     plain, _ = tflite_variants.quantize_with_ai_edge_quantizer(
@@ -344,19 +345,25 @@ def test_the_check_stops_after_a_quarter_of_the_views_only_when_clear_of_the_tar
         tflite_variants.representative([x[None] for x in pixels]))
     views = [np.clip(pixels.astype(np.float32) * np.float32(scale) + offset, 0, 255).astype(np.uint8)
              for scale, offset in int8_fallback.PHOTOMETRIC_VIEWS]
-    n, count = len(pixels), len(views)
-    first = np.concatenate([pixels, np.stack([views[i % count][i] for i in range(n)])])
+    n, count, crops = len(pixels), len(views), datasets.CROPS_PER_PHOTO
+    assert count == crops and n % crops == 0  # below: photo p's crop c in view c
+    first = np.concatenate([pixels, np.stack([views[i % crops][i] for i in range(n)])])
     every = np.concatenate([pixels] + views)
+    samples = {"serving_default": [{"pixels": x[None]} for x in pixels]}
+    for per_photo, expected in ((crops, first[n:]), (1, every[n:])):
+        got, _ = int8_fallback.photometric_views(samples, per_photo)
+        assert sorted(s["pixels"].tobytes() for s in got["serving_default"]) == sorted(
+            x[None].tobytes() for x in expected), per_photo
 
     def min_cosine(images):
-        samples = {"serving_default": [{"pixels": x[None]} for x in images]}
-        return int8_fallback.min_cosine(int8_fallback.signature_outputs(float32, samples, 1), plain, samples, 1)
+        inputs = {"serving_default": [{"pixels": x[None]} for x in images]}
+        return int8_fallback.min_cosine(int8_fallback.signature_outputs(float32, inputs, 1), plain, inputs, 1)
 
     quick, full = min_cosine(first), min_cosine(every)
     share = int8_fallback.QUICK_DEFICIT_SHARE
     # A target the first quarter is clear of, and one it is not clear of while every view meets it.
     clear = 1 - (1 - quick) / share
-    unclear = (full + 1 - (1 - quick) / share) / 2
+    unclear = (full + clear) / 2
     assert unclear <= full and 1 - share * (1 - unclear) > quick, (quick, full)
 
     measured = []
@@ -371,15 +378,14 @@ def test_the_check_stops_after_a_quarter_of_the_views_only_when_clear_of_the_tar
         return plain
 
     monkeypatch.setattr(int8_fallback, "signature_outputs", counted)
-    samples = {"serving_default": [{"pixels": x[None]} for x in pixels]}
-    result = int8_fallback.search(float32, quantize, samples, clear - 1e-9, threads=1)
+    result = int8_fallback.search(float32, quantize, samples, clear - 1e-9, threads=1, crops_per_photo=crops)
     assert (result.tflite, result.float_ops, result.rounds) == (plain, (), 0)
     assert len(measured) == 2 * 2 * n  # the float32 reference and int8, on the first quarter of the views
     assert sorted(x.tobytes() for x in measured) == sorted(x[None].tobytes() for x in np.concatenate([first, first]))
     assert result.first_min_cosine == pytest.approx(quick, abs=1e-9)
 
     measured.clear()
-    result = int8_fallback.search(float32, quantize, samples, unclear, threads=1)
+    result = int8_fallback.search(float32, quantize, samples, unclear, threads=1, crops_per_photo=crops)
     assert (result.tflite, result.float_ops, result.rounds) == (plain, (), 0)
     assert len(measured) == 2 * (1 + count) * n
     assert sorted(x.tobytes() for x in measured) == sorted(x[None].tobytes() for x in np.concatenate([every, every]))
@@ -389,23 +395,32 @@ def test_the_check_stops_after_a_quarter_of_the_views_only_when_clear_of_the_tar
 def test_the_check_reads_the_float_outputs_the_calibration_made(stressed, monkeypatch):
     """The fallback's check takes the float32 model's outputs of the calibration samples from the calibration's own
     runs (ai-edge-quantizer's calibrator keeping them) instead of running them again: they must be the float32
-    model's outputs, in the samples' order (LiteRT run here on each sample)."""
+    model's outputs, in the samples' order, for every signature (LiteRT run here on each sample): the image
+    encoder, and a text encoder with two signatures calibrated one after the other."""
     pixels, _, _ = _calibration(stressed)
-    float32 = tflite_variants.convert_variants(serving.tflite_image_encoder(stressed), ["float32"])["float32"].tflite
+    ids = reference.reference_token_ids(reference.SENTENCES, 77)
     given = {}
     search = int8_fallback.search
 
-    def recorded(float32, quantize, calibration, target, threads, reference=None):
+    def recorded(float32, quantize, calibration, target, threads, reference=None, crops_per_photo=1):
         given.update(reference)
-        return search(float32, quantize, calibration, target, threads, reference)
+        return search(float32, quantize, calibration, target, threads, reference, crops_per_photo)
 
     monkeypatch.setattr(int8_fallback, "search", recorded)
-    tflite_variants.quantize_with_ai_edge_quantizer(
-        float32, tflite_variants.INT8_RECIPES["eq_aeq_a8w8_weight_ops_fallback"],
-        tflite_variants.representative([x[None] for x in pixels]))
-    expected = tflite_variants.run_tflite(float32, [x[None] for x in pixels], num_threads=1)
-    assert given["serving_default"].shape == expected.shape
-    np.testing.assert_allclose(given["serving_default"], expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+    recipe = tflite_variants.INT8_RECIPES["eq_aeq_a8w8_weight_ops_fallback"]
+    image = tflite_variants.convert_variants(serving.tflite_image_encoder(stressed), ["float32"])["float32"].tflite
+    text = tflite_variants.convert_variants(serving.tflite_text_encoders(stressed, [16]), ["float32"])[
+        "float32"].tflite
+    inputs = {"serving_default": [x[None] for x in ids], "tokens_16": [x[None, :16] for x in ids]}
+    for float32, data in ((image, {"serving_default": [x[None] for x in pixels]}), (text, inputs)):
+        given.clear()
+        tflite_variants.quantize_with_ai_edge_quantizer(
+            float32, recipe, {key: tflite_variants.representative(items) for key, items in data.items()})
+        assert sorted(given) == sorted(data)
+        for key, items in data.items():
+            expected = tflite_variants.run_tflite(float32, items, num_threads=1, signature=key)
+            assert given[key].shape == expected.shape, key
+            np.testing.assert_allclose(given[key], expected, rtol=0, atol=1e-5 * np.abs(expected).max(), err_msg=key)
 
 
 def test_ops_kept_float_stay_float_in_every_signature_of_a_text_encoder(stressed, monkeypatch):
