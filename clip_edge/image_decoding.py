@@ -245,9 +245,9 @@ def _gif_reader(encoded):
 def _gif_size(encoded):
     """(height, width, pixels of all frames) int64 of a GIF, from its screen and every image descriptor.
 
-    giflib, under TensorFlow's decoder, reads every frame at its own declared size and position, whatever the
-    screen says, and the first frame's canvas grows to hold it (as Pillow's does): so the size checked is that
-    of the screen and all frames together, and the frames' total is bounded too."""
+    giflib, under TensorFlow's decoder, reads every frame at its own declared size, whatever the screen says,
+    and the canvas _decode_gif gives (Pillow's) is the screen grown to hold the first frame: so the size checked
+    is that of the screen and all frames together, and the frames' total is bounded too."""
     size, byte, skip_sub_blocks, first_block = _gif_reader(encoded)
 
     def little16(at):
