@@ -22,6 +22,17 @@ from clip_edge.preprocessing import PIL_WEIGHT_BITS, crop_offsets, pil_bicubic, 
 # Digits of the input size taken per step of the exact centre computation (in < 2**16: four 4-bit digits).
 _DIGIT_BITS = 4
 _DIGITS = 16 // _DIGIT_BITS
+# The horizontal pass reads the image in blocks, a band of the crop's columns by a strip of rows: _STRIPS strips
+# per band (see resize_and_crop_any_size for why, _strips for their sizes).
+_STRIPS = 8
+# LiteRT's float32 products (FULLY_CONNECTED; Eigen's on x86) take the rows of their input _ROW_STEP at a time
+# and the rows left over another way, and work out tiny products (rows + inputs + outputs < 20) coefficient by
+# coefficient, each way rounding differently. A product over some of the rows gives every row the result that
+# one product over all of them gives (so blocks change no bit of the output) when each row takes the same way
+# in both: every strip but the last is a whole number of steps, the last ends where all rows end, and a strip
+# has at least _MIN_STRIP_ROWS rows (48 product rows, never a tiny product) unless it is the image's only one.
+_ROW_STEP = 4
+_MIN_STRIP_ROWS = 16
 
 
 def _centre_divmod(numerators, in_size, denominator):
@@ -71,17 +82,52 @@ def _band_matrices(in_size, out_size, first, count, bands):
     return tf.sign(weights) * tf.floor(tf.abs(weights) * one + 0.5) / one, starts, lengths
 
 
-def _banded_product(values, values_start, in_size, out_size, first, count, bands):
-    """values [N, inputs values_start...] x the resampling matrix of outputs first..first+count-1, transposed
-    -> [N, count], as `bands` products, each of the inputs its band of outputs uses."""
-    weights, starts, lengths = _band_matrices(in_size, out_size, first, count, bands)
+def _band_weights(weights, lengths):
+    """Each band's weights [size, lengths[b]], from _band_matrices' weights [bands, size, longest]."""
+    bands, size = weights.shape[0], weights.shape[1]
+    return [tf.slice(weights[band], [0, 0], tf.stack([size, lengths[band]])) for band in range(bands)]
+
+
+def _banded_product(values, values_start, weights, starts, lengths):
+    """values uint8 [N, inputs values_start...] x the resampling matrix (_band_matrices' starts and lengths, its
+    weights from _band_weights), transposed -> float32 [N, outputs]: one product per band of outputs, of the
+    inputs it uses, each made float32 on its own."""
     rows = tf.shape(values)[0]
-    results = []
-    for band in range(bands):
-        inputs = tf.slice(values, tf.stack([0, starts[band] - values_start]), tf.stack([rows, lengths[band]]))
-        band_weights = tf.slice(weights[band], [0, 0], tf.stack([count // bands, lengths[band]]))
-        results.append(tf.matmul(inputs, band_weights, transpose_b=True))
-    return tf.concat(results, axis=1)
+    products = []
+    for band_weights, start, length in zip(weights, tf.unstack(starts), tf.unstack(lengths)):
+        inputs = tf.slice(values, tf.stack([0, start - values_start]), tf.stack([rows, length]))
+        products.append(tf.matmul(tf.cast(inputs, tf.float32), band_weights, transpose_b=True))
+    return tf.concat(products, axis=1)
+
+
+def _strips(row_start, row_count):
+    """The strips of rows, [(first row, rows)], of every band of columns but the first, and of the first.
+
+    The last strip has `unit` rows and those left over by whole steps (_ROW_STEP), the _STRIPS - 2 before it a
+    unit each, and the first the rest: a unit and up to _ROW_STEP * _STRIPS - 1 rows; an image with less than
+    _MIN_STRIP_ROWS rows per unit has one strip. The first band reads its first two strips as one, so that its
+    first block is the largest of all (see resize_and_crop_any_size): it has at least 1.34 times the rows of any
+    other block (two units and the first strip's extra rows, against one unit and up to 31 extra rows), and no
+    band reads more than 1.3 times the first band's inputs (bands differ by an input at most, and the first one
+    can be cut short by the image's edge; measured over 450 sizes)."""
+    unit = row_count // _STRIPS // _ROW_STEP * _ROW_STEP
+    unit = tf.where(unit >= _MIN_STRIP_ROWS, unit, row_count + _ROW_STEP)
+    ends = [tf.maximum(row_count - row_count % _ROW_STEP - (_STRIPS - 1 - strip) * unit, 0)
+            for strip in range(_STRIPS - 1)] + [row_count]
+    strips = [(row_start + first, end - first) for first, end in zip([0] + ends[:-1], ends)]
+    return strips, [(row_start, ends[1])] + strips[2:]
+
+
+def _zero_after(tensor):
+    """0, computed from the shape of `tensor` (which the converter must not know in full), so after it."""
+    return tf.minimum(tf.reduce_min(tf.shape(tensor)), 0)
+
+
+def _own_buffer(tensor, rows):
+    """All of `tensor` [rows, M], copied by a slice of `rows` rows, a count known only while running: LiteRT
+    gives a tensor whose shape it learns only while running a buffer of its own instead of a place in its arena
+    (see resize_and_crop_any_size). The converter cannot know the copy's shape either, so _zero_after takes it."""
+    return tf.slice(tensor, [0, 0], tf.stack([rows, -1]))
 
 
 def resize_and_crop_any_size(pixels, resolution):
@@ -90,7 +136,19 @@ def resize_and_crop_any_size(pixels, resolution):
     Equal to it within one 8-bit level, two on scalings with many exact ties (float32 weights, see the module
     docstring). No size checks: TFLite has no assertions, so callers must keep 1 <= H, W <= MAX_SIDE and
     H * W <= MAX_PIXELS (clip_edge.image_decoding's limits). An empty image (H or W = 0) gives zeros; sides of
-    65,536 or more give wrong pixels (the exact centres take 16-bit sizes), silently.
+    65,536 or more give wrong pixels (the exact centres take 16-bit sizes), silently. A non-empty input of any
+    other shape than [1, H, W, 3] (an interpreter resized without strict checking takes any shape) fails the
+    call.
+
+    Memory, in LiteRT: with an input whose shape changes, LiteRT plans the tensors whose shapes it can work out
+    before running in an arena, where tensors alive at different times share memory, but gives every tensor
+    whose shape it learns only while running (here a slice at a position computed from the image's size) a
+    buffer of its own, which it keeps until the interpreter goes. The arena holds the input too, and grows by
+    reallocation, copying all of it, whenever a tensor does not fit. So the image is read in blocks, a band of
+    columns by a strip of rows: the uint8 blocks are kept (the inputs the crop uses, and the bands' overlaps,
+    about 1.2 times as many at 100 megapixels), but each is made float32 and multiplied in the arena, where the
+    next block reuses its memory; the products are copied out into buffers of their own (_own_buffer) so that
+    they do not wedge themselves between blocks, and the first block is the largest (_strips).
     """
     if not 0 < resolution <= 512:  # 16 * 2 * out < 2**30 for out <= 512 * MAX_SIDE in _centre_divmod
         raise ValueError(f"resolution must be in 1..512, got {resolution}")
@@ -104,18 +162,56 @@ def resize_and_crop_any_size(pixels, resolution):
     # outputs, each a product with only the inputs its band uses: the matrices are mostly zeros (Pillow's kernel
     # spans about 4 x the scale), so dense products over the whole image would do R / band_count times the work.
     bands = _band_count(resolution)
+    size = resolution // bands
     _, row_start, row_count = _band_matrices(height, new_height, top, resolution, 1)
-    _, column_start, column_count = _band_matrices(width, new_width, left, resolution, 1)
-    row_start, row_count, column_start, column_count = row_start[0], row_count[0], column_start[0], column_count[0]
-    used = tf.slice(pixels[0], tf.stack([row_start, column_start, 0]), tf.stack([row_count, column_count, 3]))
+    row_start, row_count = row_start[0], row_count[0]
+    column_weights, column_starts, column_lengths = _band_matrices(width, new_width, left, resolution, bands)
+    row_weights, row_starts, row_lengths = _band_matrices(height, new_height, top, resolution, bands)
+    # A non-empty input of another shape (an RGBA image, a batch of two: an interpreter resized without strict
+    # checking takes any shape) fails the call at this reshape of its first pixel, in every batch and channel, to
+    # one pixel's three channels, or, holding three values there (three grey images), at the first block, which
+    # reads three channels of one image. Unchecked, the blocks would read the first image's first three channels
+    # without a word.
+    corner = tf.minimum(shape[1:3], 1)  # 1 x 1, or nothing from an empty image
+    corner = tf.reshape(tf.slice(pixels, [0, 0, 0, 0], tf.concat([[-1], corner, [-1]], axis=0)),
+                        tf.concat([corner, [3]], axis=0))
+    # LiteRT runs the ops in the converter's order, which follows the data only (it sliced every block before the
+    # first product): each block starts _zero_after the previous step's result, the first after the check and
+    # both passes' weights, which so lie below the blocks in the arena.
+    zero = _zero_after(corner) + _zero_after(column_weights) + _zero_after(row_weights)
+    column_weights, row_weights = _band_weights(column_weights, column_lengths), _band_weights(row_weights, row_lengths)
+    column_starts, column_lengths = tf.unstack(column_starts), tf.unstack(column_lengths)
+    strips, first_band_strips = _strips(row_start, row_count)
+    # Bands of columns go through both passes a group at a time: the group's vertical product has 3 * group *
+    # size rows (channel, column), a whole number of steps and not a tiny product (see _ROW_STEP), as the one
+    # product over all 3 * R rows had; a resolution that allows no smaller group has one group.
+    group = next(n for n in range(1, bands + 1)
+                 if bands % n == 0 and (3 * size * n % _ROW_STEP == 0 and 3 * size * n + size >= 19 or n == bands))
 
     # Horizontal pass first, rounded to 8 bits, then vertical: Pillow's order, as ImagePreprocessor's.
-    values = tf.transpose(tf.cast(used, tf.float32), [0, 2, 1])  # [rows, 3, columns]
-    values = _banded_product(tf.reshape(values, [row_count * 3, column_count]), column_start, width, new_width,
-                             left, resolution, bands)
-    values = round_to_levels(values)
-    values = tf.transpose(tf.reshape(values, [row_count, 3 * resolution]))  # [3 * R, rows]
-    values = _banded_product(values, row_start, height, new_height, top, resolution, bands)
-    values = round_to_levels(values)  # [3 * R (channel, column), R (row)]
-    values = tf.transpose(tf.reshape(values, [3, resolution, resolution]), [2, 1, 0])
-    return tf.cast(values, tf.uint8)[None]
+    previous = None
+    columns = []
+    for first_band in range(0, bands, group):
+        products = []
+        for band in range(first_band, first_band + group):
+            pieces = []
+            for first, count in first_band_strips if band == 0 else strips:
+                if previous is not None:
+                    zero = _zero_after(previous)
+                block = tf.slice(pixels, tf.stack([0, first + zero, column_starts[band], 0]),
+                                 tf.stack([1, count, column_lengths[band], 3]))
+                block = tf.transpose(block, [0, 1, 3, 2])  # [1, rows, 3, inputs]
+                # -> [rows * 3, inputs], in place: the new shape comes from the block's, known before it runs.
+                block = tf.reshape(block, tf.concat([[-1], tf.shape(block)[3:]], axis=0))
+                product = tf.matmul(tf.cast(block, tf.float32), column_weights[band], transpose_b=True)
+                previous = _own_buffer(product, 3 * count)
+                pieces.append(previous)
+            products.append(tf.concat(pieces, axis=0))
+        # [rows * 3 (row, channel), the group's columns], in uint8: the levels exactly, in a quarter of the bytes.
+        values = tf.cast(round_to_levels(tf.concat(products, axis=1)), tf.uint8)
+        values = tf.transpose(tf.reshape(values, [-1, 3 * group * size]))  # [3 * columns (channel, column), rows]
+        values = round_to_levels(_banded_product(values, row_start, row_weights, row_starts, row_lengths))
+        previous = _own_buffer(tf.cast(values, tf.uint8), 3 * group * size + zero)
+        columns.append(tf.reshape(previous, [3, group * size, resolution]))
+    values = tf.concat(columns, axis=1)  # [3 (channel), R (column), R (row)]
+    return tf.transpose(values, [2, 1, 0])[None]

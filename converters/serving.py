@@ -165,11 +165,8 @@ def tflite_preprocess(resolution):
 
     @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.uint8, name="pixels")], autograph=False)
     def preprocess(pixels):
-        # The signature says [1, H, W, 3], but an interpreter resized without strict checking takes any shape,
-        # and the graph would drop a fourth channel or every image but the first without a word. A reshape to
-        # [1, H, W, 3] holds only as many values as that shape: LiteRT's RESHAPE fails the call otherwise.
-        shape = tf.shape(pixels)
-        pixels = tf.reshape(pixels, tf.stack([1, shape[1], shape[2], 3]))
+        # An interpreter resized without strict checking takes any shape: resize_and_crop_any_size fails the call
+        # on a non-empty one other than [1, H, W, 3] itself (a reshape of the whole input here would copy it).
         return {"pixels": resize_and_crop_any_size(pixels, resolution)}
 
     return preprocess.get_concrete_function()

@@ -100,10 +100,11 @@ def test_empty_images_give_zeros(model):
         assert out.shape == (1, RESOLUTION, RESOLUTION, 3) and not out.any()
 
 
-@pytest.mark.parametrize("shape", [(1, 40, 30, 4), (2, 40, 30, 3), (1, 40, 30, 1)])
+@pytest.mark.parametrize("shape", [(1, 40, 30, 4), (2, 40, 30, 3), (1, 40, 30, 1), (3, 40, 30, 1)])
 def test_a_shape_other_than_one_rgb_image_fails_the_call(model, shape):
     """Resized without strict checking (the C API's and Interpreter's default), the input takes any shape: an
-    RGBA image, a batch of two or a grey image must fail the call, not come back as one cropped RGB image."""
+    RGBA image, a batch of two, a grey image or three must fail the call, not come back as one cropped RGB
+    image."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=model)
