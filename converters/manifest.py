@@ -26,6 +26,7 @@ from clip_edge.model import MAX_LOGIT_SCALE
 from clip_edge.preprocessing import OPENAI_MEAN, OPENAI_STD, RESIZE_RULE
 from clip_edge.text_cleaning_tables import TEXT_CLEANING_FORMAT
 from clip_edge.tokenizer import END_TOKEN_NAMES, START_TOKEN_NAMES
+from .preprocess_tflite import PREPROCESS_PEAK_BYTES_PER_PIXEL, PREPROCESS_PEAK_EXTRA_BYTES
 from .variants import DEFAULT_SIGNATURE
 from .serving import SIGNATURES
 
@@ -149,15 +150,19 @@ PREPROCESS_NOTE = ("uint8 RGB [1,H,W,3] of any size (resize_tensor_input) -> uin
                    "then the centre crop of CLIPImageProcessor; within one or two 8-bit levels of the SavedModel (see "
                    "parity). CPU only "
                    "(float32). The app must check 1 <= H, W <= {max_side} and H * W <= {max_pixels} first: the "
-                   "model has no checks; it gives all zeros for H or W = 0, wrong pixels for a side above the "
-                   "limit, and its memory grows with H * W (float32 copies of the image, 12 bytes a pixel each).")
+                   "model has no checks; it gives all zeros for H or W = 0 and wrong pixels for a side above the "
+                   "limit. Its peak memory (the input included) is at most {peak_bytes_per_pixel} bytes per input "
+                   "pixel plus {peak_extra_mb} MB.")
 
 
 def _preprocess_entry(path, parity):
     inputs, outputs = tflite_io(path)
     return {"role": "preprocess", "inputs": inputs, "outputs": outputs,
             "limits": {"max_side": MAX_SIDE, "max_pixels": MAX_PIXELS},
-            "note": PREPROCESS_NOTE.format(max_side=MAX_SIDE, max_pixels=MAX_PIXELS), "parity": parity}
+            "note": PREPROCESS_NOTE.format(max_side=MAX_SIDE, max_pixels=MAX_PIXELS,
+                                           peak_bytes_per_pixel=PREPROCESS_PEAK_BYTES_PER_PIXEL,
+                                           peak_extra_mb=PREPROCESS_PEAK_EXTRA_BYTES >> 20),
+            "parity": parity}
 
 
 def _encoder_entry(export, record, path):

@@ -34,6 +34,15 @@ _STRIPS = 8
 _ROW_STEP = 4
 _MIN_STRIP_ROWS = 16
 
+# The most memory preprocess.tflite takes in LiteRT beyond the interpreter's own (its input included):
+# PREPROCESS_PEAK_BYTES_PER_PIXEL bytes per input pixel (the uint8 input is 3) plus PREPROCESS_PEAK_EXTRA_BYTES.
+# Measured (ai_edge_litert 2.3.0, 33 sizes): 7.4 bytes a pixel at 10,000 x 10,000, 6.1 at 1,525 x 65,535, at most
+# 7.6 from 36 megapixels up and 8.1 from 16 up; smaller images take more a pixel but a few MB (11 at 1,000 x
+# 1,000), within the extra. README.md and the manifest's note promise it; tests/test_preprocess_tflite.py checks
+# it.
+PREPROCESS_PEAK_BYTES_PER_PIXEL = 8
+PREPROCESS_PEAK_EXTRA_BYTES = 20 << 20
+
 
 def _centre_divmod(numerators, in_size, denominator):
     """(floor(n * in_size / denominator), n * in_size mod denominator) for int32 n >= 0, exactly, without
@@ -148,7 +157,8 @@ def resize_and_crop_any_size(pixels, resolution):
     columns by a strip of rows: the uint8 blocks are kept (the inputs the crop uses, and the bands' overlaps,
     about 1.2 times as many at 100 megapixels), but each is made float32 and multiplied in the arena, where the
     next block reuses its memory; the products are copied out into buffers of their own (_own_buffer) so that
-    they do not wedge themselves between blocks, and the first block is the largest (_strips).
+    they do not wedge themselves between blocks, and the first block is the largest (_strips). README.md gives
+    the peak this leaves, PREPROCESS_PEAK_BYTES_PER_PIXEL, which tests/test_preprocess_tflite.py measures.
     """
     if not 0 < resolution <= 512:  # 16 * 2 * out < 2**30 for out <= 512 * MAX_SIDE in _centre_divmod
         raise ValueError(f"resolution must be in 1..512, got {resolution}")

@@ -4,6 +4,8 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -14,7 +16,8 @@ from PIL import Image
 from clip_edge.preprocessing import ImagePreprocessor, _resampling_matrix
 from converters import parity, serving, tflite_model, tflite_variants
 from converters.gate import EXIT_OK, EXIT_REFUSED, Gate
-from converters.preprocess_tflite import _band_matrices, resize_and_crop_any_size
+from converters.preprocess_tflite import (PREPROCESS_PEAK_BYTES_PER_PIXEL, PREPROCESS_PEAK_EXTRA_BYTES, _band_matrices,
+                                          resize_and_crop_any_size)
 
 import photos
 import reference
@@ -114,6 +117,52 @@ def test_a_shape_other_than_one_rgb_image_fails_the_call(model, shape):
         interpreter.allocate_tensors()
         interpreter.set_tensor(detail["index"], np.full(shape, 7, np.uint8))
         interpreter.invoke()
+
+
+# A process that only loads preprocess.tflite, sizes its input, writes a pattern into the input's own buffer (a
+# NumPy array of its own would be a second copy of the image) and invokes it; it prints its peak RSS (KiB) before
+# writing the input and at the end. The peak is VmHWM, the kernel's high-water mark of the process's memory:
+# ru_maxrss would be the larger of it and the parent's peak, which Linux carries over a fork and an exec.
+_PEAK_MEMORY_CHILD = """
+import re, sys
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+
+def peak():
+    with open("/proc/self/status") as status:
+        return int(re.search(r"VmHWM:\\s+(\\d+) kB", status.read()).group(1))
+
+path, height, width = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+interpreter = Interpreter(model_path=path, num_threads=2)
+(detail,) = interpreter.get_input_details()
+interpreter.resize_tensor_input(detail["index"], [1, height, width, 3], strict=True)
+interpreter.allocate_tensors()
+before = peak()
+interpreter.tensor(detail["index"])()[...] = (np.arange(width) % 251).astype(np.uint8)[None, None, :, None]
+interpreter.invoke()
+(output,) = interpreter.get_output_details()
+assert interpreter.get_tensor(output["index"]).any()
+print(before, peak())
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/status")
+@pytest.mark.parametrize("height,width", [(10_000, 10_000), (1_525, 65_535)])
+def test_peak_memory_stays_within_the_documented_bound(model, tmp_path, height, width):
+    """The README's promise at the 100-megapixel limit, as a square (where the crop reads every input: the most
+    per pixel of large images) and with the longest side allowed: a process that runs preprocess.tflite once
+    grows by at most PREPROCESS_PEAK_BYTES_PER_PIXEL per pixel plus PREPROCESS_PEAK_EXTRA_BYTES beyond what
+    loading it took. 10,000 x 10,000 took 4.5 GiB more before issue 20 (float32 copies of the whole image)."""
+    path = tmp_path / "preprocess.tflite"
+    path.write_bytes(model)
+    result = subprocess.run([sys.executable, "-c", _PEAK_MEMORY_CHILD, str(path), str(height), str(width)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    before, peak = (int(value) * 1024 for value in result.stdout.split())
+    bound = PREPROCESS_PEAK_BYTES_PER_PIXEL * height * width + PREPROCESS_PEAK_EXTRA_BYTES
+    print(f"{height} x {width}: {(peak - before) / 2**20:.0f} MiB more at the peak, "
+          f"{(peak - before) / (height * width):.2f} bytes a pixel; bound {bound / 2**20:.0f} MiB")
+    assert peak - before <= bound
 
 
 @pytest.fixture(scope="module")
