@@ -195,9 +195,9 @@ def cosine_rows(a, b):
 def _graph_rewrites_off():
     """TensorFlow's graph optimiser (grappler) off for the SavedModel functions first called inside: it rewrites a
     function when it is first called, and on the tokenizer's and image decoder's large graphs that took most of
-    the reference's time for a few dozen inputs, while the embeddings moved by at most 1.2e-7. The pixels-only
-    image encoder is called outside: there its fusions pay (docs/benchmarks.md, "Parity harness"). The setting
-    is the process's, so it is put back on the way out."""
+    the reference's time for a few dozen inputs, while the embeddings moved by at most 1.2e-7; the image encoder
+    alone runs as fast either way (docs/benchmarks.md, "Parity harness"). The setting is the process's, so it is
+    put back on the way out."""
     import tensorflow as tf
 
     before = tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False)
@@ -224,8 +224,9 @@ class FloatReference:
         self.pixels = pixels
         self.token_ids, self.text = self.texts(sentences)
         encode = self.model.signatures["encode_pixels"]
-        self.image = np.concatenate([encode(pixels=tf.constant(pixels[i:i + REFERENCE_BATCH]))["embeddings"].numpy()
-                                     for i in range(0, len(pixels), REFERENCE_BATCH)])
+        with _graph_rewrites_off():
+            self.image = np.concatenate([encode(pixels=tf.constant(pixels[i:i + REFERENCE_BATCH]))[
+                "embeddings"].numpy() for i in range(0, len(pixels), REFERENCE_BATCH)])
 
     def texts(self, sentences):
         """(token ids [N, L], float embeddings [N, D]) of `sentences`."""
