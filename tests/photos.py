@@ -250,3 +250,35 @@ def interlaced_gif(name, width, height, screen=None):
     if screen is not None:
         data[6:10] = struct.pack("<HH", *screen)
     return bytes(data)
+
+
+def gif_with_frames(screen, frames):
+    """A GIF built byte by byte: a screen of `screen` (width, height) with Pillow's palette, then one image
+    descriptor per (left, top, width, height) in `frames`, each followed by the LZW data of a 10 x 10 frame
+    written by Pillow (a decoder would have to fill the frame's declared size from it)."""
+    buffer = io.BytesIO()
+    Image.new("P", (10, 10)).save(buffer, format="GIF")
+    pillow = buffer.getvalue()
+    flags = pillow[10]
+    descriptor = 13 + (3 * (2 << (flags & 7)) if flags & 0x80 else 0)
+    while pillow[descriptor] == 0x21:  # skip extensions: label, then sub-blocks up to a zero length
+        descriptor += 2
+        while pillow[descriptor]:
+            descriptor += pillow[descriptor] + 1
+        descriptor += 1
+    assert pillow[descriptor] == 0x2C and not pillow[descriptor + 9] & 0x80  # no local palette
+    lzw = pillow[descriptor + 10:-1]  # code size and sub-blocks, without the trailer
+
+    # Pillow's palette and extensions, under our screen size.
+    data = b"GIF89a" + struct.pack("<HHBBB", *screen, flags, 0, 0) + pillow[13:descriptor]
+    for left, top, width, height in frames:
+        data += b"\x2c" + struct.pack("<HHHHB", left, top, width, height, 0) + lzw
+    return data + b"\x3b"
+
+
+def pillow_rgb(encoded):
+    """The reference decoding: Pillow's Image.open, then CLIPImageProcessor's convert_to_rgb (convert("RGB"),
+    transparency composited onto white)."""
+    from transformers.image_transforms import convert_to_rgb
+
+    return convert_to_rgb(Image.open(io.BytesIO(encoded)), return_numpy=True)

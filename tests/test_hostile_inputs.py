@@ -18,6 +18,8 @@ from clip_edge import checkpoint_files, checkpoints
 from clip_edge.checkpoint_files import CheckpointError
 from clip_edge.torch_files import read_torch_state_dict
 
+import photos
+
 
 def run_limited(script, memory_bytes, args=()):
     """Run `script` in a fresh Python whose heap (RLIMIT_DATA) is capped: code that ignores a size check fails
@@ -673,7 +675,6 @@ def test_calibration_photo_that_is_not_a_regular_file_is_refused_before_any_work
     # It used to hang (FIFO) or fill memory (/dev/zero) in the calibration stage, after the SavedModel.
     from converters import export
 
-    import photos
 
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -740,34 +741,6 @@ def test_unreachable_hub_is_asked_once_not_retried(tmp_path):
 # -- images: declared sizes of every frame, BMP headers, which image in a batch failed ---------------------------
 
 
-def gif_with_frames(screen, frames):
-    """A GIF built byte by byte: a screen of `screen` (width, height) with Pillow's palette, then one image
-    descriptor per (left, top, width, height) in `frames`, each followed by the LZW data of a 10 x 10 frame
-    written by Pillow (a decoder would have to fill the frame's declared size from it)."""
-    import struct
-
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.new("P", (10, 10)).save(buffer, format="GIF")
-    pillow = buffer.getvalue()
-    flags = pillow[10]
-    descriptor = 13 + (3 * (2 << (flags & 7)) if flags & 0x80 else 0)
-    while pillow[descriptor] == 0x21:  # skip extensions: label, then sub-blocks up to a zero length
-        descriptor += 2
-        while pillow[descriptor]:
-            descriptor += pillow[descriptor] + 1
-        descriptor += 1
-    assert pillow[descriptor] == 0x2C and not pillow[descriptor + 9] & 0x80  # no local palette
-    lzw = pillow[descriptor + 10:-1]  # code size and sub-blocks, without the trailer
-
-    # Pillow's palette and extensions, under our screen size.
-    data = b"GIF89a" + struct.pack("<HHBBB", *screen, flags, 0, 0) + pillow[13:descriptor]
-    for left, top, width, height in frames:
-        data += b"\x2c" + struct.pack("<HHHHB", left, top, width, height, 0) + lzw
-    return data + b"\x3b"
-
-
 def graph_error_text(error):
     """A TensorFlow assertion's message without the brackets around each of its data."""
     return re.sub(r"[\[\]]", "", error.message)
@@ -789,22 +762,21 @@ def preprocessor():
     ([(0, 0, 9_000, 9_000)] * 4, "is a GIF whose frames hold 324000000 pixels in all"),  # each one allowed
 ])
 def test_every_gif_frame_size_is_checked_before_decoding(frames, problem, preprocessor):
-    encoded = gif_with_frames((10, 10), frames)
+    encoded = photos.gif_with_frames((10, 10), frames)
     with pytest.raises(ValueError, match=f"image 1 {problem}"):
-        preprocessor.load([gif_with_frames((10, 10), [(0, 0, 10, 10)]), encoded])
+        preprocessor.load([photos.gif_with_frames((10, 10), [(0, 0, 10, 10)]), encoded])
     import tensorflow as tf
 
     with pytest.raises(tf.errors.InvalidArgumentError) as error:
-        preprocessor.from_encoded(tf.constant([gif_with_frames((10, 10), [(0, 0, 10, 10)]), encoded]))
+        preprocessor.from_encoded(tf.constant([photos.gif_with_frames((10, 10), [(0, 0, 10, 10)]), encoded]))
     assert re.search(f"image 1 {problem}", graph_error_text(error.value)), error.value.message
 
 
 def test_huge_claims_are_refused_within_a_small_heap(tmp_path):
     """Headers that claim gigabytes of pixels are refused before anything is decoded: in 1.5 GB of heap, enough for
     TensorFlow and far from the 11 GB (GIF), 10.8 GB (JPEG) and 4.8 GB (PNG) that decoding them would take."""
-    import photos
 
-    claims = [gif_with_frames((10, 10), [(0, 0, 24_000, 24_000)]), photos.jpeg_claiming_size(60_000, 60_000),
+    claims = [photos.gif_with_frames((10, 10), [(0, 0, 24_000, 24_000)]), photos.jpeg_claiming_size(60_000, 60_000),
               photos.png_claiming_size(40_000, 40_000)]
     paths = []
     for number, data in enumerate(claims):
@@ -825,14 +797,13 @@ def test_huge_claims_are_refused_within_a_small_heap(tmp_path):
 
 def test_small_gif_built_here_decodes(preprocessor):
     # The builder above writes a decodable file: the refusals are for the sizes, not for a broken file.
-    pixels = preprocessor.load([gif_with_frames((10, 10), [(0, 0, 10, 10)])])
+    pixels = preprocessor.load([photos.gif_with_frames((10, 10), [(0, 0, 10, 10)])])
     assert pixels.shape == (1, 224, 224, 3)
 
 
 def bmp_with(field_offset, value, mode="P"):
     import struct
 
-    import photos
 
     data = bytearray(photos.encoded("tiny", "BMP", mode))
     data[field_offset:field_offset + 4] = struct.pack("<I", value)
@@ -876,7 +847,6 @@ def test_bmp_header_sizes_pillow_reads_still_decode_as_pillow_does(preprocessor)
 def test_batch_decoder_error_names_the_image(position, tmp_path, preprocessor):
     import tensorflow as tf
 
-    import photos
 
     good = photos.encoded("tiny", "PNG")
     batch = [good, good, good]
@@ -900,7 +870,6 @@ def test_batch_decoder_error_names_the_image(position, tmp_path, preprocessor):
 def test_batch_names_a_truncated_jpeg_wherever_it_is(position, kept, preprocessor):
     import tensorflow as tf
 
-    import photos
 
     good = photos.encoded("tiny", "JPEG")
     whole = photos.encoded("chelsea", "JPEG")

@@ -22,7 +22,6 @@ from PIL import Image
 import jvm
 import photos
 import reference
-from test_hostile_inputs import gif_with_frames
 
 from clip_edge.preprocessing import OPENAI_MEAN, OPENAI_STD, ImagePreprocessor
 
@@ -165,13 +164,6 @@ def test_jpeg_decoding_differs_little(tmp_path):
     assert max_difference <= 4
 
 
-def _pillow_rgb(encoded):
-    """Pillow's Image.open, then CLIPImageProcessor's convert_to_rgb (transparency composited onto white)."""
-    from transformers.image_transforms import convert_to_rgb
-
-    return convert_to_rgb(Image.open(io.BytesIO(encoded)), return_numpy=True)
-
-
 def _cmyk_exif_rotated():
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
@@ -221,7 +213,7 @@ def test_java_decodes_as_the_saved_model(tmp_path, case):
     path = tmp_path / f"{case}.img"
     path.write_bytes(encoded)
     saved_model = ImagePreprocessor(224).decode(tf.constant(encoded)).numpy()
-    pillow = _pillow_rgb(encoded)
+    pillow = photos.pillow_rgb(encoded)
     assert saved_model.shape == pillow.shape
     resolution = min(saved_model.shape[:2])
     square = ImagePreprocessor(resolution)
@@ -244,18 +236,19 @@ def test_java_decodes_as_the_saved_model(tmp_path, case):
 # (GIF, the SavedModel's message, the JVM's): GIFs whose screen, or whose frames, are beyond the limits. The
 # SavedModel checks the screen grown to hold every frame, and the frames' total, since TensorFlow decodes every
 # frame; the JVM decodes only the first, and checked only its screen before (it decoded all but the first case).
-# gif_with_frames: a 10 x 10 screen, every frame the LZW data of a 10 x 10 image.
+# photos.gif_with_frames: a 10 x 10 screen, every frame the LZW data of a 10 x 10 image.
 GIFS_BEYOND_THE_LIMITS = {
     "screen": (lambda: photos.gif_on_screen("tiny", (20_000, 6_000), (0, 0)),
                "is larger than 100 megapixels: height 6000 width 20000",
                "image of 20000 x 6000 pixels (width x height) is larger than 100 megapixels"),
-    "second frame": (lambda: gif_with_frames((10, 10), [(0, 0, 10, 10), (0, 0, 20_000, 6_000)]),
+    "second frame": (lambda: photos.gif_with_frames((10, 10), [(0, 0, 10, 10), (0, 0, 20_000, 6_000)]),
                      "is larger than 100 megapixels: height 6000 width 20000",
                      "image of 20000 x 6000 pixels (width x height) is larger than 100 megapixels"),
-    "second frame far out": (lambda: gif_with_frames((10, 10), [(0, 0, 10, 10), (65_000, 0, 1_000, 10)]),
+    "second frame far out": (lambda: photos.gif_with_frames((10, 10), [(0, 0, 10, 10), (65_000, 0, 1_000, 10)]),
                              "has a side longer than 65535 pixels: height 10 width 66000",
                              "image of 66000 x 10 pixels (width x height) has a side longer than 65535 pixels"),
-    "frames over 300 megapixels": (lambda: gif_with_frames((10, 10), [(0, 0, 10, 10)] + [(0, 0, 9_000, 9_000)] * 4),
+    "frames over 300 megapixels": (lambda: photos.gif_with_frames((10, 10),
+                                                                  [(0, 0, 10, 10)] + [(0, 0, 9_000, 9_000)] * 4),
                                    "is a GIF whose frames hold 324000100 pixels in all; at most 300,000,000 are "
                                    "decoded",
                                    "is a GIF whose frames hold 324000100 pixels in all (5 frames); at most "

@@ -163,12 +163,6 @@ def test_gif_transparency_is_composited_onto_white(preprocessor, reference, fram
     _assert_parity(actual, _expected(reference, Image.open(io.BytesIO(encoded))), f"transparent GIF, {frames} frames")
 
 
-def _pillow_rgb(encoded):
-    """The reference decoding: Pillow's Image.open, then CLIPImageProcessor's convert_to_rgb (convert("RGB"),
-    transparency composited onto white)."""
-    return transformers.image_transforms.convert_to_rgb(Image.open(io.BytesIO(encoded)), return_numpy=True)
-
-
 # Four-component JPEGs as encoders write them (tests/photos.py, cmyk_jpeg).
 CMYK_JPEGS = {
     "CMYK, Adobe segment": lambda: photos.cmyk_jpeg("chelsea", "adobe"),
@@ -188,7 +182,7 @@ def test_cmyk_and_ycck_jpegs_decode_as_pillow_does(preprocessor, case):
     encoded = CMYK_JPEGS[case]()
     assert Image.open(io.BytesIO(encoded)).mode == "CMYK"
     decoded = preprocessor.decode(tf.constant(encoded)).numpy()
-    pillow = _pillow_rgb(encoded)
+    pillow = photos.pillow_rgb(encoded)
     difference = np.abs(decoded.astype(np.int16) - pillow)
     print(f"\n{case}: SavedModel vs Pillow: max {difference.max()}, {np.count_nonzero(difference)} of "
           f"{difference.size} values differ")
@@ -197,7 +191,7 @@ def test_cmyk_and_ycck_jpegs_decode_as_pillow_does(preprocessor, case):
         # The file holds the photo's inks as YCCK: its colours are the CMYK file's, but for the JPEG losses of
         # each (4:2:0 halves K as well as Cb and Cr); read as CMYK, they would be off by tens of levels.
         name = "rocket" if "4:2:0" in case else "chelsea"
-        assert np.abs(pillow.astype(np.int16) - _pillow_rgb(photos.cmyk_jpeg(name))).mean() < 5
+        assert np.abs(pillow.astype(np.int16) - photos.pillow_rgb(photos.cmyk_jpeg(name))).mean() < 5
     # The batch path (the serving signatures', Beam's) decodes alike. Its result is not held to _assert_parity:
     # the resize can spread a level of decoding difference to two, beyond MAX_ABS_DIFF for the bluest channel.
     np.testing.assert_array_equal(preprocessor.from_encoded(tf.constant([encoded])).numpy(),
@@ -212,7 +206,7 @@ def test_cmyk_jpeg_exif_orientation_is_ignored(preprocessor):
     rotated = photos.cmyk_jpeg("chelsea", exif=exif)
     assert Image.open(io.BytesIO(rotated)).getexif()[0x0112] == 6
     plain = photos.cmyk_jpeg("chelsea")
-    np.testing.assert_array_equal(_pillow_rgb(rotated), _pillow_rgb(plain))
+    np.testing.assert_array_equal(photos.pillow_rgb(rotated), photos.pillow_rgb(plain))
     np.testing.assert_array_equal(preprocessor.decode(tf.constant(rotated)).numpy(),
                                   preprocessor.decode(tf.constant(plain)).numpy())
 
@@ -242,7 +236,7 @@ def test_gif_first_frame_lies_on_its_screen_as_pillow_shows_it(preprocessor, ref
     if GIF_SCREENS[case].get("transparent"):
         assert image.info["transparency"] != 0
     decoded = preprocessor.decode(tf.constant(encoded)).numpy()
-    np.testing.assert_array_equal(decoded, _pillow_rgb(encoded))
+    np.testing.assert_array_equal(decoded, photos.pillow_rgb(encoded))
     actual = preprocessor.from_encoded(tf.constant([encoded])).numpy()[0]
     _assert_parity(actual, _expected(reference, Image.open(io.BytesIO(encoded))), case)
 
