@@ -272,6 +272,30 @@ def test_gifs_beyond_the_limits_are_refused_by_every_decoder(tmp_path, case):
     assert jvm_message in line, line
 
 
+def _broken_gifs():
+    """A GIF whose screen holds no frame, and one cut inside its first frame's data, the frame moved off the
+    corner (the SavedModel's decoder edits such a frame's descriptor before TensorFlow reads it)."""
+    whole = photos.gif_with_frames((20, 20), [(5, 5, 10, 10)])
+    descriptor = whole.index(b"\x2c", 13)
+    return {"no image descriptor": (whole[:descriptor] + b"\x3b", "GIF without an image descriptor"),
+            "cut in the first frame": (whole[:descriptor + 14], "cannot decode GIF")}
+
+
+@pytest.mark.parametrize("case", ["no image descriptor", "cut in the first frame"])
+def test_broken_gifs_are_refused_by_every_decoder(tmp_path, case):
+    """Pillow refuses these; so do the SavedModel and the JVM, each naming the image."""
+    encoded, jvm_message = _broken_gifs()[case]
+    with pytest.raises((OSError, Image.UnidentifiedImageError)):
+        photos.pillow_rgb(encoded)
+    with pytest.raises(ValueError, match="image 0: cannot decode: Invalid GIF data"):
+        ImagePreprocessor(224).load([encoded])
+    path = tmp_path / "broken.gif"
+    path.write_bytes(encoded)
+    line = _one_line_error(jvm.run("preprocess", "--resolution", 224, "--output", tmp_path / "out.rgb", path,
+                                   check=False), path)
+    assert jvm_message in line, line
+
+
 def _damaged_jpegs():
     """JPEGs with errors in their scan data that libjpeg resyncs past, and one cut short (no end marker)."""
     jpeg = photos.encoded("rocket", "JPEG")
