@@ -16,7 +16,6 @@ import sys
 
 CHILD = """
 import contextlib, json, sys, time
-import numpy as np
 import tensorflow as tf
 import tensorflow_text  # registers the tokenizer's ops before loading
 from converters import datasets, parity
@@ -28,10 +27,8 @@ pixels = datasets.builtin_images(datasets.HELD_OUT_PHOTOS, resolution)
 start = time.perf_counter()
 model = tf.saved_model.load(export_dir + "/saved_model")
 loaded = time.perf_counter()
-encode = model.signatures["encode_pixels"]
 with contextlib.nullcontext() if rewrites else parity._graph_rewrites_off():
-    np.concatenate([encode(pixels=tf.constant(pixels[i:i + parity.REFERENCE_BATCH]))["embeddings"].numpy()
-                    for i in range(0, len(pixels), parity.REFERENCE_BATCH)])
+    parity.embed_pixels(model, pixels)
 print(json.dumps({"load_s": loaded - start, "encode_s": time.perf_counter() - loaded, "crops": len(pixels)}))
 """
 

@@ -213,6 +213,15 @@ def _graph_rewrites_off():
 REFERENCE_BATCH = 8
 
 
+def embed_pixels(model, pixels):
+    """The loaded SavedModel's encode_pixels on uint8 [N, R, R, 3], REFERENCE_BATCH crops a call."""
+    import tensorflow as tf
+
+    encode = model.signatures["encode_pixels"]
+    return np.concatenate([encode(pixels=tf.constant(pixels[i:i + REFERENCE_BATCH]))["embeddings"].numpy()
+                           for i in range(0, len(pixels), REFERENCE_BATCH)])
+
+
 class FloatReference:
     """Float embeddings and token ids of the held-out data, from the export's SavedModel."""
 
@@ -223,10 +232,8 @@ class FloatReference:
         self.model = tf.saved_model.load(saved_model_dir)
         self.pixels = pixels
         self.token_ids, self.text = self.texts(sentences)
-        encode = self.model.signatures["encode_pixels"]
         with _graph_rewrites_off():
-            self.image = np.concatenate([encode(pixels=tf.constant(pixels[i:i + REFERENCE_BATCH]))[
-                "embeddings"].numpy() for i in range(0, len(pixels), REFERENCE_BATCH)])
+            self.image = embed_pixels(self.model, pixels)
 
     def texts(self, sentences):
         """(token ids [N, L], float embeddings [N, D]) of `sentences`."""
