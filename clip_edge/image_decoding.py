@@ -442,8 +442,8 @@ def each_image(function, images):
 
     In tf.data, the only graph construct that survives an op's error: ignore_errors drops an image whose ops
     fail. The dataset is built at every call, but get_single_element reuses the map function's instantiation
-    from call to call, where Dataset.reduce instantiated it anew (for from_encoded's decoders and resize, a large
-    graph: one 640x480 JPEG took 221 ms with reduce, 20 ms now; 16 of them 455 -> 149 ms; 2-core AMD EPYC).
+    from call to call, where Dataset.reduce instantiated it anew: for from_encoded's decoders and resize, a large
+    graph, that was most of a small request's time (docs/benchmarks.md, "Preprocessing").
     """
     count = tf.size(images)
     batches = (

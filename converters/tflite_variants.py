@@ -435,9 +435,9 @@ def quantize_with_ai_edge_quantizer(float32_tflite: bytes, recipe: Int8Recipe,
     Recipes that quantise only the ops with weights (`only`, the recommended ones) calibrate in ai-edge-quantizer's
     profiler-based mode: LiteRT tracks each tensor's min and max as it runs. Its default mode keeps every
     intermediate tensor of an invoke and copies them all to Python, which took clip-vit-large-patch14-336's image
-    calibration from 9.5 GB to over 20 GB. Both modes update with the same moving average; on
-    clip-vit-base-patch32 their statistics agree to 6e-7 relative (the profiler runs XNNPACK's ops unfused) and
-    the quantised encoders' cosines to 1e-6, in 6 s instead of 11 s and 1.6 GB instead of 2.5 GB. The other
+    calibration to over 20 GB. Both modes update with the same moving average, and their statistics and the
+    quantised encoders agree closely (the profiler runs XNNPACK's ops unfused; figures in docs/benchmarks.md,
+    "Export"). The other
     recipes keep the default mode: ai-edge-quantizer 0.10 cannot use the profiler's statistics for every op they
     quantise (aeq_a16w8: "Ranks of scales (4) and zps (4) must be the same as the tensor rank (3)")."""
     from ai_edge_litert.interpreter import Interpreter
