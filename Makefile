@@ -8,8 +8,9 @@ PRESET ?= clip-vit-base-patch32
 WEIGHTS ?= random
 OUTPUT_DIR ?= out
 
-JAVA_CORE := android_demo/clip
-MVN := mvn -B -o -s $(JAVA_CORE)/maven-settings.xml -f $(JAVA_CORE)/pom.xml
+# The Java side's Maven build: the core (android_demo/clip) and the desktop module (android_demo/clip-desktop).
+JAVA_BUILD := android_demo
+MVN := mvn -B -o -s $(JAVA_BUILD)/maven-settings.xml -f $(JAVA_BUILD)/pom.xml
 
 .PHONY: install system-packages beam-venv export lint test test-fast java-test bazel
 
@@ -51,7 +52,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	checkstyle -c tools/checkstyle/checkstyle.xml $$(git ls-files '*.java' 2>/dev/null || find android_demo -name '*.java')
 
-# The Java core's JUnit tests, then every pytest suite (which includes the JVM-vs-SavedModel cross-checks and
+# The Java modules' JUnit tests, then every pytest suite (which includes the JVM-vs-SavedModel cross-checks and
 # the Beam pipeline in its own virtualenv), listing the slowest tests so that the suite's time stays visible.
 test: lint java-test beam-venv
 	$(TIMED) pytest $(PYTEST) --durations=25 tests

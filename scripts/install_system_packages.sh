@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # `install_system_packages.sh [PACKAGE...]`: installs the Debian packages named that are missing, with apt-get as
 # root or through passwordless sudo. Without arguments: what the tests need beyond Python, i.e. JDK 17, Maven
-# and the plugin and JUnit packages that let Maven build android_demo/clip offline (its maven-settings.xml reads
-# Debian's /usr/share/maven-repo), gcc for the JNI shim and checkstyle for `make lint`; `make install` runs it
-# so, and `make test` works on a fresh machine. tools/bazel/setup.sh names bazel-bootstrap.
+# and the plugin and JUnit packages that let Maven build android_demo's Java modules offline (its
+# maven-settings.xml reads Debian's /usr/share/maven-repo), gcc for the JNI shim and checkstyle for `make lint`;
+# `make install` runs it so, and `make test` works on a fresh machine. tools/bazel/setup.sh names bazel-bootstrap.
 set -euo pipefail
 
 packages=("$@")

@@ -6,9 +6,9 @@ import java.util.List;
 
 /**
  * A compiled .tflite model and its signatures (a text encoder has one per length bucket, sharing the weights):
- * what the CLIP encoders need from a runtime. The desktop JVM
- * implements it with LiteRT's C API ({@link LiteRtJvmModel}); an Android app implements it with LiteRT's
- * CompiledModel API ({@code com.google.ai.edge.litert:litert}), which runs the same runtime.
+ * what the CLIP encoders need from a runtime. The desktop module (clip-desktop) implements it with LiteRT's C API
+ * ({@code LiteRtJvmModel}); the Android app implements it with LiteRT's CompiledModel API
+ * ({@code com.google.ai.edge.litert:litert}), which runs the same runtime.
  *
  * <p>Buffers hold the tensor's bytes in native byte order, exactly {@link TensorInfo#byteSize()} of them, read
  * from and written at absolute positions (position and limit are neither used nor changed). Implementations are

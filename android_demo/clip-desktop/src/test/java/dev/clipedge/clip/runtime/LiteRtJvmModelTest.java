@@ -20,16 +20,9 @@ import org.junit.jupiter.api.io.TempDir;
  * and tests/test_jvm_runtime.py checks the numbers against the SavedModel through clip-jvm.
  */
 class LiteRtJvmModelTest {
-  private static Path export() {
-    String library = System.getProperty(LiteRtJvmModel.LIBRARY_PROPERTY);
-    String export = System.getProperty("clipedge.test.export");
-    assumeTrue(library != null && export != null, "set -Dclipedge.litert.jni and -Dclipedge.test.export");
-    return Path.of(export);
-  }
-
   @Test
   void describesRunsAndClosesTwice() {
-    Path export = export();
+    Path export = LiteRtFixture.export();
     try (LiteRtJvmModel model = LiteRtJvmModel.open(export.resolve("tflite/text_encoder_float32.tflite"),
         LiteRtJvmModel.Options.cpu(2))) {
       assertEquals(1, model.inputs().size());
@@ -74,7 +67,7 @@ class LiteRtJvmModelTest {
 
   @Test
   void lengthBucketSignatureEqualsTheFullLength() {
-    Path export = export();
+    Path export = LiteRtFixture.export();
     try (LiteRtJvmModel model = LiteRtJvmModel.open(export.resolve("tflite/text_encoder_float32.tflite"),
         LiteRtJvmModel.Options.cpu(1))) {
       List<String> keys = model.signatureKeys();
@@ -137,7 +130,7 @@ class LiteRtJvmModelTest {
   @Test
   void cpuThreadsReachTheRuntime() throws IOException {
     assumeTrue(Files.isDirectory(Path.of("/proc/thread-self")), "needs Linux's /proc");
-    Path export = export();
+    Path export = LiteRtFixture.export();
     // clip-jvm's --threads N: XNNPACK's pool runs N - 1 threads of its own beside the caller. Counted, not
     // timed: one thread starts none, four start three, and 0 (LiteRT's default) is one thread.
     assertEquals(0, threadsStarted(export, 1));
@@ -149,7 +142,7 @@ class LiteRtJvmModelTest {
   void unavailableAcceleratorsFallBackToTheCpu() {
     // clip-jvm --accelerator gpu|npu asks for that accelerator, then the CPU. This machine has neither, and
     // the documented behaviour is that LiteRT runs on the CPU what they cannot take: the same numbers.
-    Path export = export();
+    Path export = LiteRtFixture.export();
     Path file = export.resolve("tflite/text_encoder_float32.tflite");
     float[] reference;
     try (LiteRtJvmModel cpu = LiteRtJvmModel.open(file, LiteRtJvmModel.Options.cpu(1))) {
@@ -175,7 +168,7 @@ class LiteRtJvmModelTest {
 
   @Test
   void refusesBuffersOfTheWrongSize() {
-    Path export = export();
+    Path export = LiteRtFixture.export();
     try (LiteRtJvmModel model = LiteRtJvmModel.open(export.resolve("tflite/image_encoder_float32.tflite"))) {
       TensorInfo pixels = model.inputs().get(0);
       ByteBuffer small = ByteBuffer.allocateDirect((int) pixels.byteSize() - 1);
@@ -188,7 +181,7 @@ class LiteRtJvmModelTest {
 
   @Test
   void notAModelIsALiteRtErrorNamingTheCall(@TempDir Path folder) throws IOException {
-    export();
+    LiteRtFixture.export();
     Path garbage = folder.resolve("garbage.tflite");
     Files.writeString(garbage, "this is not a flatbuffer");
     LiteRtException error = assertThrows(LiteRtException.class, () -> LiteRtJvmModel.open(garbage));
