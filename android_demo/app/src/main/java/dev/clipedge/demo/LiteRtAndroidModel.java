@@ -6,6 +6,7 @@ import com.google.ai.edge.litert.Environment;
 import com.google.ai.edge.litert.LiteRtException;
 import com.google.ai.edge.litert.TensorBuffer;
 import dev.clipedge.clip.Manifest;
+import dev.clipedge.clip.runtime.AbstractTfliteModel;
 import dev.clipedge.clip.runtime.ModelLoader;
 import dev.clipedge.clip.runtime.TensorInfo;
 import dev.clipedge.clip.runtime.TfliteModel;
@@ -13,9 +14,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 
 /**
  * {@link TfliteModel} on Android: LiteRT's CompiledModel API (com.google.ai.edge.litert:litert), the runtime that
@@ -25,17 +24,16 @@ import java.util.Map;
  * <p>Where this differs from the desktop runner: the Kotlin API reports element types by tensor name but does
  * not list the names, so the tensor descriptions come from the export's manifest; that is safe because the
  * manifest's sha256 was checked against this very file before it was opened ({@link Manifest.Artifact#verified}).
- * TensorBuffer's write functions log instead of throwing when a size is wrong, so sizes are checked here. The
- * signatures are the manifest's too (a text encoder's length buckets), run by key; an artifact the manifest lists
- * without signatures has one, the contract's default key.
+ * TensorBuffer's write functions log instead of throwing when a size is wrong, so sizes are checked before them,
+ * by the core's {@link AbstractTfliteModel} as on the desktop. The signatures are the manifest's too (a text
+ * encoder's length buckets), run by key; an artifact the manifest lists without signatures has one, the contract's
+ * default key.
  */
-final class LiteRtAndroidModel implements TfliteModel {
-  /** One signature: its tensors (from the manifest) and the buffers LiteRT created for it. */
-  private record Signature(List<TensorInfo> inputs, List<TensorInfo> outputs, List<TensorBuffer> inputBuffers,
-                           List<TensorBuffer> outputBuffers) {}
+final class LiteRtAndroidModel extends AbstractTfliteModel<LiteRtAndroidModel.Buffers> {
+  /** The buffers LiteRT created for one signature. */
+  record Buffers(List<TensorBuffer> inputs, List<TensorBuffer> outputs) {}
 
   private final CompiledModel model;
-  private final Map<String, Signature> signatures = new LinkedHashMap<>();
   private boolean closed;
 
   /** Opens the export's artifacts with {@code accelerator} (LiteRT runs on the CPU what it cannot place). */
@@ -53,6 +51,7 @@ final class LiteRtAndroidModel implements TfliteModel {
 
   private LiteRtAndroidModel(Path file, Manifest.Artifact artifact, String defaultSignature, Accelerator accelerator,
       Environment env) {
+    super(file.toString());
     CompiledModel.Options options = accelerator == Accelerator.CPU
         ? new CompiledModel.Options(Accelerator.CPU) : new CompiledModel.Options(accelerator, Accelerator.CPU);
     try {
@@ -84,7 +83,7 @@ final class LiteRtAndroidModel implements TfliteModel {
           + e.getMessage(), e);
     }
     // Registered before the check, so close() frees the buffers of a refused signature too.
-    signatures.put(key, new Signature(describe(inputs), describe(outputs), inputBuffers, outputBuffers));
+    addSignature(key, describe(inputs), describe(outputs), new Buffers(inputBuffers, outputBuffers));
     if (inputBuffers.size() != inputs.size() || outputBuffers.size() != outputs.size()) {
       throw new IllegalStateException(file + " signature " + key + " has " + inputBuffers.size() + " inputs and "
           + outputBuffers.size() + " outputs; its manifest entry lists " + inputs.size() + " and " + outputs.size());
@@ -96,61 +95,36 @@ final class LiteRtAndroidModel implements TfliteModel {
     for (Manifest.Tensor tensor : tensors) {
       described.add(new TensorInfo(tensor.name(), tensor.dtype(), tensor.shape()));
     }
-    return List.copyOf(described);
+    return described;
   }
 
   @Override
-  public List<String> signatureKeys() {
-    return List.copyOf(signatures.keySet());
-  }
-
-  private Signature signature(String key) {
-    Signature signature = signatures.get(key);
-    if (signature == null) {
-      throw new IllegalArgumentException("no signature '" + key + "'; the manifest lists " + signatures.keySet());
-    }
-    return signature;
-  }
-
-  @Override
-  public List<TensorInfo> inputs(String key) {
-    return signature(key).inputs();
-  }
-
-  @Override
-  public List<TensorInfo> outputs(String key) {
-    return signature(key).outputs();
-  }
-
-  @Override
-  public void run(String key, ByteBuffer[] in, ByteBuffer[] out) {
+  protected void runChecked(Signature<Buffers> signature, ByteBuffer[] in, ByteBuffer[] out) {
     if (closed) {
       throw new IllegalStateException("model is closed");
     }
-    Signature signature = signature(key);
+    Buffers buffers = signature.runner();
     try {
       for (int i = 0; i < signature.inputs().size(); i++) {
-        write(signature.inputBuffers().get(i), signature.inputs().get(i), in[i]);
+        write(buffers.inputs().get(i), signature.inputs().get(i), in[i]);
       }
-      model.run(signature.inputBuffers(), signature.outputBuffers(), key);
+      model.run(buffers.inputs(), buffers.outputs(), signature.key());
       for (int i = 0; i < signature.outputs().size(); i++) {
-        read(signature.outputBuffers().get(i), signature.outputs().get(i), out[i]);
+        read(buffers.outputs().get(i), signature.outputs().get(i), out[i]);
       }
     } catch (LiteRtException e) {
-      throw new IllegalStateException("LiteRT run of signature " + key + " failed: " + e.getMessage(), e);
+      throw new IllegalStateException("LiteRT run of signature " + signature.key() + " failed: " + e.getMessage(),
+          e);
     }
   }
 
-  private static ByteBuffer checked(TensorInfo tensor, ByteBuffer buffer) {
-    if (buffer.capacity() != tensor.byteSize()) {
-      throw new IllegalArgumentException("buffer of " + buffer.capacity() + " bytes for " + tensor + " ("
-          + tensor.byteSize() + " bytes)");
-    }
-    return buffer.duplicate().order(ByteOrder.nativeOrder());
+  /** A view of all the buffer's bytes in native order (the caller's position and limit neither used nor changed). */
+  private static ByteBuffer nativeOrder(ByteBuffer buffer) {
+    return buffer.duplicate().clear().order(ByteOrder.nativeOrder());
   }
 
   private static void write(TensorBuffer target, TensorInfo tensor, ByteBuffer source) throws LiteRtException {
-    ByteBuffer data = checked(tensor, source);
+    ByteBuffer data = nativeOrder(source);
     int count = (int) tensor.elementCount();
     switch (tensor.dtype()) {
       case FLOAT32: {
@@ -178,7 +152,7 @@ final class LiteRtAndroidModel implements TfliteModel {
   }
 
   private static void read(TensorBuffer source, TensorInfo tensor, ByteBuffer target) throws LiteRtException {
-    ByteBuffer data = checked(tensor, target);
+    ByteBuffer data = nativeOrder(target);
     switch (tensor.dtype()) {
       case FLOAT32:
         data.asFloatBuffer().put(source.readFloat());
@@ -198,9 +172,9 @@ final class LiteRtAndroidModel implements TfliteModel {
       return;
     }
     closed = true;
-    for (Signature signature : signatures.values()) {
-      signature.inputBuffers().forEach(TensorBuffer::close);
-      signature.outputBuffers().forEach(TensorBuffer::close);
+    for (Signature<Buffers> signature : signatures()) {
+      signature.runner().inputs().forEach(TensorBuffer::close);
+      signature.runner().outputs().forEach(TensorBuffer::close);
     }
     model.close();
   }

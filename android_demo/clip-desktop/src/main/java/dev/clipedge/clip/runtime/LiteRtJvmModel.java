@@ -4,17 +4,15 @@ import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Collections;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 
 /**
  * {@link TfliteModel} on the desktop JVM: LiteRT's C API (libLiteRt.so of the ai-edge-litert wheel) through the
  * JNI shim src/main/c/litert_jni.c, whose path the system property {@value #LIBRARY_PROPERTY} names
- * (android_demo/clip-jvm sets it). Same runtime as Android's CompiledModel.
+ * (android_demo/clip-jvm sets it). Same runtime as Android's CompiledModel. The core's {@link AbstractTfliteModel}
+ * looks signatures up and checks the buffers; each signature's runner handle is its index on the native side.
  */
-public final class LiteRtJvmModel implements TfliteModel {
+public final class LiteRtJvmModel extends AbstractTfliteModel<Integer> {
   public static final String LIBRARY_PROPERTY = "clipedge.litert.jni";
 
   /** LiteRT's hardware accelerator bits (LiteRtHwAccelerators). */
@@ -32,20 +30,17 @@ public final class LiteRtJvmModel implements TfliteModel {
 
   private static boolean loaded;
 
-  /** One signature as the native side numbers it, with its tensors. */
-  private record Signature(int index, List<TensorInfo> inputs, List<TensorInfo> outputs) {}
-
   private final Path file;
-  private final Map<String, Signature> signatures = new LinkedHashMap<>();
   private long handle;
 
   private LiteRtJvmModel(Path file, long handle) {
+    super(file.toString());
     this.file = file;
     this.handle = handle;
     try {
       int count = nativeSignatureCount(handle);
       for (int s = 0; s < count; s++) {
-        signatures.put(nativeSignatureKey(handle, s), new Signature(s, describe(s, false), describe(s, true)));
+        addSignature(nativeSignatureKey(handle, s), describe(s, false), describe(s, true), s);
       }
     } catch (RuntimeException e) {
       close();
@@ -130,7 +125,7 @@ public final class LiteRtJvmModel implements TfliteModel {
       }
       tensors.add(tensor);
     }
-    return Collections.unmodifiableList(tensors);
+    return tensors;
   }
 
   /** LiteRtElementType (= TfLiteType) codes. */
@@ -159,54 +154,11 @@ public final class LiteRtJvmModel implements TfliteModel {
   }
 
   @Override
-  public List<String> signatureKeys() {
-    return List.copyOf(signatures.keySet());
-  }
-
-  private Signature signature(String key) {
-    Signature signature = signatures.get(key);
-    if (signature == null) {
-      throw new IllegalArgumentException(file.getFileName() + " has no signature '" + key + "'; it has "
-          + signatures.keySet());
-    }
-    return signature;
-  }
-
-  @Override
-  public List<TensorInfo> inputs(String key) {
-    return signature(key).inputs();
-  }
-
-  @Override
-  public List<TensorInfo> outputs(String key) {
-    return signature(key).outputs();
-  }
-
-  @Override
-  public synchronized void run(String key, ByteBuffer[] inputBuffers, ByteBuffer[] outputBuffers) {
+  protected synchronized void runChecked(Signature<Integer> signature, ByteBuffer[] inputs, ByteBuffer[] outputs) {
     if (handle == 0) {
       throw new IllegalStateException(file + " is closed");
     }
-    Signature signature = signature(key);
-    check("input", signature.inputs(), inputBuffers);
-    check("output", signature.outputs(), outputBuffers);
-    nativeRun(handle, signature.index(), inputBuffers, outputBuffers);
-  }
-
-  private void check(String side, List<TensorInfo> tensors, ByteBuffer[] buffers) {
-    if (buffers.length != tensors.size()) {
-      throw new IllegalArgumentException(file.getFileName() + " takes " + tensors.size() + " " + side
-          + " buffers, got " + buffers.length);
-    }
-    for (int i = 0; i < buffers.length; i++) {
-      if (buffers[i] == null || !buffers[i].isDirect() || buffers[i].capacity() != tensors.get(i).byteSize()) {
-        throw new IllegalArgumentException(side + " " + tensors.get(i) + " needs a direct ByteBuffer of "
-            + tensors.get(i).byteSize() + " bytes");
-      }
-      if (side.equals("output") && buffers[i].isReadOnly()) {
-        throw new IllegalArgumentException("output " + tensors.get(i) + " buffer is read-only");
-      }
-    }
+    nativeRun(handle, signature.runner(), inputs, outputs);
   }
 
   @Override
@@ -216,11 +168,6 @@ public final class LiteRtJvmModel implements TfliteModel {
     if (toClose != 0) {
       nativeClose(toClose);
     }
-  }
-
-  @Override
-  public String toString() {
-    return "LiteRtJvmModel(" + file + ")";
   }
 
   private static native long nativeOpen(String path, int accelerators, int cpuThreads, boolean runtimeLogs);

@@ -10,8 +10,9 @@ import java.util.List;
  * ({@code LiteRtJvmModel}); the Android app implements it with LiteRT's CompiledModel API
  * ({@code com.google.ai.edge.litert:litert}), which runs the same runtime.
  *
- * <p>Buffers hold the tensor's bytes in native byte order, exactly {@link TensorInfo#byteSize()} of them, read
- * from and written at absolute positions (position and limit are neither used nor changed). Implementations are
+ * <p>Buffers are direct, in native byte order, and hold exactly {@link TensorInfo#byteSize()} bytes of the tensor,
+ * read from and written at absolute positions (position and limit are neither used nor changed); output buffers are
+ * writable. {@link AbstractTfliteModel}, which both runners extend, refuses any other buffer. Implementations are
  * safe to use from one thread at a time; {@link #close()} may be called more than once.
  */
 public interface TfliteModel extends AutoCloseable {
