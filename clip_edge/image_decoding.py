@@ -6,7 +6,8 @@ ops so that it lives inside a SavedModel. clip_edge.preprocessing.ImagePreproces
 what comes out, and applies the size limits (check_size) and to_rgb to pixels given as arrays too.
 
 Where TensorFlow's decoders read a file otherwise than Pillow, the bytes are edited before decoding, or the pixels
-after, so that Pillow's reading comes out (the Java core, android_demo/clip's ImageFiles, follows the same rules):
+after, so that Pillow's reading comes out (the JVM's decoding, android_demo/clip-desktop's ImageFiles, follows the same
+rules):
   - JPEGs of four components, CMYK or YCCK, are read as Adobe's inverted CMYK whether or not the file has Adobe's
     segment (_with_adobe_convention); TensorFlow rounds K * C / 255 down where Pillow rounds to nearest, so these
     come out within one level of Pillow's, not equal (in the tests' photos, a third to two fifths of the values
