@@ -1,12 +1,62 @@
 package dev.clipedge.clip;
 
+import dev.clipedge.clip.runtime.DType;
+import dev.clipedge.clip.runtime.TensorInfo;
+import dev.clipedge.clip.runtime.TfliteModel;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 
 /** Crafted export folders for the manifest, encoder and tokenizer tests (no real model needed). */
 public final class ExportFixture {
+  /**
+   * A model that reports the tensors {@link #manifest()} lists for the float32 image and text encoders and the
+   * int8 image encoder (chosen by file name), cannot run, and records being closed: for what happens around a
+   * runtime (which files are opened, what is closed).
+   */
+  static final class DescribedModel implements TfliteModel {
+    private final TensorInfo input;
+    private final TensorInfo output;
+    boolean closed;
+
+    DescribedModel(Path file) {
+      String name = file.getFileName().toString();
+      boolean int8 = name.equals("image_encoder_int8.tflite");
+      input = name.startsWith("image")
+          ? new TensorInfo("pixels", int8 ? DType.INT8 : DType.UINT8, new int[] {1, 4, 4, 3})
+          : new TensorInfo("token_ids", DType.INT32, new int[] {1, 5});
+      output = new TensorInfo("embedding", int8 ? DType.INT8 : DType.FLOAT32, new int[] {1, 2});
+    }
+
+    @Override
+    public List<String> signatureKeys() {
+      return List.of("serving_default");
+    }
+
+    @Override
+    public List<TensorInfo> inputs(String key) {
+      return List.of(input);
+    }
+
+    @Override
+    public List<TensorInfo> outputs(String key) {
+      return List.of(output);
+    }
+
+    @Override
+    public void run(String key, ByteBuffer[] inputs, ByteBuffer[] outputs) {
+      throw new AssertionError("not run in this test");
+    }
+
+    @Override
+    public void close() {
+      closed = true;
+    }
+  }
+
   /** FIPS 180-2's first SHA-256 test vector: the digest of "abc". */
   static final String ABC_SHA256 = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 

@@ -10,6 +10,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -196,6 +197,26 @@ class LiteRtJvmModelTest {
     IllegalArgumentException error = assertThrows(IllegalArgumentException.class,
         () -> LiteRtJvmModel.open(missing));
     assertTrue(error.getMessage().contains(missing.toString()), error.getMessage());
+    // A folder is no model either; both are refused before the JNI library is needed (this runs without it).
+    assertEquals(folder + ": no such readable model file",
+        assertThrows(IllegalArgumentException.class, () -> LiteRtJvmModel.open(folder)).getMessage());
+  }
+
+  @Test
+  void optionsRefuseANegativeThreadCountAndNoAccelerator() {
+    // 0 is LiteRT's own default; the upper bound is clip-jvm's --threads (ExportFlagsTest).
+    assertEquals("cpu threads must be >= 0, got -1", assertThrows(IllegalArgumentException.class,
+        () -> LiteRtJvmModel.Options.cpu(-1)).getMessage());
+    assertEquals(0, LiteRtJvmModel.Options.cpu(0).cpuThreads());
+    assertEquals("no accelerator given", assertThrows(IllegalArgumentException.class,
+        () -> new LiteRtJvmModel.Options(List.of(), 1, false)).getMessage());
+    // The choice is kept as given (the first accelerator first), and not as the caller's list later becomes.
+    List<LiteRtJvmModel.Accelerator> asked = new ArrayList<>(List.of(LiteRtJvmModel.Accelerator.NPU,
+        LiteRtJvmModel.Accelerator.CPU));
+    LiteRtJvmModel.Options options = new LiteRtJvmModel.Options(asked, 2, false);
+    asked.clear();
+    assertEquals(List.of(LiteRtJvmModel.Accelerator.NPU, LiteRtJvmModel.Accelerator.CPU), options.accelerators());
+    assertEquals(List.of(LiteRtJvmModel.Accelerator.CPU), LiteRtJvmModel.Options.cpu(3).accelerators());
   }
 
   @Test
