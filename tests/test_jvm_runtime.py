@@ -192,9 +192,9 @@ def test_bad_stdin_line_is_named(small_export):
 def test_junit_runner_tests_on_the_small_export(small_export, png_files):
     """LiteRtJvmModelTest (describe, run, close twice, length-bucket signatures equal to the full length, bad
     buffers, not-a-model errors, --threads N starting N - 1 pool threads, --accelerator gpu/npu falling back to the
-    CPU's numbers) and ClipClassifierOnLiteRtTest (probabilities equal to a softmax of cosines of the encoders'
-    outputs) skip without an export; run them here, in one Maven process, on this one, with the JNI library
-    clip-jvm built."""
+    CPU's numbers), ClipClassifierOnLiteRtTest (probabilities equal to a softmax of cosines of the encoders'
+    outputs) and ExportFlagsTest's loader test (clip-jvm's --threads reaching the models it opens) skip without an
+    export; run them here, in one Maven process, on this one, with the JNI library clip-jvm built."""
     jvm.run("embed-image", "--export", small_export, "--variant", "float32", png_files[0])  # builds the library
     build = jvm.REPO / "android_demo"
     desktop = build / "clip-desktop"
@@ -203,8 +203,9 @@ def test_junit_runner_tests_on_the_small_export(small_export, png_files):
     # same Maven run (-am), where no test matches the filter (-DfailIfNoTests=false).
     result = subprocess.run(["flock", str(desktop / "target" / ".build.lock"),
                              "mvn", "-B", "-q", "-o", "-s", "maven-settings.xml", "-pl", "clip-desktop", "-am", "test",
-                             "-Dtest=LiteRtJvmModelTest,ClipClassifierOnLiteRtTest", "-DfailIfNoTests=false",
-                             f"-Dclipedge.litert.jni={library}", f"-Dclipedge.test.export={small_export}"],
+                             "-Dtest=LiteRtJvmModelTest,ClipClassifierOnLiteRtTest,ExportFlagsTest",
+                             "-DfailIfNoTests=false", f"-Dclipedge.litert.jni={library}",
+                             f"-Dclipedge.test.export={small_export}"],
                             cwd=build, capture_output=True, timeout=jvm.TIMEOUT_S)
     assert result.returncode == 0, result.stdout.decode("utf-8", "replace")[-3000:]
     reports = desktop / "target" / "surefire-reports"
@@ -213,3 +214,5 @@ def test_junit_runner_tests_on_the_small_export(small_export, png_files):
     assert "Tests run: 9, Failures: 0, Errors: 0, Skipped: 1" in report, report
     report = (reports / "dev.clipedge.clip.ClipClassifierOnLiteRtTest.txt").read_text()
     assert "Tests run: 1, Failures: 0, Errors: 0, Skipped: 0" in report, report
+    report = (reports / "dev.clipedge.clip.cli.ExportFlagsTest.txt").read_text()
+    assert "Tests run: 6, Failures: 0, Errors: 0, Skipped: 0" in report, report

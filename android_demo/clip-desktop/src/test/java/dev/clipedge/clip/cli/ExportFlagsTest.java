@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
+import dev.clipedge.clip.runtime.LiteRtFixture;
 import dev.clipedge.clip.runtime.LiteRtJvmModel.Accelerator;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -16,8 +17,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The model commands' shared flags as the runtime receives them: --threads and --accelerator become the LiteRT
- * options every model is opened with (LiteRtJvmModelTest checks on real models that those options take effect).
- * No model is opened here.
+ * options every model is opened with (LiteRtJvmModelTest checks on real models that those options take effect),
+ * and the loader the commands open models with uses them (on a real export only, see LiteRtFixture).
  */
 class ExportFlagsTest {
   @TempDir Path folder;
@@ -74,6 +75,16 @@ class ExportFlagsTest {
     assertEquals("--accelerator must be cpu, gpu or npu, got ''", refusal("--accelerator="));
     // LiteRT's informational logs stay off stderr unless CLIP_JVM_DEBUG is set.
     assertEquals(System.getenv("CLIP_JVM_DEBUG") != null, parse().runtime.runtimeLogs());
+  }
+
+  @Test
+  void theLoaderOpensModelsWithTheFlagsThreads() throws IOException {
+    // XNNPACK's pool runs N - 1 threads of its own beside the caller: counted on the export's image encoder, so a
+    // loader that dropped the flags (LiteRT alone runs one thread) would start none.
+    assertEquals(3, LiteRtFixture.threadsStarted(parse("--threads", "4").loader));
+    assertEquals(0, LiteRtFixture.threadsStarted(parse("--threads", "1").loader));
+    int processors = Math.min(Runtime.getRuntime().availableProcessors(), ExportFlags.MAX_THREADS);
+    assertEquals(processors - 1, LiteRtFixture.threadsStarted(parse().loader));
   }
 
   @Test

@@ -2,9 +2,13 @@ package dev.clipedge.clip.cli;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.clipedge.clip.index.ElementType;
+import dev.clipedge.clip.index.Fingerprint;
+import dev.clipedge.clip.index.IndexWriter;
 import java.awt.image.BufferedImage;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -13,6 +17,7 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import javax.imageio.ImageIO;
 import org.junit.jupiter.api.Test;
@@ -73,6 +78,52 @@ class MainTest {
     String[] zero = run("preprocess", "--resolution", "0", "--output", "x.rgb", "in.png");
     assertEquals("2", zero[0]);
     assertTrue(zero[2].startsWith("clip-jvm preprocess: --resolution must be a positive integer, got '0'"), zero[2]);
+  }
+
+  @Test
+  void modelCommandsRefuseThreadsAndAcceleratorsOutsideTheDocumentedRangeFirst() throws IOException {
+    // android_demo/README.md: model commands take --threads N (0 to 256) and --accelerator cpu|gpu|npu. Each model
+    // command refuses other values as a bad command line, before it reads the export (which does not exist here)
+    // or writes anything. search reads its index first (its variant is the default --variant): a real, empty one.
+    String export = folder.resolve("no-export").toString();
+    Path newIndex = folder.resolve("new.clipidx");
+    Path searched = folder.resolve("searched.clipidx");
+    IndexWriter.write(searched, new Fingerprint(new byte[32], "float32", "t"), ElementType.FLOAT16, 2, null,
+        List.of());
+    List<List<String>> commands = List.of(
+        List.of("embed-text", "--export", export, "--variant", "float32"),
+        List.of("embed-image", "--export", export, "--variant", "float32", "a.png"),
+        List.of("classify", "--export", export, "--variant", "float32", "a.png", "cat"),
+        List.of("index", "--export", export, "--variant", "float32", "--index", newIndex.toString(), "photos"),
+        List.of("search", "--export", export, "--index", searched.toString(), "a cat"));
+    String[][] refusals = {
+        {"--threads=257", "--threads must be at most 256, got 257"},
+        {"--threads=-1", "--threads must be a whole number >= 0, got '-1'"},
+        {"--accelerator=tpu", "--accelerator must be cpu, gpu or npu, got 'tpu'"}};
+    for (List<String> command : commands) {
+      String name = command.get(0);
+      for (String[] refusal : refusals) {
+        List<String> argv = new ArrayList<>(command);
+        argv.add(refusal[0]);
+        String[] result = run(argv.toArray(String[]::new));
+        assertEquals("2", result[0], argv + ": " + result[2]);
+        assertTrue(result[2].startsWith("clip-jvm " + name + ": " + refusal[1] + "; usage: clip-jvm " + name + " "),
+            result[2]);
+        assertTrue(result[2].contains("[--threads N] [--accelerator cpu|gpu|npu]"), result[2]);
+        assertOneLine(result[2]);
+        assertEquals("", result[1]);
+      }
+      // The ends of the range pass the flags: only then is the export read, and found missing (status 1).
+      for (List<String> accepted : List.of(List.of("--threads=0", "--accelerator=gpu"),
+          List.of("--threads=256", "--accelerator=NPU"))) {
+        List<String> argv = new ArrayList<>(command);
+        argv.addAll(accepted);
+        String[] result = run(argv.toArray(String[]::new));
+        assertEquals("1", result[0], argv + ": " + result[2]);
+        assertTrue(result[2].contains(export + " does not exist"), result[2]);
+      }
+    }
+    assertFalse(Files.exists(newIndex), "a refused index command writes no index");
   }
 
   @Test

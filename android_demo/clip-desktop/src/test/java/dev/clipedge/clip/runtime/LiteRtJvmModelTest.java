@@ -97,46 +97,14 @@ class LiteRtJvmModelTest {
     }
   }
 
-  /** The ids of this process's threads whose name is {@code name} (/proc/self/task/TID/comm). */
-  private static java.util.Set<String> threadsNamed(String name) throws IOException {
-    java.util.Set<String> ids = new java.util.TreeSet<>();
-    try (java.util.stream.Stream<Path> tasks = Files.list(Path.of("/proc/self/task"))) {
-      for (Path task : (Iterable<Path>) tasks::iterator) {
-        try {
-          if (Files.readString(task.resolve("comm")).strip().equals(name)) {
-            ids.add(task.getFileName().toString());
-          }
-        } catch (IOException e) {
-          // the thread ended while we listed
-        }
-      }
-    }
-    return ids;
-  }
-
-  /** The threads that opening and running the image encoder with {@code threads} CPU threads starts. */
-  private static int threadsStarted(Path export, int threads) throws IOException {
-    // Native threads take the name of the thread that starts them; the JVM's own threads have names of their own.
-    String name = Files.readString(Path.of("/proc/thread-self/comm")).strip();
-    java.util.Set<String> before = threadsNamed(name);
-    try (LiteRtJvmModel model = LiteRtJvmModel.open(export.resolve("tflite/image_encoder_float32.tflite"),
-        LiteRtJvmModel.Options.cpu(threads))) {
-      model.run(TfliteModel.allocate(model.inputs().get(0)));
-      java.util.Set<String> after = threadsNamed(name);
-      after.removeAll(before);
-      return after.size();
-    }
-  }
-
   @Test
   void cpuThreadsReachTheRuntime() throws IOException {
-    assumeTrue(Files.isDirectory(Path.of("/proc/thread-self")), "needs Linux's /proc");
     Path export = LiteRtFixture.export();
     // clip-jvm's --threads N: XNNPACK's pool runs N - 1 threads of its own beside the caller. Counted, not
     // timed: one thread starts none, four start three, and 0 (LiteRT's default) is one thread.
-    assertEquals(0, threadsStarted(export, 1));
-    assertEquals(3, threadsStarted(export, 4));
-    assertEquals(0, threadsStarted(export, 0));
+    assertEquals(0, LiteRtFixture.threadsStarted(file -> LiteRtJvmModel.open(file, LiteRtJvmModel.Options.cpu(1))));
+    assertEquals(3, LiteRtFixture.threadsStarted(file -> LiteRtJvmModel.open(file, LiteRtJvmModel.Options.cpu(4))));
+    assertEquals(0, LiteRtFixture.threadsStarted(file -> LiteRtJvmModel.open(file, LiteRtJvmModel.Options.cpu(0))));
   }
 
   @Test
