@@ -209,16 +209,16 @@ def _CONV(weight):
     return weight.transpose(2, 3, 1, 0)  # torch [out, in, kh, kw] -> TF [kh, kw, in, out]
 
 
-def _block_targets(prefix, encoder):
-    for index, block in enumerate(encoder.resblocks):
+def _layer_targets(prefix, encoder):
+    for index, layer in enumerate(encoder.layers):
         name = f"{prefix}.{index}"
-        yield f"{name}.layer_norm1.weight", block.ln_1.gamma, _SAME
-        yield f"{name}.layer_norm1.bias", block.ln_1.beta, _SAME
-        yield f"{name}.layer_norm2.weight", block.ln_2.gamma, _SAME
-        yield f"{name}.layer_norm2.bias", block.ln_2.beta, _SAME
-        for hf_name, dense in (("self_attn.q_proj", block.attn.q_proj), ("self_attn.k_proj", block.attn.k_proj),
-                               ("self_attn.v_proj", block.attn.v_proj), ("self_attn.out_proj", block.attn.out_proj),
-                               ("mlp.fc1", block.c_fc), ("mlp.fc2", block.c_proj)):
+        for hf_name, norm in (("layer_norm1", layer.layer_norm1), ("layer_norm2", layer.layer_norm2)):
+            yield f"{name}.{hf_name}.weight", norm.weight, _SAME
+            yield f"{name}.{hf_name}.bias", norm.bias, _SAME
+        attention = layer.self_attn
+        for hf_name, dense in (("self_attn.q_proj", attention.q_proj), ("self_attn.k_proj", attention.k_proj),
+                               ("self_attn.v_proj", attention.v_proj), ("self_attn.out_proj", attention.out_proj),
+                               ("mlp.fc1", layer.fc1), ("mlp.fc2", layer.fc2)):
             yield f"{name}.{hf_name}.weight", dense.kernel, _LINEAR
             yield f"{name}.{hf_name}.bias", dense.bias, _SAME
 
@@ -227,23 +227,23 @@ def variable_targets(model):
     """[(Hugging Face tensor name, our tf.Variable, transform)] covering every variable of a clip_edge.CLIP."""
     image, text = model.image_encoder, model.text_encoder
     targets = [
-        ("vision_model.embeddings.patch_embedding.weight", image.patch_kernel, _CONV),
+        ("vision_model.embeddings.patch_embedding.weight", image.patch_embedding, _CONV),
         ("vision_model.embeddings.class_embedding", image.class_embedding, _SAME),
-        ("vision_model.embeddings.position_embedding.weight", image.positional_embedding, _SAME),
-        ("vision_model.pre_layrnorm.weight", image.ln_pre.gamma, _SAME),
-        ("vision_model.pre_layrnorm.bias", image.ln_pre.beta, _SAME),
-        ("vision_model.post_layernorm.weight", image.ln_post.gamma, _SAME),
-        ("vision_model.post_layernorm.bias", image.ln_post.beta, _SAME),
-        ("visual_projection.weight", image.proj, _LINEAR),
+        ("vision_model.embeddings.position_embedding.weight", image.position_embedding, _SAME),
+        ("vision_model.pre_layrnorm.weight", image.pre_layernorm.weight, _SAME),  # sic: transformers' spelling
+        ("vision_model.pre_layrnorm.bias", image.pre_layernorm.bias, _SAME),
+        ("vision_model.post_layernorm.weight", image.post_layernorm.weight, _SAME),
+        ("vision_model.post_layernorm.bias", image.post_layernorm.bias, _SAME),
+        ("visual_projection.weight", image.visual_projection, _LINEAR),
         ("text_model.embeddings.token_embedding.weight", text.token_embedding, _SAME),
-        ("text_model.embeddings.position_embedding.weight", text.positional_embedding, _SAME),
-        ("text_model.final_layer_norm.weight", text.ln_final.gamma, _SAME),
-        ("text_model.final_layer_norm.bias", text.ln_final.beta, _SAME),
+        ("text_model.embeddings.position_embedding.weight", text.position_embedding, _SAME),
+        ("text_model.final_layer_norm.weight", text.final_layer_norm.weight, _SAME),
+        ("text_model.final_layer_norm.bias", text.final_layer_norm.bias, _SAME),
         ("text_projection.weight", text.text_projection, _LINEAR),
         ("logit_scale", model.logit_scale, _SAME),
     ]
-    targets += _block_targets("vision_model.encoder.layers", image.transformer)
-    targets += _block_targets("text_model.encoder.layers", text.transformer)
+    targets += _layer_targets("vision_model.encoder.layers", image.encoder)
+    targets += _layer_targets("text_model.encoder.layers", text.encoder)
     return targets
 
 

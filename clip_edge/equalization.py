@@ -5,16 +5,17 @@ rest; per-tensor int8 activations give those few channels the whole range and th
 Two rescalings move that range into the weights (which int8 quantises per output channel) without changing what
 the model computes:
 
-- LayerNorm -> linear (SmoothQuant, Xiao et al. 2023): LayerNorm output channel c is divided by s_c (its gamma
-  and beta) and the rows of the following kernels that read channel c are multiplied by s_c: ln_1 -> q/k/v,
-  ln_2 -> c_fc, and the final LayerNorm -> projection of each tower. s_c = max|x_c|^alpha / max|W_c|^(1-alpha)
-  with max|x_c| measured on calibration inputs and max|W_c| over the row c of every kernel reading it; alpha
-  moves difficulty between activations (alpha=1: all into the weights) and weights.
+- LayerNorm -> linear (SmoothQuant, Xiao et al. 2023): LayerNorm output channel c is divided by s_c (its weight
+  and bias) and the rows of the following kernels that read channel c are multiplied by s_c: layer_norm1 ->
+  q/k/v_proj, layer_norm2 -> fc1, and the final LayerNorm -> projection of each tower.
+  s_c = max|x_c|^alpha / max|W_c|^(1-alpha) with max|x_c| measured on calibration inputs and max|W_c| over the
+  row c of every kernel reading it; alpha moves difficulty between activations (alpha=1: all into the weights)
+  and weights.
 - q vs k, per head dimension: scores are sum_j q_j k_j, so q's output dimension j times t_j and k's divided by
   t_j leave them unchanged; t_j = sqrt(max|k_j| / max|q_j|) gives both the same range.
 
 Both are exact in real arithmetic; in float32 they change results by rounding only. Nothing else is touched:
-the residual stream, QuickGELU between c_fc and c_proj (not scale-equivariant per channel) and attention's
+the residual stream, QuickGELU between fc1 and fc2 (not scale-equivariant per channel) and attention's
 softmax keep their values.
 
     equalized = equalize(model, images=normalised_float_images, token_ids=ids, alpha=0.5)
@@ -53,11 +54,12 @@ def _towers(model, towers):
 def _final_norm(tower):
     """(attribute of the tower's last LayerNorm, attribute of the projection kernel that reads it). In the text
     tower the end-of-text pooling sits between them; it is a per-channel linear map, so the rescaling commutes."""
-    return ("ln_post", "proj") if hasattr(tower, "ln_post") else ("ln_final", "text_projection")
+    return (("post_layernorm", "visual_projection") if hasattr(tower, "post_layernorm")
+            else ("final_layer_norm", "text_projection"))
 
 
 def activation_statistics(model, images=None, token_ids=None, batch_size=8):
-    """Per-channel max |activation| on calibration inputs, keyed "{tower}/{block}/{ln_1|ln_2|q|k}" and
+    """Per-channel max |activation| on calibration inputs, keyed "{tower}/{layer}/{layer_norm1|layer_norm2|q|k}" and
     "{tower}/final": LayerNorm outputs and q/k projections (q before the 1/sqrt(head_dim) factor).
 
     `images`: float32 [N, R, R, 3], normalised as the image tower takes them; `token_ids`: int32 [N, L]. A tower
@@ -68,9 +70,10 @@ def activation_statistics(model, images=None, token_ids=None, batch_size=8):
     wrapped = []  # (owner, attribute, original) to restore
     for name, tower in towers.items():
         targets = [(tower, _final_norm(tower)[0], f"{name}/final")]
-        for i, block in enumerate(tower.transformer.resblocks):
-            targets += [(block, "ln_1", f"{name}/{i}/ln_1"), (block, "ln_2", f"{name}/{i}/ln_2"),
-                        (block.attn, "q_proj", f"{name}/{i}/q"), (block.attn, "k_proj", f"{name}/{i}/k")]
+        for i, layer in enumerate(tower.encoder.layers):
+            targets += [(layer, "layer_norm1", f"{name}/{i}/layer_norm1"),
+                        (layer, "layer_norm2", f"{name}/{i}/layer_norm2"),
+                        (layer.self_attn, "q_proj", f"{name}/{i}/q"), (layer.self_attn, "k_proj", f"{name}/{i}/k")]
         for owner, attribute, key in targets:
             original = getattr(owner, attribute)
             wrapped.append((owner, attribute, original))
@@ -110,8 +113,8 @@ def _scale_ln_into(norm, kernels, activation_max, alpha):
     weight_max = np.max(np.stack([np.max(np.abs(k.numpy()), axis=1) for k in kernels]), axis=0)
     scale = np.clip(np.maximum(activation_max, 1e-12) ** alpha / np.maximum(weight_max, 1e-12) ** (1 - alpha),
                     _MIN_SCALE, _MAX_SCALE).astype(np.float32)
-    norm.gamma.assign(norm.gamma / scale)
-    norm.beta.assign(norm.beta / scale)
+    norm.weight.assign(norm.weight / scale)
+    norm.bias.assign(norm.bias / scale)
     for kernel in kernels:
         kernel.assign(kernel * scale[:, np.newaxis])  # kernels are [in, out]: row c reads channel c
     return scale
@@ -145,14 +148,15 @@ def equalize(model, images=None, token_ids=None, alpha=0.5, towers=("image", "te
     equalized = copy_model(model)
     for name in selected:
         tower = getattr(equalized, "image_encoder" if name == "image" else "text_encoder")
-        for i, block in enumerate(tower.transformer.resblocks):
-            attention = block.attn
+        for i, layer in enumerate(tower.encoder.layers):
+            attention = layer.self_attn
             # q/k first: balancing changes the q and k kernels' column maxima, which the LayerNorm scale reads.
             if balance_qk:
                 _balance_qk(attention, statistics[f"{name}/{i}/q"], statistics[f"{name}/{i}/k"])
-            _scale_ln_into(block.ln_1, [attention.q_proj.kernel, attention.k_proj.kernel, attention.v_proj.kernel],
-                           statistics[f"{name}/{i}/ln_1"], alpha)
-            _scale_ln_into(block.ln_2, [block.c_fc.kernel], statistics[f"{name}/{i}/ln_2"], alpha)
+            _scale_ln_into(layer.layer_norm1,
+                           [attention.q_proj.kernel, attention.k_proj.kernel, attention.v_proj.kernel],
+                           statistics[f"{name}/{i}/layer_norm1"], alpha)
+            _scale_ln_into(layer.layer_norm2, [layer.fc1.kernel], statistics[f"{name}/{i}/layer_norm2"], alpha)
         norm, projection = _final_norm(tower)
         _scale_ln_into(getattr(tower, norm), [getattr(tower, projection)], statistics[f"{name}/final"], alpha)
     return equalized

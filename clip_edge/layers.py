@@ -5,8 +5,13 @@ attention, features taken at the end-of-text token). Where we differ it is for e
 rank 4 or below, the causal mask uses a finite negative so it survives float16, and the end-of-text pooling is a
 masked reduction rather than a gather, so that the graphs convert to TFLite builtins the GPU delegate runs.
 
-Weights live in tf.Variables whose kernels are laid out for `x @ kernel` ([in, out]); `clip_edge.checkpoints`
-maps Hugging Face and OpenAI tensors onto them.
+Sub-modules and weights take the names transformers' CLIPModel gives the tensors they hold (encoder.layers,
+self_attn.q_proj, layer_norm1, fc1, position_embedding, ...): clip_edge.checkpoints reads every checkpoint under
+those names (OpenAI's are renamed on read), and our separate q/k/v projections are transformers' layout, which
+OpenAI's fused in_proj has no names for. Classes and constructor arguments keep the seed's names (KerasCV's and
+OpenAI's), as does an attribute that stores a constructor argument. A `kernel` is laid out for `x @ kernel`
+([in, out]; TF's conv layout for the patch embedding), not as transformers' `weight`: clip_edge.checkpoints
+transposes one onto the other.
 """
 
 import tensorflow as tf
@@ -43,14 +48,14 @@ class LayerNorm(tf.Module):
 
     def __init__(self, width, name=None):
         super().__init__(name=name)
-        self.gamma = _ones([width], "gamma")
-        self.beta = _zeros([width], "beta")
+        self.weight = _ones([width], "weight")
+        self.bias = _zeros([width], "bias")
 
     def __call__(self, x):
         mean = tf.reduce_mean(x, axis=-1, keepdims=True)
         centred = x - mean
         variance = tf.reduce_mean(tf.square(centred), axis=-1, keepdims=True)
-        return centred * tf.math.rsqrt(variance + LAYER_NORM_EPSILON) * self.gamma + self.beta
+        return centred * tf.math.rsqrt(variance + LAYER_NORM_EPSILON) * self.weight + self.bias
 
 
 class Dense(tf.Module):
@@ -105,31 +110,32 @@ class CLIPAttention(tf.Module):
 
 
 class ResidualAttention(tf.Module):
-    """Pre-LN transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x)) with a 4x QuickGELU MLP."""
+    """Pre-LN transformer block: x + self_attn(layer_norm1(x)), then x + fc2(QuickGELU(fc1(layer_norm2(x)))), fc1
+    4x wide."""
 
     def __init__(self, proj_dim, num_heads, num_hidden_layers, name=None):
         super().__init__(name=name)
-        self.ln_1 = LayerNorm(proj_dim, name="ln_1")
-        self.attn = CLIPAttention(proj_dim, num_heads, num_hidden_layers, name="attn")
-        self.ln_2 = LayerNorm(proj_dim, name="ln_2")
-        self.c_fc = Dense(proj_dim, 4 * proj_dim, (2 * proj_dim) ** -0.5, name="c_fc")
-        self.gelu = QuickGELU()
-        self.c_proj = Dense(4 * proj_dim, proj_dim, proj_dim**-0.5 * (2 * num_hidden_layers) ** -0.5, name="c_proj")
+        self.layer_norm1 = LayerNorm(proj_dim, name="layer_norm1")
+        self.self_attn = CLIPAttention(proj_dim, num_heads, num_hidden_layers, name="self_attn")
+        self.layer_norm2 = LayerNorm(proj_dim, name="layer_norm2")
+        self.fc1 = Dense(proj_dim, 4 * proj_dim, (2 * proj_dim) ** -0.5, name="fc1")
+        self.activation_fn = QuickGELU()
+        self.fc2 = Dense(4 * proj_dim, proj_dim, proj_dim**-0.5 * (2 * num_hidden_layers) ** -0.5, name="fc2")
 
     def __call__(self, x, attention_mask=None):
-        x = x + self.attn(self.ln_1(x), attention_mask)
-        return x + self.c_proj(self.gelu(self.c_fc(self.ln_2(x))))
+        x = x + self.self_attn(self.layer_norm1(x), attention_mask)
+        return x + self.fc2(self.activation_fn(self.fc1(self.layer_norm2(x))))
 
 
 class CLIPEncoder(tf.Module):
     def __init__(self, width, num_layers, heads, name=None):
         super().__init__(name=name)
         self.width = width
-        self.resblocks = [ResidualAttention(width, heads, num_layers, name=f"resblock_{i}") for i in range(num_layers)]
+        self.layers = [ResidualAttention(width, heads, num_layers, name=f"layer_{i}") for i in range(num_layers)]
 
     def __call__(self, x, attention_mask=None):
-        for block in self.resblocks:
-            x = block(x, attention_mask)
+        for layer in self.layers:
+            x = layer(x, attention_mask)
         return x
 
 
@@ -145,28 +151,28 @@ class CLIPImageEncoder(tf.Module):
         self.width = width
         self.grid_size = input_resolution // patch_size
         scale = width**-0.5
-        # Conv kernel in TF's [kh, kw, in, out] layout; OpenAI's conv1 has no bias.
-        self.patch_kernel = _normal([patch_size, patch_size, 3, width], scale, "patch_kernel")
+        # Conv kernel in TF's [kh, kw, in, out] layout; no bias, as in OpenAI's and transformers' CLIP.
+        self.patch_embedding = _normal([patch_size, patch_size, 3, width], scale, "patch_embedding")
         self.class_embedding = _normal([width], scale, "class_embedding")
-        self.positional_embedding = _normal([self.grid_size**2 + 1, width], scale, "positional_embedding")
-        self.ln_pre = LayerNorm(width, name="ln_pre")
-        self.transformer = CLIPEncoder(width, num_layers, heads, name="transformer")
-        self.ln_post = LayerNorm(width, name="ln_post")
-        self.proj = _normal([width, output_dim], scale, "proj")
+        self.position_embedding = _normal([self.grid_size**2 + 1, width], scale, "position_embedding")
+        self.pre_layernorm = LayerNorm(width, name="pre_layernorm")  # transformers spells it pre_layrnorm
+        self.encoder = CLIPEncoder(width, num_layers, heads, name="encoder")
+        self.post_layernorm = LayerNorm(width, name="post_layernorm")
+        self.visual_projection = _normal([width, output_dim], scale, "visual_projection")
 
     def __call__(self, images):
         resolution = self.input_resolution
         tf.debugging.assert_equal(
             tf.shape(images)[1:], tf.constant([resolution, resolution, 3]),
             message=f"images must be [N, {resolution}, {resolution}, 3] (NHWC, RGB)")
-        patches = tf.nn.conv2d(images, self.patch_kernel, strides=self.patch_size, padding="VALID")
+        patches = tf.nn.conv2d(images, self.patch_embedding, strides=self.patch_size, padding="VALID")
         tokens = tf.reshape(patches, [-1, self.grid_size**2, self.width])
         class_token = tf.zeros_like(tokens[:, :1, :]) + self.class_embedding
-        x = tf.concat([class_token, tokens], axis=1) + self.positional_embedding
-        x = self.transformer(self.ln_pre(x))
+        x = tf.concat([class_token, tokens], axis=1) + self.position_embedding
+        x = self.encoder(self.pre_layernorm(x))
         # The class token as x[:, :1] and a reshape, not x[:, 0]: the shrink-axis slice is not a GPU-delegate op.
         class_features = tf.reshape(x[:, :1, :], [-1, self.width])
-        return tf.matmul(self.ln_post(class_features), self.proj)
+        return tf.matmul(self.post_layernorm(class_features), self.visual_projection)
 
 
 def causal_attention_mask(length):
@@ -209,9 +215,9 @@ class CLIPTextEncoder(tf.Module):
         self.context_length = context_length
         self.vocab_size = vocab_size
         self.token_embedding = _normal([vocab_size, transformer_width], 0.02, "token_embedding")
-        self.positional_embedding = _normal([context_length, transformer_width], 0.01, "positional_embedding")
-        self.transformer = CLIPEncoder(transformer_width, transformer_layers, transformer_heads, name="transformer")
-        self.ln_final = LayerNorm(transformer_width, name="ln_final")
+        self.position_embedding = _normal([context_length, transformer_width], 0.01, "position_embedding")
+        self.encoder = CLIPEncoder(transformer_width, transformer_layers, transformer_heads, name="encoder")
+        self.final_layer_norm = LayerNorm(transformer_width, name="final_layer_norm")
         self.text_projection = _normal([transformer_width, embed_dim], transformer_width**-0.5, "text_projection")
 
     def __call__(self, token_ids, padding_mask=None):
@@ -220,8 +226,8 @@ class CLIPTextEncoder(tf.Module):
         token_ids = tf.cast(token_ids, tf.int32)
         check_text_inputs(token_ids, padding_mask, self.context_length)
         length = token_ids.shape[1] if token_ids.shape[1] is not None else tf.shape(token_ids)[1]
-        x = tf.gather(self.token_embedding, token_ids) + self.positional_embedding[:length]
-        x = self.ln_final(self.transformer(x, causal_attention_mask(length)))
+        x = tf.gather(self.token_embedding, token_ids) + self.position_embedding[:length]
+        x = self.final_layer_norm(self.encoder(x, causal_attention_mask(length)))
         pooled = tf.squeeze(tf.matmul(end_of_text_one_hot(token_ids)[:, tf.newaxis, :], x), axis=1)
         return tf.matmul(pooled, self.text_projection)
 

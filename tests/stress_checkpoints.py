@@ -173,7 +173,8 @@ FAMILY_SIZES = {
     "medium": (384, 6, 6, 32, 224, 256, 6, 4, 256),
     "base32": (768, 12, 12, 32, 224, 512, 12, 8, 512),
 }
-# Where outlier LayerNorm channels can enter: ln_1 -> q/k/v, ln_2 -> fc1, the final LayerNorm -> the projection.
+# Where outlier LayerNorm channels can enter: layer_norm1 -> q/k/v_proj, layer_norm2 -> fc1, the final LayerNorm ->
+# the projection.
 TARGETS = ("qkv", "fc1", "projection")
 MIN_SCALE, MAX_SCALE = 10.0, 100.0
 MAX_CHANNELS = 8

@@ -91,7 +91,7 @@ def test_equalization_keeps_the_float_function(stressed):
         assert np.max(np.abs(a.numpy() - b.numpy())) <= 2e-6 * np.max(np.abs(a.numpy())), tower
     # ... and the LayerNorm outputs lost their outlier channels (100x before).
     old, new = (equalization.activation_statistics(m, images[:8], ids[:8]) for m in (stressed, equalized))
-    for key in ("image/1/ln_1", "image/1/ln_2", "text/0/ln_1", "text/1/ln_2"):
+    for key in ("image/1/layer_norm1", "image/1/layer_norm2", "text/0/layer_norm1", "text/1/layer_norm2"):
         assert old[key].max() > 20 * np.median(old[key]), key
         assert new[key].max() < 3 * np.median(new[key]), (key, new[key].max(), np.median(new[key]))
 
@@ -104,11 +104,12 @@ def test_qk_balancing_keeps_scores_and_equalises_ranges(stressed):
     new = equalization.activation_statistics(balanced, images[:8], ids[:8])
     x = tf.random.stateless_normal([1, 17, 64], seed=[1, 2])
     for tower in ("image", "text"):
-        blocks = [getattr(m, f"{tower}_encoder").transformer.resblocks[0] for m in (stressed, balanced)]
-        # The scores q k^T per head from an arbitrary residual stream (exact for every input); through ln_1,
+        layers = [getattr(m, f"{tower}_encoder").encoder.layers[0] for m in (stressed, balanced)]
+        # The scores q k^T per head from an arbitrary residual stream (exact for every input); through layer_norm1,
         # which the LayerNorm rescaling changed together with q/k/v's input rows.
-        scores = [tf.matmul(b.attn._split_heads(b.attn.q_proj(b.ln_1(x)), 17),
-                            b.attn._split_heads(b.attn.k_proj(b.ln_1(x)), 17), transpose_b=True) for b in blocks]
+        scores = [tf.matmul(layer.self_attn._split_heads(layer.self_attn.q_proj(layer.layer_norm1(x)), 17),
+                            layer.self_attn._split_heads(layer.self_attn.k_proj(layer.layer_norm1(x)), 17),
+                            transpose_b=True) for layer in layers]
         np.testing.assert_allclose(scores[1].numpy(), scores[0].numpy(), rtol=1e-5,
                                    atol=1e-6 * np.max(np.abs(scores[0].numpy())))
         q, k = statistics[f"{tower}/0/q"], statistics[f"{tower}/0/k"]

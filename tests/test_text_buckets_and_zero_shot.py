@@ -190,12 +190,13 @@ def test_saved_model_encode_text_matches_transformers(float_reference, hf_text):
 
 def test_harness_refuses_a_bucket_that_differs_from_the_full_length(small_export, small_checkpoint, clip_model,
                                                                    float_reference, tmp_path):
-    """A text encoder whose tokens_16 signature was traced from another model (the text tower's last weights 1%
-    off, as a stale bucket would be) is refused on that signature alone; the real file passes every one."""
+    """A text encoder whose tokens_16 signature was traced from another model (the last layer's layer_norm2
+    weight 1% off, as a stale bucket would be) is refused on that signature alone; the real file passes every
+    one."""
     from converters import serving, tflite_variants
 
     stale = clip_edge.CLIP.from_checkpoint(small_checkpoint)
-    weights = stale.text_encoder.trainable_variables[-1]
+    weights = stale.text_encoder.encoder.layers[-1].layer_norm2.weight
     weights.assign(weights * 1.01)
     functions = serving.tflite_text_encoders(clip_model, [16, 32])
     functions["tokens_16"] = serving.tflite_text_encoder(stale, 16)
