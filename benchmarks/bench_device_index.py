@@ -1,7 +1,7 @@
 """The device index (docs/device_index.md): recall@10 of its float16 and int8 rows against exact float32 search,
 and the time, peak memory and file size of converting a 100k-row Beam index. Run in the Beam virtualenv:
 
-    .venv-beam/bin/python -m benchmarks.bench_device_index [--rows 100000] [--photos 1000]
+    .venv-beam/bin/python -m benchmarks.bench_device_index [--rows 100000] [--photos 1000] [--centroids 16 64 256]
 
 Two sets of embeddings:
 
@@ -13,13 +13,20 @@ Two sets of embeddings:
   (wall time, peak RSS) and by clip_edge.beam.device_index.convert in this process (the conversion alone), and
   searched through clip_edge.device_index.read.
 - real photos: random crops (10 to 100 % of each side), flips and the odd sizes of tests/photos.py's photographs,
-  embedded by a clip-vit-base-patch32 with random weights (clip_edge.CLIP.from_preset(load_weights=False)): no
-  trained weights are available here, so these are embeddings of real pixels by an untrained model, not CLIP's
-  geometry; queries are other crops. Quantised with clip_edge.device_index.quantize, as the converter does.
+  embedded by a clip-vit-base-patch32 with random weights (clip_edge.CLIP.from_preset(load_weights=False), seeded
+  with --seed): no trained weights are available here, so these are embeddings of real pixels by an untrained
+  model, not CLIP's geometry; queries are other crops. Quantised with clip_edge.device_index.quantize, as the
+  converter does.
 
 Recall@10: the share of the exact top 10 (float32 brute force over the float32 embeddings) found in the top 10
 by the device index's own scores (float32 dot products of its float16 rows, or mean . query + scale x dot of its
 int8 rows, the rows being codes of their difference from the index's mean).
+
+--centroids K...: also the recall@10 of an int8 coding the format does not have (an experiment, recorded in
+docs/benchmarks.md): residuals to K k-means centroids instead of to the one mean. Each row stores its nearest
+centroid c and int8 codes of d = e - c with a scale per row (clip_edge.device_index.quantize's rule, against c),
+scored as q . c + s x (q . codes); K = 1 with the mean as its centroid is the format's coding. It also prints the
+bytes such a file of the same rows would add (K float32 centroids, a 16-bit centroid id per row).
 """
 
 import argparse
@@ -75,9 +82,14 @@ def photo_crops(count, rng):
     return crops
 
 
-def photo_embeddings(count, rng, batch=32):
+def photo_embeddings(count, rng, seed, batch=32):
+    """count crops' embeddings by a model whose random weights are drawn from `seed` (Keras's global seed): the
+    same embeddings in every run."""
+    import keras
+
     import clip_edge
 
+    keras.utils.set_random_seed(seed)
     model = clip_edge.CLIP.from_preset("clip-vit-base-patch32", load_weights=False)
     processor = clip_edge.CLIPProcessor.from_preset("clip-vit-base-patch32")
     crops = photo_crops(count, rng)
@@ -93,19 +105,70 @@ def exact_top(database, queries):
     return np.argpartition(-scores, K - 1, axis=1)[:, :K]
 
 
-def recall(device, queries, exact, block=100):
+def recall(device, queries, exact):
     """Mean recall@K of a clip_edge.device_index.DeviceIndex's own scores against `exact` (row order = id
     order)."""
-    found = 0
     rows = device.rows.astype(np.float32)  # all at once: 100k x 512 float32 is 200 MB
+    if device.scales is None:
+        return recall_of_codes(rows, None, None, None, queries, exact)
+    return recall_of_codes(rows, device.scales, device.mean[None], np.zeros(len(rows), np.intp), queries, exact)
+
+
+def recall_of_codes(rows, scales, centroids, nearest, queries, exact, block=100):
+    """Mean recall@K against `exact` of the scores q . centroids[nearest] + scales x (q . rows), float32 [N, D]
+    rows (float16 rows: scales and centroids None)."""
+    found = 0
     for start in range(0, len(queries), block):
         scores = queries[start:start + block] @ rows.T
-        if device.scales is not None:
-            scores *= device.scales
-            scores += (queries[start:start + block] @ device.mean)[:, None]
+        if scales is not None:
+            scores *= scales
+            scores += (queries[start:start + block] @ centroids.T)[:, nearest]
         top = np.argpartition(-scores, K - 1, axis=1)[:, :K]
         found += sum(len(set(a) & set(b)) for a, b in zip(top, exact[start:start + block]))
     return found / (K * len(queries))
+
+
+def nearest_centroid(rows, centroids, block=16384):
+    """Each row's nearest centroid (squared Euclidean distance), its index."""
+    norms = np.einsum("ij,ij->i", centroids, centroids)
+    return np.concatenate([np.argmin(norms - 2 * rows[start:start + block] @ centroids.T, axis=1)
+                           for start in range(0, len(rows), block)])
+
+
+def kmeans(rows, k, seed, iterations=8):
+    """k centroids of float32 rows by Lloyd's algorithm, started from k distinct rows drawn with `seed`; a
+    centroid left without rows keeps its place. Returns (centroids float32 [k, D], each row's nearest)."""
+    centroids = rows[np.random.default_rng(seed).choice(len(rows), k, replace=False)].astype(np.float64)
+    for _ in range(iterations):
+        nearest = nearest_centroid(rows, centroids.astype(np.float32))
+        order = np.argsort(nearest, kind="stable")
+        members, starts = np.unique(nearest[order], return_index=True)
+        sums = np.add.reduceat(rows[order].astype(np.float64), starts, axis=0)
+        centroids[members] = sums / np.diff(np.append(starts, len(rows)))[:, None]
+    centroids = centroids.astype(np.float32)
+    return centroids, nearest_centroid(rows, centroids)
+
+
+def residual_recalls(database, queries, exact, ks, seed):
+    """Prints, for each k, the recall@K of int8 codes of the rows' residuals to k k-means centroids (k = 1: the
+    format's mean), the residuals' mean norm and the bytes the centroids and ids would add to the file."""
+    from clip_edge import device_index
+
+    for k in ks:
+        if k > len(database):
+            print(f"int8, residuals to {k} centroids: more centroids than the {len(database)} rows, skipped")
+            continue
+        if k == 1:
+            centroids, nearest = device_index.mean(database)[None], np.zeros(len(database), np.intp)
+        else:
+            centroids, nearest = kmeans(database, k, seed)
+        residuals = database - centroids[nearest]
+        codes, scales, _ = device_index.quantize(residuals, "int8", np.zeros(database.shape[1], np.float32))
+        found = recall_of_codes(codes.astype(np.float32), scales, centroids, nearest, queries, exact)
+        extra = 4 * k * database.shape[1] + 2 * len(database) if k > 1 else 0
+        print(f"int8, residuals to {k} centroid{'s' if k > 1 else ''}: recall@{K} {found:.4f}; residual norm, mean "
+              f"{float(np.mean(np.linalg.norm(residuals, axis=1))):.3f}; {extra:,} bytes more than the format's "
+              f"int8 file", flush=True)
 
 
 def neighbour_gaps(database, queries, exact):
@@ -162,6 +225,7 @@ def synthetic(args, folder):
         prefix, export_dir = write_beam_index(run, embeddings)
         print(f"\n== synthetic: {args.rows} x {args.dimension}, {args.clusters} clusters, spread {spread} "
               f"(10th neighbour's cosine, median {tenth:.3f}; gap to the 11th {gap:.4f}), {args.queries} queries")
+        residual_recalls(embeddings, queries, exact, args.centroids, args.seed)
         for dtype in ("int8", "float16"):
             output = os.path.join(run, f"{dtype}.clipidx")
             started = time.perf_counter()
@@ -188,7 +252,7 @@ def real_photos(args):
 
     rng = np.random.default_rng(args.seed)
     started = time.perf_counter()
-    embeddings = photo_embeddings(args.photos + args.photo_queries, rng)
+    embeddings = photo_embeddings(args.photos + args.photo_queries, rng, args.seed)
     seconds = time.perf_counter() - started
     database, queries = embeddings[:args.photos], embeddings[args.photos:]
     exact = exact_top(database, queries)
@@ -196,6 +260,7 @@ def real_photos(args):
     print(f"\n== real photos: {args.photos} crops embedded by a random-weight clip-vit-base-patch32 ({seconds:.0f} s), "
           f"{args.photo_queries} other crops as queries (10th neighbour's cosine, median {tenth:.4f}; gap to the "
           f"11th {gap:.5f}; mean cosine between crops {float(np.mean(database @ database.T)):.3f})")
+    residual_recalls(database, queries, exact, args.centroids, args.seed)
     with tempfile.TemporaryDirectory(prefix="bench_device_index_") as folder:
         for dtype in ("int8", "float16"):
             quantized = device_index.quantize(database, dtype)
@@ -217,6 +282,8 @@ def main():
     parser.add_argument("--photos", type=int, default=1000, help="photo crops in the database (0: skip photos)")
     parser.add_argument("--photo_queries", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--centroids", type=int, nargs="*", default=[],
+                        help="also int8 residuals to this many k-means centroids (an experiment; 1: the mean)")
     args = parser.parse_args()
     print(f"CPU: {cpu_model()}, {os.cpu_count()} logical cores")
     with tempfile.TemporaryDirectory(prefix="bench_device_index_") as folder:
