@@ -5,10 +5,11 @@ against transformers' PyTorch CLIP, and artifact sizes, all in one run.
 
 1. Runs the real exporter, `python -m converters.export --preset=P --weights=random --output_dir=D`, as a
    subprocess under `/usr/bin/time -v`: wall time, CPU time and exit status. Memory is the peak RSS of the
-   exporter's whole process tree (it converts each tower in a process of its own), polled from /proc every
-   0.5 s (tests/process_memory.py); /usr/bin/time's "Maximum resident set size" is only its largest single
-   process and is shown beside it. A heartbeat line shows the stage reached and the memory so far, and the
-   exporter's stage lines (`[  12.3s] stage: done in X s`) are collected.
+   exporter's whole process tree (it converts each tower in a process of its own), bounded from the processes'
+   high-water marks read every 0.2 s (tests/process_memory.py, which says what it can miss), and its largest
+   single process beside it (not /usr/bin/time's "Maximum resident set size", which the sampler's resets of the
+   marks lower). A heartbeat line shows the stage reached and the memory so far, and the exporter's stage lines
+   (`[  12.3s] stage: done in X s`) are collected.
 2. Loads every TFLite artifact in ai_edge_litert's Interpreter (2 threads) and transformers' CLIPModel of the
    same architecture with random weights (torch.inference_mode, 2 threads), and times batch 1 of each tower:
    uint8 [1,R,R,3] pixels vs get_image_features on float [1,3,R,R], int32 [1,77] ids vs get_text_features on
@@ -40,7 +41,7 @@ import time
 import numpy as np
 
 from converters.variants import VARIANTS
-from process_memory import tree_rss_bytes
+from process_memory import PeakTreeMemory
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOWERS = ("image", "text")
@@ -77,7 +78,6 @@ def _parse_time_v(text):
     signal = killed.group(1) if killed else None
     exit_status = int(values.get("Exit status", -1))
     return {"wall_seconds": seconds,
-            "max_rss_bytes": int(values.get("Maximum resident set size (kbytes)", 0)) * 1024,
             "user_seconds": float(values.get("User time (seconds)", 0)),
             "system_seconds": float(values.get("System time (seconds)", 0)),
             # A killed exporter has "Exit status: 0" beside the signal line.
@@ -98,22 +98,18 @@ def run_export(preset, output_dir, log_path, weights="random", name=None, varian
     started = time.monotonic()
     process = subprocess.Popen(["/usr/bin/time", "-v", "-o", time_file] + command, cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
-    memory = {"peak": 0, "now": 0, "stage": "starting"}
+    memory = PeakTreeMemory(process.pid)
+    reached = {"stage": "starting"}
     done = threading.Event()
 
-    def poll():
-        last_beat = time.monotonic()
-        while not done.wait(0.5):
-            memory["now"] = tree_rss_bytes(process.pid)
-            memory["peak"] = max(memory["peak"], memory["now"])
-            if time.monotonic() - last_beat >= heartbeat:
-                last_beat = time.monotonic()
-                print(f"[bench {time.monotonic() - started:7.0f}s] in stage {memory['stage']!r}: RSS "
-                      f"{memory['now'] / 2**30:.2f} GB, peak so far {memory['peak'] / 2**30:.2f} GB, "
-                      f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    def beat():
+        while not done.wait(heartbeat):
+            print(f"[bench {time.monotonic() - started:7.0f}s] in stage {reached['stage']!r}: RSS at most "
+                  f"{memory.last / 2**30:.2f} GB, peak so far {memory.peak / 2**30:.2f} GB, "
+                  f"load average {os.getloadavg()[0]:.1f}", flush=True)
 
-    poller = threading.Thread(target=poll, daemon=True)
-    poller.start()
+    heart = threading.Thread(target=beat, daemon=True)
+    heart.start()
     stages = []
     tail = []
     with open(log_path, "w") as log:
@@ -127,20 +123,21 @@ def run_export(preset, output_dir, log_path, weights="random", name=None, varian
             if match:
                 stages.append({"stage": re.sub(r" \(.*\)$", "", match.group(2)), "at_seconds": float(match.group(1)),
                                "seconds": float(match.group(3)), "detail": match.group(4) or "",
-                               "tree_rss_peak_bytes": memory["peak"]})
-                memory["stage"] = "after " + stages[-1]["stage"]
+                               "tree_rss_peak_bytes": memory.peak})
+                reached["stage"] = "after " + stages[-1]["stage"]
             elif begin:
-                memory["stage"] = begin.group(2)
+                reached["stage"] = begin.group(2)
             # Progress, bars, tables and failures; TensorFlow's warnings stay in the log only.
             if line.startswith(("[", "    ", "|", "export failed")) or "Error" in line:
                 print(line, flush=True)
     process.wait()
     done.set()
-    poller.join()
+    heart.join()
+    memory.stop()
     with open(time_file) as file:
         measured = _parse_time_v(file.read())
-    measured.update(command=" ".join(command), stages=stages, tree_rss_peak_bytes=memory["peak"],
-                    last_stage=memory["stage"],
+    measured.update(command=" ".join(command), stages=stages, tree_rss_peak_bytes=memory.peak,
+                    largest_process_bytes=memory.largest, last_stage=reached["stage"],
                     tail=tail if measured["exit_status"] != 0 else [], log=log_path,
                     bench_wall_seconds=time.monotonic() - started)
     return measured
@@ -272,9 +269,9 @@ def format_report(preset, export, latency, sizes, size_source, repeats, loads):
     cpu = export["user_seconds"] + export["system_seconds"]
     lines.append(f"| CPU time (user + sys) | {cpu:.0f} s ({cpu / max(wall, 1e-9):.2f} cores busy) | |")
     peak = export["tree_rss_peak_bytes"] / gb
-    lines.append(f"| peak RSS of the process tree (/proc, every 0.5 s) | {peak:.2f} GB | "
+    lines.append(f"| peak RSS of the process tree (/proc high-water marks) | {peak:.2f} GB | "
                  f"{'met' if finished and peak < goals['peak_gb'] else 'NOT met'} (goal < {goals['peak_gb']} GB) |")
-    lines.append(f"| largest single process (/usr/bin/time -v) | {export['max_rss_bytes'] / gb:.2f} GB | |")
+    lines.append(f"| largest single process (its high-water mark) | {export['largest_process_bytes'] / gb:.2f} GB | |")
     lines.append("")
     if export["stages"]:
         lines.append("| exporter stage | seconds | peak tree RSS so far |")

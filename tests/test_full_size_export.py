@@ -12,7 +12,9 @@ import pytest
 # The exporter's peak memory for the full-size clip-vit-base-patch32 export (all variants), as the whole process
 # tree: the scaled-down check of "every preset within 12 GB" (docs/benchmarks.md, "Export"). Measured 4.00 GB
 # (4.74 GB with one conversion process per tower); the exporter before the towers got processes of their own
-# and calibration its profiler-based mode peaked at 5.88 GB on the same machine.
+# and calibration its profiler-based mode peaked at 5.88 GB on the same machine. Those figures sampled current
+# RSS every 0.2 s; PeakTreeMemory bounds the peak from high-water marks now (tests/process_memory.py), which
+# counts peaks between samples too, so it reads at least as high.
 BASE_PATCH32_PEAK_GB = 5.5
 
 
@@ -28,7 +30,7 @@ def test_full_base_patch32_export(tmp_path):
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     memory = PeakTreeMemory(process.pid)
     output, _ = process.communicate(timeout=1800)
-    peak_gb = memory.stop() / 2**30
+    peak_gb, largest_gb = memory.stop() / 2**30, memory.largest / 2**30
     print(output)
     assert process.returncode == 0, output[-3000:]
     target = os.path.join(tmp_path, "clip-vit-base-patch32")
@@ -44,5 +46,5 @@ def test_full_base_patch32_export(tmp_path):
         entry = next(a for a in manifest["artifacts"] if a["path"] == f"tflite/{tower}_encoder_dynamic_int8.tflite")
         for signature in entry.get("signatures", [entry]):
             assert signature["parity"]["cosine_min"] > 0.999, (tower, signature.get("key"), signature["parity"])
-    print(f"peak memory of the exporter's process tree: {peak_gb:.2f} GB")
+    print(f"peak memory of the exporter's process tree: {peak_gb:.2f} GB (largest process {largest_gb:.2f} GB)")
     assert peak_gb < BASE_PATCH32_PEAK_GB
