@@ -133,61 +133,89 @@ def test_a_rerun_after_a_kill_after_the_second_rename_replaces_the_export_whole(
     _new_export(state["small"], killed.previous)
 
 
+# A stand-in exporter: the exporter's own _conversion_process, on a job as export._convert makes it, with
+# sys.argv[3] first on the path it hands the conversion process.
 PARENT = """
-import json, os, subprocess, sys, time
-job_path = sys.argv[1]
-with open(job_path) as file:
+import json, os, sys
+sys.path.insert(0, sys.argv[3])
+from converters import export
+with open(sys.argv[2]) as file:
     job = json.load(file)
 job["parent_pid"] = os.getpid()
-with open(job_path, "w") as file:
-    json.dump(job, file)
-child = subprocess.Popen([sys.executable, "-m", "converters.convert_tower", job_path])
-print(child.pid, flush=True)
-time.sleep(600)
+export._conversion_process(sys.argv[1], "image-0", job)
 """
+# Stands in for TensorFlow in that conversion process, which imports it first thing in convert(), after
+# _die_with_parent: importing it blocks reading the FIFO beside it (and costs no TensorFlow import).
+BLOCKING_TENSORFLOW = """
+import os
+open(os.path.join(os.path.dirname(__file__), "blocked")).read()
+"""
+
+
+def _open_once_read(fifo, parent, what):
+    """A descriptor writing to `fifo` once the conversion process under `parent` opens it for reading (a
+    non-blocking open for writing succeeds only then); held open without writing, it keeps that reader blocked."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:  # ENXIO: no reader yet
+            if time.monotonic() > deadline or parent.poll() is not None:
+                pytest.fail(f"the conversion process never reached its import of TensorFlow ({what})")
+            time.sleep(0.1)
+
+
+def _running(pid):
+    """Whether process `pid` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            return file.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def test_a_killed_exporter_takes_its_conversion_process_with_it(tmp_path):
     """A large tower converts in a process of its own (converters.convert_tower); when the exporter is killed,
-    that process must die too, not go on converting into a folder the next run removes. Here the child blocks
-    reading its calibration data from a FIFO (it would wait forever) when its parent is SIGKILLed."""
-    fifo = tmp_path / "calibration.npz"
-    os.mkfifo(fifo)
-    job = {"tower": "image", "variants": ["int8"], "path": str(tmp_path / "none"), "inputs": {},
-           "int8_recipe": None, "calibration": str(fifo), "threads": 1, "outputs": {},
-           "result": str(tmp_path / "result.json"), "parent_pid": None, "progress_fd": None,
-           "crops_per_photo": 1}
-    (tmp_path / "job.json").write_text(json.dumps(job))
+    by SIGKILL or SIGTERM, that process must die too, not go on converting into a folder the next run removes.
+    Two stand-in exporters side by side, one per signal; each one's conversion process is blocked in its import
+    of TensorFlow (BLOCKING_TENSORFLOW; it would wait forever) when its parent is killed."""
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(tmp_path / "job.json")], cwd=repo,
-                              stdout=subprocess.PIPE, text=True)
-    child = int(parent.stdout.readline())
-    writer = None
+    runs = {}
+    for kill in (signal.SIGKILL, signal.SIGTERM):
+        folder = tmp_path / kill.name
+        (folder / "stub").mkdir(parents=True)
+        (folder / "stub" / "tensorflow.py").write_text(BLOCKING_TENSORFLOW)
+        os.mkfifo(folder / "stub" / "blocked")
+        job = {"tower": "image", "variants": ["int8"], "path": str(folder / "none"), "inputs": {},
+               "int8_recipe": None, "calibration": None, "threads": 1, "outputs": {},
+               "result": str(folder / "result.json"), "parent_pid": None, "progress_fd": None,
+               "crops_per_photo": 1}
+        (folder / "job.json").write_text(json.dumps(job))
+        runs[kill] = (folder, subprocess.Popen([sys.executable, "-c", PARENT, str(folder), str(folder / "job.json"),
+                                                str(folder / "stub")], cwd=repo))
+    writers, children = [], {}
     try:
-        # Wait until the child is opening the FIFO for reading (a non-blocking open for writing succeeds only
-        # then); holding it open without writing keeps the child blocked in its read.
-        for _ in range(600):
-            try:
-                writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-                break
-            except OSError:  # ENXIO: no reader yet
+        for kill, (folder, parent) in runs.items():
+            writers.append(_open_once_read(folder / "stub" / "blocked", parent, kill.name))
+            (children[kill],) = map(int, open(f"/proc/{parent.pid}/task/{parent.pid}/children").read().split())
+        for kill, (_, parent) in runs.items():
+            parent.send_signal(kill)
+            assert parent.wait() == -kill
+        for kill, child in children.items():
+            deadline = time.monotonic() + 30
+            while _running(child):
+                if time.monotonic() > deadline:
+                    pytest.fail(f"the conversion process outlived its exporter killed by {kill.name}")
                 time.sleep(0.1)
-        else:
-            pytest.fail("the conversion process never opened its calibration data")
-        parent.kill()
-        parent.wait()
-        for _ in range(300):
-            if not os.path.exists(f"/proc/{child}") or open(f"/proc/{child}/stat").read().split()[2] == "Z":
-                break
-            time.sleep(0.1)
-        else:
-            pytest.fail("the conversion process outlived its killed exporter")
     finally:
-        parent.kill()
-        try:
-            os.kill(child, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        if writer is not None:
+        for _, parent in runs.values():
+            parent.kill()
+            parent.wait()
+        for child in children.values():
+            try:
+                os.kill(child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for writer in writers:
             os.close(writer)
-    assert not (tmp_path / "result.json").exists()
+    assert not [kill for kill, (folder, _) in runs.items() if (folder / "result.json").exists()]
