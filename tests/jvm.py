@@ -7,6 +7,7 @@ Java is part of the product, so a machine without it fails these suites with a m
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 
@@ -44,3 +45,16 @@ def run(*args, lines=None, check=True):
 def json_lines(result):
     """The JSON values clip-jvm printed, one per line."""
     return [json.loads(line) for line in result.stdout.decode("utf-8").splitlines() if line.strip()]
+
+
+def error_line(result):
+    """The one line clip-jvm printed about its failure, "clip-jvm COMMAND: what went wrong", after checking that it
+    failed, printed that line once and no stack trace. The rest of stderr is not ours to count: the JVM's and
+    LiteRT's own notices (LiteRT's "Created TensorFlow Lite XNNPACK delegate for CPU", for one) may come and go
+    with their versions."""
+    assert result.returncode != 0
+    stderr = result.stderr.decode("utf-8", "replace")
+    assert "Exception in thread" not in stderr and not re.search(r"^\s+at [\w$.]+\(", stderr, re.M), stderr
+    ours = [line for line in stderr.splitlines() if line.startswith("clip-jvm ")]
+    assert len(ours) == 1, stderr
+    return ours[0]

@@ -335,11 +335,9 @@ def test_a_jpeg_cut_short_is_refused_by_every_decoder(tmp_path):
 
 
 def _one_line_error(result, path):
-    assert result.returncode != 0
-    lines = result.stderr.decode("utf-8").strip().splitlines()
-    assert len(lines) == 1, lines
-    assert str(path) in lines[0], lines[0]
-    return lines[0]
+    line = jvm.error_line(result)
+    assert str(path) in line, line
+    return line
 
 
 def test_corrupt_and_missing_files_fail_with_one_line(tmp_path):

@@ -25,9 +25,6 @@ from converters.variants import DEFAULT_SIGNATURE, VARIANTS
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "tall", "wide_strip", "small", "tiny")
 # Classifier labels: six captions of reference.SENTENCES (not the long one or the one with an end token inside).
 LABELS = [reference.SENTENCES[i] for i in (0, 1, 2, 3, 7, 10)]
-# What TensorFlow Lite prints once per process when it creates its CPU delegate; LiteRT has no exported switch
-# for that log, so it is the one stderr line besides ours we accept.
-TFLITE_NOTICE = "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
 
 
 @pytest.fixture(scope="module")
@@ -122,12 +119,10 @@ def test_classify_ranks_as_serving_default(small_export, saved_model, png_files,
 
 
 def _fails_with_one_line(result, *expected):
-    assert result.returncode != 0
-    lines = [line for line in result.stderr.decode("utf-8").splitlines() if line != TFLITE_NOTICE]
-    assert len(lines) == 1, lines
+    line = jvm.error_line(result)
     for text in expected:
-        assert text in lines[0], lines[0]
-    return lines[0]
+        assert text in line, line
+    return line
 
 
 def test_missing_export(tmp_path, png_files):
