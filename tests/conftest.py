@@ -46,8 +46,14 @@ def built_once(tmp_path_factory, name, build):
 def small_checkpoint(tmp_path_factory):
     """A small random CLIP written by transformers (32-pixel images, patch 8, width 64, two layers per tower).
 
-    The configuration and seed are test_export's tiny model, whose int8 image encoder meets its bar; int8 recipes
-    are still tuned on random weights, and other seeds of a 64-pixel model fell just below it (0.974)."""
+    The seed is fixed so that the suites share one export (seed 3 was chosen when the int8 recipes of the time
+    missed the bar on other seeds). What the int8 assertions on it depend on now: that the recommended int8
+    recipes, with their float fallback, meet the int8 bar on held-out data for this configuration, which does
+    not hang on the seed (seeds 0 to 11 measured on 2026-12-07: image min cosine 0.986 at seed 3, the lowest, to
+    0.997; text 0.989 to 0.999), and which test_int8_outliers checks every run on seeds it draws anew (its
+    "tiny" family size is this configuration, with outliers added); the zero-shot classifier's int8 agreement
+    (test_text_buckets_and_zero_shot) and test_export's degraded export (its int16-activation image recipe
+    passing, its converter_a8w8 text recipe failing) are measured on this seed only."""
     def build(folder):
         reference.random_hf_clip(reference.hf_clip_config(64, 2, 4, 8, 32, 64, 2, 4, 32), seed=3).save_pretrained(
             folder)
