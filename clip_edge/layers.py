@@ -165,8 +165,14 @@ class CLIPImageEncoder(tf.Module):
         tf.debugging.assert_equal(
             tf.shape(images)[1:], tf.constant([resolution, resolution, 3]),
             message=f"images must be [N, {resolution}, {resolution}, 3] (NHWC, RGB)")
-        patches = tf.nn.conv2d(images, self.patch_embedding, strides=self.patch_size, padding="VALID")
-        tokens = tf.reshape(patches, [-1, self.grid_size**2, self.width])
+        # The patch embedding, a convolution with stride = kernel = patch_size, as one matrix product over the
+        # flattened patches: space_to_depth orders each patch's values (row, column, channel) as the kernel's
+        # [kh, kw, in] axes flatten. TFLite then runs a FULLY_CONNECTED, where a CONV_2D with 3 input channels
+        # was XNNPACK's slowest int8 kernel per operation (docs/quantization.md, "Latency of the patch embedding").
+        size = self.patch_size * self.patch_size * 3
+        patches = tf.reshape(tf.nn.space_to_depth(images, self.patch_size), [-1, size])
+        tokens = tf.reshape(tf.matmul(patches, tf.reshape(self.patch_embedding, [size, self.width])),
+                            [-1, self.grid_size**2, self.width])
         class_token = tf.zeros_like(tokens[:, :1, :]) + self.class_embedding
         x = tf.concat([class_token, tokens], axis=1) + self.position_embedding
         x = self.encoder(self.pre_layernorm(x))

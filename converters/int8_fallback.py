@@ -38,7 +38,7 @@ import numpy as np
 from . import parity, tflite_model
 
 # Ops the search may keep in float: those with weights (what the weight-op recipes quantise).
-CANDIDATE_OPS = ("FULLY_CONNECTED", "CONV_2D", "GATHER")
+CANDIDATE_OPS = ("FULLY_CONNECTED", "GATHER")
 # Samples of the first signature for the sensitivity run, the worst ones (no XNNPACK, every tensor kept: slower).
 SENSITIVITY_SAMPLES = 8
 # Quantise-and-measure rounds after the first measurement: doubling, then bisection.
@@ -191,13 +191,10 @@ def shared_weight_scopes(float32: bytes) -> dict[str, list[str]]:
 
 
 def _modelled(op):
-    """Whether _float_function computes `op`: constant weights, no fused activation, no dilation."""
+    """Whether _float_function computes `op`: constant weights, no fused activation."""
     if _weights(op) is None:
         return False
-    if op.name == "GATHER":
-        return True
-    return (op.option("FusedActivationFunction", 0) == 0 and op.option("DilationHFactor", 1) == 1
-            and op.option("DilationWFactor", 1) == 1)
+    return op.name == "GATHER" or op.option("FusedActivationFunction", 0) == 0
 
 
 def _weights(op):
@@ -237,33 +234,15 @@ def _float_function(op: tflite_model.OpInfo) -> Callable[[np.ndarray], np.ndarra
     weights = op.inputs[1].values().astype(np.float64)
     bias = op.inputs[2] if len(op.inputs) > 2 else None
     bias = 0.0 if bias is None else bias.values().astype(np.float64)
-    if op.name == "FULLY_CONNECTED":  # weights [out, in]; the input is read as rows of `in`
-        return lambda x: (x.reshape(-1, weights.shape[1]) @ weights.T + bias).reshape(shape)
-    # CONV_2D: filter [out, kh, kw, in], NHWC; padding as TFLite's SAME (0) or VALID (1).
-    _, kh, kw, _ = weights.shape
-    sh, sw = op.option("StrideH", 1), op.option("StrideW", 1)
-    same = op.option("Padding", 1) == 0
-
-    def conv(x):
-        if same:
-            x = np.pad(x, [(0, 0), _same_padding(x.shape[1], kh, sh, shape[1]),
-                           _same_padding(x.shape[2], kw, sw, shape[2]), (0, 0)])
-        windows = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]
-        return (np.einsum("nhwcij,oijc->nhwo", windows, weights) + bias).reshape(shape)
-    return conv
-
-
-def _same_padding(size, kernel, stride, out):
-    total = max((out - 1) * stride + kernel - size, 0)
-    return (total // 2, total - total // 2)
+    # FULLY_CONNECTED: weights [out, in]; the input is read as rows of `in`.
+    return lambda x: (x.reshape(-1, weights.shape[1]) @ weights.T + bias).reshape(shape)
 
 
 def _macs(op: tflite_model.OpInfo) -> int:
     if op.name == "GATHER":
         return 0  # a lookup: no arithmetic
     weights = op.inputs[1]
-    per_output = int(np.prod(weights.shape[1:]))  # FC: in; CONV_2D: kh * kw * in
-    return int(np.prod(op.outputs[0].shape)) * per_output
+    return int(np.prod(op.outputs[0].shape)) * weights.shape[1]  # FULLY_CONNECTED: weights [out, in]
 
 
 def search(float32: bytes, quantize: Callable[[Sequence[str]], bytes], calibration: Mapping[str, Sequence[dict]],

@@ -45,9 +45,9 @@ from .variants import DEFAULT_SIGNATURE, VARIANTS, VariantSpec
 ATTENTION_OPS = ("BATCH_MATMUL", "SOFTMAX")
 # Everything between the weight matmuls: residual adds, LayerNorm statistics, QuickGELU, attention.
 NON_MATMUL_OPS = ("BATCH_MATMUL", "SOFTMAX", "ADD", "SUB", "MUL", "MEAN", "RSQRT", "LOGISTIC", "SUM")
-# The ops with weights: the patch embedding, every linear layer, and the token embedding lookup (GATHER; left
-# in float it would keep the text tower's largest tensor at 32 bits).
-WEIGHT_OPS = ("FULLY_CONNECTED", "CONV_2D", "GATHER")
+# The ops with weights: every linear layer (the patch embedding is one, clip_edge.layers.CLIPImageEncoder), and
+# the token embedding lookup (GATHER; left in float it would keep the text tower's largest tensor at 32 bits).
+WEIGHT_OPS = ("FULLY_CONNECTED", "GATHER")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -290,7 +290,7 @@ def test_sensitivity_is_each_ops_own_error(stressed):
                  if op.name in int8_fallback.CANDIDATE_OPS]
     scopes = [int8_fallback.op_scope(op) for op in float_ops]
     samples = [{"pixels": x[None]} for x in pixels[:2]]
-    for index in (0, 5, len(scopes) - 1):  # the patch embedding (CONV_2D), fc1 of block 0, the projection
+    for index in (0, 5, len(scopes) - 1):  # the patch embedding, fc1 of block 0, the projection
         only = _quantized(float32, recipe, pixels, keep_float=scopes[:index] + scopes[index + 1:])
         (error,) = int8_fallback.op_errors(float32, only, "serving_default", samples)
         assert error.scope == scopes[index]
