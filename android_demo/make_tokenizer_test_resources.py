@@ -16,13 +16,11 @@ out: the Java tokenizer follows the SavedModel.
 
 import json
 import os
-import sys
+
+from tests.tokenizer_corpus import (STRESS_TEXTS, documentation_corpus, load_reference_module,
+                                    load_reference_tokenizer, mojibake_texts)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "tests"))
-
-from tokenizer_corpus import (STRESS_TEXTS, documentation_corpus, load_reference_module,  # noqa: E402
-                              load_reference_tokenizer, mojibake_texts)
 
 RESOURCES = os.path.join(REPO, "android_demo", "clip", "src", "test", "resources", "dev", "clipedge", "clip", "text")
 

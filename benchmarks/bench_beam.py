@@ -32,7 +32,7 @@ import time
 import numpy as np
 from PIL import Image
 
-import photos
+from tests import photos
 
 
 def write_images(folder, count):

@@ -68,7 +68,7 @@ def clustered(centres, count, spread, rng):
 
 def photo_crops(count, rng):
     """count uint8 [H, W, 3] crops of tests/photos.py's photographs."""
-    import photos
+    from tests import photos
 
     sources = list(photos.sample_photos().values())
     crops = []

@@ -41,7 +41,7 @@ import time
 import numpy as np
 
 from converters.variants import VARIANTS
-from process_memory import PeakTreeMemory
+from tests.process_memory import PeakTreeMemory
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOWERS = ("image", "text")
@@ -147,7 +147,7 @@ def _torch_model(preset, weights):
     """transformers' CLIPModel of the preset's architecture with random weights (or the checkpoint's)."""
     import torch
 
-    import reference
+    from tests import reference
 
     if weights not in ("random", "hub") and os.path.isdir(weights):
         from transformers import CLIPModel

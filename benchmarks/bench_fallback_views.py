@@ -17,7 +17,7 @@ import json
 
 from converters import datasets, int8_fallback, tflite_variants
 
-import stress_checkpoints  # tests/ is on sys.path (benchmarks/__init__.py)
+from tests import stress_checkpoints
 
 from .bench_int8_outliers import build_member, data, equalized_model, function_of
 

@@ -1,7 +1,7 @@
 """Index build throughput of the Java core (`clip-jvm index`): photos per second, decoding, preprocessing and
 encoding included, per image encoder variant, one thread.
 
-    PYTHONPATH=.:tests .venv/bin/python -m benchmarks.bench_index_build --export=DIR [--photos=100] [--threads=1]
+    PYTHONPATH=. .venv/bin/python -m benchmarks.bench_index_build --export=DIR [--photos=100] [--threads=1]
 
 The photos are JPEG files of the real photographs in tests/photos.py, full size and cropped (a different crop per
 file, so that every file has its own content hash and is embedded), 300 to 1000 pixels a side like phone photos
@@ -21,8 +21,8 @@ import time
 from PIL import Image
 
 from benchmarks.machine import cpu_model
-import jvm
-import photos
+from tests import jvm
+from tests import photos
 
 FULL_SIZE = ("astronaut", "coffee", "chelsea", "rocket", "hubble")
 

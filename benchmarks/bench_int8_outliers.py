@@ -38,8 +38,8 @@ from clip_edge.preprocessing import ImagePreprocessor
 from clip_edge.tokenizer import CLIPTokenizer
 from converters import datasets, export, parity, serving, tflite_variants
 
-import reference  # tests/ is on sys.path (benchmarks/__init__.py)
-import stress_checkpoints
+from tests import reference
+from tests import stress_checkpoints
 
 SIZES = {
     "base32": stress_checkpoints.base_patch32_config,

@@ -25,9 +25,9 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.machine import cpu_model
-import jvm
-import photos
-import reference
+from tests import jvm
+from tests import photos
+from tests import reference
 
 
 def pillow_median_ms(pixels, resolution, repeats):

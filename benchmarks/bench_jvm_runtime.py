@@ -27,9 +27,9 @@ import time
 import numpy as np
 
 from benchmarks.machine import cpu_model
-import jvm
-import photos
-import reference
+from tests import jvm
+from tests import photos
+from tests import reference
 from converters.variants import VARIANTS
 
 CLASSIFY_LABELS = ("a photo of an astronaut", "a photo of a cat", "a photo of a dog", "a rocket", "a cup of coffee")

@@ -25,7 +25,7 @@ import time
 from transformers import CLIPTokenizerFast
 
 from benchmarks.machine import cpu_model
-from tokenizer_corpus import documentation_corpus
+from tests.tokenizer_corpus import documentation_corpus
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

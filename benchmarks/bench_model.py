@@ -21,7 +21,7 @@ import torch
 import clip_edge
 from clip_edge import presets
 
-import reference
+from tests import reference
 
 
 def transformer_flops(width, length, layers):

@@ -56,7 +56,7 @@ SETTLE_SECONDS = 0.05
 def image_input(resolution):
     """uint8 [1, R, R, 3]: a real photo resized and centre-cropped (scikit-image's rocket)."""
     from clip_edge.preprocessing import ImagePreprocessor
-    import photos
+    from tests import photos
 
     return ImagePreprocessor(resolution).resize_and_crop(photos.photo("rocket")).numpy()[None]
 
@@ -243,7 +243,7 @@ def make_checkpoint(preset, folder):
     if os.path.exists(os.path.join(folder, "config.json")):
         return
     from clip_edge import presets
-    import reference
+    from tests import reference
 
     config = presets.get_preset(preset)["config"]
     model = reference.random_hf_clip(reference.hf_clip_config(

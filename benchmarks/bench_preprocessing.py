@@ -29,8 +29,8 @@ from PIL import Image
 from transformers import CLIPImageProcessorPil
 
 from clip_edge.preprocessing import ImagePreprocessor
-import photos
-from reference import pillow_resize_and_crop
+from tests import photos
+from tests.reference import pillow_resize_and_crop
 
 
 def median_seconds(runs, repeats):

@@ -1,7 +1,7 @@
 """Serving requests end to end, side by side in one run: the export's SavedModel signatures against transformers'
 eager pipeline, ONNX Runtime with the same Python preprocessing, and LiteRT with the dynamic_int8 encoders.
 
-    PYTHONPATH=.:tests .venv/bin/python -m benchmarks.bench_serving --preset=clip-vit-base-patch32 \
+    PYTHONPATH=. .venv/bin/python -m benchmarks.bench_serving --preset=clip-vit-base-patch32 \
         --work_dir=/tmp/serving [--rounds=20] [--threads=2]
 
 (onnx and onnxruntime are the `bench` extra.) The checkpoint (random weights of the preset), the export and the
@@ -48,7 +48,7 @@ def jpegs(count):
     """[bytes]: real photos (tests/photos.py) resized to 640 x 480 and saved as JPEG (quality 90) by Pillow."""
     from PIL import Image
 
-    import photos
+    from tests import photos
 
     names = sorted(photos.sample_photos())
     encoded = []
@@ -66,7 +66,7 @@ def jpegs(count):
 def prompts(count):
     from converters import datasets
 
-    import reference
+    from tests import reference
 
     texts = list(reference.SENTENCES) + list(datasets.HELD_OUT_CAPTIONS)
     return texts[:count]

@@ -19,7 +19,7 @@ import numpy as np
 
 import clip_edge
 from converters import serving, tflite_variants
-import reference
+from tests import reference
 
 PROMPT = "a photo of a cat"
 

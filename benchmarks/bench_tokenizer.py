@@ -23,7 +23,7 @@ import tensorflow as tf
 from transformers import CLIPTokenizerFast
 
 from clip_edge.tokenizer import CLIPTokenizer
-import tokenizer_corpus
+from tests import tokenizer_corpus
 
 CONTEXT_LENGTH = 77
 

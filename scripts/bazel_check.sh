@@ -25,7 +25,7 @@ step bazel test "${test_targets[@]}" "$@"
 # flags, runfiles assets) on a small random checkpoint written by transformers, with the cheapest variant.
 export_dir="$(mktemp -d)"
 trap 'rm -rf "$export_dir"' EXIT
-.venv/bin/python -c 'import sys; sys.path.insert(0, "tests"); import reference
+.venv/bin/python -c 'import sys; from tests import reference
 reference.random_hf_clip(reference.hf_clip_config(64, 2, 4, 16, 64, 64, 2, 4, 32), seed=5).save_pretrained(sys.argv[1])
 ' "$export_dir/checkpoint"
 step bazel run //converters:export -- --weights="$export_dir/checkpoint" --name=small --variants=float32 \

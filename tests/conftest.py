@@ -12,7 +12,7 @@ import shutil
 import filelock
 import pytest
 
-import reference
+from tests import reference
 
 
 # The files that take longest (CI's --durations), first: xdist hands whole files to the workers in collection order

@@ -9,7 +9,7 @@ import functools
 import numpy as np
 from PIL import Image
 
-import tokenizer_corpus
+from tests import tokenizer_corpus
 
 # Captions of the kind CLIP is queried with, plus longer real prose; the photos are scikit-image's samples.
 SENTENCES = [

@@ -46,7 +46,7 @@ import dataclasses
 
 import numpy as np
 
-import reference
+from tests import reference
 
 FUNCTION_PRESERVING = ("ln_channels", "qk_dims")
 KINDS = FUNCTION_PRESERVING + ("residual_channels", "massive_tokens", "combined")

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import photos
+from tests import photos
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Files the SavedModel cannot decode, each with a word its dead-letter reason must contain.
@@ -696,7 +696,7 @@ def test_device_index_holds_the_beam_index_rows(device_indexes, tflite_indexes, 
     """The rows are the Beam index's embeddings rounded by the document's rules, sorted by id (unsigned
     UTF-8 bytes), with the first 16 bytes of each file's sha256 and the image encoder's fingerprint."""
     from clip_edge import device_index
-    from test_device_index import int8_by_the_document
+    from tests.test_device_index import int8_by_the_document
 
     result = device_indexes["results"][dtype]
     assert result["status"] == 0 and f"{device_indexes['rows']} rows" in result["stdout"], result["stderr"][-3000:]
@@ -786,7 +786,7 @@ def test_jvm_search_over_the_device_index_ranks_as_the_search_does(device_indexe
     """android_demo/clip-jvm search (the Java core's searcher, its own tokenizer and LiteRT text encoder) over the
     converted file: the NumPy brute force over the same file, and clip_edge.beam.search over the Beam index."""
     from clip_edge import device_index
-    import jvm
+    from tests import jvm
 
     found = jvm.json_lines(jvm.run("search", "--export", float32_export, "--index", device_indexes["files"][dtype],
                                    "--top_k", device_indexes["rows"], QUERIES[0]))

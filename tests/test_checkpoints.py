@@ -11,8 +11,8 @@ from safetensors.numpy import save_file
 import clip_edge
 from clip_edge.checkpoint_files import CheckpointError
 
-import photos
-import reference
+from tests import photos
+from tests import reference
 
 # (vision width, layers, heads, patch, image size, text width, layers, heads, projection, context length)
 SCALED_CONFIGS = {

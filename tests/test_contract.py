@@ -12,8 +12,8 @@ import shutil
 
 import pytest
 
-import jvm
-from test_beam import embed_command, run_beam_commands
+from tests import jvm
+from tests.test_beam import embed_command, run_beam_commands
 
 from clip_edge import export_format
 from clip_edge.export_format import FORMAT_VERSION, ManifestFormatError, check_format_version

@@ -23,8 +23,8 @@ from converters.gate import EXIT_OK, EXIT_REFUSED, EXIT_REJECTED_VARIANTS, Gate,
 from converters.serving import ServingModule
 from converters.variants import VARIANTS, tflite_path
 
-import photos
-import reference
+from tests import photos
+from tests import reference
 
 TOWER_FILES = [tflite_path(t, v) for t in ("image", "text") for v in VARIANTS]
 

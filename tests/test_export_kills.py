@@ -16,7 +16,7 @@ import pytest
 
 from converters import export
 
-import export_faults
+from tests import export_faults
 
 
 # -- kills and re-runs, at every point where a kill leaves a different state (tests/export_faults.py) ----------

@@ -55,7 +55,7 @@ def _with_and_without_the_other_signatures(path):
 def test_full_base_patch32_export(tmp_path):
     """The command line on the full-size model: every artifact ships, the size and dynamic_int8 claims of the
     README hold, and the process tree's peak memory stays under BASE_PATCH32_PEAK_GB."""
-    from process_memory import PeakTreeMemory
+    from tests.process_memory import PeakTreeMemory
 
     process = subprocess.Popen([sys.executable, "-m", "converters.export", "--preset=clip-vit-base-patch32",
                                 "--weights=random", f"--output_dir={tmp_path}"],

@@ -18,7 +18,7 @@ from clip_edge import checkpoint_files, checkpoints
 from clip_edge.checkpoint_files import CheckpointError
 from clip_edge.torch_files import read_torch_state_dict
 
-import photos
+from tests import photos
 
 
 def run_limited(script, memory_bytes, args=()):
@@ -918,7 +918,7 @@ def tokenizer():
 
 
 def test_long_texts_tokenize_as_openai_does(tokenizer):
-    import reference
+    from tests import reference
 
     texts = _long_texts()
     ours = tokenizer(texts)["token_ids"].numpy()
@@ -930,7 +930,7 @@ def test_long_texts_tokenize_as_openai_does(tokenizer):
 def test_long_texts_tokenize_as_openai_does_with_a_short_context():
     from clip_edge.tokenizer import CLIPTokenizer
 
-    import reference
+    from tests import reference
 
     texts = _long_texts()
     ours = CLIPTokenizer.from_openai_vocabulary(context_length=20)(texts)["token_ids"].numpy()

@@ -14,7 +14,7 @@ import threading
 import pytest
 
 import clip_edge
-import reference
+from tests import reference
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 REPO = "openai/clip-vit-base-patch32"

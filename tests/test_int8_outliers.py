@@ -25,9 +25,9 @@ from clip_edge.preprocessing import ImagePreprocessor
 from converters import datasets, int8_fallback, parity, serving, tflite_model, tflite_variants
 from converters.variants import VARIANTS
 
-import photos
-import reference
-import stress_checkpoints
+from tests import photos
+from tests import reference
+from tests import stress_checkpoints
 
 # Width 64, two layers per tower, 32-pixel images with patch 8: conversions take seconds.
 CONFIG = reference.hf_clip_config(64, 2, 4, 8, 32, 64, 2, 4, 32)

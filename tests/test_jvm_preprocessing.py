@@ -19,9 +19,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-import jvm
-import photos
-import reference
+from tests import jvm
+from tests import photos
+from tests import reference
 
 from clip_edge.preprocessing import OPENAI_MEAN, OPENAI_STD, ImagePreprocessor
 

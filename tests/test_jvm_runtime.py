@@ -15,9 +15,9 @@ import pytest
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the ops the SavedModel's tokenizer uses)
 
-import jvm
-import photos
-import reference
+from tests import jvm
+from tests import photos
+from tests import reference
 from converters import parity, tflite_variants, variants
 from converters.variants import DEFAULT_SIGNATURE, VARIANTS
 

@@ -15,8 +15,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the ops of the SavedModel's tokenizer)
 
-import jvm
-from tokenizer_corpus import (MOJIBAKE_NOT_REPAIRED, STRESS_TEXTS, documentation_corpus, mojibake_probe_texts,
+from tests import jvm
+from tests.tokenizer_corpus import (MOJIBAKE_NOT_REPAIRED, STRESS_TEXTS, documentation_corpus, mojibake_probe_texts,
                               mojibake_texts)
 
 from clip_edge import text_cleaning_tables
@@ -153,7 +153,7 @@ HELD_OUT_DIFFERING_FROM_OPENAI = 183
 def test_held_out_texts_equal_saved_model(small_export, saved_model_tokenize):
     """Java against the SavedModel on every held-out text, and both against OpenAI's tokenizer (open_clip's
     SimpleTokenizer with ftfy), the independent reference."""
-    import reference
+    from tests import reference
 
     texts = held_out_texts(3000, seed=int(os.environ.get("CLIP_EDGE_HELD_OUT_SEED", "20261201")))
     assert_equal_to_saved_model(small_export, saved_model_tokenize, texts)

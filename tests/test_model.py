@@ -7,7 +7,7 @@ import tensorflow as tf
 import clip_edge
 from clip_edge.layers import CAUSAL_MASK_VALUE, causal_attention_mask
 
-import reference
+from tests import reference
 
 SMALL = dict(embed_dim=32, image_resolution=32, vision_layers=2, vision_width=64, vision_patch_size=8,
              context_length=77, vocab_size=49408, transformer_width=64, transformer_heads=2, transformer_layers=2,

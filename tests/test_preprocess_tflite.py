@@ -19,8 +19,8 @@ from converters.gate import EXIT_OK, EXIT_REFUSED, Gate
 from converters.preprocess_tflite import (PREPROCESS_PEAK_BYTES_PER_PIXEL, PREPROCESS_PEAK_EXTRA_BYTES, _band_matrices,
                                           resize_and_crop_any_size)
 
-import photos
-import reference
+from tests import photos
+from tests import reference
 
 RESOLUTION = 224
 # (height, width): 1 x 1 up to a 12 MP phone photo, tall and wide, odd, smaller than the crop on one or both sides,

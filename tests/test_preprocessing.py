@@ -16,7 +16,7 @@ from PIL import Image
 
 from clip_edge.preprocessing import OPENAI_MEAN, OPENAI_STD, ImagePreprocessor
 
-import photos
+from tests import photos
 
 # The parity bounds, after normalisation.
 MAX_ABS_DIFF = 0.03

@@ -5,7 +5,7 @@ import signal
 import subprocess
 import sys
 
-from process_memory import PeakTreeMemory
+from tests.process_memory import PeakTreeMemory
 
 MB = 1 << 20
 

@@ -5,8 +5,8 @@ import pytest
 
 import clip_edge
 
-import photos
-import reference
+from tests import photos
+from tests import reference
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ import tensorflow_text  # noqa: F401  (registers the ops the SavedModel's tokeni
 import transformers
 from PIL import Image
 
-import photos
-import reference
+from tests import photos
+from tests import reference
 
 # Photos with the shapes where resizing and cropping go wrong, besides ordinary ones; PNG so that the SavedModel's
 # decoder and Pillow's read the same pixels (JPEG decoders may differ by a level).

@@ -21,7 +21,7 @@ import clip_edge
 from converters import datasets, export, parity, zero_shot
 from converters.variants import VARIANTS
 
-import reference
+from tests import reference
 
 # Sentences with exactly L tokens (start and end included) and L + 1, by OpenAI's tokenizer (asserted below).
 FILLS = {16: "a photo of a cat sitting on a red chair next to a window",

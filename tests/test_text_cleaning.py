@@ -11,7 +11,7 @@ import ftfy.chardata
 import pytest
 import tensorflow as tf
 
-from tokenizer_corpus import (MOJIBAKE_NOT_REPAIRED, STRESS_TEXTS, documentation_corpus, load_reference_module,
+from tests.tokenizer_corpus import (MOJIBAKE_NOT_REPAIRED, STRESS_TEXTS, documentation_corpus, load_reference_module,
                               mojibake_probe_texts, mojibake_texts)
 
 from clip_edge import text_cleaning_tables

@@ -15,7 +15,7 @@ import clip_edge
 from converters import datasets, export, parity, serving, tflite_model, tflite_variants
 from converters.variants import VARIANTS
 
-import reference
+from tests import reference
 
 RESOLUTION, LENGTH, EMBED = 64, 16, 48
 SMALL = dict(embed_dim=EMBED, image_resolution=RESOLUTION, vision_layers=2, vision_width=64, vision_patch_size=16,

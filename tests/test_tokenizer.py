@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from clip_edge import tokenizer as tokenizer_module
 from clip_edge.tokenizer import CLIPTokenizer
 
-from tokenizer_corpus import (MOJIBAKE_NOT_REPAIRED, STRESS_TEXTS, documentation_corpus, load_reference_tokenizer,
+from tests.tokenizer_corpus import (MOJIBAKE_NOT_REPAIRED, STRESS_TEXTS, documentation_corpus, load_reference_tokenizer,
                               mojibake_texts, open_clip_file)
 
 BATCH = 256
