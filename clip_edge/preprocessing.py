@@ -35,11 +35,13 @@ RESIZE_RULE = "pil_bicubic_shortest_side_centre_crop"
 # Pillow's resampler rounds its normalised filter weights to fixed point with this many fractional bits
 # (PRECISION_BITS = 32 - 8 - 2 in Pillow's libImaging/Resample.c); we use the same rounded weights.
 PIL_WEIGHT_BITS = 22
+# The parameter of Keys' cubic convolution that Pillow's BICUBIC filter uses (its support is [-2, 2]).
+PIL_BICUBIC_A = -0.5
 
 
 def pil_bicubic(x):
-    """Pillow's bicubic kernel (Keys, a = -0.5), zero outside [-2, 2]."""
-    a = -0.5
+    """Pillow's bicubic kernel (Keys, a = PIL_BICUBIC_A), zero outside [-2, 2]."""
+    a = PIL_BICUBIC_A
     x = tf.abs(x)
     near = ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
     far = (((x - 5.0) * x + 8.0) * x - 4.0) * a

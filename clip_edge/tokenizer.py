@@ -42,14 +42,19 @@ HF_START_TOKEN, HF_END_TOKEN = "<|startoftext|>", "<|endoftext|>"
 _NO_MERGE = 2**31 - 1
 
 
+# The bytes that stand for themselves in GPT-2's byte map, as inclusive ranges: printable Latin-1 ("!" to "~",
+# "¡" to "¬", "®" to "ÿ").
+PRINTABLE_BYTES = ((0x21, 0x7E), (0xA1, 0xAC), (0xAE, 0xFF))
+
+
 def byte_to_unicode():
     """GPT-2's reversible map from a byte to the character that stands for it in BPE symbols.
 
-    Printable Latin-1 bytes stand for themselves; the other 68 (controls, space, no-break space, soft hyphen)
-    move to U+0100 upwards in byte order, so no symbol contains whitespace. Insertion order is OpenAI's
-    vocabulary order (ids 0..255).
+    PRINTABLE_BYTES stand for themselves; the other 68 (controls, space, no-break space, soft hyphen) move to
+    U+0100 upwards in byte order, so no symbol contains whitespace. Insertion order is OpenAI's vocabulary order
+    (ids 0..255).
     """
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    printable = [byte for first, last in PRINTABLE_BYTES for byte in range(first, last + 1)]
     mapping = {byte: chr(byte) for byte in printable}
     for shift, byte in enumerate(b for b in range(256) if b not in mapping):
         mapping[byte] = chr(256 + shift)

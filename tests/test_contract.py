@@ -103,8 +103,8 @@ def _java_constants():
             continue  # PRE_CONTRACT, built from the constants
         definition = re.findall(r"([a-z_]+(?:\.[a-z_]+)+\.[A-Z_]+)", doc)
         assert definition, f"Contract.java's {name} does not name the Python definition it copies"
-        if literal.startswith("List.of("):
-            value = json.loads("[" + literal[len("List.of("):-1] + "]")
+        if literal.startswith("List.of("):  # of strings or numbers, or of such lists
+            value = json.loads(re.sub(r"\s+", " ", literal).replace("List.of(", "[").replace(")", "]"))
         elif literal.startswith('"'):
             value = json.loads(literal)
         else:  # a number: 65_535, 100_000_000L, 100.0
@@ -121,12 +121,12 @@ def test_java_copies_equal_the_python_definitions():
     constants = _java_constants()
     assert {"FORMAT_VERSION", "RESIZE_RULE", "TEXT_CLEANING_FORMAT", "MAX_SIDE", "MAX_PIXELS", "MAX_GIF_PIXELS",
             "MAX_LOGIT_SCALE", "START_TOKEN_SPELLINGS", "END_TOKEN_SPELLINGS", "DEFAULT_SIGNATURE", "MANIFEST",
-            "VOCAB"} <= set(constants)
+            "VOCAB", "PIL_WEIGHT_BITS", "PIL_BICUBIC_A", "PRINTABLE_BYTES"} <= set(constants)
     differing = {}
     for name, (value, definition) in constants.items():
         module, _, attribute = definition.rpartition(".")
         python = getattr(importlib.import_module(module), attribute)
-        if (list(python) if isinstance(python, tuple) else python) != value:
+        if json.loads(json.dumps(python)) != value:  # tuples as lists, as in the Java literal
             differing[name] = (value, definition, python)
     assert not differing, f"{CONTRACT_JAVA.name}: {differing}"
 

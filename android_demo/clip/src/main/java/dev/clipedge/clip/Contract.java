@@ -45,6 +45,13 @@ public record Contract(Image image, Text text, double maxLogitScale, String defa
   static final String MERGES = "assets/merges.txt";
   /** clip_edge.export_format.TEXT_CLEANING. */
   static final String TEXT_CLEANING = "assets/text_cleaning.json";
+  /** The fractional bits of Pillow's fixed-point resize weights; clip_edge.preprocessing.PIL_WEIGHT_BITS. */
+  public static final int PIL_WEIGHT_BITS = 22;
+  /** Keys' cubic parameter of Pillow's BICUBIC filter; clip_edge.preprocessing.PIL_BICUBIC_A. */
+  public static final double PIL_BICUBIC_A = -0.5;
+  /** The bytes that stand for themselves in GPT-2's byte map, inclusive ranges; clip_edge.tokenizer.PRINTABLE_BYTES. */
+  public static final List<List<Integer>> PRINTABLE_BYTES = List.of(List.of(33, 126), List.of(161, 172),
+      List.of(174, 255));
 
   /**
    * The contract of a manifest without one (no format_version): the values every export had before manifests

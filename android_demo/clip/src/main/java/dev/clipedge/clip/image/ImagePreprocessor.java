@@ -26,10 +26,10 @@ import dev.clipedge.clip.Contract;
  */
 public final class ImagePreprocessor {
   /** Pillow's PRECISION_BITS (32 - 8 - 2): two bits spare for the filter's negative lobes and overshoot. */
-  private static final int WEIGHT_BITS = 22;
+  private static final int WEIGHT_BITS = Contract.PIL_WEIGHT_BITS;
   private static final int HALF = 1 << (WEIGHT_BITS - 1);
 
-  /** Keys' cubic with a = -0.5, the kernel Pillow calls BICUBIC; its support is [-2, 2]. */
+  /** Keys' cubic (a = Contract.PIL_BICUBIC_A), the kernel Pillow calls BICUBIC; its support is [-2, 2]. */
   private static final double SUPPORT = 2.0;
 
   /**
@@ -180,9 +180,9 @@ public final class ImagePreprocessor {
     }
   }
 
-  /** Keys' cubic convolution kernel, a = -0.5, in the arrangement Pillow evaluates (same double rounding). */
+  /** Keys' cubic convolution kernel in the arrangement Pillow evaluates (same double rounding). */
   static double bicubic(double x) {
-    final double a = -0.5;
+    final double a = Contract.PIL_BICUBIC_A;
     if (x < 0.0) {
       x = -x;
     }

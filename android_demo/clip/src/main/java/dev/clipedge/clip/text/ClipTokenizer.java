@@ -464,7 +464,10 @@ public final class ClipTokenizer {
     String[] chars = new String[256];
     int shift = 0;
     for (int b = 0; b < 256; b++) {
-      boolean printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+      boolean printable = false;
+      for (List<Integer> range : Contract.PRINTABLE_BYTES) {
+        printable |= b >= range.get(0) && b <= range.get(1);
+      }
       chars[b] = String.valueOf((char) (printable ? b : 256 + shift++));
     }
     return chars;
