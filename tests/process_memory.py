@@ -69,7 +69,6 @@ class _Process:
             os.close(self.status)
             raise _unended(error, pid)
         self.mark = 0  # the high-water mark read at its last sample, bytes
-        self.peak = 0
 
     def read_and_reset(self, pid):
         """The process's high-water mark since its last reset, in bytes, which is reset to its RSS now; None when
@@ -138,8 +137,7 @@ class PeakTreeMemory:
                 alive[pid] = process
         for process in alive.values():
             bound += process.mark
-            process.peak = max(process.peak, process.mark)
-            self.largest = max(self.largest, process.peak)
+            self.largest = max(self.largest, process.mark)
         self._processes = alive
         self.last = bound
         self.peak = max(self.peak, bound)
